@@ -1,0 +1,37 @@
+import http from 'node:http';
+import { DEFAULTS } from '../router/config.js';
+
+export const httpAddr = (): string => process.env.WEAVE_HTTP_ADDR || DEFAULTS.httpAddr;
+
+export class NotRunning extends Error {
+  constructor() { super(`the weave router is not running here (nothing answers on ${httpAddr()}): start it with "weave launch"`); }
+}
+
+/** Calls the local router's HTTP API; rejects with the router's one-line error on a non-2xx answer. */
+export function call<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  const addr = httpAddr();
+  const i = addr.lastIndexOf(':');
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)), method, path, timeout: timeoutMs,
+      headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let v: unknown;
+        try { v = JSON.parse(text); } catch { return reject(new Error(`bad answer from the router: ${text.slice(0, 80)}`)); }
+        if ((res.statusCode ?? 500) >= 300) return reject(new Error((v as { error?: string }).error ?? `HTTP ${res.statusCode}`));
+        resolve(v as T);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`the router at ${addr} did not answer in time`)));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ECONNREFUSED' ? new NotRunning() : err));
+    req.end(data);
+  });
+}
+
+/** The report, or undefined when no router answers. */
+export async function tryReport<T>(): Promise<T | undefined> {
+  try { return await call<T>('GET', '/report', undefined, 2000); } catch (err) { if (err instanceof NotRunning) return undefined; throw err; }
+}

@@ -1,0 +1,50 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RouterConfig } from '../router/config.js';
+import { call, tryReport } from './client.js';
+import type { Report } from '../router/router.js';
+
+const DAEMON = join(dirname(fileURLToPath(import.meta.url)), '..', 'router', 'daemon.js');
+const READY_TIMEOUT_MS = 20_000;
+
+/** Starts the router detached, logging to the data directory, and returns once its API answers. */
+export async function launch(cfg: RouterConfig): Promise<Report> {
+  const running = await tryReport<Report>();
+  if (running) throw new Error(`the weave router is already running here as ${running.name}(${running.nickname})`);
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const logFile = join(cfg.dataDir, 'weave.log');
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [DAEMON, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.unref();
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const r = exited ? undefined : await tryReport<Report>();
+    if (r && r.pid === child.pid) return r;
+    if (exited) {
+      const tail = readFileSync(logFile, 'utf8').slice(logStart).split('\n').filter((l) => l.startsWith('fatal: '));
+      throw new Error(tail.at(-1)?.slice(7) ?? `the router exited during start-up; see ${logFile}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the router did not answer within ${READY_TIMEOUT_MS / 1000}s; see ${logFile}`);
+}
+
+/** Asks the router to stop and waits until it has. */
+export async function stop(): Promise<boolean> {
+  const r = await tryReport<Report>();
+  if (!r) return false;
+  await call('POST', '/stop');
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try { process.kill(r.pid, 0); } catch { return true; }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`the router (pid ${r.pid}) did not stop within 10s`);
+}

@@ -1,0 +1,99 @@
+import '../common/polyfill.js';
+import { Command, CommanderError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { DEFAULTS, RouterConfig } from '../router/config.js';
+import { parseVni } from '../router/vxlan.js';
+import { parseCidr, isIPv4 } from '../common/cidr.js';
+import { call } from './client.js';
+import { launch, stop } from './launch.js';
+import { renderConnections, renderPeers, renderStatus, renderTargets } from './status.js';
+import type { Report } from '../router/router.js';
+
+const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+
+function intIn(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`invalid ${name} "${v}": expected an integer ${min}..${max}`);
+    return n;
+  };
+}
+
+function peerAddress(v: string): string {
+  const m = /^([^:\s]+)(?::(\d+))?$/.exec(v);
+  if (!m || (m[2] !== undefined && !(Number(m[2]) > 0 && Number(m[2]) < 65536))) throw new Error(`invalid peer "${v}": expected HOST or HOST:PORT`);
+  return v;
+}
+
+function vxlanPeer(v: string, prev: string[] = []): string[] {
+  const [ip, port] = v.split(':');
+  if (!isIPv4(ip) || (port !== undefined && !(Number(port) > 0 && Number(port) < 65536 && /^\d+$/.test(port)))) {
+    throw new Error(`invalid VXLAN peer "${v}": expected IP or IP:PORT`);
+  }
+  return [...prev, v];
+}
+
+const program = new Command('weave')
+  .description('A layer-2 overlay network for containers across hosts')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program.command('launch')
+  .description('start the router on this host, connecting to the given peers')
+  .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)')
+  .option('--nickname <name>', 'a name for this peer (default: hostname)')
+  .addOption(new Option('--data-dir <dir>', 'where the router keeps its state and log').env('WEAVE_DATA_DIR').default(DEFAULTS.dataDir))
+  .option('--port <port>', 'control plane TCP port', intIn('port', 1, 65535), DEFAULTS.port)
+  .option('--udp-port <port>', 'data plane UDP port (VXLAN)', intIn('port', 1, 65535), DEFAULTS.udpPort)
+  .option('--vni <vni>', 'VXLAN network identifier shared by all peers', parseVni, DEFAULTS.vni)
+  .option('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', vxlanPeer, [])
+  .option('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', intIn('MTU', 576, 65000))
+  .option('--http-addr <addr>', 'HTTP API address', DEFAULTS.httpAddr)
+  .option('--no-discovery', 'do not connect to the peers our peers know')
+  .action(async (peers: string[], o) => {
+    const cfg: RouterConfig = {
+      dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
+      vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery,
+    };
+    process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
+    const r = await launch(cfg);
+    out(r.name);
+  });
+
+program.command('stop').description('stop the router on this host').action(async () => {
+  if (!(await stop())) throw new Error('the weave router is not running here');
+});
+
+program.command('attach')
+  .description('attach a target to the overlay: weave attach [CIDR...] netns:NAME|netns:/path|pid:PID')
+  .argument('<args...>', 'addresses followed by the target')
+  .action(async (args: string[]) => {
+    const target = args.at(-1)!;
+    const cidrs = args.slice(0, -1);
+    cidrs.forEach(parseCidr);
+    const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs });
+    out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
+  });
+
+program.command('detach').description('detach a target from the overlay').argument('<target>')
+  .action(async (target: string) => { await call('POST', '/detach', { target }); });
+
+program.command('status')
+  .description('show the router status: weave status [peers|connections|targets]')
+  .argument('[what]', 'peers, connections or targets')
+  .action(async (what?: string) => {
+    const views: Record<string, (r: Report) => string> = { peers: renderPeers, connections: renderConnections, targets: renderTargets };
+    if (what !== undefined && !views[what]) throw new Error(`unknown status section "${what}": expected peers, connections or targets`);
+    const r = await call<Report>('GET', '/report');
+    process.stdout.write(what ? views[what](r) : renderStatus(r));
+  });
+
+program.command('report').description('print the router report as JSON').action(async () => {
+  out(JSON.stringify(await call('GET', '/report'), null, 2));
+});
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  if (err instanceof CommanderError) process.exit(err.exitCode || 1);
+  process.stderr.write(`weave: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,45 @@
+import type { Report } from '../router/router.js';
+
+const row = (label: string, value: string | number) => `${label.padStart(15)}: ${value}`;
+
+const peerName = (name: string, nick?: string) => (nick ? `${name}(${nick})` : name);
+
+/** `weave status`: the router section in Weave's shape. */
+export function renderStatus(r: Report): string {
+  const established = r.connections.filter((c) => c.state === 'established').length;
+  const failed = r.connections.filter((c) => c.state === 'failed').length;
+  const connecting = r.connections.length - established - failed;
+  const parts = [`${established} established`, failed && `${failed} failed`, connecting && `${connecting} connecting`].filter(Boolean);
+  return [
+    row('Version', r.version),
+    '',
+    row('Service', 'router'),
+    row('Protocol', 'weave-ts 1 (VXLAN)'),
+    row('Name', peerName(r.name, r.nickname)),
+    row('Encryption', r.encryption ? 'enabled' : 'disabled'),
+    row('PeerDiscovery', r.peerDiscovery ? 'enabled' : 'disabled'),
+    row('Targets', r.targets.length),
+    row('Connections', `${r.connections.length}${r.connections.length ? ` (${parts.join(', ')})` : ''}`),
+    row('Peers', `${r.peers.length} (with ${established} established connections)`),
+    row('Datapath', r.datapath),
+    row('VNI', r.vni),
+    row('MTU', r.mtu),
+    ...(r.vxlanEndpoints.length ? [row('VXLANPeers', r.vxlanEndpoints.map((e) => `${e.ip}:${e.port}`).join(', '))] : []),
+    '',
+  ].join('\n');
+}
+
+export function renderConnections(r: Report): string {
+  return r.connections.map((c) => [c.direction === 'outbound' ? '->' : '<-', c.address.padEnd(21), c.state.padEnd(12),
+    c.name ? `${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
+}
+
+export function renderPeers(r: Report): string {
+  const lines = [peerName(r.name, r.nickname)];
+  for (const c of r.connections.filter((x) => x.state === 'established')) {
+    lines.push(`   ${c.direction === 'outbound' ? '->' : '<-'} ${c.address.padEnd(21)} ${peerName(c.name!, c.nickname)}  established`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export const renderTargets = (r: Report): string => r.targets.map((t) => `${t}\n`).join('');

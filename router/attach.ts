@@ -1,0 +1,69 @@
+import { existsSync, statSync } from 'node:fs';
+import { run, runOk } from '../common/exec.js';
+import { Cidr, formatCidr } from '../common/cidr.js';
+import { BRIDGE } from './bridge.js';
+
+export const CONTAINER_IF = 'ethwe';
+
+export interface Attachment { target: string; netns: string; ifname: string; hostIf: string; mac: string; cidrs: string[] }
+
+/**
+ * Where a target's network namespace is: `netns:NAME` (under /var/run/netns), `netns:/path` or
+ * `pid:PID`. Docker containers are resolved to a pid by the caller.
+ */
+export function resolveTarget(target: string): string {
+  let path: string;
+  if (/^netns:\//.test(target)) path = target.slice(6);
+  else if (/^netns:[\w.-]+$/.test(target)) path = `/var/run/netns/${target.slice(6)}`;
+  else if (/^pid:\d+$/.test(target)) path = `/proc/${target.slice(4)}/ns/net`;
+  else throw new Error(`unknown target "${target}": expected netns:NAME, netns:/path or pid:PID`);
+  if (!existsSync(path)) throw new Error(`unknown target "${target}": ${path} does not exist`);
+  return path;
+}
+
+const inNs = (netns: string, argv: string[]) => ['nsenter', `--net=${netns}`, ...argv];
+
+/** The host-side veth name: unique per namespace (its inode) and within the 15-character limit. */
+const hostIfName = (netns: string) => `vethwepl${statSync(netns).ino.toString(36).slice(-7)}`;
+
+async function linkMac(netns: string, dev: string): Promise<string | undefined> {
+  const r = await run(inNs(netns, ['ip', '-j', 'link', 'show', 'dev', dev]));
+  return r.code === 0 ? (JSON.parse(r.stdout) as { address: string }[])[0]?.address : undefined;
+}
+
+/**
+ * Puts a veth `ethwe` into the target with the given addresses and MTU, its peer on the bridge.
+ * The pair is created from inside the target with the host end placed straight into our own
+ * namespace, so no link is ever created under a name that may exist here already.
+ */
+export async function attach(target: string, cidrs: Cidr[], mtu: number): Promise<Attachment> {
+  const netns = resolveTarget(target);
+  const hostIf = hostIfName(netns);
+  const existed = (await linkMac(netns, CONTAINER_IF)) !== undefined;
+  try {
+    if (!existed) {
+      await runOk(inNs(netns, ['ip', 'link', 'add', 'name', CONTAINER_IF, 'mtu', String(mtu), 'type', 'veth',
+        'peer', 'name', hostIf, 'mtu', String(mtu), 'netns', String(process.pid)]));
+      await runOk(['ip', 'link', 'set', 'dev', hostIf, 'master', BRIDGE, 'up']);
+    }
+    for (const c of cidrs) {
+      const r = await run(inNs(netns, ['ip', 'addr', 'add', formatCidr(c), 'dev', CONTAINER_IF]));
+      if (r.code !== 0 && !/exists/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
+    }
+    await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', CONTAINER_IF, 'up']));
+  } catch (err) {
+    if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF])); // nothing left half-attached
+    throw err;
+  }
+  const mac = (await linkMac(netns, CONTAINER_IF)) ?? '';
+  return { target, netns, ifname: CONTAINER_IF, hostIf, mac, cidrs: cidrs.map(formatCidr) };
+}
+
+/** Removes ethwe from the target (the host end goes with it). */
+export async function detach(target: string): Promise<{ mac: string }> {
+  const netns = resolveTarget(target);
+  const mac = await linkMac(netns, CONTAINER_IF);
+  if (mac === undefined) throw new Error(`${target} is not attached`);
+  await runOk(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF]));
+  return { mac };
+}

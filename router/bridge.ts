@@ -1,0 +1,38 @@
+import { run, runOk } from '../common/exec.js';
+
+export const BRIDGE = 'weave';
+export const CAPTURE_IF = 'vethwe-pcap';
+export const BRIDGE_PORT_IF = 'vethwe-bridge';
+export const VXLAN_OVERHEAD = 50; // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+
+const linkExists = async (name: string) => (await run(['ip', 'link', 'show', 'dev', name])).code === 0;
+
+/** The MTU of the underlay: the default route's device, else the smallest MTU among physical-looking links. */
+export async function underlayMtu(): Promise<number> {
+  const links = JSON.parse(await runOk(['ip', '-j', 'link', 'show'])) as { ifname: string; mtu: number; link_type: string }[];
+  const routes = JSON.parse(await runOk(['ip', '-j', 'route', 'show', 'default'])) as { dev?: string }[];
+  const byName = new Map(links.map((l) => [l.ifname, l.mtu]));
+  const dflt = routes[0]?.dev && byName.get(routes[0].dev);
+  if (dflt) return dflt;
+  const ours = /^(weave|vethwe|vethwepl|ethwe|lo$)/;
+  const mtus = links.filter((l) => l.link_type === 'ether' && !ours.test(l.ifname)).map((l) => l.mtu);
+  return mtus.length ? Math.min(...mtus) : 1500;
+}
+
+/**
+ * Creates (or reuses, after a restart) the weave bridge and the veth pair the sleeve datapath
+ * captures on. Offloads are off on both ends: with them on, the kernel hands pcap unsegmented
+ * super-frames and frames with checksums still to be filled in, which the far side would drop.
+ */
+export async function ensureBridge(mtu: number): Promise<void> {
+  if (!(await linkExists(BRIDGE))) await runOk(['ip', 'link', 'add', 'name', BRIDGE, 'type', 'bridge']);
+  if (!(await linkExists(CAPTURE_IF))) {
+    await runOk(['ip', 'link', 'add', 'name', BRIDGE_PORT_IF, 'type', 'veth', 'peer', 'name', CAPTURE_IF]);
+  }
+  for (const dev of [BRIDGE, BRIDGE_PORT_IF, CAPTURE_IF]) await runOk(['ip', 'link', 'set', 'dev', dev, 'mtu', String(mtu)]);
+  await runOk(['ip', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'master', BRIDGE]);
+  for (const dev of [BRIDGE_PORT_IF, CAPTURE_IF]) {
+    await runOk(['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+  }
+  for (const dev of [CAPTURE_IF, BRIDGE_PORT_IF, BRIDGE]) await runOk(['ip', 'link', 'set', 'dev', dev, 'up']);
+}

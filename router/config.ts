@@ -1,0 +1,25 @@
+import { DEFAULT_VNI } from './vxlan.js';
+
+/** Everything `weave launch` decides; the launcher hands it to the daemon as JSON. */
+export interface RouterConfig {
+  dataDir: string;
+  nickname: string;
+  port: number;      // control plane, TCP
+  udpPort: number;   // data plane, UDP (VXLAN)
+  httpAddr: string;
+  vni: number;
+  mtu?: number;      // overlay MTU; default: underlay MTU minus VXLAN overhead
+  peers: string[];   // routers to connect to, host[:port]
+  vxlanPeers: string[]; // plain VXLAN endpoints (no router there), ip[:udpport]
+  discovery: boolean;
+}
+
+export const DEFAULTS = {
+  dataDir: '/var/lib/weave',
+  port: 6783,
+  udpPort: 6784,
+  httpAddr: '127.0.0.1:6784',
+  vni: DEFAULT_VNI,
+};
+
+export const VERSION = '0.1.0';

@@ -1,0 +1,43 @@
+// The peers the data plane can send to: routers we hold a control connection with, and plain
+// VXLAN endpoints named at launch (a kernel vxlan device or any RFC 7348 implementation).
+export type EndpointKind = 'router' | 'vxlan';
+
+export interface Endpoint {
+  name: string;
+  nickname: string;
+  ip: string;
+  port: number;
+  kind: EndpointKind;
+  tx: { frames: number; bytes: number };
+  rx: { frames: number; bytes: number };
+}
+
+export function makeEndpoint(name: string, nickname: string, ip: string, port: number, kind: EndpointKind): Endpoint {
+  return { name, nickname, ip, port, kind, tx: { frames: 0, bytes: 0 }, rx: { frames: 0, bytes: 0 } };
+}
+
+export class Endpoints {
+  /** Datagrams are attributed by source IP alone: the kernel's vxlan sends from a hashed source port. */
+  private readonly byIp = new Map<string, Endpoint>();
+  private readonly byName = new Map<string, Endpoint>();
+  list: Endpoint[] = [];
+
+  add(ep: Endpoint): void {
+    this.remove(ep.name);
+    this.byIp.set(ep.ip, ep);
+    this.byName.set(ep.name, ep);
+    this.list = [...this.byName.values()];
+  }
+
+  remove(name: string): Endpoint | undefined {
+    const ep = this.byName.get(name);
+    if (!ep) return undefined;
+    this.byName.delete(name);
+    if (this.byIp.get(ep.ip) === ep) this.byIp.delete(ep.ip);
+    this.list = [...this.byName.values()];
+    return ep;
+  }
+
+  fromIp(ip: string): Endpoint | undefined { return this.byIp.get(ip); }
+  named(name: string): Endpoint | undefined { return this.byName.get(name); }
+}
