@@ -1,0 +1,25 @@
+# Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
+APT_PACKAGES := libpcap-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++
+
+.PHONY: all deps build test demo bench clean
+all: build
+
+# Debian packages (only when one is missing), then the npm packages, then the build.
+deps:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+
+build: deps
+	npx tsc -p tsconfig.json
+
+test: build
+	npx mocha
+
+demo: build
+	node dist/lab/demo.js
+
+bench: build
+	node dist/bench/throughput.js
+
+clean:
+	rm -rf dist
