@@ -141,8 +141,9 @@ export class ControlPlane extends EventEmitter {
     return { type: 'hello', name: s.name, nickname: s.nickname, udpPort: s.udpPort, controlPort: s.controlPort, vni: s.vni, known: this.known() };
   }
 
-  private known(): string[] {
-    return [...this.peers.values()].map((c) => `${c.remote!.ip}:${c.remote!.controlPort}`);
+  /** The control addresses of our peers, less the one we are telling (it cannot dial itself). */
+  private known(to?: Connection): string[] {
+    return [...this.peers.values()].filter((c) => c !== to).map((c) => `${c.remote!.ip}:${c.remote!.controlPort}`);
   }
 
   private onMessage(c: Connection, m: Message): void {
@@ -159,7 +160,12 @@ export class ControlPlane extends EventEmitter {
       this.protocolErrors++;
       return c.close('protocol error: bad hello');
     }
-    if (m.name === this.self.name) return c.close('cannot connect to ourself');
+    if (m.name === this.self.name) {
+      // One of our own addresses, learned from a peer: not worth a target.
+      const t = this.targets.get(c.address);
+      if (t?.discovered) { this.targets.delete(c.address); t.conn = undefined; }
+      return c.close('cannot connect to ourself');
+    }
     if (m.vni !== this.self.vni) return c.close(`VNI mismatch: theirs ${m.vni}, ours ${this.self.vni}`);
     const ip = c.sock.remoteAddress?.replace(/^::ffff:/, '') ?? '';
     c.remote = { name: m.name, nickname: m.nickname, ip, udpPort: m.udpPort, controlPort: m.controlPort };
@@ -178,7 +184,7 @@ export class ControlPlane extends EventEmitter {
       this.emit('peer-up', { name: m.name, nickname: m.nickname, ip, udpPort: m.udpPort } satisfies RemotePeer);
     }
     if (Array.isArray(m.known)) this.discover(m.known);
-    for (const other of this.peers.values()) if (other !== c) other.send({ type: 'peers', known: this.known() });
+    for (const other of this.peers.values()) if (other !== c) other.send({ type: 'peers', known: this.known(other) });
   }
 
   private discover(known: unknown[]): void {

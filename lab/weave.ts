@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, waitFor } from './lab.js';
+import type { ExecResult } from './lab.js';
+import type { Report } from '../router/router.js';
+
+/** The checkout's CLI, run inside lab hosts exactly as a user runs it on a real host. */
+export const WEAVE = join(repoRoot(), 'bin', 'weave');
+
+/** The checkout this file is in, whether it runs from source (tsx) or from dist/. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+
+const env = (lab: Lab, host: string) => ({ ...process.env, WEAVE_DATA_DIR: lab.host(host).dataDir });
+
+export const weave = (lab: Lab, host: string, args: string[]): Promise<ExecResult> =>
+  lab.exec(host, [WEAVE, ...args], { env: env(lab, host), timeoutMs: 60_000 });
+
+export const weaveOk = (lab: Lab, host: string, args: string[]): Promise<string> =>
+  lab.execOk(host, [WEAVE, ...args], { env: env(lab, host), timeoutMs: 60_000 });
+
+export const report = async (lab: Lab, host: string): Promise<Report> => JSON.parse(await weaveOk(lab, host, ['report'])) as Report;
+
+/** Launches a router on each host; every host after the first is told the first one's address. */
+export async function launchAll(lab: Lab, hosts = lab.hosts.map((h) => h.name), extra: string[] = []): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  const first = lab.host(hosts[0]).addrs[0];
+  for (const [i, h] of hosts.entries()) {
+    const out = await weaveOk(lab, h, ['launch', '--nickname', h, ...extra, ...(i === 0 ? [] : [first])]);
+    names.set(h, out.trim());
+  }
+  return names;
+}
+
+/** Waits until every router sees every other as an established connection. */
+export async function waitForMesh(lab: Lab, hosts = lab.hosts.map((h) => h.name), timeoutMs = 15_000): Promise<void> {
+  for (const h of hosts) {
+    await waitFor(`${h} connected to ${hosts.length - 1} peers`, async () => {
+      const r = await report(lab, h);
+      return r.connections.filter((c) => c.state === 'established').length === hosts.length - 1;
+    }, timeoutMs);
+  }
+}
+
+/** Pings until one answer comes back (ARP and MAC learning may need a moment), then returns. */
+export async function waitForPing(lab: Lab, fromNetns: string, ip: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(`ping ${ip} from ${fromNetns}`, async () => (await lab.execIn(fromNetns, ['ping', '-c1', '-W1', ip])).code === 0, timeoutMs);
+}
