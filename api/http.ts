@@ -5,6 +5,8 @@ export interface ApiHandlers {
   report(): unknown;
   attach(body: { target?: unknown; cidrs?: unknown }): Promise<unknown>;
   detach(body: { target?: unknown }): Promise<unknown>;
+  connect(body: { peers?: unknown; replace?: unknown }): Promise<unknown>;
+  forget(body: { peers?: unknown }): Promise<unknown>;
   stop(): void;
 }
 
@@ -43,6 +45,8 @@ export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
     'GET /report': () => h.report(),
     'POST /attach': async (req) => h.attach(await readJson(req)),
     'POST /detach': async (req) => h.detach(await readJson(req)),
+    'POST /connect': async (req) => h.connect(await readJson(req)),
+    'POST /forget': async (req) => h.forget(await readJson(req)),
     'POST /stop': () => { setImmediate(() => h.stop()); return { stopping: true }; },
   };
   const server = http.createServer(async (req, res) => {

@@ -50,12 +50,15 @@ program.command('launch')
   .option('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', intIn('MTU', 576, 65000))
   .option('--http-addr <addr>', 'HTTP API address', DEFAULTS.httpAddr)
   .option('--no-discovery', 'do not connect to the peers our peers know')
+  .option('--conn-limit <n>', 'most connections to other peers', intIn('connection limit', 1, 10000), DEFAULTS.connLimit)
+  .addOption(new Option('--password <password>', 'make the control plane a private network (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
       dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
-      vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery,
+      vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
     };
     process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
+    if (o.password) process.env.WEAVE_PASSWORD = o.password; // handed to the daemon by environment, not argv
     const r = await launch(cfg);
     out(r.name);
   });
@@ -74,6 +77,19 @@ program.command('attach')
     const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
+
+program.command('connect')
+  .description('add peers to connect to (--replace: instead of the current ones)')
+  .argument('<peers...>', 'HOST or HOST:PORT')
+  .option('--replace', 'replace the current targets')
+  .action(async (peers: string[], o: { replace?: boolean }) => {
+    await call('POST', '/connect', { peers: peers.map(peerAddress), replace: !!o.replace });
+  });
+
+program.command('forget')
+  .description('stop connecting to peers')
+  .argument('<peers...>', 'HOST or HOST:PORT')
+  .action(async (peers: string[]) => { await call('POST', '/forget', { peers: peers.map(peerAddress) }); });
 
 program.command('detach').description('detach a target from the overlay').argument('<target>')
   .action(async (target: string) => { await call('POST', '/detach', { target }); });

@@ -20,7 +20,7 @@ export function renderStatus(r: Report): string {
     row('PeerDiscovery', r.peerDiscovery ? 'enabled' : 'disabled'),
     row('Targets', r.targets.length),
     row('Connections', `${r.connections.length}${r.connections.length ? ` (${parts.join(', ')})` : ''}`),
-    row('Peers', `${r.peers.length} (with ${established} established connections)`),
+    row('Peers', `${r.peers.length} (with ${r.peers.reduce((n, p) => n + p.connections.filter((c) => c.established).length, 0)} established connections)`),
     row('Datapath', r.datapath),
     row('VNI', r.vni),
     row('MTU', r.mtu),
@@ -34,10 +34,14 @@ export function renderConnections(r: Report): string {
     c.name ? `${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
 }
 
+/** Every peer in the topology, then one line per connection it reports. */
 export function renderPeers(r: Report): string {
-  const lines = [peerName(r.name, r.nickname)];
-  for (const c of r.connections.filter((x) => x.state === 'established')) {
-    lines.push(`   ${c.direction === 'outbound' ? '->' : '<-'} ${c.address.padEnd(21)} ${peerName(c.name!, c.nickname)}  established`);
+  const lines: string[] = [];
+  for (const p of r.peers) {
+    lines.push(peerName(p.name, p.nickname) + (p.reachable ? '' : ' (unreachable)'));
+    for (const c of p.connections) {
+      lines.push(`   ${c.outbound ? '->' : '<-'} ${c.addr.padEnd(21)} ${peerName(c.peer, c.nickname).padEnd(30)} ${c.established ? 'established' : 'pending'}`);
+    }
   }
   return lines.join('\n') + '\n';
 }

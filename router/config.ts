@@ -12,6 +12,8 @@ export interface RouterConfig {
   peers: string[];   // routers to connect to, host[:port]
   vxlanPeers: string[]; // plain VXLAN endpoints (no router there), ip[:udpport]
   discovery: boolean;
+  password?: string; // makes the control plane a private network
+  connLimit: number;
 }
 
 export const DEFAULTS = {
@@ -20,6 +22,7 @@ export const DEFAULTS = {
   udpPort: 6784,
   httpAddr: '127.0.0.1:6784',
   vni: DEFAULT_VNI,
+  connLimit: 100,
 };
 
 export const VERSION = '0.1.0';

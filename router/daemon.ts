@@ -5,10 +5,9 @@ import { hostname } from 'node:os';
 import { startApi } from '../api/http.js';
 import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
+import { ControlPlane } from '../gossip/control-plane.js';
 import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
 import { RouterConfig } from './config.js';
-import { ControlPlane } from './control.js';
-import { loadOrCreatePeerName } from './identity.js';
 import { Router, validateConfig } from './router.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { UdpTransport } from './udp.js';
@@ -18,14 +17,14 @@ import { UdpTransport } from './udp.js';
 async function main(cfg: RouterConfig): Promise<void> {
   validateConfig(cfg);
   mkdirSync(cfg.dataDir, { recursive: true });
-  const name = loadOrCreatePeerName(join(cfg.dataDir, 'peer-name'));
-  const nickname = cfg.nickname || hostname();
+  cfg.nickname ||= hostname();
+  cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
   let router: Router | undefined;
   const udp = await UdpTransport.open(cfg.udpPort, (m, ip) => router?.onDatagram(m, ip));
-  const control = new ControlPlane({ name, nickname, udpPort: cfg.udpPort, controlPort: cfg.port, vni: cfg.vni }, cfg.discovery);
-  await control.listen();
-  router = new Router({ ...cfg, nickname }, name, mtu, new SleevePcap(), udp, control);
+  const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
+    password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
+  router = new Router(cfg, mtu, new SleevePcap(), udp, control);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -36,14 +35,16 @@ async function main(cfg: RouterConfig): Promise<void> {
     process.exit(0);
   };
   const api = await startApi(cfg.httpAddr, {
-    report: () => router!.report(), attach: (b) => router!.attach(b), detach: (b) => router!.detach(b), stop,
+    report: () => router!.report(), attach: (b) => router!.attach(b), detach: (b) => router!.detach(b),
+    connect: async (b) => router!.connect(b), forget: async (b) => router!.forget(b), stop,
   });
+  await control.start(cfg.peers);
   await ensureBridge(mtu);
   await router.start();
   writeFileAtomic(join(cfg.dataDir, 'weave.pid'), `${process.pid}\n`);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${name}(${nickname}) up: datapath sleeve-pcap, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}`);
+  log.info(`router ${control.name}(${cfg.nickname}) up: datapath sleeve-pcap, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, encryption ${cfg.password ? 'on' : 'off'}`);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {

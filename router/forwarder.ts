@@ -1,5 +1,5 @@
-import { decode, encode, ETH_HEADER } from './vxlan.js';
-import { isGroupMac, readMac } from './mac.js';
+import { decode, encode, encodeRelay, ETH_HEADER } from './vxlan.js';
+import { isGroupMac, Mac, readMac } from './mac.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { Endpoint, Endpoints } from './endpoints.js';
 
@@ -8,8 +8,22 @@ export interface ForwarderCounters {
   injected: { frames: number; bytes: number };
   sent: { datagrams: number; bytes: number };
   received: { datagrams: number; bytes: number };
+  relayed: number;
   flooded: number;
   dropped: Record<string, number>;
+}
+
+/** What the forwarder needs to know of the topology (computed identically on every peer). */
+export interface Routing {
+  readonly self: string;
+  nextHop(peer: string): string | undefined;
+  /** Our children in the broadcast tree rooted at source. */
+  children(source: string): string[];
+  /** The peer a relayed frame's origin id stands for. */
+  peerOf(shortId: bigint): string | undefined;
+  shortIdOf(peer: string): bigint;
+  /** Where the control plane says a MAC lives (MAC gossip), when traffic has not told us. */
+  announcedOwner(mac: Mac): string | undefined;
 }
 
 export interface ForwarderDeps {
@@ -17,21 +31,23 @@ export interface ForwarderDeps {
   maxFrame: number; // MTU + Ethernet header (+ a VLAN tag)
   macs: MacTable;
   endpoints: Endpoints;
+  routing(): Routing;
   send(datagram: Buffer, to: Endpoint): void;
   inject(frame: Buffer): void;
 }
 
 /**
- * Decides where each frame goes. Frames from the bridge go to the peer that owns the destination
- * MAC, or to every peer when it is a group address or unknown. Frames from peers are injected into
- * the bridge only when their destination is here (or a group, or unknown): in a full mesh the
- * sender already reached every other peer itself, so nothing is relayed and nothing loops back.
+ * Decides where each frame goes. A frame from the bridge goes to the next hop towards the peer
+ * that owns its destination MAC, or down our broadcast tree for group and unknown destinations.
+ * A frame from a peer is injected when it is for us (or a group, or unknown) and passed on down
+ * its origin's broadcast tree or towards its owner; it never goes back to the peer it came from.
+ * Plain VXLAN endpoints (no router) hang off this router like local ports.
  */
 export class Forwarder {
   readonly counters: ForwarderCounters = {
     captured: { frames: 0, bytes: 0 }, injected: { frames: 0, bytes: 0 },
     sent: { datagrams: 0, bytes: 0 }, received: { datagrams: 0, bytes: 0 },
-    flooded: 0, dropped: {},
+    relayed: 0, flooded: 0, dropped: {},
   };
 
   constructor(private readonly d: ForwarderDeps) {}
@@ -45,12 +61,7 @@ export class Forwarder {
     // Capture sees only frames entering from the bridge, never our own injections, so the
     // source is here now, even if it lived at a peer before (the container moved).
     if (!isGroupMac(frame, 6)) this.d.macs.learn(readMac(frame, 6), LOCAL);
-    if (isGroupMac(frame, 0)) return this.flood(frame);
-    const owner = this.d.macs.lookup(readMac(frame, 0));
-    if (owner === LOCAL) return this.drop('local-destination');
-    const ep = owner === undefined ? undefined : this.d.endpoints.named(owner);
-    if (!ep) return this.flood(frame);
-    this.sendTo(encode(this.d.vni, frame), ep);
+    this.route(frame, undefined, undefined);
   }
 
   /** A datagram that arrived on the data port from ip. */
@@ -59,28 +70,65 @@ export class Forwarder {
     c.received.datagrams++; c.received.bytes += datagram.length;
     const ep = this.d.endpoints.fromIp(ip);
     if (!ep) return this.drop('unknown-sender');
-    const frame = decode(datagram, this.d.vni, this.d.maxFrame);
-    if (typeof frame === 'string') return this.drop(frame);
+    const dec = decode(datagram, this.d.vni, this.d.maxFrame);
+    if (typeof dec === 'string') return this.drop(dec);
+    const frame = dec.frame;
     if (isGroupMac(frame, 6)) return this.drop('group-source');
     ep.rx.frames++; ep.rx.bytes += frame.length;
-    this.d.macs.learn(readMac(frame, 6), ep.name);
-    if (!isGroupMac(frame, 0)) {
-      const owner = this.d.macs.lookup(readMac(frame, 0));
-      if (owner !== undefined && owner !== LOCAL) return this.drop('not-for-us');
+    let origin: string | undefined = ep.name;
+    if (dec.origin !== undefined) {
+      if (ep.kind !== 'router') return this.drop('bad-flags');
+      origin = this.d.routing().peerOf(dec.origin);
+      if (!origin) return this.drop('unknown-origin');
     }
+    this.d.macs.learn(readMac(frame, 6), origin);
+    // A plain VXLAN endpoint is a port of ours: its frames start here, as if captured.
+    if (ep.kind === 'vxlan') return this.route(frame, undefined, ep, true);
+    this.route(frame, origin, ep, true, dec.hops);
+  }
+
+  /**
+   * origin undefined: the frame starts here. from: the endpoint it arrived from (never sent back).
+   * inject: whether it may be delivered to the local bridge.
+   */
+  private route(frame: Buffer, origin: string | undefined, from: Endpoint | undefined, inject = false, hops = 32): void {
+    const r = this.d.routing();
+    if (!isGroupMac(frame, 0)) {
+      const dst = readMac(frame, 0);
+      let owner = this.d.macs.lookup(dst);
+      if (owner === undefined) { const a = r.announcedOwner(dst); owner = a === r.self ? LOCAL : a; }
+      if (owner === LOCAL) return inject ? this.deliver(frame) : this.drop('local-destination');
+      if (owner !== undefined) {
+        const ep = this.d.endpoints.named(owner) ?? this.endpointTo(r.nextHop(owner));
+        if (!ep || ep === from) return this.drop('no-route');
+        return this.sendTo(frame, ep, origin, hops);
+      }
+    }
+    // Group or unknown destination: down the origin's broadcast tree, and to our VXLAN endpoints.
+    if (inject) this.deliver(frame);
+    this.counters.flooded++;
+    for (const child of r.children(origin ?? r.self)) {
+      const ep = this.d.endpoints.named(child);
+      if (ep && ep !== from) this.sendTo(frame, ep, origin, hops);
+    }
+    for (const ep of this.d.endpoints.list) if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
+  }
+
+  private endpointTo(peer: string | undefined): Endpoint | undefined {
+    return peer === undefined ? undefined : this.d.endpoints.named(peer);
+  }
+
+  private deliver(frame: Buffer): void {
+    const c = this.counters;
     c.injected.frames++; c.injected.bytes += frame.length;
     this.d.inject(frame);
   }
 
-  private flood(frame: Buffer): void {
-    const eps = this.d.endpoints.list;
-    if (eps.length === 0) return;
-    this.counters.flooded++;
-    const datagram = encode(this.d.vni, frame);
-    for (const ep of eps) this.sendTo(datagram, ep);
-  }
-
-  private sendTo(datagram: Buffer, ep: Endpoint): void {
+  /** Frames we originate travel as plain VXLAN; frames we pass on for another origin carry it. */
+  private sendTo(frame: Buffer, ep: Endpoint, origin: string | undefined, hops: number): void {
+    let datagram: Buffer;
+    if (origin === undefined || ep.kind === 'vxlan') datagram = encode(this.d.vni, frame);
+    else { datagram = encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame); this.counters.relayed++; }
     const c = this.counters;
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;

@@ -28,6 +28,8 @@ export class MacTable {
     return e.peer;
   }
 
+  forget(mac: Mac): void { this.entries.delete(mac); }
+
   /** Forgets every MAC at a peer (it disconnected). */
   forgetPeer(peer: string): void {
     for (const [mac, e] of this.entries) if (e.peer === peer) this.entries.delete(mac);

@@ -1,56 +1,76 @@
-import { ControlPlane, RemotePeer } from './control.js';
+import type { ControlPlane } from '../gossip/control-plane.js';
 import { Datapath } from './datapath.js';
 import { Endpoints, makeEndpoint } from './endpoints.js';
-import { Forwarder } from './forwarder.js';
-import { MacTable } from './mac-table.js';
+import { Forwarder, Routing } from './forwarder.js';
+import { LOCAL, MacTable } from './mac-table.js';
+import { parseMac } from './mac.js';
 import { UdpTransport } from './udp.js';
 import { attach, detach } from './attach.js';
-import { parseCidr } from '../common/cidr.js';
-import { isIPv4 } from '../common/cidr.js';
+import { routingOf } from './routing.js';
+import { isIPv4, parseCidr } from '../common/cidr.js';
 import { log } from '../common/log.js';
 import { RouterConfig, VERSION } from './config.js';
-import { splitHostPort } from './control.js';
 
 const MAC_AGE_MS = 300_000;
 
-/** The running router: the data plane (datapath, forwarder, UDP) driven by the control plane's peer events. */
+const splitHostPort = (a: string): [string, number] => [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
+
+/** The running router: the data plane (datapath, forwarder, UDP) following the control plane's peers, routes and MACs. */
 export class Router {
   readonly macs = new MacTable(MAC_AGE_MS);
   readonly endpoints = new Endpoints();
   readonly forwarder: Forwarder;
+  private routing: Routing;
   private readonly started = Date.now();
   private ager?: NodeJS.Timeout;
 
-  constructor(readonly cfg: RouterConfig, readonly name: string, readonly mtu: number,
+  constructor(readonly cfg: RouterConfig, readonly mtu: number,
               private readonly datapath: Datapath, private readonly udp: UdpTransport, readonly control: ControlPlane) {
+    this.routing = routingOf(control);
     this.forwarder = new Forwarder({
-      vni: cfg.vni, maxFrame: mtu + 14 + 4, macs: this.macs, endpoints: this.endpoints,
+      vni: cfg.vni, maxFrame: mtu + 14 + 4, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
       send: (d, ep) => udp.send(d, ep), inject: (f) => datapath.inject(f),
     });
     for (const v of cfg.vxlanPeers) {
       const [ip, port] = v.includes(':') ? splitHostPort(v) : [v, cfg.udpPort];
       this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan'));
     }
-    control.on('peer-up', (p: RemotePeer) => {
-      log.info(`connected to ${p.name}(${p.nickname}) at ${p.ip}`);
-      this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router'));
+    control.on('routes', () => { this.routing = routingOf(control); this.syncEndpoints(); });
+    control.on('mac', (mac: number, owner: string | undefined) => {
+      // A gossiped move overrides what traffic taught us; a withdrawal forgets a remote location.
+      if (owner === undefined) { if (this.macs.lookup(mac) !== LOCAL) this.macs.forget(mac); }
+      else if (owner !== control.name) this.macs.learn(mac, owner);
     });
-    control.on('peer-down', (name: string) => {
-      log.info(`lost ${name}`);
-      this.endpoints.remove(name);
-      this.macs.forgetPeer(name);
-    });
+  }
+
+  get name(): string { return this.control.name; }
+
+  /** Router endpoints are exactly the peers we hold a control connection with. */
+  private syncEndpoints(): void {
+    const now = new Map(this.control.neighbours().map((n) => [n.name, n]));
+    for (const ep of this.endpoints.list) {
+      if (ep.kind !== 'router') continue;
+      const n = now.get(ep.name);
+      if (!n || n.ip !== ep.ip || n.udpPort !== ep.port) {
+        this.endpoints.remove(ep.name);
+        if (!n) { this.macs.forgetPeer(ep.name); log.info(`lost ${ep.name}(${ep.nickname})`); }
+      }
+    }
+    for (const n of now.values()) {
+      if (this.endpoints.named(n.name)) continue;
+      this.endpoints.add(makeEndpoint(n.name, n.nickname, n.ip, n.udpPort, 'router'));
+      log.info(`connected to ${n.name}(${n.nickname}) at ${n.ip}`);
+    }
   }
 
   async start(): Promise<void> {
     await this.datapath.start((f) => this.forwarder.fromBridge(f));
     this.ager = setInterval(() => this.macs.expire(), 10_000);
-    this.control.connect(this.cfg.peers);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.ager);
-    await this.control.close();
+    await this.control.stop();
     await this.datapath.stop();
     this.udp.close();
   }
@@ -62,6 +82,9 @@ export class Router {
     if (!Array.isArray(body.cidrs) || body.cidrs.length === 0) throw new Error('no address given, and IPAM is not running here: give a CIDR');
     const cidrs = body.cidrs.map((c) => parseCidr(String(c)));
     const a = await attach(body.target, cidrs, this.mtu);
+    const mac = parseMac(a.mac);
+    this.macs.learn(mac, LOCAL);
+    this.control.announceMac(mac);
     log.info(`attached ${a.target} (${a.mac}) with ${a.cidrs.join(' ')}`);
     return a;
   }
@@ -69,13 +92,31 @@ export class Router {
   async detach(body: { target?: unknown }) {
     if (typeof body.target !== 'string') throw new Error('detach needs a target');
     const r = await detach(body.target);
+    const mac = parseMac(r.mac);
+    this.macs.forget(mac);
+    this.control.withdrawMac(mac);
     log.info(`detached ${body.target} (${r.mac})`);
     return r;
+  }
+
+  connect(body: { peers?: unknown; replace?: unknown }) {
+    if (!Array.isArray(body.peers) || !body.peers.every((p) => typeof p === 'string')) throw new Error('connect needs a list of peers');
+    this.control.connect(body.peers as string[], body.replace === true);
+    return { targets: this.control.view().targets };
+  }
+
+  forget(body: { peers?: unknown }) {
+    if (!Array.isArray(body.peers) || !body.peers.every((p) => typeof p === 'string')) throw new Error('forget needs a list of peers');
+    this.control.forget(body.peers as string[]);
+    return { targets: this.control.view().targets };
   }
 
   report() {
     const c = this.control.view();
     const byName = new Map(this.endpoints.list.map((e) => [e.name, e]));
+    const topo = this.control.topology;
+    const nick = (p: string) => this.control.nickname(p);
+    const reachable = new Set(this.control.routes.reachable);
     return {
       version: VERSION,
       name: this.name,
@@ -83,18 +124,27 @@ export class Router {
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       datapath: this.datapath.name,
-      encryption: false,
+      encryption: !!this.cfg.password,
       peerDiscovery: this.cfg.discovery,
       vni: this.cfg.vni,
       mtu: this.mtu,
       port: this.cfg.port,
       udpPort: this.cfg.udpPort,
+      connLimit: this.cfg.connLimit,
       targets: c.targets,
-      connections: c.connections.map((x) => ({ ...x, traffic: x.name ? byName.get(x.name) && { tx: byName.get(x.name)!.tx, rx: byName.get(x.name)!.rx } : undefined })),
-      peers: [{ name: this.name, nickname: this.cfg.nickname, self: true }, ...c.peers.map((p) => ({ ...p, self: false }))],
+      connections: c.connections.map((x) => {
+        const ep = x.name ? byName.get(x.name) : undefined;
+        return { ...x, traffic: ep ? { tx: ep.tx, rx: ep.rx } : undefined };
+      }),
+      peers: [...topo.peers.values()].map((p) => ({
+        name: p.name, nickname: p.nickname, self: p.name === this.name, reachable: p.name === this.name || reachable.has(p.name),
+        nextHop: this.control.routes.nextHop(p.name), version: p.version,
+        connections: p.links.map((l) => ({ ...l, nickname: nick(l.peer), established: topo.neighbours(p.name).includes(l.peer) })),
+      })),
       vxlanEndpoints: this.endpoints.list.filter((e) => e.kind === 'vxlan'),
-      macs: this.macs.view(),
-      counters: { ...this.forwarder.counters, controlProtocolErrors: this.control.protocolErrors },
+      macs: this.macs.view().map((m) => ({ ...m, peer: m.local ? this.name : m.peer, nickname: m.local ? this.cfg.nickname : nick(m.peer) })),
+      counters: { ...this.forwarder.counters, gossipRejected: this.control.rejectedGossip },
+      gossip: c.gossip,
     };
   }
 }

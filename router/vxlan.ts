@@ -1,30 +1,54 @@
 // Plain VXLAN (RFC 7348): 8-byte header, flags 0x08 (I: VNI valid), 24-bit VNI, one Ethernet frame.
-// Only the exact flags byte 0x08 is accepted: other first bytes are reserved for our encrypted
-// header and for extensions (GBP, GPE) we do not speak; Linux's vxlan driver drops those too.
+// Only the exact flags byte 0x08 is accepted as VXLAN: other first bytes are our own headers (a
+// relayed frame, later encrypted ones) or extensions (GBP, GPE) we do not speak; Linux drops those too.
+//
+// A frame relayed by a router that is not its origin (multi-hop) carries our own header instead,
+// so the next router knows whose broadcast tree it follows:
+//   byte 0 'W' (0x57) | byte 1 hop limit | bytes 2-3 zero | bytes 4-6 VNI | byte 7 zero
+//   bytes 8-15 origin peer short id (8 bytes of SHA-256 of its name) | Ethernet frame
 export const VXLAN_HEADER = 8;
 export const VXLAN_FLAGS = 0x08;
+export const RELAY_TYPE = 0x57;
+export const RELAY_HEADER = 16;
+export const RELAY_HOPS = 32;
 export const ETH_HEADER = 14;
 export const DEFAULT_VNI = 6784;
 export const MAX_VNI = 0xffffff;
 
-export type DecodeError = 'truncated' | 'oversized' | 'bad-flags' | 'wrong-vni';
+export type DecodeError = 'truncated' | 'oversized' | 'bad-flags' | 'wrong-vni' | 'hop-limit';
+
+export interface Decoded { frame: Buffer; origin?: bigint; hops: number }
 
 /** Encode a frame into a new datagram (the frame buffer may be reused by the caller afterwards). */
-export function encode(vni: number, frame: Buffer, length = frame.length): Buffer {
-  const out = Buffer.allocUnsafe(VXLAN_HEADER + length);
+export function encode(vni: number, frame: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(VXLAN_HEADER + frame.length);
   out.writeUInt32BE(VXLAN_FLAGS << 24, 0);
   out.writeUInt32BE(vni << 8, 4);
-  frame.copy(out, VXLAN_HEADER, 0, length);
+  frame.copy(out, VXLAN_HEADER);
   return out;
 }
 
-/** Returns the inner frame, or the reason the datagram is dropped. */
-export function decode(datagram: Buffer, vni: number, maxFrame: number): Buffer | DecodeError {
-  if (datagram.length < VXLAN_HEADER + ETH_HEADER) return 'truncated';
-  if (datagram.length > VXLAN_HEADER + maxFrame) return 'oversized';
-  if (datagram[0] !== VXLAN_FLAGS) return 'bad-flags';
+export function encodeRelay(vni: number, origin: bigint, hops: number, frame: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(RELAY_HEADER + frame.length);
+  out.writeUInt32BE(((RELAY_TYPE << 24) | (hops << 16)) >>> 0, 0);
+  out.writeUInt32BE(vni << 8, 4);
+  out.writeBigUInt64BE(origin, 8);
+  frame.copy(out, RELAY_HEADER);
+  return out;
+}
+
+/** Returns the inner frame (and origin for a relayed one), or the reason the datagram is dropped. */
+export function decode(datagram: Buffer, vni: number, maxFrame: number): Decoded | DecodeError {
+  const relayed = datagram[0] === RELAY_TYPE;
+  const header = relayed ? RELAY_HEADER : VXLAN_HEADER;
+  if (datagram.length < header + ETH_HEADER) return 'truncated';
+  if (datagram.length > header + maxFrame) return 'oversized';
+  if (!relayed && datagram[0] !== VXLAN_FLAGS) return 'bad-flags';
   if (datagram.readUInt32BE(4) >>> 8 !== vni) return 'wrong-vni';
-  return datagram.subarray(VXLAN_HEADER);
+  if (!relayed) return { frame: datagram.subarray(VXLAN_HEADER), hops: RELAY_HOPS };
+  const hops = datagram[1];
+  if (hops === 0) return 'hop-limit';
+  return { frame: datagram.subarray(RELAY_HEADER), origin: datagram.readBigUInt64BE(8), hops };
 }
 
 export function parseVni(text: string): number {

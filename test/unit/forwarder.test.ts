@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { Forwarder } from '../../router/forwarder.js';
+import { Forwarder, Routing } from '../../router/forwarder.js';
 import { MacTable, LOCAL } from '../../router/mac-table.js';
 import { Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
-import { encode } from '../../router/vxlan.js';
+import { encode, encodeRelay } from '../../router/vxlan.js';
 import { formatMac, parseMac } from '../../router/mac.js';
 
 const VNI = 7;
@@ -16,14 +16,20 @@ function frame(dst: string, src: string): Buffer {
   return f;
 }
 
-function setup() {
+/** A full mesh of us, p1 and p2: every peer is one hop away and nobody passes on another's broadcast. */
+const mesh: Routing = {
+  self: 'me', nextHop: (p) => p, children: (s) => (s === 'me' ? ['p1', 'p2'] : []),
+  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => BigInt(p.slice(1) || 0), announcedOwner: () => undefined,
+};
+
+function setup(routing: Routing = mesh) {
   const macs = new MacTable();
   const endpoints = new Endpoints();
   endpoints.add(makeEndpoint('p1', 'one', '198.18.0.1', 6784, 'router'));
   endpoints.add(makeEndpoint('p2', 'two', '198.18.0.2', 6784, 'router'));
   const sent: { to: string; d: Buffer }[] = [];
   const injected: Buffer[] = [];
-  const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints,
+  const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints, routing: () => routing,
     send: (d: Buffer, to: Endpoint) => sent.push({ to: to.name, d }), inject: (fr: Buffer) => injected.push(Buffer.from(fr)) });
   return { f, macs, sent, injected };
 }
@@ -54,16 +60,18 @@ describe('forwarder', () => {
     assert.equal(f.counters.dropped['local-destination'], 1);
   });
 
-  it('injects frames from peers for local, unknown and group destinations, never relays to another peer', () => {
+  it('injects frames from peers for local, unknown and group destinations; passes on one whose owner is elsewhere', () => {
     const { f, injected, sent } = setup();
     f.fromPeer(encode(VNI, frame(BCAST, B)), '198.18.0.2');
     f.fromPeer(encode(VNI, frame(A, B)), '198.18.0.2');
     f.fromPeer(encode(VNI, frame(C, A)), '198.18.0.1'); // C unknown: inject
     assert.equal(injected.length, 3);
-    f.fromPeer(encode(VNI, frame(B, A)), '198.18.0.1'); // B lives at p2: not ours to deliver
+    assert.equal(sent.length, 0, 'a broadcast from p2 is not passed on in a full mesh');
+    f.fromPeer(encode(VNI, frame(B, A)), '198.18.0.1'); // B lives at p2: p1 had a stale table; pass it on
     assert.equal(injected.length, 3);
-    assert.equal(sent.length, 0);
-    assert.equal(f.counters.dropped['not-for-us'], 1);
+    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    f.fromPeer(encode(VNI, frame(B, '02:00:00:00:00:0d')), '198.18.0.2'); // for B, from B's own peer: never back
+    assert.equal(f.counters.dropped['no-route'], 1);
   });
 
   it('counts and drops datagrams from unknown senders and with bad headers', () => {
@@ -83,6 +91,36 @@ describe('forwarder', () => {
     assert.equal(macs.lookup(parseMac(B)), 'p1');
     f.fromBridge(frame(BCAST, B));
     assert.equal(macs.lookup(parseMac(B)), LOCAL);
+  });
+});
+
+describe('forwarder on a line p1 - me - p2', () => {
+  const line: Routing = { ...mesh, nextHop: (p) => p, children: (s) => (s === 'p1' ? ['p2'] : s === 'p2' ? ['p1'] : ['p1', 'p2']) };
+
+  it('passes a broadcast from p1 on to p2 with p1 as origin, and injects it once', () => {
+    const { f, sent, injected } = setup(line);
+    f.fromPeer(encode(VNI, frame(BCAST, A)), '198.18.0.1');
+    assert.equal(injected.length, 1);
+    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.equal(sent[0].d[0], 0x57, 'relayed frames carry our header');
+    assert.equal(sent[0].d.readBigUInt64BE(8), 1n, 'with the origin peer');
+  });
+
+  it('relays a unicast frame towards the owner of its destination, not back', () => {
+    const { f, sent, injected } = setup(line);
+    f.fromPeer(encode(VNI, frame(BCAST, B)), '198.18.0.2'); // B lives behind p2
+    sent.length = 0;
+    f.fromPeer(encode(VNI, frame(B, A)), '198.18.0.1');
+    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.equal(injected.length, 1, 'only the first (broadcast) frame was delivered here');
+  });
+
+  it('drops a relayed frame whose hop limit is spent, or whose origin is unknown', () => {
+    const { f, injected } = setup(line);
+    f.fromPeer(encodeRelay(VNI, 1n, 0, frame(BCAST, A)), '198.18.0.1');
+    f.fromPeer(encodeRelay(VNI, 99n, 5, frame(BCAST, A)), '198.18.0.1');
+    assert.equal(injected.length, 0);
+    assert.deepEqual(f.counters.dropped, { 'hop-limit': 1, 'unknown-origin': 1 });
   });
 });
 

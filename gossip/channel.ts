@@ -1,0 +1,23 @@
+/**
+ * A replicated fact: a CRDT whose merge is commutative, associative and idempotent, so deltas
+ * over gossipsub and full states exchanged on connect can arrive in any order, any number of times.
+ */
+export interface Channel {
+  readonly name: string;
+  /**
+   * Merges an encoded state or delta. `from` is the peer that published it when it came as a
+   * delta (only that peer may author what it says about itself), undefined for a full state.
+   * Returns true when something changed. Throws on an undecodable message.
+   */
+  merge(data: Uint8Array, from: string | undefined): boolean;
+  /** The whole state, encoded. */
+  state(): Uint8Array;
+  /** Entries refused as hostile or impossible (a peer claiming to be us, versions from the future). */
+  readonly rejected: number;
+}
+
+/** Versions are hybrid clocks in ms: a version this far ahead of our clock is impossible. */
+export const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
+/** The next version for an entry we author: ahead of both our clock and anything seen before. */
+export const nextVersion = (prev: number, now: number): number => Math.max(now, prev + 1);

@@ -1,0 +1,152 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { Connection } from '@libp2p/interface';
+import { loadOrCreateKey } from './identity.js';
+import { createNode, type Node } from './node.js';
+import { Gossip } from './gossip.js';
+import { TopologyChannel, type Link } from './topology.js';
+import { MacsChannel } from './macs.js';
+import { Routes } from './routes.js';
+import { ConnectionMaker, type TargetView } from './connection-maker.js';
+import { Liveness } from './liveness.js';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  nickname: string;
+  port: number;
+  udpPort: number;
+  password?: string;
+  connLimit: number;
+  discovery: boolean;
+}
+
+/** A directly connected peer, as the data plane needs it. */
+export interface Neighbour { name: string; nickname: string; ip: string; udpPort: number }
+
+export interface ConnectionView { direction: 'outbound' | 'inbound'; address: string; state: string; info: string; name?: string; nickname?: string }
+
+/** ip:port of a /ip4/A/tcp/P multiaddr. */
+const ipPort = (ma: { toString(): string }): string => { const m = /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(ma.toString()); return m ? `${m[1]}:${m[2]}` : ma.toString(); };
+const hostOf = (ma: { toString(): string }): string => ipPort(ma).replace(/:\d+$/, '');
+
+/**
+ * The libp2p control plane: who we are, whom we are connected to, and the replicated facts
+ * (topology, MAC locations) with the routes derived from them. Emits 'routes' when the topology
+ * changes and 'mac' (mac, owner | undefined) when a gossiped MAC location changes.
+ */
+export class ControlPlane extends EventEmitter {
+  readonly topology: TopologyChannel;
+  readonly macs: MacsChannel;
+  routes: Routes;
+  private readonly gossip: Gossip;
+  private readonly maker: ConnectionMaker;
+  private readonly liveness: Liveness;
+  private selfUpdate?: NodeJS.Immediate;
+
+  private constructor(private readonly node: Node, readonly name: string, private readonly o: ControlPlaneOptions) {
+    super();
+    this.topology = new TopologyChannel(name);
+    this.macs = new MacsChannel(name, Date.now, (mac, owner) => this.emit('mac', mac, owner));
+    this.routes = new Routes(this.topology);
+    this.gossip = new Gossip(node, [this.topology, this.macs], (ch) => { if (ch === 'topology') this.topologyChanged(); });
+    this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
+    this.liveness = new Liveness(node);
+  }
+
+  static async create(o: ControlPlaneOptions): Promise<ControlPlane> {
+    const key = await loadOrCreateKey(join(o.dataDir, 'peer.key'));
+    const node = await createNode({ key, host: '0.0.0.0', port: o.port, password: o.password, connLimit: o.connLimit });
+    return new ControlPlane(node, node.peerId.toString(), o);
+  }
+
+  /** Starts listening (a taken port is an error) and connects to the saved targets plus `peers`. */
+  async start(peers: string[]): Promise<void> {
+    const saved = this.maker.loadSaved();
+    try {
+      await this.node.start();
+    } catch (err) {
+      throw new Error(/EADDRINUSE/.test(String(err)) ? `TCP port ${this.o.port} is already in use` : `cannot start the control plane: ${(err as Error).message}`);
+    }
+    await this.gossip.start();
+    this.node.addEventListener('connection:open', () => this.scheduleSelfUpdate());
+    this.node.addEventListener('connection:close', () => this.scheduleSelfUpdate());
+    this.liveness.start();
+    this.updateSelf();
+    this.maker.connect([...saved, ...peers]);
+  }
+
+  async stop(): Promise<void> {
+    this.maker.stop();
+    this.liveness.stop();
+    clearImmediate(this.selfUpdate);
+    await this.node.stop();
+  }
+
+  connect(addresses: string[], replace: boolean): void { this.maker.connect(addresses, replace); }
+  forget(addresses: string[]): void { this.maker.forget(addresses); }
+
+  announceMac(mac: number): void { this.gossip.publish('macs', this.macs.announce(mac)); }
+  withdrawMac(mac: number): void { const d = this.macs.withdraw(mac); if (d) this.gossip.publish('macs', d); }
+
+  /** Peers we hold a connection to, with the address their datagrams come from. */
+  neighbours(): Neighbour[] {
+    const out = new Map<string, Neighbour>();
+    for (const c of this.openConnections()) {
+      const name = c.remotePeer.toString();
+      if (out.has(name)) continue;
+      const rec = this.topology.peers.get(name);
+      out.set(name, { name, nickname: rec?.nickname ?? '', ip: hostOf(c.remoteAddr), udpPort: rec?.udpPort || this.o.udpPort });
+    }
+    return [...out.values()];
+  }
+
+  nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
+
+  view(): { targets: string[]; targetStates: TargetView[]; connections: ConnectionView[]; gossip: Record<string, unknown> } {
+    const connections: ConnectionView[] = this.openConnections().map((c) => {
+      const name = c.remotePeer.toString();
+      return { direction: c.direction, address: ipPort(c.remoteAddr), state: 'established', info: 'encrypted (noise)', name, nickname: this.nickname(name) };
+    });
+    for (const t of this.maker.view()) {
+      if (t.state === 'established' && connections.some((c) => c.name === t.peer)) continue;
+      connections.push({ direction: 'outbound', address: t.address, state: t.state,
+        info: t.state === 'failed' ? `${t.error ?? ''}${t.retryInSeconds !== undefined ? `, retry in ${t.retryInSeconds}s` : ''}` : '' });
+    }
+    return { targets: this.maker.userTargets(), targetStates: this.maker.view(), connections, gossip: Object.fromEntries(this.gossip.counters) };
+  }
+
+  get rejectedGossip(): number { return this.topology.rejected + this.macs.rejected; }
+
+  private openConnections(): Connection[] { return this.node.getConnections().filter((c) => c.status === 'open'); }
+
+  private scheduleSelfUpdate(): void {
+    if (this.selfUpdate) return;
+    this.selfUpdate = setImmediate(() => { this.selfUpdate = undefined; this.updateSelf(); });
+  }
+
+  /** Our own topology record follows our connections; every change is a new version. */
+  private updateSelf(): void {
+    const links: Link[] = [];
+    for (const c of this.openConnections()) {
+      const peer = c.remotePeer.toString();
+      if (!links.some((l) => l.peer === peer)) links.push({ peer, addr: ipPort(c.remoteAddr), outbound: c.direction === 'outbound' });
+    }
+    const addrs = this.node.getMultiaddrs().map(ipPort).filter((a) => !a.startsWith('127.'));
+    const prev = this.topology.peers.get(this.name);
+    const same = prev && JSON.stringify(prev.links) === JSON.stringify(links) && JSON.stringify(prev.addrs) === JSON.stringify(addrs);
+    if (same) return;
+    this.gossip.publish('topology', this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, addrs, links }));
+    this.topologyChanged();
+  }
+
+  private topologyChanged(): void {
+    this.routes = new Routes(this.topology);
+    if (this.o.discovery) {
+      const connected = new Set(this.openConnections().map((c) => c.remotePeer.toString()));
+      const addrs: string[] = [];
+      for (const p of this.topology.peers.values()) if (p.name !== this.name && !connected.has(p.name) && p.addrs[0]) addrs.push(...p.addrs);
+      this.maker.discover(addrs);
+    }
+    this.emit('routes');
+  }
+}

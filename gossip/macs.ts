@@ -1,0 +1,58 @@
+import { weave } from '../proto/gen/weave.js';
+import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from './channel.js';
+
+export interface MacRecord { peer: string; ts: number; deleted: boolean }
+
+/** (ts, peer) orders writes to one MAC; the greater wins everywhere. */
+const newer = (a: MacRecord, b: MacRecord | undefined) => !b || a.ts > b.ts || (a.ts === b.ts && a.peer > b.peer);
+
+/**
+ * Where each announced MAC lives: a last-writer-wins register per MAC. A router announces the MACs
+ * of the containers it attaches and withdraws them on detach; a MAC that moves is announced by its
+ * new router with a timestamp above the old entry's, so the move wins whatever the clocks say.
+ */
+export class MacsChannel implements Channel {
+  readonly name = 'macs';
+  readonly entries = new Map<number, MacRecord>();
+  rejected = 0;
+
+  constructor(readonly self: string, private readonly now: () => number = Date.now,
+              private readonly onChange: (mac: number, owner: string | undefined) => void = () => {}) {}
+
+  announce(mac: number): Uint8Array { return this.write(mac, false); }
+
+  /** Withdraws a MAC we announced; undefined when it is not ours (it moved on already). */
+  withdraw(mac: number): Uint8Array | undefined {
+    return this.entries.get(mac)?.peer === this.self ? this.write(mac, true) : undefined;
+  }
+
+  owner(mac: number): string | undefined {
+    const e = this.entries.get(mac);
+    return e && !e.deleted ? e.peer : undefined;
+  }
+
+  merge(data: Uint8Array, from: string | undefined): boolean {
+    let changed = false;
+    for (const e of weave.Macs.decode(data).entries) {
+      const rec: MacRecord = { peer: e.peer ?? '', ts: Number(e.ts ?? 0), deleted: !!e.deleted };
+      const mac = Number(e.mac ?? 0);
+      if (!rec.peer || (from !== undefined && rec.peer !== from) || rec.ts > this.now() + MAX_CLOCK_SKEW_MS
+          || (rec.peer === this.self && newer(rec, this.entries.get(mac)))) { this.rejected++; continue; }
+      if (!newer(rec, this.entries.get(mac))) continue;
+      this.entries.set(mac, rec);
+      this.onChange(mac, rec.deleted ? undefined : rec.peer);
+      changed = true;
+    }
+    return changed;
+  }
+
+  state(): Uint8Array {
+    return weave.Macs.encode({ entries: [...this.entries].map(([mac, e]) => ({ mac, ...e })) }).finish();
+  }
+
+  private write(mac: number, deleted: boolean): Uint8Array {
+    const rec = { peer: this.self, ts: nextVersion(this.entries.get(mac)?.ts ?? 0, this.now()), deleted };
+    this.entries.set(mac, rec);
+    return weave.Macs.encode({ entries: [{ mac, ...rec }] }).finish();
+  }
+}

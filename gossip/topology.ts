@@ -1,0 +1,66 @@
+import { weave } from '../proto/gen/weave.js';
+import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from './channel.js';
+
+export interface Link { peer: string; addr: string; outbound: boolean }
+export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; addrs: string[]; links: Link[] }
+
+const toRecord = (p: weave.ITopologyPeer): PeerRecord => ({
+  name: p.name ?? '', version: Number(p.version ?? 0), nickname: p.nickname ?? '', udpPort: p.udpPort ?? 0,
+  addrs: p.addrs ?? [], links: (p.links ?? []).map((l) => ({ peer: l.peer ?? '', addr: l.addr ?? '', outbound: !!l.outbound })),
+});
+
+/**
+ * Every peer's own view of its connections, versioned per peer (last version wins). Peers that
+ * can no longer be reached from us over connections both ends report are forgotten.
+ */
+export class TopologyChannel implements Channel {
+  readonly name = 'topology';
+  readonly peers = new Map<string, PeerRecord>();
+  rejected = 0;
+
+  constructor(readonly self: string, private readonly now: () => number = Date.now) {}
+
+  /** Replaces our own record; returns the delta to publish. */
+  setSelf(r: Omit<PeerRecord, 'name' | 'version'>): Uint8Array {
+    const prev = this.peers.get(this.self)?.version ?? 0;
+    const rec: PeerRecord = { ...r, name: this.self, version: nextVersion(prev, this.now()) };
+    this.peers.set(this.self, rec);
+    this.gc();
+    return weave.Topology.encode({ peers: [rec] }).finish();
+  }
+
+  merge(data: Uint8Array, from: string | undefined): boolean {
+    const msg = weave.Topology.decode(data);
+    let changed = false;
+    for (const rec of msg.peers.map(toRecord)) {
+      if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
+      if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
+      const cur = this.peers.get(rec.name);
+      if (cur && cur.version >= rec.version) continue;
+      this.peers.set(rec.name, rec);
+      changed = true;
+    }
+    if (changed) this.gc();
+    return changed;
+  }
+
+  state(): Uint8Array { return weave.Topology.encode({ peers: [...this.peers.values()] }).finish(); }
+
+  /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
+  neighbours(name: string): string[] {
+    const rec = this.peers.get(name);
+    if (!rec) return [];
+    const out = new Set<string>();
+    for (const l of rec.links) if (this.peers.get(l.peer)?.links.some((b) => b.peer === name)) out.add(l.peer);
+    return [...out].sort();
+  }
+
+  private gc(): void {
+    const seen = new Set([this.self]);
+    const queue = [this.self];
+    while (queue.length) for (const n of this.neighbours(queue.shift()!)) if (!seen.has(n)) { seen.add(n); queue.push(n); }
+    // A peer we hold a link to is kept even before its record arrives: it will be reachable.
+    for (const l of this.peers.get(this.self)?.links ?? []) seen.add(l.peer);
+    for (const name of this.peers.keys()) if (!seen.has(name)) this.peers.delete(name);
+  }
+}
