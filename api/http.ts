@@ -3,7 +3,7 @@ import http from 'node:http';
 /** What the HTTP API serves; the daemon's composition root provides it. */
 export interface ApiHandlers {
   report(): unknown;
-  attach(body: { target?: unknown; cidrs?: unknown }): Promise<unknown>;
+  attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }): Promise<unknown>;
   detach(body: { target?: unknown }): Promise<unknown>;
   connect(body: { peers?: unknown; replace?: unknown }): Promise<unknown>;
   forget(body: { peers?: unknown }): Promise<unknown>;

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { DEFAULTS, RouterConfig } from '../router/config.js';
 import { parseVni } from '../router/vxlan.js';
+import { isUnicastMac } from '../router/mac.js';
 import { parseCidr, isIPv4 } from '../common/cidr.js';
 import { call } from './client.js';
 import { launch, stop } from './launch.js';
@@ -70,11 +71,13 @@ program.command('stop').description('stop the router on this host').action(async
 program.command('attach')
   .description('attach a target to the overlay: weave attach [CIDR...] netns:NAME|netns:/path|pid:PID')
   .argument('<args...>', 'addresses followed by the target')
-  .action(async (args: string[]) => {
+  .option('--mac <mac>', 'the MAC address for ethwe (keep it when moving a container between hosts)')
+  .action(async (args: string[], o: { mac?: string }) => {
     const target = args.at(-1)!;
     const cidrs = args.slice(0, -1);
     cidrs.forEach(parseCidr);
-    const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs });
+    if (o.mac !== undefined && !isUnicastMac(o.mac)) throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
+    const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs, mac: o.mac });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 

@@ -42,6 +42,7 @@ export class ControlPlane extends EventEmitter {
   private readonly maker: ConnectionMaker;
   private readonly liveness: Liveness;
   private selfUpdate?: NodeJS.Immediate;
+  private gcTimer?: NodeJS.Timeout;
 
   private constructor(private readonly node: Node, readonly name: string, private readonly o: ControlPlaneOptions) {
     super();
@@ -71,6 +72,7 @@ export class ControlPlane extends EventEmitter {
     this.node.addEventListener('connection:open', () => this.scheduleSelfUpdate());
     this.node.addEventListener('connection:close', () => this.scheduleSelfUpdate());
     this.liveness.start();
+    this.gcTimer = setInterval(() => { if (this.topology.gc()) this.topologyChanged(); }, 5000);
     this.updateSelf();
     this.maker.connect([...saved, ...peers]);
   }
@@ -78,6 +80,7 @@ export class ControlPlane extends EventEmitter {
   async stop(): Promise<void> {
     this.maker.stop();
     this.liveness.stop();
+    clearInterval(this.gcTimer);
     clearImmediate(this.selfUpdate);
     await this.node.stop();
   }

@@ -9,13 +9,18 @@ const toRecord = (p: weave.ITopologyPeer): PeerRecord => ({
   addrs: p.addrs ?? [], links: (p.links ?? []).map((l) => ({ peer: l.peer ?? '', addr: l.addr ?? '', outbound: !!l.outbound })),
 });
 
+/** How long a peer may stay unreachable before it is forgotten: records arrive one by one, so a peer
+ * whose link to us is announced by a record still on its way must not be dropped at once. */
+export const FORGET_AFTER_MS = 30_000;
+
 /**
  * Every peer's own view of its connections, versioned per peer (last version wins). Peers that
- * can no longer be reached from us over connections both ends report are forgotten.
+ * can no longer be reached from us over connections both ends report are forgotten after a while.
  */
 export class TopologyChannel implements Channel {
   readonly name = 'topology';
   readonly peers = new Map<string, PeerRecord>();
+  private readonly unreachableSince = new Map<string, number>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -55,12 +60,25 @@ export class TopologyChannel implements Channel {
     return [...out].sort();
   }
 
-  private gc(): void {
+  /** Peers reachable from us over connections both ends report. */
+  reachable(): Set<string> {
     const seen = new Set([this.self]);
     const queue = [this.self];
     while (queue.length) for (const n of this.neighbours(queue.shift()!)) if (!seen.has(n)) { seen.add(n); queue.push(n); }
-    // A peer we hold a link to is kept even before its record arrives: it will be reachable.
-    for (const l of this.peers.get(this.self)?.links ?? []) seen.add(l.peer);
-    for (const name of this.peers.keys()) if (!seen.has(name)) this.peers.delete(name);
+    return seen;
+  }
+
+  /** Forgets peers unreachable for longer than FORGET_AFTER_MS; returns true when any was. */
+  gc(): boolean {
+    const seen = this.reachable();
+    const now = this.now();
+    let forgot = false;
+    for (const name of this.peers.keys()) {
+      if (seen.has(name)) { this.unreachableSince.delete(name); continue; }
+      const since = this.unreachableSince.get(name) ?? now;
+      this.unreachableSince.set(name, since);
+      if (now - since >= FORGET_AFTER_MS) { this.peers.delete(name); this.unreachableSince.delete(name); forgot = true; }
+    }
+    return forgot;
   }
 }

@@ -36,13 +36,13 @@ async function linkMac(netns: string, dev: string): Promise<string | undefined> 
  * The pair is created from inside the target with the host end placed straight into our own
  * namespace, so no link is ever created under a name that may exist here already.
  */
-export async function attach(target: string, cidrs: Cidr[], mtu: number): Promise<Attachment> {
+export async function attach(target: string, cidrs: Cidr[], mtu: number, mac?: string): Promise<Attachment> {
   const netns = resolveTarget(target);
   const hostIf = hostIfName(netns);
   const existed = (await linkMac(netns, CONTAINER_IF)) !== undefined;
   try {
     if (!existed) {
-      await runOk(inNs(netns, ['ip', 'link', 'add', 'name', CONTAINER_IF, 'mtu', String(mtu), 'type', 'veth',
+      await runOk(inNs(netns, ['ip', 'link', 'add', 'name', CONTAINER_IF, 'mtu', String(mtu), ...(mac ? ['address', mac] : []), 'type', 'veth',
         'peer', 'name', hostIf, 'mtu', String(mtu), 'netns', String(process.pid)]));
       await runOk(['ip', 'link', 'set', 'dev', hostIf, 'master', BRIDGE, 'up']);
     }
@@ -55,8 +55,7 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number): Promis
     if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF])); // nothing left half-attached
     throw err;
   }
-  const mac = (await linkMac(netns, CONTAINER_IF)) ?? '';
-  return { target, netns, ifname: CONTAINER_IF, hostIf, mac, cidrs: cidrs.map(formatCidr) };
+  return { target, netns, ifname: CONTAINER_IF, hostIf, mac: (await linkMac(netns, CONTAINER_IF)) ?? '', cidrs: cidrs.map(formatCidr) };
 }
 
 /** Removes ethwe from the target (the host end goes with it). */

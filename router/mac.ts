@@ -14,3 +14,5 @@ export function parseMac(text: string): Mac {
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(text)) throw new Error(`invalid MAC address "${text}"`);
   return parseInt(text.replace(/:/g, ''), 16);
 }
+
+export const isUnicastMac = (text: string): boolean => /^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$/i.test(text);

@@ -3,7 +3,7 @@ import { Datapath } from './datapath.js';
 import { Endpoints, makeEndpoint } from './endpoints.js';
 import { Forwarder, Routing } from './forwarder.js';
 import { LOCAL, MacTable } from './mac-table.js';
-import { parseMac } from './mac.js';
+import { isUnicastMac, parseMac } from './mac.js';
 import { UdpTransport } from './udp.js';
 import { attach, detach } from './attach.js';
 import { routingOf } from './routing.js';
@@ -77,11 +77,12 @@ export class Router {
 
   onDatagram(msg: Buffer, ip: string): void { this.forwarder.fromPeer(msg, ip); }
 
-  async attach(body: { target?: unknown; cidrs?: unknown }) {
+  async attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }) {
     if (typeof body.target !== 'string') throw new Error('attach needs a target');
     if (!Array.isArray(body.cidrs) || body.cidrs.length === 0) throw new Error('no address given, and IPAM is not running here: give a CIDR');
     const cidrs = body.cidrs.map((c) => parseCidr(String(c)));
-    const a = await attach(body.target, cidrs, this.mtu);
+    if (body.mac !== undefined && (typeof body.mac !== 'string' || !isUnicastMac(body.mac))) throw new Error(`invalid MAC "${String(body.mac)}": expected a unicast MAC like 02:00:00:00:00:01`);
+    const a = await attach(body.target, cidrs, this.mtu, body.mac as string | undefined);
     const mac = parseMac(a.mac);
     this.macs.learn(mac, LOCAL);
     this.control.announceMac(mac);

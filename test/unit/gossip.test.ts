@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { FORGET_AFTER_MS, TopologyChannel } from '../../gossip/topology.js';
+import { MacsChannel } from '../../gossip/macs.js';
+import { Routes } from '../../gossip/routes.js';
+import { weave } from '../../proto/gen/weave.js';
+
+const rec = (links: string[]) => ({ nickname: '', udpPort: 6784, addrs: [], links: links.map((peer) => ({ peer, addr: '', outbound: true })) });
+
+/** A topology as seen by `self` once every peer's own record (from `graph`) has arrived. */
+function topologyOf(self: string, graph: Record<string, string[]>, now = () => 1000): TopologyChannel {
+  const t = new TopologyChannel(self, now);
+  t.setSelf(rec(graph[self]));
+  for (const [name, links] of Object.entries(graph)) {
+    if (name === self) continue;
+    const author = new TopologyChannel(name, now);
+    t.merge(author.setSelf(rec(links)), name);
+  }
+  return t;
+}
+
+function shuffle<T>(xs: T[], seed: number): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) { seed = (seed * 1103515245 + 12345) & 0x7fffffff; const j = seed % (i + 1); [a[i], a[j]] = [a[j], a[i]]; }
+  return a;
+}
+
+describe('topology channel', () => {
+  it('converges to the same state whatever the order and repetition of deltas', () => {
+    const deltas: { from: string; d: Uint8Array }[] = [];
+    let clock = 1000;
+    const authors = ['a', 'b', 'c', 'd'].map((n) => new TopologyChannel(n, () => clock));
+    for (let round = 0; round < 5; round++) {
+      for (const a of authors) { clock++; deltas.push({ from: a.self, d: a.setSelf(rec(['a', 'b', 'c', 'd'].filter((x) => x !== a.self).slice(0, 1 + (round % 3)))) }); }
+    }
+    const states = [1, 2, 3].map((seed) => {
+      const t = new TopologyChannel('z', () => clock);
+      t.setSelf(rec(['a', 'b', 'c', 'd']));
+      for (const { from, d } of shuffle([...deltas, ...deltas], seed)) t.merge(d, from);
+      return JSON.stringify([...t.peers.values()].sort((x, y) => x.name.localeCompare(y.name)));
+    });
+    assert.equal(states[0], states[1]);
+    assert.equal(states[1], states[2]);
+  });
+
+  it('refuses a peer claiming to be us, a delta about someone else, and versions from the future', () => {
+    const t = new TopologyChannel('me', () => 1000);
+    t.setSelf(rec([]));
+    const impostor = new TopologyChannel('me', () => 5000);
+    assert.equal(t.merge(impostor.setSelf(rec(['x'])), undefined), false);
+    const b = new TopologyChannel('b', () => 1000);
+    assert.equal(t.merge(b.setSelf(rec(['me'])), 'c'), false, 'c cannot speak for b');
+    const future = new TopologyChannel('b', () => 1000 + 48 * 3600_000);
+    assert.equal(t.merge(future.setSelf(rec(['me'])), 'b'), false);
+    assert.equal(t.rejected, 3);
+    assert.deepEqual(t.peers.get('me')!.links, []);
+    assert.throws(() => t.merge(Buffer.from([0xff, 0xff, 0xff]), 'b'));
+  });
+
+  it('forgets peers that can no longer be reached, after a grace period', () => {
+    let clock = 1000;
+    const t = topologyOf('a', { a: ['b'], b: ['a', 'c'], c: ['b'] }, () => clock);
+    assert.deepEqual([...t.peers.keys()].sort(), ['a', 'b', 'c']);
+    clock = 2000;
+    const b = new TopologyChannel('b', () => clock);
+    t.merge(b.setSelf(rec(['a'])), 'b'); // b lost c
+    assert.deepEqual([...t.reachable()].sort(), ['a', 'b']);
+    assert.ok(t.peers.has('c'), 'kept for a while: its link may be in a record still on its way');
+    clock += FORGET_AFTER_MS;
+    assert.equal(t.gc(), true);
+    assert.deepEqual([...t.peers.keys()].sort(), ['a', 'b']);
+  });
+});
+
+describe('routes', () => {
+  it('routes a line through the middle peer', () => {
+    const t = topologyOf('h1', { h1: ['h2'], h2: ['h1', 'h3'], h3: ['h2'] });
+    const r = new Routes(t);
+    assert.equal(r.nextHop('h3'), 'h2');
+    assert.deepEqual(r.children('h1'), ['h2']);
+    assert.deepEqual(new Routes(topologyOf('h2', { h1: ['h2'], h2: ['h1', 'h3'], h3: ['h2'] })).children('h1'), ['h3']);
+  });
+
+  it('gives every peer exactly one parent in every broadcast tree (random graphs)', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const names = Array.from({ length: 8 }, (_, i) => `p${i}`);
+      const graph: Record<string, string[]> = Object.fromEntries(names.map((n) => [n, []]));
+      const link = (x: string, y: string) => { if (x !== y && !graph[x].includes(y)) { graph[x].push(y); graph[y].push(x); } };
+      for (let i = 1; i < names.length; i++) link(names[i], names[(seed * 7 + i * 13) % i]); // a random spanning tree: connected
+      for (const [x, y] of shuffle(names.flatMap((x) => names.map((y) => [x, y] as const)), seed).slice(0, 6)) link(x, y);
+      const views = names.map((n) => new Routes(topologyOf(n, graph)));
+      for (const source of names) {
+        const received = new Map<string, number>([[source, 1]]);
+        for (const [i, v] of views.entries()) for (const child of v.children(source)) {
+          assert.ok(graph[names[i]].includes(child), 'a tree edge is a link');
+          received.set(child, (received.get(child) ?? 0) + 1);
+        }
+        for (const n of names) assert.equal(received.get(n), 1, `seed ${seed}: ${n} receives ${source}'s broadcast exactly once`);
+      }
+    }
+  });
+});
+
+describe('MAC channel', () => {
+  it('lets a move win over the old location, whatever the clocks and the order', () => {
+    const h1 = new MacsChannel('h1', () => 5000); // h1's clock is ahead
+    const h2 = new MacsChannel('h2', () => 1000);
+    const announce1 = h1.announce(42);
+    h2.merge(announce1, 'h1');
+    const withdraw1 = h1.withdraw(42)!;
+    const announce2 = h2.announce(42);
+    for (const order of [[announce1, withdraw1, announce2], [announce2, withdraw1, announce1], [withdraw1, announce2, announce1]]) {
+      const h3 = new MacsChannel('h3', () => 1000);
+      for (const d of order) h3.merge(d, weave.Macs.decode(d).entries[0].peer!);
+      assert.equal(h3.owner(42), 'h2');
+    }
+  });
+
+  it('refuses entries written in our name or by someone else', () => {
+    const me = new MacsChannel('me');
+    const other = new MacsChannel('x');
+    assert.equal(me.merge(other.announce(7), 'y'), false);
+    const impostor = new MacsChannel('me', () => Date.now() + 1000);
+    assert.equal(me.merge(impostor.announce(8), undefined), false);
+    assert.equal(me.rejected, 2);
+  });
+});
