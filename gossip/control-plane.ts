@@ -106,10 +106,12 @@ export class ControlPlane extends EventEmitter {
   nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
 
   view(): { targets: string[]; targetStates: TargetView[]; connections: ConnectionView[]; gossip: Record<string, unknown> } {
-    const connections: ConnectionView[] = this.openConnections().map((c) => {
+    const connections: ConnectionView[] = [];
+    for (const c of this.openConnections()) {
       const name = c.remotePeer.toString();
-      return { direction: c.direction, address: ipPort(c.remoteAddr), state: 'established', info: 'encrypted (noise)', name, nickname: this.nickname(name) };
-    });
+      if (connections.some((x) => x.name === name)) continue; // two peers that dialled each other at once
+      connections.push({ direction: c.direction, address: ipPort(c.remoteAddr), state: 'established', info: 'encrypted (noise)', name, nickname: this.nickname(name) });
+    }
     for (const t of this.maker.view()) {
       if (t.state === 'established' && connections.some((c) => c.name === t.peer)) continue;
       connections.push({ direction: 'outbound', address: t.address, state: t.state,
@@ -147,7 +149,8 @@ export class ControlPlane extends EventEmitter {
     if (this.o.discovery) {
       const connected = new Set(this.openConnections().map((c) => c.remotePeer.toString()));
       const addrs: string[] = [];
-      for (const p of this.topology.peers.values()) if (p.name !== this.name && !connected.has(p.name) && p.addrs[0]) addrs.push(...p.addrs);
+      // Of two peers that learn of each other, the one with the lower name dials: no crossed connections.
+      for (const p of this.topology.peers.values()) if (p.name > this.name && !connected.has(p.name)) addrs.push(...p.addrs);
       this.maker.discover(addrs);
     }
     this.emit('routes');

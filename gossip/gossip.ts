@@ -10,8 +10,11 @@ const topic = (channel: string) => `weave-ts/${channel}/1`;
 export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
 
 /**
- * Carries channels between routers: deltas on a gossipsub topic per channel (best effort), and
- * every channel's full state both ways when a connection comes up, which repairs what gossip lost.
+ * Carries channels between routers: deltas on a gossipsub topic per channel, and direct pushes
+ * over a stream protocol: every channel's full state both ways when a connection comes up, and
+ * each of our own deltas to every neighbour. A pushed message that changes our state is pushed on
+ * to our other neighbours (a duplicate changes nothing and stops there), so facts cross peers that
+ * gossipsub has not meshed yet: gossipsub is fast but best effort, the pushes are what make it sure.
  */
 export class Gossip {
   readonly counters = new Map<string, ChannelCounters>();
@@ -34,7 +37,7 @@ export class Gossip {
       this.receive(ch, m.data, m.from.toString());
     });
     for (const name of this.channels.keys()) pubsub.subscribe(topic(name));
-    await this.node.handle(SYNC_PROTOCOL, async (stream) => {
+    await this.node.handle(SYNC_PROTOCOL, async (stream, connection) => {
       try {
         const chunks: Uint8Array[] = [];
         let size = 0;
@@ -45,9 +48,12 @@ export class Gossip {
           chunks.push(b);
         }
         const sync = weave.Sync.decode(Buffer.concat(chunks));
+        const from = connection.remotePeer.toString();
         for (const s of sync.channels) {
           const ch = this.channels.get(s.channel ?? '');
-          if (ch && s.state) { this.counters.get(ch.name)!.syncs++; this.receive(ch, s.state, undefined); }
+          if (!ch || !s.state) continue;
+          this.counters.get(ch.name)!.syncs++;
+          if (this.receive(ch, s.state, undefined)) this.push(ch.name, s.state, from);
         }
       } catch {
         for (const c of this.counters.values()) c.dropped++;
@@ -57,30 +63,44 @@ export class Gossip {
     this.node.addEventListener('peer:connect', (evt) => { void this.sync(evt.detail); });
   }
 
-  /** Publishes a delta of one channel to every peer. */
+  /** Publishes a delta of one of our channels: on gossipsub, and pushed to every neighbour. */
   publish(channel: string, delta: Uint8Array): void {
     const c = this.counters.get(channel)!;
     c.messagesOut++; c.bytesOut += delta.length;
     this.node.services.pubsub.publish(topic(channel), delta).catch(() => { /* no peers yet: the sync on connect carries it */ });
+    this.push(channel, delta);
   }
 
   /** Sends every channel's full state to a peer that just connected. */
-  async sync(peer: PeerId): Promise<void> {
-    try {
-      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) });
-      const msg = weave.Sync.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() })) }).finish();
-      stream.send(msg);
-      await stream.close();
-    } catch { /* the connection went away again; the next one syncs */ }
+  sync(peer: PeerId): Promise<void> {
+    return this.send(peer, [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() })));
   }
 
-  private receive(ch: Channel, data: Uint8Array, from: string | undefined): void {
+  private push(channel: string, data: Uint8Array, except?: string): void {
+    for (const peer of this.node.getPeers()) if (peer.toString() !== except) void this.send(peer, [{ channel, state: data }]);
+  }
+
+  private async send(peer: PeerId, channels: weave.IChannelState[]): Promise<void> {
+    try {
+      const msg = weave.Sync.encode({ channels }).finish();
+      for (const ch of channels) { const c = this.counters.get(ch.channel!)!; c.messagesOut++; c.bytesOut += ch.state!.length; }
+      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+      stream.send(msg);
+      await stream.close();
+    } catch { /* the connection went away; the next one syncs */ }
+  }
+
+  /** Merges what a peer sent; true when it changed our state. */
+  private receive(ch: Channel, data: Uint8Array, from: string | undefined): boolean {
     const c = this.counters.get(ch.name)!;
     c.messagesIn++; c.bytesIn += data.length;
     try {
-      if (ch.merge(data, from)) this.onChange(ch.name);
+      if (!ch.merge(data, from)) return false;
+      this.onChange(ch.name);
+      return true;
     } catch {
       c.dropped++; // undecodable: counted, never fatal
+      return false;
     }
   }
 }

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { run, runOk } from '../common/exec.js';
 import { Cidr, formatCidr } from '../common/cidr.js';
-import { BRIDGE } from './bridge.js';
+import { BRIDGE, quietIPv6 } from './bridge.js';
 
 export const CONTAINER_IF = 'ethwe';
 
@@ -44,6 +44,7 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, mac?: s
     if (!existed) {
       await runOk(inNs(netns, ['ip', 'link', 'add', 'name', CONTAINER_IF, 'mtu', String(mtu), ...(mac ? ['address', mac] : []), 'type', 'veth',
         'peer', 'name', hostIf, 'mtu', String(mtu), 'netns', String(process.pid)]));
+      quietIPv6(hostIf);
       await runOk(['ip', 'link', 'set', 'dev', hostIf, 'master', BRIDGE, 'up']);
     }
     for (const c of cidrs) {

@@ -1,9 +1,18 @@
+import { writeFileSync } from 'node:fs';
 import { run, runOk } from '../common/exec.js';
 
 export const BRIDGE = 'weave';
 export const CAPTURE_IF = 'vethwe-pcap';
 export const BRIDGE_PORT_IF = 'vethwe-bridge';
 export const VXLAN_OVERHEAD = 50; // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+
+/**
+ * The host's own ends of the overlay (bridge, capture pair, container veths) take no part in
+ * IPv6: otherwise each sends router solicitations and MLD reports into every container.
+ */
+export function quietIPv6(dev: string): void {
+  try { writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1'); } catch { /* no IPv6 on this kernel */ }
+}
 
 const linkExists = async (name: string) => (await run(['ip', 'link', 'show', 'dev', name])).code === 0;
 
@@ -34,5 +43,5 @@ export async function ensureBridge(mtu: number): Promise<void> {
   for (const dev of [BRIDGE_PORT_IF, CAPTURE_IF]) {
     await runOk(['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
   }
-  for (const dev of [CAPTURE_IF, BRIDGE_PORT_IF, BRIDGE]) await runOk(['ip', 'link', 'set', 'dev', dev, 'up']);
+  for (const dev of [CAPTURE_IF, BRIDGE_PORT_IF, BRIDGE]) { quietIPv6(dev); await runOk(['ip', 'link', 'set', 'dev', dev, 'up']); }
 }
