@@ -118,6 +118,21 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
     assert.equal((await established(lab, 'h1')).length, 1, 'h1 - h2 stays up');
   });
 
+  it('drops and counts undecodable and hostile gossip, and keeps its own record', async () => {
+    const before = await report(lab, 'h1');
+    const self = before.peers.find((p) => p.self)!;
+    await lab.execOk('h2', ['node', '--import', 'tsx', 'test/fixtures/rogue-peer.ts', addr('h1'), before.name], { timeoutMs: 30_000 });
+    const after = await waitFor('h1 counted the hostile gossip', async () => {
+      const r = await report(lab, 'h1');
+      const dropped = Object.values(r.gossip as Record<string, { dropped: number }>).reduce((n, c) => n + c.dropped, 0);
+      return dropped >= 2 && r.counters.gossipRejected >= 3 ? r : undefined;
+    });
+    const mine = after.peers.find((p) => p.self)!;
+    assert.equal(mine.nickname, self.nickname);
+    assert.ok(mine.version >= self.version);
+    assert.ok(!after.peers.some((p) => p.nickname === 'rogue'), 'no record of the rogue was taken');
+  });
+
   it('keeps a router with a different password out, says why, and shows Encryption: enabled', async () => {
     await weaveOk(lab, 'h1', ['stop']);
     await weaveOk(lab, 'h2', ['stop']);
