@@ -10,7 +10,7 @@ deps:
 	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 
 build: deps
-	npx tsc -p tsconfig.json
+	npm run build --silent
 
 test: build
 	npx mocha
