@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { weave } from '../../proto/gen/weave.js';
+import { Allocator, IpamTransport } from '../../ipam/allocator.js';
+import { parseSubnet, numToIp } from '../../ipam/address.js';
+import { IpamState } from '../../ipam/state.js';
+
+const RANGE = parseSubnet('10.32.0.0/22');
+
+/** A simulated network of allocators: lossy, duplicating, reordering gossip; partitions; crashes. */
+class SimNet {
+  readonly nodes = new Map<string, Allocator>();
+  readonly disk = new Map<string, Uint8Array>();
+  group = new Map<string, number>();
+  private seed: number;
+  constructor(seed: number) { this.seed = seed; }
+
+  rand(n: number): number { this.seed = (this.seed * 1103515245 + 12345) & 0x7fffffff; return this.seed % n; }
+  up = (a: string, b: string) => this.nodes.has(a) && this.nodes.has(b) && this.group.get(a) === this.group.get(b);
+
+  start(name: string): void {
+    const saved = this.disk.get(name);
+    const state = new IpamState(RANGE);
+    if (saved) { const d = IpamState.decode(weave.IpamState.decode(saved)); state.merge(d.entries, d.allocations); }
+    const t: IpamTransport = {
+      self: name,
+      broadcast: (delta) => {
+        for (const peer of this.nodes.keys()) {
+          if (peer === name || !this.up(name, peer) || this.rand(5) === 0) continue; // gossip loses one in five
+          const copies = this.rand(10) === 0 ? 2 : 1;
+          const bytes = weave.IpamState.encode(delta).finish();
+          for (let i = 0; i < copies; i++) setTimeout(() => { if (this.up(name, peer)) this.nodes.get(peer)!.onDelta(weave.IpamState.decode(bytes), name); }, this.rand(5));
+        }
+      },
+      request: async (peer, req) => {
+        if (!this.up(name, peer)) throw new Error('unreachable');
+        await new Promise((r) => setTimeout(r, this.rand(3)));
+        if (!this.up(name, peer)) throw new Error('unreachable');
+        const reply = await this.nodes.get(peer)!.onRequest(name, weave.IpamRequest.decode(weave.IpamRequest.encode(req).finish()));
+        if (!this.up(name, peer)) throw new Error('unreachable'); // the answer was lost
+        return reply;
+      },
+      reachable: () => [...this.nodes.keys()].filter((p) => p !== name && this.up(name, p)),
+    };
+    this.nodes.set(name, new Allocator(t, {
+      range: RANGE, defaultSubnet: RANGE, consensus: 20, state, waitMs: 2000,
+      save: (s) => this.disk.set(name, weave.IpamState.encode(s.encode()).finish()),
+    }));
+  }
+
+  /**
+   * What the real control plane does when connections come up: full states both ways, and what
+   * changed a peer is pushed on to its neighbours, until nothing changes.
+   */
+  syncAll(): void {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const [a, na] of this.nodes) for (const [b, nb] of this.nodes) {
+        if (a !== b && this.up(a, b) && nb.onDelta(weave.IpamState.decode(weave.IpamState.encode(na.state.encode()).finish()), a)) changed = true;
+      }
+    }
+  }
+}
+
+describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', function () {
+  this.timeout(60_000);
+
+  for (const seed of [1, 2, 3]) {
+    it(`ends with no duplicate and no lost address space (seed ${seed})`, async () => {
+      const net = new SimNet(seed);
+      const names = Array.from({ length: 20 }, (_, i) => `peer${String(i).padStart(2, '0')}`);
+      for (const n of names) { net.start(n); net.group.set(n, 0); }
+      const live = new Map<string, number>(); // ground truth: ident -> address, from successful operations
+      let ok = 0, failed = 0;
+      const idents = Array.from({ length: 60 }, (_, i) => `c${i}`);
+      for (let step = 0; step < 600; step++) {
+        if (step % 100 === 50) for (const n of names) net.group.set(n, net.rand(2)); // partition
+        if (step % 100 === 80) { for (const n of names) net.group.set(n, 0); net.syncAll(); } // heal
+        if (step % 70 === 35) { const victim = names[net.rand(20)]; net.nodes.delete(victim); setTimeout(() => { net.start(victim); net.syncAll(); }, 20); }
+        const alive = [...net.nodes.keys()];
+        const node = net.nodes.get(alive[net.rand(alive.length)])!;
+        const ident = idents[net.rand(idents.length)];
+        const op = net.rand(4);
+        try {
+          if (op === 0 || op === 3) { // allocate, or move here (allocate finds the identity's address elsewhere)
+            const a = await node.allocate(ident);
+            live.set(ident, a.addr);
+          } else if (op === 1) {
+            const released = await node.release(ident);
+            if (released.includes(live.get(ident)!)) live.delete(ident);
+          } else {
+            const addr = RANGE.start + 1 + net.rand(1000);
+            const a = await node.claim(ident, addr, 22);
+            live.set(ident, a.addr);
+          }
+          ok++;
+        } catch { failed++; }
+        // ground truth: no two identities hold one address
+        const seen = new Map<number, string>();
+        for (const [i, a] of live) { assert.ok(!seen.has(a), `step ${step}: ${numToIp(a)} held by ${seen.get(a)} and ${i}`); seen.set(a, i); }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      for (const n of names) { net.group.set(n, 0); if (!net.nodes.has(n)) net.start(n); }
+      net.syncAll();
+      // every view converged, covers the whole range with live owners, and agrees with what callers were told
+      const views = [...net.nodes.values()].map((a) => JSON.stringify([
+        [...a.state.entries.values()].map((e) => [e.token, e.peer, e.version]).sort((x, y) => x[0] - y[0]),
+        [...a.state.allocations.values()].map((x) => [x.addr, x.ident, x.version, x.released]).sort((x, y) => x[0] - y[0])]));
+      assert.equal(new Set(views).size, 1, 'all allocators converged');
+      const any = net.nodes.get(names[0])!;
+      const pieces = any.state.pieces();
+      assert.equal(pieces[0].start, RANGE.start);
+      assert.equal(pieces.reduce((n, p) => n + p.end - p.start, 0), RANGE.end - RANGE.start, 'pieces cover the range exactly');
+      for (const p of pieces) assert.ok(names.includes(p.entry.peer), `piece at ${numToIp(p.start)} owned by a live peer`);
+      const holders = new Map<number, string>();
+      for (const a of any.state.allocations.values()) if (!a.released) { assert.ok(!holders.has(a.addr)); holders.set(a.addr, a.ident); }
+      for (const [ident, addr] of live) assert.equal(holders.get(addr), ident, `${ident} still holds ${numToIp(addr)}`);
+      assert.ok(ok > 100, `${ok} operations succeeded, ${failed} failed`);
+    });
+  }
+});
