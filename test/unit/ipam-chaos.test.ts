@@ -4,7 +4,7 @@ import { Allocator, IpamTransport } from '../../ipam/allocator.js';
 import { parseSubnet, numToIp } from '../../ipam/address.js';
 import { IpamState } from '../../ipam/state.js';
 
-const RANGE = parseSubnet('10.32.0.0/22');
+const RANGE = parseSubnet('10.32.0.0/24'); // small: space runs out, donations and contention are the rule
 
 /** A simulated network of allocators: lossy, duplicating, reordering gossip; partitions; crashes. */
 class SimNet {
@@ -72,8 +72,8 @@ describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', fu
       for (const n of names) { net.start(n); net.group.set(n, 0); }
       const live = new Map<string, number>(); // ground truth: ident -> address, from successful operations
       let ok = 0, failed = 0;
-      const idents = Array.from({ length: 60 }, (_, i) => `c${i}`);
-      for (let step = 0; step < 600; step++) {
+      const idents = Array.from({ length: 200 }, (_, i) => `c${i}`);
+      for (let step = 0; step < 800; step++) {
         if (step % 100 === 50) for (const n of names) net.group.set(n, net.rand(2)); // partition
         if (step % 100 === 80) { for (const n of names) net.group.set(n, 0); net.syncAll(); } // heal
         if (step % 70 === 35) { const victim = names[net.rand(20)]; net.nodes.delete(victim); setTimeout(() => { net.start(victim); net.syncAll(); }, 20); }
@@ -89,8 +89,8 @@ describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', fu
             const released = await node.release(ident);
             if (released.includes(live.get(ident)!)) live.delete(ident);
           } else {
-            const addr = RANGE.start + 1 + net.rand(1000);
-            const a = await node.claim(ident, addr, 22);
+            const addr = RANGE.start + 1 + net.rand(254);
+            const a = await node.claim(ident, addr, 24);
             live.set(ident, a.addr);
           }
           ok++;

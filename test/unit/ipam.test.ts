@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { weave } from '../../proto/gen/weave.js';
+import { Allocator, IpamTransport } from '../../ipam/allocator.js';
+import { ipToNum, parseSubnet } from '../../ipam/address.js';
+import { IpamState } from '../../ipam/state.js';
+
+const RANGE = parseSubnet('10.40.0.0/24');
+
+/** Two or three allocators wired directly; `gossip` false drops every broadcast (only requests get through). */
+function cluster(names: string[], opts: { gossip: boolean } = { gossip: true }) {
+  const nodes = new Map<string, Allocator>();
+  const down = new Set<string>();
+  for (const name of names) {
+    const t: IpamTransport = {
+      self: name,
+      broadcast: (d) => { if (opts.gossip) for (const [p, n] of nodes) if (p !== name && !down.has(p)) n.onDelta(weave.IpamState.decode(weave.IpamState.encode(d).finish()), name); },
+      request: async (p, req) => { if (down.has(p)) throw new Error('unreachable'); return nodes.get(p)!.onRequest(name, req); },
+      reachable: () => names.filter((p) => p !== name && !down.has(p)),
+    };
+    nodes.set(name, new Allocator(t, { range: RANGE, defaultSubnet: RANGE, consensus: names.length }));
+  }
+  return { nodes, down, get: (n: string) => nodes.get(n)! };
+}
+
+describe('IPAM allocator', () => {
+  it('splits the range among the initial peers and gives distinct addresses', async () => {
+    const c = cluster(['a', 'b', 'c']);
+    const got = await Promise.all(['a', 'b', 'c'].flatMap((n) => [1, 2, 3].map((i) => c.get(n).allocate(`${n}${i}`))));
+    assert.equal(new Set(got.map((g) => g.ip)).size, 9);
+    assert.deepEqual(c.get('a').shares().map((s) => s.peer).sort(), ['a', 'b', 'c']);
+  });
+
+  it('is idempotent: asking twice for an identity gives the same address', async () => {
+    const c = cluster(['a']);
+    const x = await c.get('a').allocate('web');
+    assert.equal((await c.get('a').allocate('web')).ip, x.ip);
+  });
+
+  it('gets space donated when its own runs out', async () => {
+    const c = cluster(['a', 'b']);
+    for (let i = 0; i < 200; i++) await c.get('a').allocate(`x${i}`); // a owns ~128: the rest is donated by b
+    const mine = c.get('a').shares().find((s) => s.peer === 'a')!;
+    assert.ok(mine.owned > 128);
+  });
+
+  it("hands a moved identity's address over, even when gossip lost every update", async () => {
+    const c = cluster(['a', 'b'], { gossip: false });
+    const onA = await c.get('a').allocate('db');
+    const onB = await c.get('b').claim('db', onA.addr, 24);
+    assert.equal(onB.ip, onA.ip);
+    assert.deepEqual(await c.get('a').release('db'), [], 'the old home no longer owns it: detaching there releases nothing');
+    await assert.rejects(c.get('a').claim('other', onA.addr, 24), /held by another identity/);
+    const next = await c.get('a').allocate('other');
+    assert.notEqual(next.ip, onA.ip, 'the old owner never gives the moved address to someone else');
+  });
+
+  it('refuses a claim of an address held by another identity, outside the range, or of an unreachable owner', async () => {
+    const c = cluster(['a', 'b']);
+    const x = await c.get('a').allocate('one');
+    await assert.rejects(c.get('b').claim('two', x.addr, 24), /held by another identity \("one"\)/);
+    await assert.rejects(c.get('b').claim('two', ipToNum('10.41.0.1'), 24), /outside the allocation range/);
+    c.down.add('a');
+    await assert.rejects(c.get('b').claim('one', x.addr, 24), /unreachable.*rmpeer/);
+    await assert.rejects(c.get('b').release('nobody'), /unknown identity/);
+  });
+
+  it("takes over a dead peer's space with rmpeer, keeping its allocations", async () => {
+    const c = cluster(['a', 'b']);
+    const x = await c.get('a').allocate('keeper');
+    c.down.add('a');
+    assert.ok((await c.get('b').rmpeer('a')) > 0);
+    assert.equal((await c.get('b').allocate('keeper')).ip, x.ip, 'the identity keeps its address at its new home');
+    assert.deepEqual(c.get('b').shares().map((s) => s.peer), ['b']);
+  });
+
+  it('never merges state from a different range', () => {
+    const a = new IpamState(RANGE);
+    const c = cluster(['z']);
+    assert.equal(c.get('z').onDelta({ range: '10.99.0.0/24', entries: [{ token: ipToNum('10.99.0.0'), peer: 'q', version: 1 }] }, 'q'), false);
+    assert.equal(c.get('z').mismatches.get('q'), '10.99.0.0/24');
+    assert.ok(a.empty);
+  });
+});
