@@ -20,8 +20,12 @@ export interface PeerState {
   known: number;
   /** When this peer first saw all `total` peers reachable (local clock), if it has. */
   fullAt?: number;
+  /** Topology changes seen ('routes' events): at rest, each one means a connection came or went somewhere. */
+  topologyChanges: number;
   /** Only in a detailed poll. */
   rss?: number;
+  /** process.cpuUsage(), user + system, µs. */
+  cpuMicros?: number;
   gossip?: Record<string, ChannelCounters>;
   connections?: number;
   rejected?: number;
@@ -44,6 +48,7 @@ const send = (r: Reply): void => { if (process.connected) process.send!(r); };
 let cp: ControlPlane | undefined;
 let total = 0;
 let fullAt: number | undefined;
+let topologyChanges = 0;
 
 function checkFull(): void {
   if (fullAt === undefined && cp && cp.topology.reachable().size >= total) fullAt = Date.now();
@@ -53,13 +58,15 @@ function state(detail: boolean): PeerState {
   const c = cp!;
   const reachable = c.topology.reachable().size;
   if (fullAt === undefined && reachable >= total) fullAt = Date.now();
-  if (!detail) return { reachable, known: c.topology.peers.size, fullAt };
+  if (!detail) return { reachable, known: c.topology.peers.size, fullAt, topologyChanges };
   const v = c.view();
   return {
     reachable,
     known: c.topology.peers.size,
     fullAt,
+    topologyChanges,
     rss: process.memoryUsage().rss,
+    cpuMicros: ((u) => u.user + u.system)(process.cpuUsage()),
     gossip: v.gossip as Record<string, ChannelCounters>,
     connections: v.connections.filter((x) => x.state === 'established').length,
     rejected: c.rejectedGossip,
@@ -72,7 +79,7 @@ async function handle(cmd: Command): Promise<void> {
       mkdirSync(cmd.opts.dataDir, { recursive: true });
       total = cmd.total;
       cp = await ControlPlane.create(cmd.opts);
-      cp.on('routes', checkFull);
+      cp.on('routes', () => { topologyChanges++; checkFull(); });
       send({ type: 'created', name: cp.name, t: Date.now() });
       return;
     }

@@ -1,13 +1,15 @@
 import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
 import { DEFAULTS, RouterConfig } from '../router/config.js';
 import { parseVni } from '../router/vxlan.js';
+import { parseSubnet, within } from '../ipam/address.js';
 import { isUnicastMac } from '../router/mac.js';
 import { parseCidr, isIPv4 } from '../common/cidr.js';
 import { call } from './client.js';
 import { launch, stop } from './launch.js';
-import { renderConnections, renderPeers, renderStatus, renderTargets } from './status.js';
+import { renderConnections, renderIpam, renderPeers, renderStatus, renderTargets } from './status.js';
 import type { Report } from '../router/router.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -26,12 +28,29 @@ function peerAddress(v: string): string {
   return v;
 }
 
+/** The API carries no authentication: anything but loopback is a deliberate choice, so it must be exact. */
+function httpAddress(v: string): string {
+  const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(v);
+  if (!m || !isIPv4(m[1]) || !(Number(m[2]) > 0 && Number(m[2]) < 65536)) {
+    throw new Error(`invalid HTTP address "${v}": expected IPv4:PORT, like ${DEFAULTS.httpAddr}`);
+  }
+  return v;
+}
+
 function vxlanPeer(v: string, prev: string[] = []): string[] {
   const [ip, port] = v.split(':');
   if (!isIPv4(ip) || (port !== undefined && !(Number(port) > 0 && Number(port) < 65536 && /^\d+$/.test(port)))) {
     throw new Error(`invalid VXLAN peer "${v}": expected IP or IP:PORT`);
   }
   return [...prev, v];
+}
+
+const subnetArg = (what: string) => (v: string) => parseSubnet(v, `${what} value`).text;
+
+function consensusArg(v: string): number {
+  const m = /^consensus=(\d+)$/.exec(v);
+  if (!m || Number(m[1]) < 1) throw new Error(`invalid --ipalloc-init "${v}": expected consensus=N with N >= 1`);
+  return Number(m[1]);
 }
 
 const program = new Command('weave')
@@ -49,15 +68,22 @@ program.command('launch')
   .option('--vni <vni>', 'VXLAN network identifier shared by all peers', parseVni, DEFAULTS.vni)
   .option('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', vxlanPeer, [])
   .option('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', intIn('MTU', 576, 65000))
-  .option('--http-addr <addr>', 'HTTP API address', DEFAULTS.httpAddr)
+  .option('--http-addr <addr>', 'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)', httpAddress, DEFAULTS.httpAddr)
   .option('--no-discovery', 'do not connect to the peers our peers know')
   .option('--conn-limit <n>', 'most connections to other peers', intIn('connection limit', 1, 10000), DEFAULTS.connLimit)
   .addOption(new Option('--password <password>', 'make the control plane a private network (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
+  .option('--ipalloc-range <cidr>', 'the range IPAM hands container addresses out of, the same on every peer', subnetArg('--ipalloc-range'), DEFAULTS.ipallocRange)
+  .option('--ipalloc-default-subnet <cidr>', 'the subnet of the range used when none is asked for (default: the whole range)', subnetArg('--ipalloc-default-subnet'))
+  .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
       dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
       vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
+      ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
     };
+    if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
+      throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
+    }
     process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
     if (o.password) process.env.WEAVE_PASSWORD = o.password; // handed to the daemon by environment, not argv
     const r = await launch(cfg);
@@ -75,7 +101,9 @@ program.command('attach')
   .action(async (args: string[], o: { mac?: string }) => {
     const target = args.at(-1)!;
     const cidrs = args.slice(0, -1);
-    cidrs.forEach(parseCidr);
+    for (const c of cidrs) {
+      if (c.startsWith('net:')) { if (c !== 'net:default') parseSubnet(c.slice(4), 'subnet'); } else parseCidr(c);
+    }
     if (o.mac !== undefined && !isUnicastMac(o.mac)) throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
     const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs, mac: o.mac });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
@@ -98,13 +126,31 @@ program.command('detach').description('detach a target from the overlay').argume
   .action(async (target: string) => { await call('POST', '/detach', { target }); });
 
 program.command('status')
-  .description('show the router status: weave status [peers|connections|targets]')
-  .argument('[what]', 'peers, connections or targets')
+  .description('show the router status: weave status [peers|connections|targets|ipam]')
+  .argument('[what]', 'peers, connections, targets or ipam')
   .action(async (what?: string) => {
-    const views: Record<string, (r: Report) => string> = { peers: renderPeers, connections: renderConnections, targets: renderTargets };
-    if (what !== undefined && !views[what]) throw new Error(`unknown status section "${what}": expected peers, connections or targets`);
+    const views: Record<string, (r: Report) => string> = { peers: renderPeers, connections: renderConnections, targets: renderTargets, ipam: renderIpam };
+    if (what !== undefined && !Object.hasOwn(views, what)) throw new Error(`unknown status section "${what}": expected peers, connections, targets or ipam`);
     const r = await call<Report>('GET', '/report');
     process.stdout.write(what ? views[what](r) : renderStatus(r));
+  });
+
+program.command('rmpeer')
+  .description("take over a dead peer's share of the IP range (only once it is gone for good)")
+  .argument('<peer>', 'peer name or nickname')
+  .action(async (peer: string) => {
+    const r = await call<{ peer: string; addresses: number }>('POST', `/ipam/rmpeer?peer=${encodeURIComponent(peer)}`);
+    out(`${r.addresses} IPs taken over from ${r.peer}`);
+  });
+
+program.command('reset')
+  .description("hand this peer's share of the IP range to another peer, stop the router and forget its state")
+  .action(async () => {
+    const r = await call<{ heir?: string }>('POST', '/ipam/reset');
+    const report = await call<Report>('GET', '/report');
+    await stop();
+    for (const f of ['ipam.json', 'targets.json']) rmSync(join(report.dataDir, f), { force: true });
+    if (r.heir) out(`handed the address space to ${r.heir}`);
   });
 
 program.command('report').description('print the router report as JSON').action(async () => {

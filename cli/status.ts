@@ -26,6 +26,12 @@ export function renderStatus(r: Report): string {
     row('MTU', r.mtu),
     ...(r.vxlanEndpoints.length ? [row('VXLANPeers', r.vxlanEndpoints.map((e) => `${e.ip}:${e.port}`).join(', '))] : []),
     '',
+    row('Service', 'ipam'),
+    row('Status', r.ipam.status),
+    row('Range', r.ipam.range),
+    row('DefaultSubnet', r.ipam.defaultSubnet),
+    ...r.ipam.mismatches.map((m) => row('Refused', `${peerName(m.peer, m.nickname)} has range ${m.range}`)),
+    '',
   ].join('\n');
 }
 
@@ -37,7 +43,7 @@ export function renderConnections(r: Report): string {
 /** Every peer in the topology, then one line per connection it reports. */
 export function renderPeers(r: Report): string {
   const lines: string[] = [];
-  for (const p of r.peers) {
+  for (const p of [...r.peers].sort((a, b) => Number(b.self) - Number(a.self) || a.nickname.localeCompare(b.nickname))) {
     lines.push(peerName(p.name, p.nickname) + (p.reachable ? '' : ' (unreachable)'));
     for (const c of p.connections) {
       lines.push(`   ${c.outbound ? '->' : '<-'} ${c.addr.padEnd(21)} ${peerName(c.peer, c.nickname).padEnd(30)} ${c.established ? 'established' : 'pending'}`);
@@ -47,3 +53,10 @@ export function renderPeers(r: Report): string {
 }
 
 export const renderTargets = (r: Report): string => r.targets.map((t) => `${t}\n`).join('');
+
+/** `weave status ipam`: each peer's share of the range, unreachable ones marked. */
+export function renderIpam(r: Report): string {
+  const peers = [...r.ipam.peers].sort((a, b) => Number(b.self) - Number(a.self) || (a.nickname ?? '').localeCompare(b.nickname ?? ''));
+  return peers.map((p) => `${peerName(p.name, p.nickname).padEnd(40)} ${String(p.owned).padStart(8)} IPs (${p.percent.toFixed(1)}% of total)`
+    + ` (${p.owned - p.free} active)${p.reachable ? '' : ' - unreachable!'}\n`).join('');
+}

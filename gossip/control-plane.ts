@@ -4,6 +4,7 @@ import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
 import { Gossip } from './gossip.js';
+import type { Channel } from './channel.js';
 import { TopologyChannel, type Link } from './topology.js';
 import { MacsChannel } from './macs.js';
 import { Routes } from './routes.js';
@@ -49,7 +50,7 @@ export class ControlPlane extends EventEmitter {
     this.topology = new TopologyChannel(name);
     this.macs = new MacsChannel(name, Date.now, (mac, owner) => this.emit('mac', mac, owner));
     this.routes = new Routes(this.topology);
-    this.gossip = new Gossip(node, [this.topology, this.macs], (ch) => { if (ch === 'topology') this.topologyChanged(); });
+    this.gossip = new Gossip(node, [this.topology, this.macs], (ch) => { if (ch === 'topology') this.topologyChanged(); this.emit('changed', ch); });
     this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
     this.liveness = new Liveness(node);
   }
@@ -83,6 +84,22 @@ export class ControlPlane extends EventEmitter {
     clearInterval(this.gcTimer);
     clearImmediate(this.selfUpdate);
     await this.node.stop();
+  }
+
+  /** Adds a replicated channel (IPAM, later DNS...); before start(). */
+  addChannel(c: Channel): void { this.gossip.add(c); }
+
+  /** Publishes one of our changes to a channel. */
+  publish(channel: string, delta: Uint8Array): void { this.gossip.publish(channel, delta); }
+
+  /** Answers peers' requests of one kind; before start(). */
+  handle(name: string, fn: (from: string, data: Uint8Array) => Promise<Uint8Array>): Promise<void> { return this.gossip.handle(name, fn); }
+
+  /** Asks a connected peer. */
+  request(peer: string, name: string, data: Uint8Array): Promise<Uint8Array> {
+    const conn = this.openConnections().find((c) => c.remotePeer.toString() === peer);
+    if (!conn) return Promise.reject(new Error(`${peer} is not connected`));
+    return this.gossip.request(conn.remotePeer, name, data);
   }
 
   connect(addresses: string[], replace: boolean): void { this.maker.connect(addresses, replace); }

@@ -21,10 +21,33 @@ export class Gossip {
   private readonly channels = new Map<string, Channel>();
 
   constructor(private readonly node: Node, channels: Channel[], private readonly onChange: (channel: string) => void) {
-    for (const c of channels) {
-      this.channels.set(c.name, c);
-      this.counters.set(c.name, { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, syncs: 0 });
-    }
+    for (const c of channels) this.add(c);
+  }
+
+  /** Adds a channel; before start(). */
+  add(c: Channel): void {
+    this.channels.set(c.name, c);
+    this.counters.set(c.name, { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, syncs: 0 });
+  }
+
+  /** Answers requests of one kind from peers (one message each way per stream). */
+  async handle(name: string, fn: (from: string, data: Uint8Array) => Promise<Uint8Array>): Promise<void> {
+    await this.node.handle(`/weave-ts/${name}/1.0.0`, async (stream, connection) => {
+      try {
+        const reply = await fn(connection.remotePeer.toString(), await readAll(stream));
+        stream.send(reply);
+        await stream.close();
+      } catch (err) { stream.abort(err as Error); }
+    });
+  }
+
+  /** Asks a connected peer; rejects when it cannot be reached or does not answer in time. */
+  async request(peer: PeerId, name: string, data: Uint8Array, timeoutMs = 5000): Promise<Uint8Array> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const stream = await this.node.dialProtocol(peer, `/weave-ts/${name}/1.0.0`, { signal });
+    stream.send(data);
+    await stream.close({ signal });
+    return readAll(stream);
   }
 
   async start(): Promise<void> {
@@ -34,26 +57,18 @@ export class Gossip {
       const name = m.topic.split('/')[1];
       const ch = this.channels.get(name);
       if (!ch || m.type !== 'signed') return;
-      this.receive(ch, m.data, m.from.toString());
+      this.receive(ch, m.data, m.from.toString(), m.from.toString());
     });
     for (const name of this.channels.keys()) pubsub.subscribe(topic(name));
     await this.node.handle(SYNC_PROTOCOL, async (stream, connection) => {
       try {
-        const chunks: Uint8Array[] = [];
-        let size = 0;
-        for await (const chunk of stream) {
-          const b = chunk instanceof Uint8Array ? chunk : chunk.subarray();
-          size += b.length;
-          if (size > MAX_SYNC_BYTES) throw new Error('sync message too large');
-          chunks.push(b);
-        }
-        const sync = weave.Sync.decode(Buffer.concat(chunks));
+        const sync = weave.Sync.decode(await readAll(stream));
         const from = connection.remotePeer.toString();
         for (const s of sync.channels) {
           const ch = this.channels.get(s.channel ?? '');
           if (!ch || !s.state) continue;
           this.counters.get(ch.name)!.syncs++;
-          if (this.receive(ch, s.state, undefined)) this.push(ch.name, s.state, from);
+          if (this.receive(ch, s.state, undefined, from)) this.push(ch.name, s.state, from);
         }
       } catch {
         for (const c of this.counters.values()) c.dropped++;
@@ -91,11 +106,11 @@ export class Gossip {
   }
 
   /** Merges what a peer sent; true when it changed our state. */
-  private receive(ch: Channel, data: Uint8Array, from: string | undefined): boolean {
+  private receive(ch: Channel, data: Uint8Array, from: string | undefined, sender: string): boolean {
     const c = this.counters.get(ch.name)!;
     c.messagesIn++; c.bytesIn += data.length;
     try {
-      if (!ch.merge(data, from)) return false;
+      if (!ch.merge(data, from, sender)) return false;
       this.onChange(ch.name);
       return true;
     } catch {
@@ -103,4 +118,17 @@ export class Gossip {
       return false;
     }
   }
+}
+
+/** Reads a stream to its end: one message per stream direction. */
+async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+    size += b.length;
+    if (size > MAX_SYNC_BYTES) throw new Error('message too large');
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
 }

@@ -119,6 +119,7 @@ export class Allocator {
   onDelta(msg: weave.IIpamState, from?: string): boolean {
     const d = IpamState.decode(msg);
     if (d.range !== this.o.range.text) { if (from) this.mismatches.set(from, d.range); return false; }
+    if (from) this.mismatches.delete(from);
     const changed = this.state.merge(d.entries, d.allocations);
     const any = changed.entries.length + changed.allocations.length > 0;
     if (any) this.o.save?.(this.state);

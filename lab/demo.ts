@@ -14,12 +14,12 @@ try {
   for (const [h, n] of names) console.log(`  ${h}: weave launch -> ${n}`);
   await waitForMesh(lab);
 
-  say('weave attach: one container on each host, each with its own IP');
+  say('weave attach: one container on each host, each with its own IP from IPAM (10.32.0.0/12)');
   const containers = [];
-  for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
+  for (const h of ['h1', 'h2', 'h3']) {
     const c = await lab.addContainer(h, 'web');
-    const ip = (await weaveOk(lab, h, ['attach', `10.32.0.${i + 1}/12`, `netns:${c.netns}`])).trim();
-    console.log(`  ${h}: weave attach 10.32.0.${i + 1}/12 netns:${c.netns} -> ${ip}`);
+    const ip = (await weaveOk(lab, h, ['attach', `netns:${c.netns}`])).trim();
+    console.log(`  ${h}: weave attach netns:${c.netns} -> ${ip}`);
     containers.push({ host: h, netns: c.netns, ip });
   }
 
@@ -37,6 +37,8 @@ try {
   process.stdout.write(await weaveOk(lab, 'h1', ['status']));
   say('weave status connections (on h1)');
   process.stdout.write(await weaveOk(lab, 'h1', ['status', 'connections']));
+  say('weave status ipam (on h1)');
+  process.stdout.write(await weaveOk(lab, 'h1', ['status', 'ipam']));
   if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave status", then "bin/lab down --id demo".`);
 } finally {
   if (!keep) await lab.down();

@@ -49,7 +49,7 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, mac?: s
     }
     for (const c of cidrs) {
       const r = await run(inNs(netns, ['ip', 'addr', 'add', formatCidr(c), 'dev', CONTAINER_IF]));
-      if (r.code !== 0 && !/exists/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
+      if (r.code !== 0 && !/exists|already assigned/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
     }
     await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', CONTAINER_IF, 'up']));
   } catch (err) {

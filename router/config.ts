@@ -14,6 +14,9 @@ export interface RouterConfig {
   discovery: boolean;
   password?: string; // makes the control plane a private network
   connLimit: number;
+  ipallocRange: string;
+  ipallocDefaultSubnet?: string;
+  ipallocConsensus: number; // peers that must be reachable before the range is first split
 }
 
 export const DEFAULTS = {
@@ -23,6 +26,7 @@ export const DEFAULTS = {
   httpAddr: '127.0.0.1:6784',
   vni: DEFAULT_VNI,
   connLimit: 100,
+  ipallocRange: '10.32.0.0/12',
 };
 
 export const VERSION = '0.1.0';

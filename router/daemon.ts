@@ -6,6 +6,7 @@ import { startApi } from '../api/http.js';
 import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { ControlPlane } from '../gossip/control-plane.js';
+import { IpamService } from '../ipam/service.js';
 import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
 import { RouterConfig } from './config.js';
 import { Router, validateConfig } from './router.js';
@@ -24,7 +25,8 @@ async function main(cfg: RouterConfig): Promise<void> {
   const udp = await UdpTransport.open(cfg.udpPort, (m, ip) => router?.onDatagram(m, ip));
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
-  router = new Router(cfg, mtu, new SleevePcap(), udp, control);
+  const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
+  router = new Router(cfg, mtu, new SleevePcap(), udp, control, ipam);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -36,8 +38,10 @@ async function main(cfg: RouterConfig): Promise<void> {
   };
   const api = await startApi(cfg.httpAddr, {
     report: () => router!.report(), attach: (b) => router!.attach(b), detach: (b) => router!.detach(b),
-    connect: async (b) => router!.connect(b), forget: async (b) => router!.forget(b), stop,
+    connect: async (b) => router!.connect(b), forget: async (b) => router!.forget(b), stop, ipam: router.ipamApi,
+    onChange: (listener) => control.on('routes', listener),
   });
+  await ipam.start();
   await control.start(cfg.peers);
   await ensureBridge(mtu);
   await router.start();

@@ -5,9 +5,12 @@ import { Forwarder, Routing } from './forwarder.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { isUnicastMac, parseMac } from './mac.js';
 import { UdpTransport } from './udp.js';
-import { attach, detach } from './attach.js';
+import { attach, detach, resolveTarget } from './attach.js';
 import { routingOf } from './routing.js';
-import { isIPv4, parseCidr } from '../common/cidr.js';
+import { Cidr, isIPv4, parseCidr } from '../common/cidr.js';
+import { IpamError, IpamService } from '../ipam/service.js';
+import { ipToNum } from '../ipam/address.js';
+import { BadRequest } from '../api/errors.js';
 import { log } from '../common/log.js';
 import { RouterConfig, VERSION } from './config.js';
 
@@ -25,7 +28,8 @@ export class Router {
   private ager?: NodeJS.Timeout;
 
   constructor(readonly cfg: RouterConfig, readonly mtu: number,
-              private readonly datapath: Datapath, private readonly udp: UdpTransport, readonly control: ControlPlane) {
+              private readonly datapath: Datapath, private readonly udp: UdpTransport, readonly control: ControlPlane,
+              readonly ipam: IpamService) {
     this.routing = routingOf(control);
     this.forwarder = new Forwarder({
       vni: cfg.vni, maxFrame: mtu + 14 + 4, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
@@ -77,12 +81,35 @@ export class Router {
 
   onDatagram(msg: Buffer, ip: string): void { this.forwarder.fromPeer(msg, ip); }
 
+  /**
+   * Attaches a target with addresses written as Weave does: CIDR (claimed from IPAM when inside the
+   * range), net:CIDR or net:default (allocated from that subnet); none means one from the default.
+   * The target string is the IPAM identity, so the same target attached elsewhere keeps its address.
+   */
   async attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }) {
-    if (typeof body.target !== 'string') throw new Error('attach needs a target');
-    if (!Array.isArray(body.cidrs) || body.cidrs.length === 0) throw new Error('no address given, and IPAM is not running here: give a CIDR');
-    const cidrs = body.cidrs.map((c) => parseCidr(String(c)));
-    if (body.mac !== undefined && (typeof body.mac !== 'string' || !isUnicastMac(body.mac))) throw new Error(`invalid MAC "${String(body.mac)}": expected a unicast MAC like 02:00:00:00:00:01`);
-    const a = await attach(body.target, cidrs, this.mtu, body.mac as string | undefined);
+    if (typeof body.target !== 'string') throw new BadRequest('attach needs a target');
+    const target = body.target;
+    resolveTarget(target);
+    const specs = Array.isArray(body.cidrs) && body.cidrs.length ? body.cidrs.map(String) : ['net:default'];
+    if (body.mac !== undefined && (typeof body.mac !== 'string' || !isUnicastMac(body.mac))) throw new BadRequest(`invalid MAC "${String(body.mac)}": expected a unicast MAC like 02:00:00:00:00:01`);
+    const parsed = specs.map((spec) => (spec.startsWith('net:') ? { subnet: spec.slice(4) } : { cidr: parseCidr(spec) }));
+    const cidrs: Cidr[] = [];
+    const taken: string[] = [];
+    try {
+      for (const p of parsed) {
+        if ('subnet' in p) { const a = await this.ipam.allocate(target, p.subnet); cidrs.push(parseCidr(a.cidr)); taken.push(a.ip); continue; }
+        const n = ipToNum(p.cidr.ip);
+        if (n >= this.ipam.range.start && n < this.ipam.range.end) { await this.ipam.claim(target, p.cidr.ip, p.cidr.prefix); taken.push(p.cidr.ip); }
+        cidrs.push(p.cidr);
+      }
+    } catch (err) {
+      for (const ip of taken) await this.ipam.release(target, ip).catch(() => {});
+      throw err instanceof IpamError ? new BadRequest(err.message) : err;
+    }
+    const a = await attach(target, cidrs, this.mtu, body.mac as string | undefined).catch(async (err) => {
+      for (const ip of taken) await this.ipam.release(target, ip).catch(() => {}); // nothing left half-attached
+      throw err;
+    });
     const mac = parseMac(a.mac);
     this.macs.learn(mac, LOCAL);
     this.control.announceMac(mac);
@@ -93,11 +120,34 @@ export class Router {
   async detach(body: { target?: unknown }) {
     if (typeof body.target !== 'string') throw new Error('detach needs a target');
     const r = await detach(body.target);
+    await this.ipam.release(body.target).catch(() => { /* attached with addresses outside IPAM */ });
     const mac = parseMac(r.mac);
     this.macs.forget(mac);
     this.control.withdrawMac(mac);
     log.info(`detached ${body.target} (${r.mac})`);
     return r;
+  }
+
+  /** The HTTP API's IPAM endpoints: IPAM's own refusals are the client's problem (400). */
+  readonly ipamApi = {
+    allocate: (ident: string, subnet?: string) => this.ipamCall(() => this.ipam.allocate(ident, subnet)),
+    claim: (ident: string, ip: string, prefix: number) => this.ipamCall(() => this.ipam.claim(ident, ip, prefix)),
+    release: (ident: string, ip?: string) => this.ipamCall(async () => ({ released: (await this.ipam.release(ident, ip)).length })),
+    lookup: (ident: string) => {
+      const found = this.ipam.lookup(ident);
+      if (found.length === 0) throw new BadRequest(`unknown identity "${ident}"`);
+      return found;
+    },
+    rmpeer: (peer: string) => this.ipamCall(async () => {
+      const p = this.ipam.report().peers.find((x) => x.name === peer || x.nickname === peer);
+      if (!p) throw new IpamError(`no peer "${peer}" owns any of the range`);
+      return { peer: p.name, addresses: await this.ipam.allocator.rmpeer(p.name) };
+    }),
+    reset: () => this.ipamCall(async () => ({ heir: await this.ipam.allocator.reset() })),
+  };
+
+  private async ipamCall<T>(fn: () => Promise<T>): Promise<T> {
+    try { return await fn(); } catch (err) { throw err instanceof IpamError ? new BadRequest(err.message) : err; }
   }
 
   connect(body: { peers?: unknown; replace?: unknown }) {
@@ -123,6 +173,7 @@ export class Router {
       name: this.name,
       nickname: this.cfg.nickname,
       pid: process.pid,
+      dataDir: this.cfg.dataDir,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       datapath: this.datapath.name,
       encryption: !!this.cfg.password,
@@ -146,6 +197,7 @@ export class Router {
       macs: this.macs.view().map((m) => ({ ...m, peer: m.local ? this.name : m.peer, nickname: m.local ? this.cfg.nickname : nick(m.peer) })),
       counters: { ...this.forwarder.counters, gossipRejected: this.control.rejectedGossip },
       gossip: c.gossip,
+      ipam: this.ipam.report(),
     };
   }
 }

@@ -104,8 +104,8 @@ describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', fu
       net.syncAll();
       // every view converged, covers the whole range with live owners, and agrees with what callers were told
       const views = [...net.nodes.values()].map((a) => JSON.stringify([
-        [...a.state.entries.values()].map((e) => [e.token, e.peer, e.version]).sort((x, y) => x[0] - y[0]),
-        [...a.state.allocations.values()].map((x) => [x.addr, x.ident, x.version, x.released]).sort((x, y) => x[0] - y[0])]));
+        [...a.state.entries.values()].map((e) => [e.token, e.peer, e.version]).sort((x, y) => Number(x[0]) - Number(y[0])),
+        [...a.state.allocations.values()].map((x) => [x.addr, x.ident, x.version, x.released]).sort((x, y) => Number(x[0]) - Number(y[0]))]));
       assert.equal(new Set(views).size, 1, 'all allocators converged');
       const any = net.nodes.get(names[0])!;
       const pieces = any.state.pieces();

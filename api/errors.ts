@@ -1,0 +1,2 @@
+/** A request error the client caused: answered with 400 and a one-line message. */
+export class BadRequest extends Error {}

@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+import { weave } from '../proto/gen/weave.js';
+import type { ControlPlane } from '../gossip/control-plane.js';
+import type { Channel } from '../gossip/channel.js';
+import { ipToNum, numToIp, parseSubnet, Subnet, within } from './address.js';
+import { Allocator, IpamError } from './allocator.js';
+import { loadIpam, saveIpam } from './persist.js';
+
+export { IpamError };
+
+export interface IpamConfig { range: string; defaultSubnet?: string; consensus: number }
+
+/** IPAM in a router: an Allocator whose transport is the control plane, its state kept in the data directory. */
+export class IpamService {
+  readonly allocator: Allocator;
+  readonly range: Subnet;
+  readonly defaultSubnet: Subnet;
+
+  constructor(private readonly cp: ControlPlane, dataDir: string, cfg: IpamConfig, private readonly nickname: string) {
+    this.range = parseSubnet(cfg.range);
+    this.defaultSubnet = cfg.defaultSubnet ? parseSubnet(cfg.defaultSubnet, 'default subnet') : this.range;
+    if (!within(this.defaultSubnet, this.range)) throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
+    const file = join(dataDir, 'ipam.json');
+    this.allocator = new Allocator({
+      self: cp.name,
+      broadcast: (d) => cp.publish('ipam', weave.IpamState.encode(d).finish()),
+      request: async (peer, req) => weave.IpamReply.decode(await cp.request(peer, 'ipam', weave.IpamRequest.encode(req).finish())),
+      // Peers of another range are no part of ours: not asked to agree, donate or hand over.
+      reachable: () => cp.neighbours().map((n) => n.name).filter((n) => !this.allocator.mismatches.has(n)),
+    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: loadIpam(file, this.range), save: (s) => saveIpam(file, s) });
+    const a = this.allocator;
+    const channel: Channel = {
+      name: 'ipam',
+      merge: (data, _from, sender) => a.onDelta(weave.IpamState.decode(data), sender),
+      state: () => weave.IpamState.encode(a.state.encode()).finish(),
+      get rejected() { return a.mismatches.size; },
+    };
+    cp.addChannel(channel);
+  }
+
+  start(): Promise<void> {
+    return this.cp.handle('ipam', async (from, data) => weave.IpamReply.encode(await this.allocator.onRequest(from, weave.IpamRequest.decode(data))).finish());
+  }
+
+  /** An address for ident: `net:CIDR` or `net:default` picks a subnet; nothing means the default. */
+  allocate(ident: string, subnet?: string) {
+    return this.allocator.allocate(ident, subnet === undefined || subnet === 'default' ? undefined : subnet);
+  }
+
+  claim(ident: string, ip: string, prefix: number) { return this.allocator.claim(ident, ipToNum(ip), prefix); }
+  release(ident: string, ip?: string) { return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip)); }
+
+  lookup(ident: string) {
+    return this.allocator.lookup(ident).map((a) => ({ ip: numToIp(a.addr), cidr: `${numToIp(a.addr)}/${this.prefixFor(a.addr)}` }));
+  }
+
+  /** The prefix length an address is announced with: the default subnet's if inside it, else the range's. */
+  prefixFor(addr: number): number {
+    return addr >= this.defaultSubnet.start && addr < this.defaultSubnet.end ? this.defaultSubnet.prefix : this.range.prefix;
+  }
+
+  report() {
+    const reachable = new Set([this.cp.name, ...this.cp.routes.reachable]);
+    const total = this.range.end - this.range.start;
+    const a = this.allocator;
+    const local = [...a.state.allocations.values()].filter((x) => !x.released && a.state.owner(x.addr) === this.cp.name);
+    const shares = a.shares();
+    return {
+      status: a.state.empty ? 'idle (the range is split at the first allocation)' : 'ready',
+      range: this.range.text,
+      defaultSubnet: this.defaultSubnet.text,
+      consensus: a.o.consensus,
+      total,
+      peers: shares.map((s) => ({ name: s.peer, nickname: s.peer === this.cp.name ? this.nickname : this.cp.nickname(s.peer), owned: s.owned, free: s.free,
+        percent: Math.round((s.owned / total) * 1000) / 10, reachable: reachable.has(s.peer), self: s.peer === this.cp.name })),
+      allocations: local.map((x) => ({ address: numToIp(x.addr), cidr: `${numToIp(x.addr)}/${this.prefixFor(x.addr)}`, container: x.ident })),
+      inUse: shares.reduce((n, s) => n + s.owned - s.free, 0),
+      free: shares.reduce((n, s) => n + s.free, 0),
+      mismatches: [...a.mismatches].map(([peer, range]) => ({ peer, nickname: this.cp.nickname(peer), range })),
+    };
+  }
+}

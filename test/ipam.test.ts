@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { Lab, waitFor } from '../lab/lab.js';
+import { launchAll, report, waitForMesh, waitForPing, weave, weaveOk } from '../lab/weave.js';
+import { labHttp } from './fixtures/lab-http.js';
+
+const API = 'http://127.0.0.1:6784';
+
+describe('IPAM in the lab: three hosts', function () {
+  this.timeout(120_000);
+  let lab: Lab;
+  const ips = new Map<string, string>();
+  const ns = new Map<string, string>();
+  after(async () => { await lab?.down(); });
+
+  before(async () => {
+    lab = await Lab.create({ hosts: 3 });
+    await launchAll(lab);
+    await waitForMesh(lab);
+  });
+
+  /** A container that vanishes without a detach, as when its host dies: its address stays allocated. */
+  const vanish = (n: string) => lab.execIn(n, ['ip', 'link', 'del', 'ethwe']);
+
+  it('gives containers on three hosts distinct addresses from the default range, reachable from each other', async () => {
+    for (const h of ['h1', 'h2', 'h3']) {
+      const c = await lab.addContainer(h, 'c');
+      ns.set(h, c.netns);
+      ips.set(h, (await weaveOk(lab, h, ['attach', `netns:${c.netns}`])).trim());
+    }
+    assert.equal(new Set(ips.values()).size, 3, [...ips.values()].join(' '));
+    for (const ip of ips.values()) assert.match(ip, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+$/);
+    await waitForPing(lab, ns.get('h1')!, ips.get('h3')!);
+    const status = await weaveOk(lab, 'h1', ['status', 'ipam']);
+    assert.equal(status.trim().split('\n').length, 3, status);
+    assert.match(status, /\(h2\)\s+\d+ IPs \([\d.]+% of total\)/);
+    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Service: ipam\n\s+Status: ready\n\s+Range: 10\.32\.0\.0\/12\n\s+DefaultSubnet: 10\.32\.0\.0\/12$/m);
+  });
+
+  it('answers the HTTP API: allocate is idempotent, lookup, claim, release', async () => {
+    const a = await labHttp(lab, 'h2', `${API}/ip/api-test`, 'POST');
+    assert.equal(a.status, 200, a.body);
+    const b = await labHttp(lab, 'h2', `${API}/ip/api-test`, 'POST');
+    assert.equal(JSON.parse(b.body).ip, JSON.parse(a.body).ip);
+    const got = await labHttp(lab, 'h2', `${API}/ip/api-test`);
+    assert.equal(JSON.parse(got.body)[0].ip, JSON.parse(a.body).ip);
+    assert.equal((await labHttp(lab, 'h2', `${API}/ip/api-test`, 'DELETE')).status, 200);
+    assert.equal((await labHttp(lab, 'h2', `${API}/ip/api-test`)).status, 400);
+  });
+
+  it('refuses bad requests with a clear error and changes nothing', async () => {
+    const before = JSON.stringify((await report(lab, 'h1')).ipam.allocations);
+    const cases: [string, string, RegExp][] = [
+      ['PUT', '/ip/x/10.99.0.1/24', /outside the allocation range/],
+      ['PUT', `/ip/thief/${ips.get('h1')}/12`, /held by another identity/],
+      ['GET', '/ip/nobody', /unknown identity/],
+      ['DELETE', '/ip/nobody', /unknown identity/],
+      ['PUT', '/ip/x/10.32.0.300/12', /invalid address/],
+      ['PUT', '/ip/x/10.32.0.9/99', /invalid prefix length/],
+      ['POST', '/ip/%E0%A4%A', /malformed identity/],
+      ['PATCH', '/ip/x', /expected POST/],
+    ];
+    for (const [method, path, re] of cases) {
+      const r = await labHttp(lab, 'h1', `${API}${path}`, method);
+      assert.equal(r.status, 400, `${method} ${path}: ${r.body}`);
+      assert.match(JSON.parse(r.body).error, re);
+    }
+    assert.equal(JSON.stringify((await report(lab, 'h1')).ipam.allocations), before);
+    const r = await weave(lab, 'h2', ['attach', `${ips.get('h1')}/12`, `netns:${(await lab.addContainer('h2', 'thief')).netns}`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^weave: .*held by another identity/);
+  });
+
+  it('keeps allocations through kill -9 and a restart', async () => {
+    const before = (await report(lab, 'h2')).ipam.allocations;
+    process.kill((await report(lab, 'h2')).pid, 'SIGKILL');
+    await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]]);
+    assert.deepEqual((await report(lab, 'h2')).ipam.allocations, before);
+    await waitForMesh(lab);
+    assert.equal((await weaveOk(lab, 'h2', ['attach', `netns:${ns.get('h2')}`])).trim(), ips.get('h2'), 'attaching again gives the same address');
+  });
+
+  it('moves an address with its container from a live host, and it is reachable at its new host', async () => {
+    const c = await lab.addContainer('h1', 'mover');
+    const ip = (await weaveOk(lab, 'h1', ['attach', `netns:${c.netns}`])).trim();
+    await vanish(c.netns); // the container leaves h1 without a detach...
+    assert.equal((await weaveOk(lab, 'h2', ['attach', `netns:${c.netns}`])).trim(), ip, '...and comes up on h2 with its address');
+    await waitForPing(lab, ns.get('h3')!, ip);
+    const h1 = await report(lab, 'h1');
+    assert.ok(!h1.ipam.allocations.some((a) => a.address === ip), 'h1 handed it over');
+  });
+
+  it('moves an address from a dead host after weave rmpeer', async () => {
+    const c = await lab.addContainer('h3', 'survivor');
+    const ip = (await weaveOk(lab, 'h3', ['attach', `netns:${c.netns}`])).trim();
+    const h3 = await report(lab, 'h3');
+    process.kill(h3.pid, 'SIGKILL');
+    await vanish(c.netns);
+    await waitFor('h1 sees h3 gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === h3.name && x.state === 'established'));
+    const refused = await weave(lab, 'h1', ['attach', `netns:${c.netns}`]);
+    assert.match(refused.stderr, /unreachable.*rmpeer/, 'no takeover without rmpeer');
+    assert.match(await weaveOk(lab, 'h1', ['rmpeer', 'h3']), /^\d+ IPs taken over from \S+\n$/);
+    assert.equal((await weaveOk(lab, 'h1', ['attach', `netns:${c.netns}`])).trim(), ip);
+    await waitForPing(lab, ns.get('h2')!, ip);
+  });
+});
+
+describe('IPAM: a peer with a different range', function () {
+  this.timeout(60_000);
+  let lab: Lab;
+  after(async () => { await lab?.down(); });
+
+  it('never merges its state, and status says why', async () => {
+    lab = await Lab.create({ hosts: 2 });
+    await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1']);
+    await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', '--ipalloc-range', '10.40.0.0/16', lab.host('h1').addrs[0]]);
+    await waitForMesh(lab);
+    const c = await lab.addContainer('h1', 'c');
+    await weaveOk(lab, 'h1', ['attach', `netns:${c.netns}`]);
+    const s = await waitFor('h2 reports the mismatch', async () => {
+      const out = await weaveOk(lab, 'h2', ['status']);
+      return /Refused: \S+\(h1\) has range 10\.32\.0\.0\/12/.test(out) ? out : undefined;
+    });
+    assert.ok(s);
+    assert.equal((await report(lab, 'h2')).ipam.peers.length, 0);
+    const bad = await weave(lab, 'h1', ['launch', '--ipalloc-range', '10.32.0.0/33']);
+    assert.match(bad.stderr, /^weave: invalid --ipalloc-range value "10\.32\.0\.0\/33"/);
+  });
+});
