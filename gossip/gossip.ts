@@ -78,12 +78,17 @@ export class Gossip {
     this.node.addEventListener('peer:connect', (evt) => { void this.sync(evt.detail); });
   }
 
-  /** Publishes a delta of one of our channels: on gossipsub, and pushed to every neighbour. */
+  /**
+   * Publishes a delta of one of our channels on gossipsub, and pushes it directly to the neighbours
+   * gossipsub does not know as subscribers yet (a connection that just came up).
+   */
   publish(channel: string, delta: Uint8Array): void {
     const c = this.counters.get(channel)!;
     c.messagesOut++; c.bytesOut += delta.length;
-    this.node.services.pubsub.publish(topic(channel), delta).catch(() => { /* no peers yet: the sync on connect carries it */ });
-    this.push(channel, delta);
+    const pubsub = this.node.services.pubsub;
+    pubsub.publish(topic(channel), delta).catch(() => { /* no peers yet: the sync on connect carries it */ });
+    const subscribed = new Set(pubsub.getSubscribers(topic(channel)).map((p) => p.toString()));
+    for (const peer of this.node.getPeers()) if (!subscribed.has(peer.toString())) void this.send(peer, [{ channel, state: delta }]);
   }
 
   /** Sends every channel's full state to a peer that just connected. */

@@ -17,7 +17,8 @@ export interface AllocatorOptions {
   /** The initial split waits until this many peers (us included) can agree on it. */
   consensus: number;
   state?: IpamState;
-  save?: (s: IpamState) => void;
+  /** Makes a change durable; called before anyone hears of it. */
+  save?: (delta: { entries: Entry[]; allocations: Allocation[] }, s: IpamState) => void;
   waitMs?: number;
 }
 
@@ -122,7 +123,7 @@ export class Allocator {
     if (from) this.mismatches.delete(from);
     const changed = this.state.merge(d.entries, d.allocations);
     const any = changed.entries.length + changed.allocations.length > 0;
-    if (any) this.o.save?.(this.state);
+    if (any) this.o.save?.(changed, this.state);
     return any;
   }
 
@@ -288,7 +289,7 @@ export class Allocator {
   /** Saves, then tells the others: a change is durable before anyone hears of it. */
   private commit(entries: Entry[], allocations: Allocation[]): void {
     if (entries.length + allocations.length === 0) return;
-    this.o.save?.(this.state);
+    this.o.save?.({ entries, allocations }, this.state);
     this.t.broadcast(this.state.encode(entries, allocations));
   }
 }

@@ -4,7 +4,7 @@ import type { ControlPlane } from '../gossip/control-plane.js';
 import type { Channel } from '../gossip/channel.js';
 import { ipToNum, numToIp, parseSubnet, Subnet, within } from './address.js';
 import { Allocator, IpamError } from './allocator.js';
-import { loadIpam, saveIpam } from './persist.js';
+import { IpamStore } from './persist.js';
 
 export { IpamError };
 
@@ -20,14 +20,14 @@ export class IpamService {
     this.range = parseSubnet(cfg.range);
     this.defaultSubnet = cfg.defaultSubnet ? parseSubnet(cfg.defaultSubnet, 'default subnet') : this.range;
     if (!within(this.defaultSubnet, this.range)) throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
-    const file = join(dataDir, 'ipam.json');
+    const store = new IpamStore(join(dataDir, 'ipam.json'), this.range);
     this.allocator = new Allocator({
       self: cp.name,
       broadcast: (d) => cp.publish('ipam', weave.IpamState.encode(d).finish()),
       request: async (peer, req) => weave.IpamReply.decode(await cp.request(peer, 'ipam', weave.IpamRequest.encode(req).finish())),
       // Peers of another range are no part of ours: not asked to agree, donate or hand over.
       reachable: () => cp.neighbours().map((n) => n.name).filter((n) => !this.allocator.mismatches.has(n)),
-    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: loadIpam(file, this.range), save: (s) => saveIpam(file, s) });
+    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: store.load(), save: (d, s) => store.append(d, s) });
     const a = this.allocator;
     const channel: Channel = {
       name: 'ipam',

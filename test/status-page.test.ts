@@ -131,6 +131,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.equal(peers(marked).get('h4')!.status, 'reachable');
     assert.equal(marked.navigations, 1, 'no reload');
     assert.equal(marked.live, 'live');
+    assert.deepEqual(marked.errors, [], 'no script errors on the page');
 
     await browser.screenshot(SCREENSHOT);
     assert.ok(statSync(SCREENSHOT).size > 10_000, `a screenshot in ${SCREENSHOT}`);

@@ -43,7 +43,7 @@ class SimNet {
     };
     this.nodes.set(name, new Allocator(t, {
       range: RANGE, defaultSubnet: RANGE, consensus: 20, state, waitMs: 2000,
-      save: (s) => this.disk.set(name, weave.IpamState.encode(s.encode()).finish()),
+      save: (_d, s) => this.disk.set(name, weave.IpamState.encode(s.encode()).finish()),
     }));
   }
 
