@@ -36,13 +36,11 @@ export function targetAddress(text: string, defaultPort: number): string {
 
 /** Why a dial failed, in words an operator can act on. */
 function explain(err: Error, password: boolean): string {
-  const m = err.message;
+  const m = err.message.split('\n')[0];
   if (/ECONNREFUSED/.test(m)) return 'connection refused (no router listening there)';
   if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return 'no route to host';
-  if (/abort|timed? ?out/i.test(m) || /protector|nonce|decrypt|handshake|multistream|EOF|reset/i.test(m)) {
-    return password ? 'handshake failed: the peer has a different password, or none' : 'handshake failed: the peer may require a password';
-  }
-  return m.split('\n')[0];
+  // Past TCP, a private-network mismatch shows up as whatever the garbled handshake produces.
+  return password ? `handshake failed (${m}): the peer has a different password, or none` : `handshake failed (${m}): the peer may require a password`;
 }
 
 /**
