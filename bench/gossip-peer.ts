@@ -18,8 +18,8 @@ export type Command =
 export interface PeerState {
   reachable: number;
   known: number;
-  /** When this peer first saw all `total` peers reachable (local clock), if it has. */
-  fullAt?: number;
+  /** Since when this peer has seen all `total` peers reachable without a break (local clock); undefined while it does not. */
+  fullSince?: number;
   /** Topology changes seen ('routes' events): at rest, each one means a connection came or went somewhere. */
   topologyChanges: number;
   /** Only in a detailed poll. */
@@ -47,23 +47,25 @@ const send = (r: Reply): void => { if (process.connected) process.send!(r); };
 
 let cp: ControlPlane | undefined;
 let total = 0;
-let fullAt: number | undefined;
+let fullSince: number | undefined;
 let topologyChanges = 0;
 
-function checkFull(): void {
-  if (fullAt === undefined && cp && cp.topology.reachable().size >= total) fullAt = Date.now();
+/** Tracks fullSince; called on every topology change and every poll. */
+function checkFull(reachable = cp!.topology.reachable().size): void {
+  if (reachable < total) fullSince = undefined;
+  else fullSince ??= Date.now();
 }
 
 function state(detail: boolean): PeerState {
   const c = cp!;
   const reachable = c.topology.reachable().size;
-  if (fullAt === undefined && reachable >= total) fullAt = Date.now();
-  if (!detail) return { reachable, known: c.topology.peers.size, fullAt, topologyChanges };
+  checkFull(reachable);
+  if (!detail) return { reachable, known: c.topology.peers.size, fullSince, topologyChanges };
   const v = c.view();
   return {
     reachable,
     known: c.topology.peers.size,
-    fullAt,
+    fullSince,
     topologyChanges,
     rss: process.memoryUsage().rss,
     cpuMicros: ((u) => u.user + u.system)(process.cpuUsage()),

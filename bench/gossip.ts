@@ -85,6 +85,8 @@ class Worker {
   exited = false;
   exitInfo = '';
   output = '';
+  /** Length of `output` when we asked it to stop: what follows came from shutting down. */
+  stopMark?: number;
   macAt?: number;
   errors: string[] = [];
   private waiters: Waiter[] = [];
@@ -192,7 +194,7 @@ interface Result {
     /** CPU per router process during the window, % of one core. */
     cpuPercent: { median: number; max: number; sum: number };
   };
-  workerOutput: { workers: number; sample: string[] };
+  workerOutput: { workers: number; sample: string[]; whileStopping?: number; stoppingSample?: string[] };
   goals: { convergeSeconds: number; macSeconds: number; rssMiB: number };
   ok: boolean;
   error?: string;
@@ -256,7 +258,8 @@ async function main(): Promise<number> {
       last = await pollAll(workers, false);
       if (last.every((s) => s?.state.reachable === o.peers)) {
         const tPoll = Date.now();
-        const localMax = Math.max(...last.map((s) => s!.state.fullAt ?? tPoll));
+        // All have been full without a break since the latest of their fullSince: that is when they agreed.
+        const localMax = Math.max(...last.map((s) => s!.state.fullSince ?? tPoll));
         res.converge = { seconds: (localMax - tStart) / 1000, polledSeconds: (tPoll - tStart) / 1000, secondsFromFirstFork: (localMax - tFork) / 1000 };
         line(`converge: ${fmtS(localMax - tStart)} until all ${o.peers} peers reach all ${o.peers} (goal < 10 s) [from the first control plane start; all started within ${fmtS(startedIn)}; seen by polling at ${fmtS(tPoll - tStart)}; ${fmtS(localMax - tFork)} from the first fork]`);
         break;
@@ -329,6 +332,7 @@ async function main(): Promise<number> {
     line(`error: ${res.error}`);
   } finally {
     // Stop: ask each worker, then SIGKILL whoever is still there after the deadline.
+    for (const w of workers) if (w) w.stopMark = w.output.length;
     const alive = workers.filter((w) => w && !w.exited);
     await Promise.all(alive.map(async (w) => {
       try { await w.request({ type: 'stop' }, 'stopped', STOP_DEADLINE_MS); } catch { /* killed below */ }
@@ -340,12 +344,17 @@ async function main(): Promise<number> {
     if (killed.length) log(`stop: ${killed.length} workers did not exit after stop and were killed`);
     rmSync(dir, { recursive: true, force: true });
 
-    const noisy = workers.filter((w) => w && (w.output.trim() || w.errors.length));
-    res.workerOutput = { workers: noisy.length, sample: noisy.slice(0, 3).map((w) => `p${w.i}: ${(w.errors.join('\n') + w.output).trim().split('\n').slice(0, 5).join(' | ')}`) };
-    if (noisy.length) {
-      line(`worker output: ${noisy.length} of ${workers.length} workers wrote to stdout/stderr or reported errors; first:`);
-      for (const s of res.workerOutput.sample) line(`  ${s.slice(0, 400)}`);
-    }
+    const running = workers.filter((w) => w && (w.output.slice(0, w.stopMark).trim() || w.errors.length));
+    const stopping = workers.filter((w) => w && w.output.slice(w.stopMark ?? 0).trim());
+    const first = (w: Worker, text: string) => `p${w.i}: ${(w.errors.join('\n') + text).trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}`;
+    const stoppingSample = stopping.slice(0, 1).map((w) => first(w, w.output.slice(w.stopMark ?? 0)));
+    res.workerOutput = {
+      workers: running.length, sample: running.slice(0, 3).map((w) => first(w, w.output.slice(0, w.stopMark))),
+      whileStopping: stopping.length, stoppingSample,
+    };
+    line(`worker output while running: ${running.length} of ${workers.length} workers wrote to stdout/stderr or reported errors${running.length ? '; first:' : ''}`);
+    for (const x of res.workerOutput.sample) line(`  ${x}`);
+    if (stopping.length) line(`worker output while stopping: ${stopping.length} workers; first: ${stoppingSample[0]}`);
   }
   if (o.json) console.log(JSON.stringify(res));
   return res.ok ? 0 : 1;
