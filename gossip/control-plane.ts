@@ -81,6 +81,7 @@ export class ControlPlane extends EventEmitter {
   async stop(): Promise<void> {
     this.maker.stop();
     this.liveness.stop();
+    this.gossip.stop();
     clearInterval(this.gcTimer);
     clearImmediate(this.selfUpdate);
     await this.node.stop();

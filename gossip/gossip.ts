@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { PeerId } from '@libp2p/interface';
 import { weave } from '../proto/gen/weave.js';
 import { Channel } from './channel.js';
 import type { Node } from './node.js';
 
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';
+const ANTI_ENTROPY_MS = 5000;
 const MAX_SYNC_BYTES = 16 << 20;
 const topic = (channel: string) => `weave-ts/${channel}/1`;
 
@@ -15,10 +17,13 @@ export interface ChannelCounters { messagesIn: number; bytesIn: number; messages
  * each of our own deltas to every neighbour. A pushed message that changes our state is pushed on
  * to our other neighbours (a duplicate changes nothing and stops there), so facts cross peers that
  * gossipsub has not meshed yet: gossipsub is fast but best effort, the pushes are what make it sure.
+ * Every few seconds each router also compares a hash of every channel with one random neighbour,
+ * and the two exchange the channels that differ: whatever was lost on the way is repaired.
  */
 export class Gossip {
   readonly counters = new Map<string, ChannelCounters>();
   private readonly channels = new Map<string, Channel>();
+  private antiEntropy?: NodeJS.Timeout;
 
   constructor(private readonly node: Node, channels: Channel[], private readonly onChange: (channel: string) => void) {
     for (const c of channels) this.add(c);
@@ -76,6 +81,38 @@ export class Gossip {
       }
     }, { runOnLimitedConnection: false });
     this.node.addEventListener('peer:connect', (evt) => { void this.sync(evt.detail); });
+    await this.handle('digest', async (from, data) => {
+      const differing = this.differing(weave.Digest.decode(data));
+      return weave.Sync.encode({ channels: differing.map((c) => ({ channel: c.name, state: c.state() })) }).finish();
+    });
+    this.antiEntropy = setInterval(() => void this.compareWithOne(), ANTI_ENTROPY_MS);
+  }
+
+  stop(): void { clearInterval(this.antiEntropy); }
+
+  /** Compares digests with one random neighbour; both sides end with the union of what differed. */
+  private async compareWithOne(): Promise<void> {
+    const peers = this.node.getPeers();
+    if (peers.length === 0) return;
+    const peer = peers[Math.floor(Math.random() * peers.length)];
+    try {
+      const mine = weave.Digest.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, hash: hash(c.state()) })) }).finish();
+      const reply = weave.Sync.decode(await this.request(peer, 'digest', mine));
+      const repaired: weave.IChannelState[] = [];
+      for (const s of reply.channels) {
+        const ch = this.channels.get(s.channel ?? '');
+        if (!ch || !s.state) continue;
+        this.counters.get(ch.name)!.syncs++;
+        this.receive(ch, s.state, undefined, peer.toString());
+        repaired.push({ channel: ch.name, state: ch.state() }); // and what we had that they lacked
+      }
+      if (repaired.length) await this.send(peer, repaired);
+    } catch { /* the peer went away: another one next time */ }
+  }
+
+  private differing(theirs: weave.IDigest): Channel[] {
+    const byName = new Map((theirs.channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
+    return [...this.channels.values()].filter((c) => !hash(c.state()).equals(byName.get(c.name) ?? Buffer.alloc(0)));
   }
 
   /**
@@ -124,6 +161,8 @@ export class Gossip {
     }
   }
 }
+
+const hash = (state: Uint8Array): Buffer => createHash('sha256').update(state).digest();
 
 /** Reads a stream to its end: one message per stream direction. */
 async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<Uint8Array> {

@@ -47,7 +47,7 @@ export class MacsChannel implements Channel {
   }
 
   state(): Uint8Array {
-    return weave.Macs.encode({ entries: [...this.entries].map(([mac, e]) => ({ mac, ...e })) }).finish();
+    return weave.Macs.encode({ entries: [...this.entries].sort((a, b) => a[0] - b[0]).map(([mac, e]) => ({ mac, ...e })) }).finish();
   }
 
   private write(mac: number, deleted: boolean): Uint8Array {

@@ -21,6 +21,8 @@ export class TopologyChannel implements Channel {
   readonly name = 'topology';
   readonly peers = new Map<string, PeerRecord>();
   private readonly unreachableSince = new Map<string, number>();
+  /** Versions of peers we forgot: an old copy coming back from a slower peer is not taken again. */
+  private readonly forgotten = new Map<string, number>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -41,7 +43,7 @@ export class TopologyChannel implements Channel {
       if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
       if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
       const cur = this.peers.get(rec.name);
-      if (cur && cur.version >= rec.version) continue;
+      if ((cur && cur.version >= rec.version) || rec.version <= (this.forgotten.get(rec.name) ?? 0)) continue;
       this.peers.set(rec.name, rec);
       changed = true;
     }
@@ -49,7 +51,8 @@ export class TopologyChannel implements Channel {
     return changed;
   }
 
-  state(): Uint8Array { return weave.Topology.encode({ peers: [...this.peers.values()] }).finish(); }
+  /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
+  state(): Uint8Array { return weave.Topology.encode({ peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }).finish(); }
 
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {
@@ -77,7 +80,12 @@ export class TopologyChannel implements Channel {
       if (seen.has(name)) { this.unreachableSince.delete(name); continue; }
       const since = this.unreachableSince.get(name) ?? now;
       this.unreachableSince.set(name, since);
-      if (now - since >= FORGET_AFTER_MS) { this.peers.delete(name); this.unreachableSince.delete(name); forgot = true; }
+      if (now - since >= FORGET_AFTER_MS) {
+        this.forgotten.set(name, this.peers.get(name)!.version);
+        this.peers.delete(name);
+        this.unreachableSince.delete(name);
+        forgot = true;
+      }
     }
     return forgot;
   }
