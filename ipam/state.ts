@@ -68,7 +68,9 @@ export class IpamState {
     return changed;
   }
 
-  encode(entries: Entry[] = [...this.entries.values()], allocations: Allocation[] = [...this.allocations.values()]): weave.IIpamState {
+  /** Encodes a delta, or by default the whole state in canonical order (so equal states hash alike). */
+  encode(entries: Entry[] = this.sorted.map((t) => this.entries.get(t)!),
+         allocations: Allocation[] = [...this.allocations.values()].sort((a, b) => a.addr - b.addr)): weave.IIpamState {
     return { range: this.range.text, entries, allocations };
   }
 
