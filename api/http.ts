@@ -14,6 +14,10 @@ export interface ApiHandlers {
   report(): MetricsReport;
   attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }): Promise<unknown>;
   detach(body: { target?: unknown }): Promise<unknown>;
+  /** `weave ps`: attachments, optionally only the given targets. */
+  ps?(body: { targets?: unknown }): Promise<unknown>;
+  expose?(body: { cidrs?: unknown }): Promise<unknown>;
+  hide?(): Promise<unknown>;
   connect(body: { peers?: unknown; replace?: unknown }): Promise<unknown>;
   forget(body: { peers?: unknown }): Promise<unknown>;
   stop(): void;
@@ -92,6 +96,11 @@ async function serveIpam(h: IpamHandlers, req: http.IncomingMessage, res: http.S
   }
 }
 
+function needs<F>(f: F | undefined, what: string): F {
+  if (!f) throw new Error(`${what} is not available in this router`);
+  return f;
+}
+
 export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
   const metrics = new RouterMetrics(() => h.report());
   const stream = new ReportStream(() => h.report());
@@ -125,6 +134,9 @@ export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
     } } },
     '/attach': { POST: { handle: async (req) => h.attach(await readJson(req)) } },
     '/detach': { POST: { handle: async (req) => h.detach(await readJson(req)) } },
+    '/ps': { POST: { handle: async (req) => needs(h.ps, 'ps')(await readJson(req)) } },
+    '/expose': { POST: { handle: async (req) => needs(h.expose, 'expose')(await readJson(req)) } },
+    '/hide': { POST: { handle: () => needs(h.hide, 'hide')() } },
     '/connect': { POST: { handle: async (req) => h.connect(await readJson(req)) } },
     '/forget': { POST: { handle: async (req) => h.forget(await readJson(req)) } },
     '/stop': { POST: { handle: () => { setImmediate(() => h.stop()); return { stopping: true }; } } },

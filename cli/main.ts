@@ -9,6 +9,8 @@ import { isUnicastMac } from '../router/mac.js';
 import { parseCidr, isIPv4 } from '../common/cidr.js';
 import { call } from './client.js';
 import { launch, stop } from './launch.js';
+import { runContainer } from './run.js';
+import { checkAddressSpec, isAddressSpec } from './addresses.js';
 import { renderConnections, renderIpam, renderPeers, renderStatus, renderTargets } from './status.js';
 import type { Report } from '../router/router.js';
 
@@ -55,6 +57,7 @@ function consensusArg(v: string): number {
 
 const program = new Command('weave')
   .description('A layer-2 overlay network for containers across hosts')
+  .enablePositionalOptions()
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -74,12 +77,14 @@ program.command('launch')
   .addOption(new Option('--password <password>', 'make the control plane a private network (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
   .option('--ipalloc-range <cidr>', 'the range IPAM hands container addresses out of, the same on every peer', subnetArg('--ipalloc-range'), DEFAULTS.ipallocRange)
   .option('--ipalloc-default-subnet <cidr>', 'the subnet of the range used when none is asked for (default: the whole range)', subnetArg('--ipalloc-default-subnet'))
+  .option('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', intIn('grace', 0, 86400), DEFAULTS.releaseGraceMs / 1000)
   .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
       dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
       vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
+      releaseGraceMs: o.releaseGrace * 1000,
     };
     if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
       throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
@@ -95,15 +100,14 @@ program.command('stop').description('stop the router on this host').action(async
 });
 
 program.command('attach')
-  .description('attach a target to the overlay: weave attach [CIDR...] netns:NAME|netns:/path|pid:PID')
-  .argument('<args...>', 'addresses followed by the target')
+  .description('attach a container or namespace to the overlay: weave attach [ADDR...] CONTAINER|netns:NAME|netns:/path|pid:PID')
+  .argument('<args...>', 'addresses (10.32.1.5/12, net:10.40.0.0/16, net:default) followed by the target')
   .option('--mac <mac>', 'the MAC address for ethwe (keep it when moving a container between hosts)')
   .action(async (args: string[], o: { mac?: string }) => {
     const target = args.at(-1)!;
     const cidrs = args.slice(0, -1);
-    for (const c of cidrs) {
-      if (c.startsWith('net:')) { if (c !== 'net:default') parseSubnet(c.slice(4), 'subnet'); } else parseCidr(c);
-    }
+    for (const c of cidrs) checkAddressSpec(c);
+    if (isAddressSpec(target)) throw new Error('attach needs a target after the addresses: a container or netns:NAME, netns:/path, pid:PID');
     if (o.mac !== undefined && !isUnicastMac(o.mac)) throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
     const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs, mac: o.mac });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
@@ -122,8 +126,43 @@ program.command('forget')
   .argument('<peers...>', 'HOST or HOST:PORT')
   .action(async (peers: string[]) => { await call('POST', '/forget', { peers: peers.map(peerAddress) }); });
 
-program.command('detach').description('detach a target from the overlay').argument('<target>')
-  .action(async (target: string) => { await call('POST', '/detach', { target }); });
+program.command('detach').description('detach a container or namespace from the overlay, releasing its addresses').argument('<target>')
+  .action(async (target: string) => {
+    const r = await call<{ cidrs?: string[] }>('POST', '/detach', { target });
+    if (r.cidrs?.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
+  });
+
+program.command('run')
+  .description('create and start a Docker container attached to the overlay: weave run [ADDR...] [docker run flags] IMAGE [COMMAND [ARG...]]')
+  .argument('<args...>', 'addresses, then docker run flags (-d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus), image, command')
+  .allowUnknownOption()
+  .helpOption(false)
+  .passThroughOptions()
+  .action(async (args: string[]) => { out(await runContainer(args)); });
+
+program.command('ps')
+  .description("list what is attached here: <id> <mac> <cidr...>, the host's own exposed address first")
+  .argument('[containers...]', 'only these containers')
+  .action(async (targets: string[]) => {
+    const rows = await call<{ id: string; mac: string; cidrs: string[] }[]>('POST', '/ps', { targets });
+    process.stdout.write(rows.map((r) => `${r.id} ${r.mac} ${r.cidrs.join(' ')}\n`).join(''));
+  });
+
+program.command('expose')
+  .description('give this host an address on the overlay (from IPAM unless given): weave expose [ADDR...]')
+  .argument('[addrs...]', 'addresses: 10.32.1.5/12, net:10.40.0.0/16, net:default')
+  .action(async (cidrs: string[]) => {
+    for (const c of cidrs) checkAddressSpec(c);
+    const r = await call<{ cidrs: string[] }>('POST', '/expose', { cidrs });
+    out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
+  });
+
+program.command('hide')
+  .description("take this host's overlay addresses away again")
+  .action(async () => {
+    const r = await call<{ cidrs: string[] }>('POST', '/hide', {});
+    if (r.cidrs.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
+  });
 
 program.command('status')
   .description('show the router status: weave status [peers|connections|targets|ipam]')

@@ -17,6 +17,11 @@ import {
   type LabContainer, type LabHost, type LabState,
 } from './state.js';
 import { hostAddrs, plan, validateSpec, type LabSpec, type Topology } from './topology.js';
+import {
+  cleanupDockerd, cleanupDockerdSync, dockerdArgv, importBusybox, removeContainers, removeContainersSync, type LabDockerd,
+} from './dockerd.js';
+import { DockerClient } from '../docker/client.js';
+import { closeSync, openSync } from 'node:fs';
 
 export type { ExecOptions, ExecResult, LabContainer, LabHost, LabSpec, Topology };
 export { LAB_BASE };
@@ -191,16 +196,52 @@ export class Lab {
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
       stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
     });
-    const pid = child.pid;
-    if (pid !== undefined) {
-      this.children.add(child);
-      this.update((s) => { if (!s.pids.includes(pid)) s.pids.push(pid); });
-      child.once('exit', () => {
-        this.children.delete(child);
-        if (!this.downPromise) this.update((s) => { s.pids = s.pids.filter((p) => p !== pid); });
-      });
-    }
+    this.track(child);
     return child;
+  }
+
+  /**
+   * Starts a Docker engine in the host's namespace with its own data-root, exec-root and socket
+   * (unix://<host data dir>/docker.sock, which lab/weave.ts hands to weave as DOCKER_HOST), and
+   * imports the busybox test image. Returns once the engine answers.
+   */
+  async startDockerd(host: string): Promise<LabDockerd> {
+    const h = this.host(host);
+    if (this.downPromise) throw new Error(`lab "${this.id}" is down`);
+    if (this.refresh().dockerds?.some((d) => d.host === host)) throw new Error(`${host} already runs dockerd`);
+    // exec-root holds containerd's socket: keep it short (unix socket paths are limited to 108 bytes).
+    const d: LabDockerd = { host, dataRoot: join(h.dataDir, 'docker'), execRoot: `/run/${h.netns}`, socket: join(h.dataDir, 'docker.sock') };
+    mkdirSync(d.dataRoot, { recursive: true });
+    this.update((s) => { (s.dockerds ??= []).push(d); });
+    const argv = dockerdArgv(d, `/var/run/netns/${h.netns}`);
+    const logFd = openSync(join(h.dataDir, 'dockerd.log'), 'a');
+    const child = spawnChild(argv[0], argv.slice(1), { stdio: ['ignore', logFd, logFd] }); // nsenter execs dockerd: same PID
+    closeSync(logFd);
+    this.track(child);
+    child.unref(); // a kept lab (`lab up`) must not keep its creator alive; down() finds dockerd by PID and namespace
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    const docker = new DockerClient(`unix://${d.socket}`);
+    await waitFor(`dockerd on ${host} (see ${join(h.dataDir, 'dockerd.log')})`, async () => {
+      if (exited) throw new Error('dockerd exited');
+      return docker.ping().then(() => true);
+    }, 30_000, 100);
+    await importBusybox(d);
+    return d;
+  }
+
+  /** The engines started by startDockerd(). */
+  get dockerds(): LabDockerd[] { return this.refresh().dockerds ?? []; }
+
+  private track(child: ChildProcess): void {
+    const pid = child.pid;
+    if (pid === undefined) return;
+    this.children.add(child);
+    this.update((s) => { if (!s.pids.includes(pid)) s.pids.push(pid); });
+    child.once('exit', () => {
+      this.children.delete(child);
+      if (!this.downPromise) this.update((s) => { s.pids = s.pids.filter((p) => p !== pid); });
+    });
   }
 
   /** A plain namespace `wl<id>-<host>-<name>` with lo up, not attached to anything. */
@@ -232,6 +273,9 @@ export class Lab {
     offExit(this.exitCleanup);
     const namespaces = await this.ourNamespaces();
     const recorded = this.refresh().pids;
+    const dockerds = this.refresh().dockerds ?? [];
+    // Containers live in namespaces of their own that the scan below never sees: remove them first.
+    await Promise.all(dockerds.map((d) => removeContainers(d)));
 
     for (const c of this.children) c.kill('SIGTERM');
     const targets = async (): Promise<number[]> => {
@@ -252,6 +296,7 @@ export class Lab {
     }
 
     const errors: string[] = [];
+    for (const d of dockerds) await cleanupDockerd(d).catch((e: Error) => errors.push(e.message)); // before rm: no deleting through mounts
     for (const ns of namespaces) await delNs(ns).catch((e: Error) => errors.push(e.message));
     rmSync(this.root, { recursive: true, force: true });
     if (errors.length) throw new Error(`lab "${this.id}" teardown incomplete:\n${errors.join('\n')}`);
@@ -264,9 +309,11 @@ export class Lab {
     const prefix = nsPrefix(this.id);
     const s = readState(this.id) ?? this.state;
     const namespaces = [...new Set([...s.namespaces, ...listNsSync().filter((n) => n.startsWith(prefix))])];
+    for (const d of s.dockerds ?? []) removeContainersSync(d);
     for (const c of this.children) c.kill('SIGKILL');
     for (const p of s.pids) if (pidNsSync(p).some((n) => namespaces.includes(n))) signal(p, 'SIGKILL');
     for (const ns of namespaces) for (const p of nsPidsSync(ns)) signal(p, 'SIGKILL');
+    for (const d of s.dockerds ?? []) cleanupDockerdSync(d);
     for (const ns of namespaces) delNsSync(ns);
     rmSync(this.root, { recursive: true, force: true });
   }

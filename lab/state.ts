@@ -4,6 +4,7 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabSpec } from './topology.js';
+import type { LabDockerd } from './dockerd.js';
 
 export const LAB_BASE = '/tmp/weave-lab';
 
@@ -22,6 +23,8 @@ export interface LabState {
   namespaces: string[];
   /** PIDs started by spawn(); only killed if still inside one of our namespaces. */
   pids: number[];
+  /** Docker engines started in lab hosts (removed, unmounted and cleaned up at down). */
+  dockerds?: LabDockerd[];
 }
 
 /** Lab ids become part of namespace names; no '-' so `wl<id>-` can never be a prefix of another lab's. */

@@ -15,7 +15,14 @@ function repoRoot(): string {
   return dir;
 }
 
-const env = (lab: Lab, host: string) => ({ ...process.env, WEAVE_DATA_DIR: lab.host(host).dataDir });
+/** Each host's own Docker engine (lab.startDockerd), or nothing answering: never the machine's own. */
+export const dockerHost = (lab: Lab, host: string) => `unix://${join(lab.host(host).dataDir, 'docker.sock')}`;
+
+const env = (lab: Lab, host: string) => ({ ...process.env, WEAVE_DATA_DIR: lab.host(host).dataDir, DOCKER_HOST: dockerHost(lab, host) });
+
+/** The docker CLI against a lab host's engine, as a user types it there. */
+export const dockerOk = (lab: Lab, host: string, args: string[]): Promise<string> =>
+  lab.execOk(host, ['docker', ...args], { env: env(lab, host), timeoutMs: 60_000 });
 
 export const weave = (lab: Lab, host: string, args: string[]): Promise<ExecResult> =>
   lab.exec(host, [WEAVE, ...args], { env: env(lab, host), timeoutMs: 60_000 });

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
 import { Cidr, formatCidr } from '../common/cidr.js';
 import { BRIDGE, quietIPv6 } from './bridge.js';
@@ -52,11 +54,39 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, mac?: s
       if (r.code !== 0 && !/exists|already assigned/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
     }
     await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', CONTAINER_IF, 'up']));
+    for (const c of cidrs) gratuitousArp(netns, CONTAINER_IF, c.ip);
   } catch (err) {
     if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF])); // nothing left half-attached
     throw err;
   }
   return { target, netns, ifname: CONTAINER_IF, hostIf, mac: (await linkMac(netns, CONTAINER_IF)) ?? '', cidrs: cidrs.map(formatCidr) };
+}
+
+let arpingMissing = false;
+
+/**
+ * Announces ip from dev so that peers which cached the address at another MAC (a container that
+ * moved or restarted) learn the new one at once. arping waits a second for answers that never
+ * come to an unsolicited ARP, so it runs on its own and nobody waits for it.
+ */
+export function gratuitousArp(netns: string | undefined, dev: string, ip: string): void {
+  if (arpingMissing) return;
+  const argv = [...(netns ? ['nsenter', `--net=${netns}`] : []), 'arping', '-U', '-c1', '-I', dev, ip];
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
+  child.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' && !arpingMissing) { arpingMissing = true; log.warn('arping is not installed: moved addresses are learnt only when caches expire'); }
+  });
+  child.on('exit', (code) => { if (code === 127 && !arpingMissing) { arpingMissing = true; log.warn('arping is not installed: moved addresses are learnt only when caches expire'); } });
+  child.unref();
+}
+
+/** What is attached in a namespace already (after a router restart): ethwe's MAC and addresses. */
+export async function existingAttachment(netns: string): Promise<{ mac: string; cidrs: string[] } | undefined> {
+  const r = await run(inNs(netns, ['ip', '-j', 'addr', 'show', 'dev', CONTAINER_IF]));
+  if (r.code !== 0) return undefined;
+  const [link] = JSON.parse(r.stdout) as { address: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
+  if (!link) return undefined;
+  return { mac: link.address, cidrs: link.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`) };
 }
 
 /** Removes ethwe from the target (the host end goes with it). */

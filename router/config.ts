@@ -17,6 +17,7 @@ export interface RouterConfig {
   ipallocRange: string;
   ipallocDefaultSubnet?: string;
   ipallocConsensus: number; // peers that must be reachable before the range is first split
+  releaseGraceMs?: number; // how long a dead container keeps its address, so a restart keeps it
 }
 
 export const DEFAULTS = {
@@ -27,6 +28,7 @@ export const DEFAULTS = {
   vni: DEFAULT_VNI,
   connLimit: 100,
   ipallocRange: '10.32.0.0/12',
+  releaseGraceMs: 30_000,
 };
 
 export const VERSION = '0.1.0';

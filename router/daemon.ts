@@ -8,7 +8,10 @@ import { writeFileAtomic } from '../common/files.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
-import { RouterConfig } from './config.js';
+import { DEFAULTS, RouterConfig } from './config.js';
+import { containerHost } from './container-host.js';
+import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
+import { ContainerWatcher } from '../docker/watcher.js';
 import { Router, validateConfig } from './router.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { UdpTransport } from './udp.js';
@@ -26,18 +29,22 @@ async function main(cfg: RouterConfig): Promise<void> {
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
-  router = new Router(cfg, mtu, new SleevePcap(), udp, control, ipam);
+  const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
+  router = new Router(cfg, mtu, new SleevePcap(), udp, control, ipam, docker);
+  const watcher = new ContainerWatcher(docker, containerHost(router), cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info('stopping');
+    watcher.stop();
     await router!.stop();
     api.close();
     process.exit(0);
   };
   const api = await startApi(cfg.httpAddr, {
     report: () => router!.report(), attach: (b) => router!.attach(b), detach: (b) => router!.detach(b),
+    ps: (b) => router!.ps(b), expose: (b) => router!.expose(b), hide: () => router!.hide(),
     connect: async (b) => router!.connect(b), forget: async (b) => router!.forget(b), stop, ipam: router.ipamApi,
     onChange: (listener) => control.on('routes', listener),
   });
@@ -45,6 +52,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   await control.start(cfg.peers);
   await ensureBridge(mtu);
   await router.start();
+  await watcher.start();
   writeFileAtomic(join(cfg.dataDir, 'weave.pid'), `${process.pid}\n`);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -5,9 +5,11 @@ import { Forwarder, Routing } from './forwarder.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { isUnicastMac, parseMac } from './mac.js';
 import { UdpTransport } from './udp.js';
-import { attach, detach, resolveTarget } from './attach.js';
+import { attach, detach, resolveTarget, type Attachment } from './attach.js';
+import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
+import { DockerClient, DockerError, NoDockerEngine } from '../docker/client.js';
 import { routingOf } from './routing.js';
-import { Cidr, isIPv4, parseCidr } from '../common/cidr.js';
+import { Cidr, formatCidr, isIPv4, parseCidr } from '../common/cidr.js';
 import { IpamError, IpamService } from '../ipam/service.js';
 import { ipToNum } from '../ipam/address.js';
 import { BadRequest } from '../api/errors.js';
@@ -15,6 +17,10 @@ import { log } from '../common/log.js';
 import { RouterConfig, VERSION } from './config.js';
 
 const MAC_AGE_MS = 300_000;
+
+/** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it. */
+export interface Resolved { ident: string; nsTarget: string; label: string; container?: string }
+export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[] }
 
 const splitHostPort = (a: string): [string, number] => [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
 
@@ -26,10 +32,13 @@ export class Router {
   private routing: Routing;
   private readonly started = Date.now();
   private ager?: NodeJS.Timeout;
+  /** Everything attached here, by IPAM identity (a container's full id, or the netns/pid target). */
+  readonly attached = new Map<string, AttachedEntry>();
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(readonly cfg: RouterConfig, readonly mtu: number,
               private readonly datapath: Datapath, private readonly udp: UdpTransport, readonly control: ControlPlane,
-              readonly ipam: IpamService) {
+              readonly ipam: IpamService, readonly docker: DockerClient) {
     this.routing = routingOf(control);
     this.forwarder = new Forwarder({
       vni: cfg.vni, maxFrame: mtu + 14 + 4, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
@@ -84,48 +93,146 @@ export class Router {
   /**
    * Attaches a target with addresses written as Weave does: CIDR (claimed from IPAM when inside the
    * range), net:CIDR or net:default (allocated from that subnet); none means one from the default.
-   * The target string is the IPAM identity, so the same target attached elsewhere keeps its address.
+   * A netns:/pid: target is its own IPAM identity; a Docker container (docker:REF or just REF) is
+   * known by its full id, so a restarted or moved container keeps its address.
    */
   async attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }) {
     if (typeof body.target !== 'string') throw new BadRequest('attach needs a target');
-    const target = body.target;
-    resolveTarget(target);
     const specs = Array.isArray(body.cidrs) && body.cidrs.length ? body.cidrs.map(String) : ['net:default'];
     if (body.mac !== undefined && (typeof body.mac !== 'string' || !isUnicastMac(body.mac))) throw new BadRequest(`invalid MAC "${String(body.mac)}": expected a unicast MAC like 02:00:00:00:00:01`);
+    const t = await this.resolve(body.target);
+    return this.serial(t.ident, () => this.attachResolved(t, specs, body.mac as string | undefined));
+  }
+
+  /** Attach with the identity and namespace already known (also used to re-attach a restarted container). */
+  async attachResolved(t: Resolved, specs: string[], mac?: string): Promise<Attachment> {
+    const cidrs = await this.addresses(t.ident, specs, !!t.container);
+    const a = await attach(t.nsTarget, cidrs.all, this.mtu, mac).catch(async (err) => {
+      for (const ip of cidrs.taken) await this.ipam.release(t.ident, ip).catch(() => {}); // nothing left half-attached
+      throw err;
+    });
+    this.register(t, a.mac, a.cidrs);
+    log.info(`attached ${t.label} (${a.mac}) with ${a.cidrs.join(' ')}`);
+    return { ...a, target: t.label };
+  }
+
+  /** Addresses for ident from Weave-style specs, taken from IPAM where they are in its range; all or nothing. */
+  private async addresses(ident: string, specs: string[], ipamOnly = false): Promise<{ all: Cidr[]; taken: string[] }> {
     const parsed = specs.map((spec) => (spec.startsWith('net:') ? { subnet: spec.slice(4) } : { cidr: parseCidr(spec) }));
-    const cidrs: Cidr[] = [];
+    const all: Cidr[] = [];
     const taken: string[] = [];
     try {
       for (const p of parsed) {
-        if ('subnet' in p) { const a = await this.ipam.allocate(target, p.subnet); cidrs.push(parseCidr(a.cidr)); taken.push(a.ip); continue; }
+        if ('subnet' in p) { const a = await this.ipam.allocate(ident, p.subnet); all.push(parseCidr(a.cidr)); taken.push(a.ip); continue; }
         const n = ipToNum(p.cidr.ip);
-        if (n >= this.ipam.range.start && n < this.ipam.range.end) { await this.ipam.claim(target, p.cidr.ip, p.cidr.prefix); taken.push(p.cidr.ip); }
-        cidrs.push(p.cidr);
+        if (n >= this.ipam.range.start && n < this.ipam.range.end) { await this.ipam.claim(ident, p.cidr.ip, p.cidr.prefix); taken.push(p.cidr.ip); }
+        // A container's addresses are IPAM's, so that its restarts and removal keep and free them.
+        else if (ipamOnly) throw new BadRequest(`${formatCidr(p.cidr)} is outside the allocation range ${this.ipam.range.text}`);
+        all.push(p.cidr);
       }
     } catch (err) {
-      for (const ip of taken) await this.ipam.release(target, ip).catch(() => {});
+      for (const ip of taken) await this.ipam.release(ident, ip).catch(() => {});
       throw err instanceof IpamError ? new BadRequest(err.message) : err;
     }
-    const a = await attach(target, cidrs, this.mtu, body.mac as string | undefined).catch(async (err) => {
-      for (const ip of taken) await this.ipam.release(target, ip).catch(() => {}); // nothing left half-attached
-      throw err;
-    });
-    const mac = parseMac(a.mac);
-    this.macs.learn(mac, LOCAL);
-    this.control.announceMac(mac);
-    log.info(`attached ${a.target} (${a.mac}) with ${a.cidrs.join(' ')}`);
-    return a;
+    return { all, taken };
+  }
+
+  /** Records an attachment and tells every peer where its MAC lives. */
+  register(t: Resolved, mac: string, cidrs: string[]): void {
+    this.attached.set(t.ident, { ident: t.ident, label: t.label, container: t.container, mac, cidrs });
+    const m = parseMac(mac);
+    this.macs.learn(m, LOCAL);
+    this.control.announceMac(m);
+  }
+
+  /** Forgets an attachment whose namespace is gone or emptied; returns what it was. */
+  unregister(ident: string): AttachedEntry | undefined {
+    const e = this.attached.get(ident);
+    if (!e) return undefined;
+    this.attached.delete(ident);
+    const m = parseMac(e.mac);
+    this.macs.forget(m);
+    this.control.withdrawMac(m);
+    return e;
   }
 
   async detach(body: { target?: unknown }) {
-    if (typeof body.target !== 'string') throw new Error('detach needs a target');
-    const r = await detach(body.target);
-    await this.ipam.release(body.target).catch(() => { /* attached with addresses outside IPAM */ });
-    const mac = parseMac(r.mac);
-    this.macs.forget(mac);
-    this.control.withdrawMac(mac);
-    log.info(`detached ${body.target} (${r.mac})`);
-    return r;
+    if (typeof body.target !== 'string') throw new BadRequest('detach needs a target');
+    const t = await this.resolve(body.target, { running: false });
+    return this.serial(t.ident, async () => {
+      const cidrs = this.attached.get(t.ident)?.cidrs ?? this.ipam.lookup(t.ident).map((a) => a.cidr);
+      let mac = this.attached.get(t.ident)?.mac;
+      if (t.nsTarget) mac = (await detach(t.nsTarget)).mac;
+      else if (!mac && this.ipam.lookup(t.ident).length === 0) throw new BadRequest(`${t.label} is not attached`);
+      if (!this.unregister(t.ident) && mac) { const m = parseMac(mac); this.macs.forget(m); this.control.withdrawMac(m); }
+      await this.ipam.release(t.ident).catch(() => { /* attached with addresses outside IPAM */ });
+      log.info(`detached ${t.label}${mac ? ` (${mac})` : ''}`);
+      return { mac, cidrs };
+    });
+  }
+
+  /**
+   * What a target string names: its IPAM identity and where its namespace is. A container that is
+   * not running has no namespace (nsTarget empty): it can be detached (its address released) but not attached.
+   */
+  async resolve(target: string, o: { running: boolean } = { running: true }): Promise<Resolved> {
+    if (/^(netns|pid):/.test(target)) { resolveTarget(target); return { ident: target, nsTarget: target, label: target }; }
+    const ref = target.replace(/^docker:/, '');
+    let c;
+    try { c = await this.docker.inspect(ref); } catch (err) {
+      if (!(err instanceof DockerError)) throw err;
+      throw new BadRequest(err.status === 404 ? `unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`
+        : err instanceof NoDockerEngine ? `unknown target "${target}": not netns:NAME, netns:/path or pid:PID, and ${err.message}` : err.message);
+    }
+    if (!c.State.Running && o.running) throw new BadRequest(`container ${ref} is not running (${c.State.Status})`);
+    return { ident: c.Id, nsTarget: c.State.Running ? `pid:${c.State.Pid}` : '', label: c.Id.slice(0, 12), container: c.Id };
+  }
+
+  /** One attach/detach at a time per identity: the events watcher and the API may race on a container. */
+  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(ident) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.locks.set(ident, tail);
+    void tail.then(() => { if (this.locks.get(ident) === tail) this.locks.delete(ident); });
+    return next;
+  }
+
+  /** `weave ps`: the host's own exposed address first, then every attachment (optionally only the given containers). */
+  async ps(body: { targets?: unknown }) {
+    const wanted = Array.isArray(body.targets) && body.targets.length ? await Promise.all(body.targets.map((x) => this.resolve(String(x), { running: false }))) : undefined;
+    const rows: { id: string; mac: string; cidrs: string[] }[] = [];
+    const exposed = wanted ? undefined : await bridgeAddresses();
+    if (exposed && exposed.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
+    for (const e of this.attached.values()) {
+      if (wanted && !wanted.some((w) => w.ident === e.ident)) continue;
+      rows.push({ id: e.container ? e.container.slice(0, 12) : e.label, mac: e.mac, cidrs: e.cidrs });
+    }
+    return rows;
+  }
+
+  /** `weave expose`: the host itself joins the overlay with an address on the bridge (IPAM identity weave:expose). */
+  async expose(body: { cidrs?: unknown }) {
+    const specs = Array.isArray(body.cidrs) && body.cidrs.length ? body.cidrs.map(String) : ['net:default'];
+    return this.serial(EXPOSE_ID, async () => {
+      const cidrs = await this.addresses(EXPOSE_ID, specs);
+      await addBridgeAddresses(cidrs.all).catch(async (err) => {
+        for (const ip of cidrs.taken) await this.ipam.release(EXPOSE_ID, ip).catch(() => {});
+        throw err;
+      });
+      log.info(`exposed this host as ${cidrs.all.map(formatCidr).join(' ')}`);
+      return { cidrs: cidrs.all.map(formatCidr) };
+    });
+  }
+
+  /** `weave hide`: takes the host's overlay addresses away again. */
+  async hide() {
+    return this.serial(EXPOSE_ID, async () => {
+      const removed = await removeBridgeAddresses();
+      await this.ipam.release(EXPOSE_ID).catch(() => { /* none from IPAM */ });
+      log.info(`hid this host (${removed.join(' ') || 'was not exposed'})`);
+      return { cidrs: removed };
+    });
   }
 
   /** The HTTP API's IPAM endpoints: IPAM's own refusals are the client's problem (400). */
