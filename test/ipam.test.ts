@@ -104,6 +104,28 @@ describe('IPAM in the lab: three hosts', function () {
   });
 });
 
+describe('IPAM: weave reset', function () {
+  this.timeout(60_000);
+  let lab: Lab;
+  after(async () => { await lab?.down(); });
+
+  it("hands this peer's space to another before it leaves, and forgets its state", async () => {
+    lab = await Lab.create({ hosts: 2 });
+    await launchAll(lab);
+    await waitForMesh(lab);
+    const c = await lab.addContainer('h2', 'c');
+    await weaveOk(lab, 'h2', ['attach', `netns:${c.netns}`]);
+    const h1 = (await report(lab, 'h1')).name;
+    assert.match(await weaveOk(lab, 'h2', ['reset']), new RegExp(`^handed the address space to ${h1}\n$`));
+    assert.notEqual((await weave(lab, 'h2', ['status'])).code, 0, 'the router stopped');
+    const shares = await waitFor('h1 owns the whole range', async () => {
+      const p = (await report(lab, 'h1')).ipam.peers;
+      return p.length === 1 && p[0].name === h1 ? p : undefined;
+    });
+    assert.equal(shares[0].owned, 2 ** 20);
+  });
+});
+
 describe('IPAM: a peer with a different range', function () {
   this.timeout(60_000);
   let lab: Lab;
