@@ -9,7 +9,7 @@ import type { Node } from './node.js';
 const BACKOFF_START_MS = 2000;
 const BACKOFF_CAP_MS = 6 * 60_000;
 const STABLE_MS = 60_000;
-const DIAL_TIMEOUT_MS = 5000;
+const DIAL_TIMEOUT_MS = 10_000; // a noise handshake on a starved machine can take seconds
 
 export type TargetState = 'connecting' | 'established' | 'failed';
 

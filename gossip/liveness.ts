@@ -1,12 +1,12 @@
 import type { Node } from './node.js';
 
-const INTERVAL_MS = 2000;
+const INTERVAL_MS = 5000;
 const TIMEOUT_MS = 5000;
-const DEAD_AFTER_MS = 12_000;
+const DEAD_AFTER_MS = 15_000;
 
 /**
  * A killed router's connections close at once (its kernel sends a FIN), but a host that vanishes
- * sends nothing: ping every peer every 2 s and hang up on one that has not answered for 12 s. The
+ * sends nothing: ping every peer every 5 s and hang up on one that has not answered for 15 s. The
  * margin is wide on purpose: a busy machine delays pings by a second or more, and hanging up on a
  * live peer costs a reconnect and full-state exchanges that make the machine busier still.
  */

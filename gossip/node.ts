@@ -23,10 +23,13 @@ export async function createNode(o: NodeOptions) {
     streamMuxers: [yamux()],
     connectionProtector: o.password ? preSharedKey({ psk: swarmKey(o.password) }) : undefined,
     connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000 },
+    // Our own liveness check decides when a peer is dead; libp2p's monitor aborts connections whose
+    // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 500 }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 1000 }),
     },
     start: false,
   });
