@@ -66,6 +66,7 @@ export class Router {
       const n = now.get(ep.name);
       if (!n || n.ip !== ep.ip || n.udpPort !== ep.port) {
         this.endpoints.remove(ep.name);
+        this.udp.forget(ep);
         if (!n) { this.macs.forgetPeer(ep.name); log.info(`lost ${ep.name}(${ep.nickname})`); }
       }
     }
