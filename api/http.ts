@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { log } from '../common/log.js';
-import { BadRequest } from './errors.js';
+import { BadRequest, NotFound } from './errors.js';
 import { IpamHandlers, ipamRoute } from './ipam.js';
 import { ReportStream } from './events.js';
 import { MetricsReport, RouterMetrics } from './metrics.js';
@@ -85,16 +85,9 @@ interface Route { query?: QuerySpec; handle: Handler }
 /** A handler result that was already written to the response (pages, metrics, event streams). */
 const WRITTEN = Symbol('written');
 
-async function serveIpam(h: IpamHandlers, req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
-  try {
-    if (req.method !== 'GET' && crossOrigin(req)) return send(res, 403, { error: 'cross-origin requests may not change the router' });
-    const route = ipamRoute(h, req.method ?? '', path, new URLSearchParams(query));
-    if (!route) return send(res, 404, { error: `no such endpoint: ${req.method} ${path.slice(0, 100)}` });
-    send(res, 200, await route());
-  } catch (err) {
-    send(res, err instanceof BadRequest ? 400 : 500, { error: (err as Error).message });
-  }
-}
+/** The IPAM endpoints live under path patterns (/ip/<ident>/...), not fixed paths. */
+const IPAM_PATH = /^\/(ip|ipam)\//;
+const IPAM_QUERY: QuerySpec = { subnet: (raw) => raw, peer: (raw) => raw };
 
 function needs<F>(f: F | undefined, what: string): F {
   if (!f) throw new Error(`${what} is not available in this router`);
@@ -147,10 +140,17 @@ export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const methods = Object.hasOwn(routes, path) ? routes[path] : undefined;
-    if (!methods && h.ipam && (path.startsWith('/ip/') || path.startsWith('/ipam/'))) return serveIpam(h.ipam, req, res, path, q < 0 ? '' : url.slice(q + 1));
-    if (!methods) return send(res, 404, { error: `no such endpoint: ${req.method} ${path.slice(0, 100)}` });
-    const route = Object.hasOwn(methods, req.method ?? '') ? methods[req.method!] : undefined;
-    if (!route) return send(res, 405, { error: `${req.method} is not allowed on ${path}: use ${Object.keys(methods).join(', ')}` }, { allow: Object.keys(methods).join(', ') });
+    const ipam = !methods && IPAM_PATH.test(path) ? h.ipam : undefined;
+    const notFound = `no such endpoint: ${req.method} ${path.slice(0, 100)}`;
+    if (!methods && !ipam) return send(res, 404, { error: notFound });
+    const route: Route | undefined = ipam
+      ? { query: IPAM_QUERY, handle: (_req, _res, query) => {
+        const fn = ipamRoute(ipam, req.method ?? '', path, query);
+        if (!fn) throw new NotFound(notFound);
+        return fn();
+      } }
+      : Object.hasOwn(methods!, req.method ?? '') ? methods![req.method!] : undefined;
+    if (!route) return send(res, 405, { error: `${req.method} is not allowed on ${path}: use ${Object.keys(methods!).join(', ')}` }, { allow: Object.keys(methods!).join(', ') });
     if (req.method !== 'GET' && crossOrigin(req)) return send(res, 403, { error: 'cross-origin requests may not change the router' });
     try {
       const query = parseQuery(q < 0 ? '' : url.slice(q + 1), route.query);
@@ -158,8 +158,7 @@ export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
       if (result !== WRITTEN) send(res, 200, result);
     } catch (err) {
       if (res.headersSent) { res.destroy(); return; }
-      const bad = err instanceof BadRequest;
-      send(res, bad ? 400 : 500, { error: (err as Error).message });
+      send(res, err instanceof BadRequest ? 400 : err instanceof NotFound ? 404 : 500, { error: (err as Error).message });
     }
   });
   // Event streams never end on their own: end them when the API closes, or close() waits forever.

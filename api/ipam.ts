@@ -30,9 +30,9 @@ function address(ip: string): string {
  * claims, DELETE /ip/<ident>[/<ip>] releases, GET /ip/<ident> looks up. Identities may contain
  * slashes when percent-encoded. Returns undefined for paths that are not IPAM's.
  */
-export function ipamRoute(h: IpamHandlers, method: string, path: string, query: URLSearchParams): (() => Promise<unknown> | unknown) | undefined {
+export function ipamRoute(h: IpamHandlers, method: string, path: string, query: { subnet?: string; peer?: string }): (() => Promise<unknown> | unknown) | undefined {
   if (path === '/ipam/rmpeer' && method === 'POST') {
-    const peer = query.get('peer');
+    const peer = query.peer;
     if (!peer) throw new BadRequest('rmpeer needs ?peer=NAME');
     return () => h.rmpeer(peer);
   }
@@ -41,7 +41,7 @@ export function ipamRoute(h: IpamHandlers, method: string, path: string, query: 
   if (!m) return undefined;
   const [, rawIdent, ip, len] = m;
   const id = ident(rawIdent);
-  if (method === 'POST' && ip === undefined) return () => h.allocate(id, query.get('subnet') ?? undefined);
+  if (method === 'POST' && ip === undefined) return () => h.allocate(id, query.subnet);
   if (method === 'PUT' && ip !== undefined && len !== undefined) {
     const prefix = Number(len);
     if (!/^\d{1,2}$/.test(len) || prefix > 32) throw new BadRequest(`invalid prefix length "${len.slice(0, 10)}"`);

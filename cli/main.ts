@@ -6,7 +6,7 @@ import { DEFAULTS, RouterConfig } from '../router/config.js';
 import { parseVni } from '../router/vxlan.js';
 import { parseSubnet, within } from '../ipam/address.js';
 import { isUnicastMac } from '../router/mac.js';
-import { parseCidr, isIPv4 } from '../common/cidr.js';
+import { isIPv4 } from '../common/cidr.js';
 import { call } from './client.js';
 import { launch, stop } from './launch.js';
 import { runContainer } from './run.js';

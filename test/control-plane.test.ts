@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Lab, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, waitForPing, weave, weaveOk } from '../lab/weave.js';
+import { report, waitForMesh, waitForPing, weave, weaveOk, WEAVE as WEAVE_BIN } from '../lab/weave.js';
 
 /** A container without IPv6, whose autoconfiguration chatter would blur frame counts. */
 async function quietContainer(lab: Lab, host: string, name: string): Promise<string> {
@@ -154,4 +154,3 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
   });
 });
 
-import { WEAVE as WEAVE_BIN } from '../lab/weave.js';
