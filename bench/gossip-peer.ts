@@ -43,87 +43,94 @@ export type Reply =
   | { type: 'stopped'; t: number }
   | { type: 'error'; during: string; message: string };
 
-const send = (r: Reply): void => { if (process.connected) process.send!(r); };
+/** One control plane driven by commands; in its own process (below) or in the bench's (--one-process). */
+export class Peer {
+  private cp?: ControlPlane;
+  private total = 0;
+  private fullSince?: number;
+  private topologyChanges = 0;
 
-let cp: ControlPlane | undefined;
-let total = 0;
-let fullSince: number | undefined;
-let topologyChanges = 0;
+  constructor(private readonly send: (r: Reply) => void, private readonly ownProcess: boolean) {}
 
-/** Tracks fullSince; called on every topology change and every poll. */
-function checkFull(reachable = cp!.topology.reachable().size): void {
-  if (reachable < total) fullSince = undefined;
-  else fullSince ??= Date.now();
-}
+  /** Tracks fullSince; called on every topology change and every poll. */
+  private checkFull(reachable = this.cp!.topology.reachable().size): void {
+    if (reachable < this.total) this.fullSince = undefined;
+    else this.fullSince ??= Date.now();
+  }
 
-function state(detail: boolean): PeerState {
-  const c = cp!;
-  const reachable = c.topology.reachable().size;
-  checkFull(reachable);
-  if (!detail) return { reachable, known: c.topology.peers.size, fullSince, topologyChanges };
-  const v = c.view();
-  return {
-    reachable,
-    known: c.topology.peers.size,
-    fullSince,
-    topologyChanges,
-    rss: process.memoryUsage().rss,
-    cpuMicros: ((u) => u.user + u.system)(process.cpuUsage()),
-    gossip: v.gossip as Record<string, ChannelCounters>,
-    connections: v.connections.filter((x) => x.state === 'established').length,
-    rejected: c.rejectedGossip,
-  };
-}
+  private state(detail: boolean): PeerState {
+    const c = this.cp!;
+    const reachable = c.topology.reachable().size;
+    this.checkFull(reachable);
+    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges };
+    if (!detail) return base;
+    const v = c.view();
+    return {
+      ...base,
+      // In one process the figures are the whole process's: the bench divides them by the peers.
+      rss: process.memoryUsage().rss,
+      cpuMicros: ((u) => u.user + u.system)(process.cpuUsage()),
+      gossip: v.gossip as Record<string, ChannelCounters>,
+      connections: v.connections.filter((x) => x.state === 'established').length,
+      rejected: c.rejectedGossip,
+    };
+  }
 
-async function handle(cmd: Command): Promise<void> {
-  switch (cmd.type) {
-    case 'create': {
-      mkdirSync(cmd.opts.dataDir, { recursive: true });
-      total = cmd.total;
-      cp = await ControlPlane.create(cmd.opts);
-      cp.on('routes', () => { topologyChanges++; checkFull(); });
-      send({ type: 'created', name: cp.name, t: Date.now() });
-      return;
+  async handle(cmd: Command): Promise<void> {
+    const send = this.send;
+    switch (cmd.type) {
+      case 'create': {
+        mkdirSync(cmd.opts.dataDir, { recursive: true });
+        this.total = cmd.total;
+        this.cp = await ControlPlane.create(cmd.opts);
+        this.cp.on('routes', () => { this.topologyChanges++; this.checkFull(); });
+        send({ type: 'created', name: this.cp.name, t: Date.now() });
+        return;
+      }
+      case 'start':
+        await this.cp!.start(cmd.peers);
+        send({ type: 'started', t: Date.now() });
+        return;
+      case 'poll':
+        send({ type: 'state', id: cmd.id, t: Date.now(), state: this.state(cmd.detail) });
+        return;
+      case 'watch': {
+        const c = this.cp!;
+        let done = false;
+        const check = (): void => {
+          if (done || c.macs.owner(cmd.mac) !== cmd.owner) return;
+          done = true;
+          c.off('mac', onMac);
+          send({ type: 'mac', t: Date.now() });
+        };
+        const onMac = (mac: number, owner: string | undefined): void => { if (mac === cmd.mac && owner === cmd.owner) check(); };
+        c.on('mac', onMac);
+        send({ type: 'watching', t: Date.now() });
+        check(); // already known (never the case in the bench, but no event would come)
+        return;
+      }
+      case 'announce': {
+        const t = Date.now();
+        this.cp!.announceMac(cmd.mac);
+        send({ type: 'announced', t });
+        return;
+      }
+      case 'stop':
+        await this.cp?.stop();
+        send({ type: 'stopped', t: Date.now() });
+        if (this.ownProcess) { process.disconnect?.(); process.exit(0); }
     }
-    case 'start':
-      await cp!.start(cmd.peers);
-      send({ type: 'started', t: Date.now() });
-      return;
-    case 'poll':
-      send({ type: 'state', id: cmd.id, t: Date.now(), state: state(cmd.detail) });
-      return;
-    case 'watch': {
-      const c = cp!;
-      let done = false;
-      const check = (): void => {
-        if (done || c.macs.owner(cmd.mac) !== cmd.owner) return;
-        done = true;
-        c.off('mac', onMac);
-        send({ type: 'mac', t: Date.now() });
-      };
-      const onMac = (mac: number, owner: string | undefined): void => { if (mac === cmd.mac && owner === cmd.owner) check(); };
-      c.on('mac', onMac);
-      send({ type: 'watching', t: Date.now() });
-      check(); // already known (never the case in the bench, but no event would come)
-      return;
-    }
-    case 'announce': {
-      const t = Date.now();
-      cp!.announceMac(cmd.mac);
-      send({ type: 'announced', t });
-      return;
-    }
-    case 'stop':
-      await cp?.stop();
-      send({ type: 'stopped', t: Date.now() });
-      process.disconnect?.();
-      process.exit(0);
   }
 }
 
-process.on('message', (cmd: Command) => {
-  handle(cmd).catch((err: Error) => send({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
-});
-// The parent went away (crashed or killed): nobody will stop us, so stop now.
-process.on('disconnect', () => process.exit(0));
-send({ type: 'ready', t: Date.now() });
+// Forked by the bench: one peer in this process, driven over IPC.
+if (process.send) {
+  const send = (r: Reply): void => { if (process.connected) process.send!(r); };
+  const peer = new Peer(send, true);
+  process.on('message', (cmd: Command) => {
+    peer.handle(cmd).catch((err: Error) => send({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
+  });
+  // The parent went away (crashed or killed): nobody will stop us, so stop now.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', t: Date.now() });
+}

@@ -3,15 +3,16 @@ import '../common/polyfill.js';
 // bench/gossip-peer.js, driven over IPC), peer i dialling D earlier peers. Measures the time to a
 // full topology everywhere, the time for a new MAC to reach every peer, RSS per router, and the
 // gossip traffic at rest. Every worker is stopped and the data directories removed, whatever happens.
+// --one-process runs every control plane in this process instead (RSS and CPU then divided by N).
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChannelCounters } from '../gossip/gossip.js';
-import type { Command, PeerState, Reply } from './gossip-peer.js';
+import { Peer, type Command, type PeerState, type Reply } from './gossip-peer.js';
 
-const USAGE = 'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--json]';
+const USAGE = 'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] [--json]';
 const BASE_PORT = 21000;
 const MAC = 0x02aabbccdd01;
 const PHASE_DEADLINE_MS = 120_000;
@@ -22,10 +23,10 @@ const STOP_DEADLINE_MS = 15_000;
 const SPAWN_CONCURRENCY = Math.max(2, availableParallelism() * 2);
 const SEED = 0x5eed;
 
-interface Options { peers: number; degree: number; restSeconds: number; json: boolean }
+interface Options { peers: number; degree: number; restSeconds: number; json: boolean; oneProcess: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { peers: 100, degree: 3, restSeconds: 10, json: false };
+  const opts: Options = { peers: 100, degree: 3, restSeconds: 10, json: false, oneProcess: false };
   const int = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v ?? ''}"\n${USAGE}`);
@@ -34,6 +35,7 @@ function parseArgs(argv: string[]): Options {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
+    else if (a === '--one-process') opts.oneProcess = true;
     else if (a === '--peers') opts.peers = int(a, argv[++i], 2);
     else if (a === '--degree') opts.degree = int(a, argv[++i], 1);
     else if (a === '--rest-seconds') opts.restSeconds = int(a, argv[++i], 1);
@@ -91,7 +93,16 @@ class Worker {
   errors: string[] = [];
   private waiters: Waiter[] = [];
 
-  constructor(readonly i: number, script: string) {
+  private readonly local?: Peer;
+
+  constructor(readonly i: number, script: string, oneProcess: boolean) {
+    if (oneProcess) {
+      // No process: the same Peer, driven by direct calls; replies go the same way as over IPC.
+      this.local = new Peer((r) => setImmediate(() => this.onMessage(r)), false);
+      this.proc = undefined as unknown as ChildProcess;
+      setImmediate(() => this.onMessage({ type: 'ready', t: Date.now() }));
+      return;
+    }
     this.proc = fork(script, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const keep = (b: Buffer) => { if (this.output.length < 64 << 10) this.output += b.toString(); };
     this.proc.stdout!.on('data', keep);
@@ -106,6 +117,10 @@ class Worker {
   }
 
   send(cmd: Command): void {
+    if (this.local) {
+      this.local.handle(cmd).catch((err: Error) => this.onMessage({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
+      return;
+    }
     if (this.exited || !this.proc.connected) throw new Error(`peer ${this.i} is gone (${this.exitInfo || 'IPC closed'})`);
     this.proc.send(cmd);
   }
@@ -130,7 +145,7 @@ class Worker {
     return p;
   }
 
-  kill(): void { if (!this.exited) try { this.proc.kill('SIGKILL'); } catch { /* gone already */ } }
+  kill(): void { if (!this.local && !this.exited) try { this.proc.kill('SIGKILL'); } catch { /* gone already */ } }
 
   private onMessage(r: Reply): void {
     if (r.type === 'mac') this.macAt ??= r.t;
@@ -222,9 +237,10 @@ async function main(): Promise<number> {
     workerOutput: { workers: 0, sample: [] },
     goals: { convergeSeconds: 10, macSeconds: 1, rssMiB: 150 }, ok: false,
   };
-  line(`gossip bench: ${o.peers} control planes on 127.0.0.1 (TCP ${BASE_PORT}-${BASE_PORT + o.peers - 1}), one process each, degree ${o.degree}, ${cores} cores, node ${process.version}`);
+  line(`gossip bench: ${o.peers} control planes on 127.0.0.1 (TCP ${BASE_PORT}-${BASE_PORT + o.peers - 1}), ${o.oneProcess ? 'all in this one process' : 'one process each'}, degree ${o.degree}, ${cores} cores, node ${process.version}`);
   line(`goals: converge < 10 s, MAC at all < 1 s, RSS < 150 MiB`);
   const dials = graph(o.peers, o.degree);
+  const share = o.oneProcess ? o.peers : 1; // in one process, RSS and CPU are the process's: divide among the peers
 
   try {
     // 1. Processes: fork, load the modules, make the key and the libp2p node; not started yet.
@@ -234,7 +250,7 @@ async function main(): Promise<number> {
     const spawnOne = async (): Promise<void> => {
       while (next < o.peers) {
         const i = next++;
-        const w = new Worker(i, script);
+        const w = new Worker(i, script, o.oneProcess);
         workers[i] = w;
         const left = () => Math.max(1, spawnDeadline - Date.now());
         await w.next('ready', left());
@@ -244,7 +260,7 @@ async function main(): Promise<number> {
     };
     await Promise.all(Array.from({ length: Math.min(SPAWN_CONCURRENCY, o.peers) }, spawnOne));
     res.spawn.seconds = (Date.now() - tFork) / 1000;
-    line(`spawn: ${o.peers} worker processes forked and their nodes created in ${fmtS(Date.now() - tFork)} (${SPAWN_CONCURRENCY} at a time; not counted below)`);
+    line(`spawn: ${o.peers} ${o.oneProcess ? 'peers' : 'worker processes forked and their'} nodes created in ${fmtS(Date.now() - tFork)} (${SPAWN_CONCURRENCY} at a time; not counted below)`);
 
     // 2. Start in index order, each once the previous one listens, so every dial finds a listener.
     const tStart = Date.now();
@@ -297,7 +313,7 @@ async function main(): Promise<number> {
 
     // 5. Memory, then traffic at rest over the window.
     const a = await pollAll(workers, true);
-    const rss = a.filter((s): s is Snapshot => !!s).map((s) => MiB(s.state.rss!));
+    const rss = a.filter((s): s is Snapshot => !!s).map((s) => MiB(s.state.rss!) / share); // one process: its RSS shared by all
     res.rssMiB = { min: Math.min(...rss), median: median(rss), max: Math.max(...rss) };
     line(`rss: min ${res.rssMiB.min.toFixed(1)} / median ${res.rssMiB.median.toFixed(1)} / max ${res.rssMiB.max.toFixed(1)} MiB per router (${rss.length} answered) (goal < 150 MiB)`);
 
@@ -317,7 +333,7 @@ async function main(): Promise<number> {
       syncs += cy.syncs - cx.syncs;
       changes += y.state.topologyChanges - x.state.topologyChanges;
       conns.push(y.state.connections!);
-      cpu.push((y.state.cpuMicros! - x.state.cpuMicros!) / 1e4 / dt); // % of one core
+      cpu.push((y.state.cpuMicros! - x.state.cpuMicros!) / 1e4 / dt / share); // % of one core
     }
     const mm = (xs: number[]) => ({ median: median(xs), max: Math.max(...xs) });
     const stable = b.every((s) => s?.state.reachable === o.peers);
@@ -335,7 +351,10 @@ async function main(): Promise<number> {
     for (const w of workers) if (w) w.stopMark = w.output.length;
     const alive = workers.filter((w) => w && !w.exited);
     await Promise.all(alive.map(async (w) => {
-      try { await w.request({ type: 'stop' }, 'stopped', STOP_DEADLINE_MS); } catch { /* killed below */ }
+      try {
+        await w.request({ type: 'stop' }, 'stopped', STOP_DEADLINE_MS);
+        if (o.oneProcess) w.exited = true; // no process to wait for
+      } catch { /* killed below */ }
     }));
     const stopDeadline = Date.now() + 3000;
     while (workers.some((w) => w && !w.exited) && Date.now() < stopDeadline) await sleep(50);
