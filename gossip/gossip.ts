@@ -5,7 +5,7 @@ import { Channel } from './channel.js';
 import type { Node } from './node.js';
 
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';
-const ANTI_ENTROPY_MS = 10_000;
+const ANTI_ENTROPY_MS = 3000;
 const MAX_SYNC_BYTES = 16 << 20;
 const topic = (channel: string) => `weave-ts/${channel}/1`;
 
@@ -17,7 +17,7 @@ export interface ChannelCounters { messagesIn: number; bytesIn: number; messages
  * each of our own deltas to every neighbour. A pushed message that changes our state is pushed on
  * to our other neighbours (a duplicate changes nothing and stops there), so facts cross peers that
  * gossipsub has not meshed yet: gossipsub is fast but best effort, the pushes are what make it sure.
- * Every ten seconds each router also compares a hash of every channel with one random neighbour,
+ * Every three seconds each router also compares a hash of every channel with one random neighbour,
  * and the two exchange the channels that differ: whatever was lost on the way is repaired.
  */
 export class Gossip {
