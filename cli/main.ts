@@ -7,6 +7,7 @@ import { parseVni } from '../router/vxlan.js';
 import { parseSubnet, within } from '../ipam/address.js';
 import { isUnicastMac } from '../router/mac.js';
 import { isIPv4 } from '../common/cidr.js';
+import { parsePeerAddress, parseVxlanPeer } from '../common/address.js';
 import { call } from './client.js';
 import { launch, stop } from './launch.js';
 import { runContainer } from './run.js';
@@ -25,8 +26,7 @@ function intIn(name: string, min: number, max: number) {
 }
 
 function peerAddress(v: string): string {
-  const m = /^([^:\s]+)(?::(\d+))?$/.exec(v);
-  if (!m || (m[2] !== undefined && !(Number(m[2]) > 0 && Number(m[2]) < 65536))) throw new Error(`invalid peer "${v}": expected HOST or HOST:PORT`);
+  parsePeerAddress(v);
   return v;
 }
 
@@ -40,10 +40,7 @@ function httpAddress(v: string): string {
 }
 
 function vxlanPeer(v: string, prev: string[] = []): string[] {
-  const [ip, port] = v.split(':');
-  if (!isIPv4(ip) || (port !== undefined && !(Number(port) > 0 && Number(port) < 65536 && /^\d+$/.test(port)))) {
-    throw new Error(`invalid VXLAN peer "${v}": expected IP or IP:PORT`);
-  }
+  parseVxlanPeer(v, DEFAULTS.udpPort);
   return [...prev, v];
 }
 

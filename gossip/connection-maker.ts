@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection } from '@libp2p/interface';
 import { isIPv4 } from '../common/cidr.js';
+import { parsePeerAddress } from '../common/address.js';
 import { writeFileAtomic } from '../common/files.js';
 import type { Node } from './node.js';
 
@@ -29,9 +30,8 @@ export interface TargetView { address: string; discovered: boolean; state: Targe
 
 /** Normalises HOST or HOST:PORT to HOST:PORT. */
 export function targetAddress(text: string, defaultPort: number): string {
-  const m = /^([^:\s/]+)(?::(\d+))?$/.exec(text);
-  if (!m || (m[2] !== undefined && !(Number(m[2]) > 0 && Number(m[2]) < 65536))) throw new Error(`invalid peer "${text}": expected HOST or HOST:PORT`);
-  return `${m[1]}:${m[2] ?? defaultPort}`;
+  const { host, port } = parsePeerAddress(text);
+  return `${host}:${port ?? defaultPort}`;
 }
 
 /** Why a dial failed, in words an operator can act on. */

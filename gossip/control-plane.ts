@@ -8,7 +8,7 @@ import type { Channel } from './channel.js';
 import { TopologyChannel, type Link } from './topology.js';
 import { MacsChannel } from './macs.js';
 import { Routes } from './routes.js';
-import { ConnectionMaker, type TargetView } from './connection-maker.js';
+import { ConnectionMaker } from './connection-maker.js';
 import { Liveness } from './liveness.js';
 
 export interface ControlPlaneOptions {
@@ -123,7 +123,7 @@ export class ControlPlane extends EventEmitter {
 
   nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
 
-  view(): { targets: string[]; targetStates: TargetView[]; connections: ConnectionView[]; gossip: Record<string, unknown> } {
+  view(): { targets: string[]; connections: ConnectionView[]; gossip: Record<string, unknown> } {
     const connections: ConnectionView[] = [];
     for (const c of this.openConnections()) {
       const name = c.remotePeer.toString();
@@ -135,7 +135,7 @@ export class ControlPlane extends EventEmitter {
       connections.push({ direction: 'outbound', address: t.address, state: t.state,
         info: t.state === 'failed' ? `${t.error ?? ''}${t.retryInSeconds !== undefined ? `, retry in ${t.retryInSeconds}s` : ''}` : '' });
     }
-    return { targets: this.maker.userTargets(), targetStates: this.maker.view(), connections, gossip: Object.fromEntries(this.gossip.counters) };
+    return { targets: this.maker.userTargets(), connections, gossip: Object.fromEntries(this.gossip.counters) };
   }
 
   get rejectedGossip(): number { return this.topology.rejected + this.macs.rejected; }

@@ -67,13 +67,9 @@ export class Gossip {
     for (const name of this.channels.keys()) pubsub.subscribe(topic(name));
     await this.node.handle(SYNC_PROTOCOL, async (stream, connection) => {
       try {
-        const sync = weave.Sync.decode(await readAll(stream));
         const from = connection.remotePeer.toString();
-        for (const s of sync.channels) {
-          const ch = this.channels.get(s.channel ?? '');
-          if (!ch || !s.state) continue;
-          this.counters.get(ch.name)!.syncs++;
-          if (this.receive(ch, s.state, undefined, from)) this.push(ch.name, s.state, from);
+        for (const { ch, state, changed } of this.mergeStates(weave.Sync.decode(await readAll(stream)), from)) {
+          if (changed) this.push(ch.name, state, from);
         }
       } catch {
         for (const c of this.counters.values()) c.dropped++;
@@ -82,8 +78,10 @@ export class Gossip {
     }, { runOnLimitedConnection: false });
     this.node.addEventListener('peer:connect', (evt) => { void this.sync(evt.detail); });
     await this.handle('digest', async (from, data) => {
-      const differing = this.differing(weave.Digest.decode(data));
-      return weave.Sync.encode({ channels: differing.map((c) => ({ channel: c.name, state: c.state() })) }).finish();
+      const theirs = new Map((weave.Digest.decode(data).channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
+      const differing = [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() }))
+        .filter((c) => !hash(c.state).equals(theirs.get(c.channel) ?? Buffer.alloc(0)));
+      return weave.Sync.encode({ channels: differing }).finish();
     });
     this.antiEntropy = setInterval(() => void this.compareWithOne(), ANTI_ENTROPY_MS);
   }
@@ -98,21 +96,22 @@ export class Gossip {
     try {
       const mine = weave.Digest.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, hash: hash(c.state()) })) }).finish();
       const reply = weave.Sync.decode(await this.request(peer, 'digest', mine));
-      const repaired: weave.IChannelState[] = [];
-      for (const s of reply.channels) {
-        const ch = this.channels.get(s.channel ?? '');
-        if (!ch || !s.state) continue;
-        this.counters.get(ch.name)!.syncs++;
-        this.receive(ch, s.state, undefined, peer.toString());
-        repaired.push({ channel: ch.name, state: ch.state() }); // and what we had that they lacked
-      }
+      // They sent the channels that differ; send back ours after merging: what we had that they lacked.
+      const repaired = this.mergeStates(reply, peer.toString()).map(({ ch }) => ({ channel: ch.name, state: ch.state() }));
       if (repaired.length) await this.send(peer, repaired);
     } catch { /* the peer went away: another one next time */ }
   }
 
-  private differing(theirs: weave.IDigest): Channel[] {
-    const byName = new Map((theirs.channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
-    return [...this.channels.values()].filter((c) => !hash(c.state()).equals(byName.get(c.name) ?? Buffer.alloc(0)));
+  /** Merges the full states in a sync message from a peer; returns each known channel in it, and whether it changed. */
+  private mergeStates(sync: weave.ISync, from: string): { ch: Channel; state: Uint8Array; changed: boolean }[] {
+    const out: { ch: Channel; state: Uint8Array; changed: boolean }[] = [];
+    for (const s of sync.channels ?? []) {
+      const ch = this.channels.get(s.channel ?? '');
+      if (!ch || !s.state) continue;
+      this.counters.get(ch.name)!.syncs++;
+      out.push({ ch, state: s.state, changed: this.receive(ch, s.state, undefined, from) });
+    }
+    return out;
   }
 
   /**

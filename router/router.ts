@@ -9,7 +9,8 @@ import { attach, detach, resolveTarget, type Attachment } from './attach.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 import { DockerClient, DockerError, NoDockerEngine } from '../docker/client.js';
 import { routingOf } from './routing.js';
-import { Cidr, formatCidr, isIPv4, parseCidr } from '../common/cidr.js';
+import { Cidr, formatCidr, parseCidr } from '../common/cidr.js';
+import { parseVxlanPeer } from '../common/address.js';
 import { IpamError, IpamService } from '../ipam/service.js';
 import { ipToNum } from '../ipam/address.js';
 import { BadRequest } from '../api/errors.js';
@@ -22,7 +23,6 @@ const MAC_AGE_MS = 300_000;
 export interface Resolved { ident: string; nsTarget: string; label: string; container?: string }
 export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[] }
 
-const splitHostPort = (a: string): [string, number] => [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
 
 /** The running router: the data plane (datapath, forwarder, UDP) following the control plane's peers, routes and MACs. */
 export class Router {
@@ -45,7 +45,7 @@ export class Router {
       send: (d, ep) => udp.send(d, ep), inject: (f) => datapath.inject(f),
     });
     for (const v of cfg.vxlanPeers) {
-      const [ip, port] = v.includes(':') ? splitHostPort(v) : [v, cfg.udpPort];
+      const { ip, port } = parseVxlanPeer(v, cfg.udpPort);
       this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan'));
     }
     control.on('routes', () => { this.routing = routingOf(control); this.syncEndpoints(); });
@@ -151,10 +151,15 @@ export class Router {
     const e = this.attached.get(ident);
     if (!e) return undefined;
     this.attached.delete(ident);
-    const m = parseMac(e.mac);
+    this.withdrawMac(e.mac);
+    return e;
+  }
+
+  /** The MAC no longer lives here: forget it, and tell every peer. */
+  private withdrawMac(mac: string): void {
+    const m = parseMac(mac);
     this.macs.forget(m);
     this.control.withdrawMac(m);
-    return e;
   }
 
   async detach(body: { target?: unknown }) {
@@ -165,7 +170,7 @@ export class Router {
       let mac = this.attached.get(t.ident)?.mac;
       if (t.nsTarget) mac = (await detach(t.nsTarget)).mac;
       else if (!mac && this.ipam.lookup(t.ident).length === 0) throw new BadRequest(`${t.label} is not attached`);
-      if (!this.unregister(t.ident) && mac) { const m = parseMac(mac); this.macs.forget(m); this.control.withdrawMac(m); }
+      if (!this.unregister(t.ident) && mac) this.withdrawMac(mac);
       await this.ipam.release(t.ident).catch(() => { /* attached with addresses outside IPAM */ });
       log.info(`detached ${t.label}${mac ? ` (${mac})` : ''}`);
       return { mac, cidrs };
@@ -313,8 +318,5 @@ export class Router {
 export type Report = ReturnType<Router['report']>;
 
 export function validateConfig(cfg: RouterConfig): void {
-  for (const p of cfg.vxlanPeers) {
-    const [ip, port] = p.includes(':') ? splitHostPort(p) : [p, cfg.udpPort];
-    if (!isIPv4(ip) || !(port > 0 && port < 65536)) throw new Error(`invalid VXLAN peer "${p}": expected IP or IP:PORT`);
-  }
+  for (const p of cfg.vxlanPeers) parseVxlanPeer(p, cfg.udpPort);
 }
