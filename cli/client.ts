@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { DEFAULTS } from '../router/config.js';
+import { DEFAULTS } from '../contract/config.js';
 
 export const httpAddr = (): string => process.env.WEAVE_HTTP_ADDR || DEFAULTS.httpAddr;
 

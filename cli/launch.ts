@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RouterConfig } from '../router/config.js';
+import { RouterConfig } from '../contract/config.js';
 import { call, tryReport } from './client.js';
 import type { Report } from '../router/router.js';
 

@@ -4,7 +4,7 @@ import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
 import { Gossip } from './gossip.js';
-import type { Channel } from './channel.js';
+import type { Channel } from '../common/channel.js';
 import { TopologyChannel, type Link } from './topology.js';
 import { MacsChannel } from './macs.js';
 import { Routes } from './routes.js';

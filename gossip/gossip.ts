@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PeerId } from '@libp2p/interface';
 import { weave } from '../proto/gen/weave.js';
-import { Channel } from './channel.js';
+import { Channel } from '../common/channel.js';
 import type { Node } from './node.js';
 
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';

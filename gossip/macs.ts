@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from './channel.js';
+import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
 
 export interface MacRecord { peer: string; ts: number; deleted: boolean }
 

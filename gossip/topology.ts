@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from './channel.js';
+import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
 
 export interface Link { peer: string; addr: string; outbound: boolean }
 export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; addrs: string[]; links: Link[] }

@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { numToIp, parseSubnet, Subnet, usable, within } from './address.js';
+import { numToIp, parseSubnet, Subnet, usable, within } from '../common/subnet.js';
 import { Allocation, Entry, IpamState } from './state.js';
 
 /** How an allocator reaches the others: the libp2p control plane in the router, a simulated network in tests. */

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
-import { Subnet } from './address.js';
+import { Subnet } from '../common/subnet.js';
 import { Allocation, Entry, IpamState } from './state.js';
 
 const COMPACT_AFTER = 2000; // log lines

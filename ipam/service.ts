@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { weave } from '../proto/gen/weave.js';
 import type { ControlPlane } from '../gossip/control-plane.js';
-import type { Channel } from '../gossip/channel.js';
-import { ipToNum, numToIp, parseSubnet, Subnet, within } from './address.js';
+import type { Channel } from '../common/channel.js';
+import { ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
 import { Allocator, IpamError } from './allocator.js';
 import { IpamStore } from './persist.js';
 

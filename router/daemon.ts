@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../common/files.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
-import { DEFAULTS, RouterConfig } from './config.js';
+import { DEFAULTS, RouterConfig } from '../contract/config.js';
 import { containerHost } from './container-host.js';
 import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
 import { ContainerWatcher } from '../docker/watcher.js';

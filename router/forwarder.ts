@@ -1,5 +1,5 @@
 import { decode, encode, encodeRelay, ETH_HEADER } from './vxlan.js';
-import { isGroupMac, Mac, readMac } from './mac.js';
+import { isGroupMac, Mac, readMac } from '../common/mac.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { Endpoint, Endpoints } from './endpoints.js';
 

@@ -3,7 +3,7 @@ import { Datapath } from './datapath.js';
 import { Endpoints, makeEndpoint } from './endpoints.js';
 import { Forwarder, Routing } from './forwarder.js';
 import { LOCAL, MacTable } from './mac-table.js';
-import { isUnicastMac, parseMac } from './mac.js';
+import { isUnicastMac, parseMac } from '../common/mac.js';
 import { UdpTransport } from './udp.js';
 import { attach, detach, resolveTarget, type Attachment } from './attach.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
@@ -12,10 +12,10 @@ import { routingOf } from './routing.js';
 import { Cidr, formatCidr, parseCidr } from '../common/cidr.js';
 import { parseVxlanPeer } from '../common/address.js';
 import { IpamError, IpamService } from '../ipam/service.js';
-import { ipToNum } from '../ipam/address.js';
+import { ipToNum } from '../common/subnet.js';
 import { BadRequest } from '../api/errors.js';
 import { log } from '../common/log.js';
-import { RouterConfig, VERSION } from './config.js';
+import { RouterConfig, VERSION } from '../contract/config.js';
 
 const MAC_AGE_MS = 300_000;
 

@@ -12,8 +12,6 @@ export const RELAY_TYPE = 0x57;
 export const RELAY_HEADER = 16;
 export const RELAY_HOPS = 32;
 export const ETH_HEADER = 14;
-export const DEFAULT_VNI = 6784;
-export const MAX_VNI = 0xffffff;
 
 export type DecodeError = 'truncated' | 'oversized' | 'bad-flags' | 'wrong-vni' | 'hop-limit';
 
@@ -49,10 +47,4 @@ export function decode(datagram: Buffer, vni: number, maxFrame: number): Decoded
   const hops = datagram[1];
   if (hops === 0) return 'hop-limit';
   return { frame: datagram.subarray(RELAY_HEADER), origin: datagram.readBigUInt64BE(8), hops };
-}
-
-export function parseVni(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n > MAX_VNI) throw new Error(`invalid VNI "${text}": expected an integer 0..${MAX_VNI}`);
-  return n;
 }

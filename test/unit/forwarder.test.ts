@@ -3,7 +3,7 @@ import { Forwarder, Routing } from '../../router/forwarder.js';
 import { MacTable, LOCAL } from '../../router/mac-table.js';
 import { Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
 import { encode, encodeRelay } from '../../router/vxlan.js';
-import { formatMac, parseMac } from '../../router/mac.js';
+import { formatMac, parseMac } from '../../common/mac.js';
 
 const VNI = 7;
 const A = '02:00:00:00:00:0a', B = '02:00:00:00:00:0b', C = '02:00:00:00:00:0c', BCAST = 'ff:ff:ff:ff:ff:ff';

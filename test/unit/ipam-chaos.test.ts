@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { weave } from '../../proto/gen/weave.js';
 import { Allocator, IpamTransport } from '../../ipam/allocator.js';
-import { parseSubnet, numToIp } from '../../ipam/address.js';
+import { parseSubnet, numToIp } from '../../common/subnet.js';
 import { IpamState } from '../../ipam/state.js';
 
 const RANGE = parseSubnet('10.32.0.0/24'); // small: space runs out, donations and contention are the rule

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { weave } from '../../proto/gen/weave.js';
 import { Allocator, IpamTransport } from '../../ipam/allocator.js';
-import { ipToNum, parseSubnet } from '../../ipam/address.js';
+import { ipToNum, parseSubnet } from '../../common/subnet.js';
 import { IpamState } from '../../ipam/state.js';
 
 const RANGE = parseSubnet('10.40.0.0/24');

@@ -1,4 +1,4 @@
-import { isIPv4 } from '../common/cidr.js';
+import { isIPv4 } from './cidr.js';
 
 /** IPv4 addresses as unsigned 32-bit numbers, ranges as [start, end) in those numbers. */
 export const ipToNum = (ip: string): number => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);

@@ -1,5 +1,3 @@
-import { DEFAULT_VNI } from './vxlan.js';
-
 /** Everything `weave launch` decides; the launcher hands it to the daemon as JSON. */
 export interface RouterConfig {
   dataDir: string;
@@ -20,6 +18,9 @@ export interface RouterConfig {
   releaseGraceMs?: number; // how long a dead container keeps its address, so a restart keeps it
 }
 
+export const DEFAULT_VNI = 6784;
+export const MAX_VNI = 0xffffff;
+
 export const DEFAULTS = {
   dataDir: '/var/lib/weave',
   port: 6783,
@@ -32,3 +33,10 @@ export const DEFAULTS = {
 };
 
 export const VERSION = '0.1.0';
+
+
+export function parseVni(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > MAX_VNI) throw new Error(`invalid VNI "${text}": expected an integer 0..${MAX_VNI}`);
+  return n;
+}
