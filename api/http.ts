@@ -1,51 +1,22 @@
 import http from 'node:http';
 import { log } from '../common/log.js';
-import { BadRequest, NotFound } from './errors.js';
-import { IpamHandlers, ipamRoute } from './ipam.js';
+import { NotFound, UserError } from '../common/errors.js';
+import { intParam, type Method, type Route } from '../common/route.js';
+import type { Subsystem } from '../common/subsystem.js';
+import { VERSION } from '../contract/config.js';
+import { checkBody, readJson } from './body.js';
 import { ReportStream } from './events.js';
-import { MetricsReport, RouterMetrics } from './metrics.js';
+import { SubsystemMetrics } from './metrics.js';
 import { Asset, loadPageAssets } from './page-assets.js';
-import { intParam, parseQuery, QuerySpec } from './query.js';
+import { parseQuery } from './query.js';
+import { RouteTable } from './route-table.js';
+import { renderStatus } from './status.js';
 
-export { BadRequest };
-
-/** What the HTTP API serves; the daemon's composition root provides it. */
-export interface ApiHandlers {
-  report(): MetricsReport;
-  attach(body: { target?: unknown; cidrs?: unknown; mac?: unknown }): Promise<unknown>;
-  detach(body: { target?: unknown }): Promise<unknown>;
-  /** `weave ps`: attachments, optionally only the given targets. */
-  ps?(body: { targets?: unknown }): Promise<unknown>;
-  expose?(body: { cidrs?: unknown }): Promise<unknown>;
-  hide?(): Promise<unknown>;
-  connect(body: { peers?: unknown; replace?: unknown }): Promise<unknown>;
-  forget(body: { peers?: unknown }): Promise<unknown>;
+export interface ApiOptions {
+  subsystems: readonly Subsystem[];
   stop(): void;
-  /** The IPAM endpoints (/ip/..., /ipam/...). */
-  ipam?: IpamHandlers;
   /** Calls back when something the status page shows changed (peers, connections), to push it at once. */
   onChange?(listener: () => void): void;
-}
-
-const MAX_BODY = 64 * 1024;
-
-function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      body += chunk;
-      if (body.length > MAX_BODY) { reject(new BadRequest('request body too large')); req.destroy(); }
-    });
-    req.on('end', () => {
-      try {
-        const v = body ? JSON.parse(body) : {};
-        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error();
-        resolve(v as Record<string, unknown>);
-      } catch { reject(new BadRequest('request body is not a JSON object')); }
-    });
-    req.on('error', reject);
-  });
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
@@ -54,8 +25,8 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
   res.end(text);
 }
 
-function sendRaw(res: http.ServerResponse, type: string, body: string | Buffer, headers: http.OutgoingHttpHeaders = {}): void {
-  res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
+function sendRaw(res: http.ServerResponse, type: string, body: string | Buffer, headers: http.OutgoingHttpHeaders = {}, status = 200): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
@@ -79,86 +50,92 @@ function crossOrigin(req: http.IncomingMessage): boolean {
   try { return new URL(origin).host !== req.headers.host; } catch { return true; }
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, query: Record<string, unknown>) => Promise<unknown> | unknown;
-interface Route { query?: QuerySpec; handle: Handler }
-
 /** A handler result that was already written to the response (pages, metrics, event streams). */
 const WRITTEN = Symbol('written');
+const TEXT = 'text/plain; charset=utf-8';
+const withNewline = (t: string) => (t === '' || t.endsWith('\n') ? t : `${t}\n`);
 
-/** The IPAM endpoints live under path patterns (/ip/<ident>/...), not fixed paths. */
-const IPAM_PATH = /^\/(ip|ipam)\//;
-const IPAM_QUERY: QuerySpec = { subnet: (raw) => raw, peer: (raw) => raw };
+/** Text for routes that have it, unless the client asks for JSON (Weave's own API answers text). */
+const wantsText = (req: http.IncomingMessage, r?: Route) => !!r?.text && !/application\/json/.test(req.headers.accept ?? '');
 
-function needs<F>(f: F | undefined, what: string): F {
-  if (!f) throw new Error(`${what} is not available in this router`);
-  return f;
+interface RawInput { params: Record<string, string>; query: Record<string, unknown>; req: http.IncomingMessage; res: http.ServerResponse }
+
+/** The API's own routes see the request and response (pages, event streams); subsystems' never do. */
+const raw = (method: Method, path: string, handle: (i: RawInput) => unknown, extra: Partial<Pick<Route, 'query' | 'text'>> = {}): Route =>
+  ({ method, path, handle, ...extra }) as unknown as Route;
+
+/** /report: every subsystem's fields merged, plus their `weave status` sections. */
+function reportOf(subsystems: readonly Subsystem[]): () => Record<string, unknown> {
+  return () => Object.assign({}, ...subsystems.map((s) => s.report?.() ?? {}), { status: subsystems.flatMap((s) => s.status?.() ?? []) });
 }
 
-export function startApi(addr: string, h: ApiHandlers): Promise<http.Server> {
-  const metrics = new RouterMetrics(() => h.report());
-  const stream = new ReportStream(() => h.report());
-  h.onChange?.(() => stream.changed());
+/** The HTTP API: the status page, /report, /events, /metrics, /status, /stop, and every subsystem's routes. */
+export function startApi(addr: string, o: ApiOptions): Promise<http.Server> {
+  const report = reportOf(o.subsystems);
+  const metrics = new SubsystemMetrics(o.subsystems.flatMap((s) => s.metrics ?? []));
+  const stream = new ReportStream(report);
+  o.onChange?.(() => stream.changed());
+  const views = Object.assign({}, ...o.subsystems.map((s) => s.views ?? {})) as Record<string, () => string>;
   let assets: Map<string, Asset> | undefined;
   let assetsError = '';
   try { assets = loadPageAssets(); } catch (err) {
     assetsError = `the status page files are missing: ${(err as Error).message}`;
     log.warn(assetsError);
   }
-  const page = (path: string): Handler => (_req, res) => {
-    const a = assets?.get(path);
-    if (!a) throw new Error(assetsError);
-    sendRaw(res, a.type, a.body, PAGE_HEADERS);
-    return WRITTEN;
-  };
 
-  const routes: Record<string, Record<string, Route>> = {
-    '/': { GET: { handle: page('/') } },
-    '/app.js': { GET: { handle: page('/app.js') } },
-    '/graph.js': { GET: { handle: page('/graph.js') } },
-    '/style.css': { GET: { handle: page('/style.css') } },
-    '/report': { GET: { handle: () => h.report() } },
-    '/events': { GET: { query: { interval: intParam(1, 60) }, handle: (req, res, q) => {
-      stream.open(req, res, (q.interval as number | undefined) ?? 1);
+  const table = new RouteTable();
+  const own: Route[] = [
+    ...['/', '/app.js', '/graph.js', '/style.css'].map((path) => raw('GET', path, ({ res }) => {
+      const a = assets?.get(path);
+      if (!a) throw new Error(assetsError);
+      sendRaw(res, a.type, a.body, PAGE_HEADERS);
       return WRITTEN;
-    } } },
-    '/metrics': { GET: { handle: async (_req, res) => {
+    })),
+    raw('GET', '/report', () => report()),
+    raw('GET', '/events', ({ query, req, res }) => {
+      stream.open(req, res, (query.interval as number | undefined) ?? 1);
+      return WRITTEN;
+    }, { query: { interval: intParam(1, 60) } }),
+    raw('GET', '/metrics', async ({ res }) => {
       sendRaw(res, metrics.contentType, await metrics.scrape(), { 'cache-control': 'no-store' });
       return WRITTEN;
-    } } },
-    '/attach': { POST: { handle: async (req) => h.attach(await readJson(req)) } },
-    '/detach': { POST: { handle: async (req) => h.detach(await readJson(req)) } },
-    '/ps': { POST: { handle: async (req) => needs(h.ps, 'ps')(await readJson(req)) } },
-    '/expose': { POST: { handle: async (req) => needs(h.expose, 'expose')(await readJson(req)) } },
-    '/hide': { POST: { handle: () => needs(h.hide, 'hide')() } },
-    '/connect': { POST: { handle: async (req) => h.connect(await readJson(req)) } },
-    '/forget': { POST: { handle: async (req) => h.forget(await readJson(req)) } },
-    '/stop': { POST: { handle: () => { setImmediate(() => h.stop()); return { stopping: true }; } } },
-  };
+    }),
+    raw('GET', '/status', () => renderStatus(VERSION, o.subsystems), { text: (t: string) => t }),
+    raw('GET', '/status/:view', ({ params }) => {
+      const v = Object.hasOwn(views, params.view) ? views[params.view] : undefined;
+      if (!v) throw new NotFound(`unknown status section "${params.view.slice(0, 40)}": expected ${Object.keys(views).join(', ')}`);
+      return v();
+    }, { text: (t: string) => t }),
+    raw('POST', '/stop', () => { setImmediate(() => o.stop()); return { stopping: true }; }),
+  ];
+  for (const r of [...own, ...o.subsystems.flatMap((s) => s.routes ?? [])]) table.add(r);
 
   const server = http.createServer(async (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const methods = Object.hasOwn(routes, path) ? routes[path] : undefined;
-    const ipam = !methods && IPAM_PATH.test(path) ? h.ipam : undefined;
-    const notFound = `no such endpoint: ${req.method} ${path.slice(0, 100)}`;
-    if (!methods && !ipam) return send(res, 404, { error: notFound });
-    const route: Route | undefined = ipam
-      ? { query: IPAM_QUERY, handle: (_req, _res, query) => {
-        const fn = ipamRoute(ipam, req.method ?? '', path, query);
-        if (!fn) throw new NotFound(notFound);
-        return fn();
-      } }
-      : Object.hasOwn(methods!, req.method ?? '') ? methods![req.method!] : undefined;
-    if (!route) return send(res, 405, { error: `${req.method} is not allowed on ${path}: use ${Object.keys(methods!).join(', ')}` }, { allow: Object.keys(methods!).join(', ') });
-    if (req.method !== 'GET' && crossOrigin(req)) return send(res, 403, { error: 'cross-origin requests may not change the router' });
+    const m = table.match(req.method ?? '', path);
+    const route = m && 'route' in m ? m.route : undefined;
+    const fail = (status: number, message: string, headers: http.OutgoingHttpHeaders = {}) =>
+      (wantsText(req, route) ? sendRaw(res, TEXT, message + '\n', headers, status) : send(res, status, { error: message }, headers));
+    if (!m) return fail(404, `no such endpoint: ${req.method} ${path.slice(0, 100)}`);
+    if (!route) {
+      const allow = (m as { allowed: string[] }).allowed.join(', ');
+      return fail(405, `${req.method} is not allowed on ${path.slice(0, 100)}: use ${allow}`, { allow });
+    }
+    if (req.method !== 'GET' && crossOrigin(req)) return fail(403, 'cross-origin requests may not change the router');
     try {
+      const raw = (m as { raw: Record<string, string> }).raw;
+      const params = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, route.params?.[k] ? route.params[k](v, k) : v]));
       const query = parseQuery(q < 0 ? '' : url.slice(q + 1), route.query);
-      const result = await route.handle(req, res, query);
-      if (result !== WRITTEN) send(res, 200, result);
+      const body = route.body ? checkBody(await readJson(req), route.body, path.slice(1)) : {};
+      const result = await (route.handle as (i: object) => unknown)({ params, query, body, req, res });
+      if (result === WRITTEN) return;
+      if (wantsText(req, route)) sendRaw(res, TEXT, withNewline((route.text as (r: unknown) => string)(result)));
+      else send(res, 200, result);
     } catch (err) {
       if (res.headersSent) { res.destroy(); return; }
-      send(res, err instanceof BadRequest ? 400 : err instanceof NotFound ? 404 : 500, { error: (err as Error).message });
+      fail(err instanceof UserError ? 400 : err instanceof NotFound ? 404 : 500, (err as Error).message);
     }
   });
   // Event streams never end on their own: end them when the API closes, or close() waits forever.

@@ -1,24 +1,11 @@
-import { BadRequest } from './errors.js';
-
-/** How one query parameter is read: returns the value, or throws BadRequest with the reason. */
-export type ParamParser<T> = (raw: string, name: string) => T;
-
-/** The parameters a route accepts; anything else in the query string is a mistake worth a 400. */
-export type QuerySpec = Record<string, ParamParser<unknown>>;
-
-export function intParam(min: number, max: number): ParamParser<number> {
-  return (raw, name) => {
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max) throw new BadRequest(`invalid query parameter ${name}="${raw}": expected an integer ${min}..${max}`);
-    return n;
-  };
-}
+import { UserError } from '../common/errors.js';
+import type { ParamSpec } from '../common/route.js';
 
 /**
  * Parses the query string of a request URL against spec. Strict on purpose: a typo in a
  * parameter name would otherwise be ignored silently and look like a bug in the router.
  */
-export function parseQuery(search: string, spec: QuerySpec = {}): Record<string, unknown> {
+export function parseQuery(search: string, spec: ParamSpec = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (!search) return out;
   for (const part of search.split('&')) {
@@ -29,15 +16,15 @@ export function parseQuery(search: string, spec: QuerySpec = {}): Record<string,
       name = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
       raw = eq < 0 ? '' : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, ' '));
     } catch {
-      throw new BadRequest(`malformed query string: bad percent-encoding in "${part.slice(0, 40)}"`);
+      throw new UserError(`malformed query string: bad percent-encoding in "${part.slice(0, 40)}"`);
     }
     const parse = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (!parse) {
       const known = Object.keys(spec);
-      throw new BadRequest(`unknown query parameter "${name.slice(0, 40)}"${known.length ? ` (accepted: ${known.join(', ')})` : ' (this endpoint takes none)'}`);
+      throw new UserError(`unknown query parameter "${name.slice(0, 40)}"${known.length ? ` (accepted: ${known.join(', ')})` : ' (this endpoint takes none)'}`);
     }
-    if (Object.hasOwn(out, name)) throw new BadRequest(`query parameter "${name}" given twice`);
-    out[name] = parse(raw, name);
+    if (Object.hasOwn(out, name)) throw new UserError(`query parameter "${name}" given twice`);
+    out[name] = parse(raw, `query parameter ${name}`);
   }
   return out;
 }

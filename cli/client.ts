@@ -8,21 +8,29 @@ export class NotRunning extends Error {
 }
 
 /** Calls the local router's HTTP API; rejects with the router's one-line error on a non-2xx answer. */
-export function call<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+export async function call<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  const text = await request(method, path, 'application/json', body, timeoutMs);
+  try { return JSON.parse(text) as T; } catch { throw new Error(`bad answer from the router: ${text.slice(0, 80)}`); }
+}
+
+/** GET of a text answer (`weave status`, rendered by the router as Weave's is). */
+export const callText = (path: string): Promise<string> => request('GET', path, 'text/plain');
+
+function request(method: string, path: string, accept: string, body?: unknown, timeoutMs = 60_000): Promise<string> {
   const addr = httpAddr();
   const i = addr.lastIndexOf(':');
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)), method, path, timeout: timeoutMs,
-      headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+      headers: { accept, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
       res.on('end', () => {
-        let v: unknown;
-        try { v = JSON.parse(text); } catch { return reject(new Error(`bad answer from the router: ${text.slice(0, 80)}`)); }
-        if ((res.statusCode ?? 500) >= 300) return reject(new Error((v as { error?: string }).error ?? `HTTP ${res.statusCode}`));
-        resolve(v as T);
+        if ((res.statusCode ?? 500) < 300) return resolve(text);
+        let message = text.trim();
+        try { message = (JSON.parse(text) as { error?: string }).error ?? message; } catch { /* a text answer */ }
+        reject(new Error(message || `HTTP ${res.statusCode}`));
       });
     });
     req.on('timeout', () => req.destroy(new Error(`the router at ${addr} did not answer in time`)));

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RouterConfig } from '../contract/config.js';
 import { call, tryReport } from './client.js';
-import type { Report } from '../router/router.js';
+import type { Report } from '../contract/report.js';
 
 const DAEMON = join(dirname(fileURLToPath(import.meta.url)), '..', 'router', 'daemon.js');
 const READY_TIMEOUT_MS = 20_000;

@@ -2,18 +2,16 @@ import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { rmSync } from 'node:fs';
-import { DEFAULTS, RouterConfig } from '../contract/config.js';
-import { parseVni } from '../contract/config.js';
+import { DEFAULTS, parseVni, RouterConfig } from '../contract/config.js';
+import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
+import type { Report } from '../contract/report.js';
 import { parseSubnet, within } from '../common/subnet.js';
 import { isUnicastMac } from '../common/mac.js';
 import { isIPv4 } from '../common/cidr.js';
 import { parsePeerAddress, parseVxlanPeer } from '../common/address.js';
-import { call } from './client.js';
+import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, stop } from './launch.js';
-import { runContainer } from './run.js';
 import { checkAddressSpec, isAddressSpec } from './addresses.js';
-import { renderConnections, renderIpam, renderPeers, renderStatus, renderTargets } from './status.js';
-import type { Report } from '../router/router.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
@@ -50,6 +48,12 @@ function consensusArg(v: string): number {
   const m = /^consensus=(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 1) throw new Error(`invalid --ipalloc-init "${v}": expected consensus=N with N >= 1`);
   return Number(m[1]);
+}
+
+/** NAME=VALUE of the variables that `-e NAME` (no value) passes on from this environment to the container. */
+function passedEnv(args: string[]): string[] {
+  const names = args.flatMap((a, i) => (/^(-e|--env)$/.test(args[i - 1] ?? '') ? [a] : a.startsWith('--env=') ? [a.slice(6)] : []));
+  return names.filter((n) => !n.includes('=') && process.env[n] !== undefined).map((n) => `${n}=${process.env[n]}`);
 }
 
 const program = new Command('weave')
@@ -106,7 +110,7 @@ program.command('attach')
     for (const c of cidrs) checkAddressSpec(c);
     if (isAddressSpec(target)) throw new Error('attach needs a target after the addresses: a container or netns:NAME, netns:/path, pid:PID');
     if (o.mac !== undefined && !isUnicastMac(o.mac)) throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
-    const a = await call<{ cidrs: string[] }>('POST', '/attach', { target, cidrs, mac: o.mac });
+    const a = await call<AttachResult>('POST', '/attach', { target, cidrs, mac: o.mac });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
@@ -125,7 +129,7 @@ program.command('forget')
 
 program.command('detach').description('detach a container or namespace from the overlay, releasing its addresses').argument('<target>')
   .action(async (target: string) => {
-    const r = await call<{ cidrs?: string[] }>('POST', '/detach', { target });
+    const r = await call<DetachResult>('POST', '/detach', { target });
     if (r.cidrs?.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
@@ -135,13 +139,19 @@ program.command('run')
   .allowUnknownOption()
   .helpOption(false)
   .passThroughOptions()
-  .action(async (args: string[]) => { out(await runContainer(args)); });
+  .action(async (args: string[]) => {
+    let i = 0;
+    while (i < args.length && isAddressSpec(args[i])) checkAddressSpec(args[i++]);
+    if (!(await tryReport())) throw new NotRunning();
+    const r = await call<RunResult>('POST', '/run', { cidrs: args.slice(0, i), args: args.slice(i), env: passedEnv(args.slice(i)) });
+    out(r.id);
+  });
 
 program.command('ps')
   .description("list what is attached here: <id> <mac> <cidr...>, the host's own exposed address first")
   .argument('[containers...]', 'only these containers')
   .action(async (targets: string[]) => {
-    const rows = await call<{ id: string; mac: string; cidrs: string[] }[]>('POST', '/ps', { targets });
+    const rows = await call<PsRow[]>('POST', '/ps', { targets });
     process.stdout.write(rows.map((r) => `${r.id} ${r.mac} ${r.cidrs.join(' ')}\n`).join(''));
   });
 
@@ -150,39 +160,36 @@ program.command('expose')
   .argument('[addrs...]', 'addresses: 10.32.1.5/12, net:10.40.0.0/16, net:default')
   .action(async (cidrs: string[]) => {
     for (const c of cidrs) checkAddressSpec(c);
-    const r = await call<{ cidrs: string[] }>('POST', '/expose', { cidrs });
+    const r = await call<ExposeResult>('POST', '/expose', { cidrs });
     out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
 program.command('hide')
   .description("take this host's overlay addresses away again")
   .action(async () => {
-    const r = await call<{ cidrs: string[] }>('POST', '/hide', {});
+    const r = await call<ExposeResult>('POST', '/hide', {});
     if (r.cidrs.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
 program.command('status')
-  .description('show the router status: weave status [peers|connections|targets|ipam]')
-  .argument('[what]', 'peers, connections, targets or ipam')
+  .description('show the router status: weave status [peers|connections|targets|ipam|...]')
+  .argument('[what]', 'a section: peers, connections, targets, ipam, ...')
   .action(async (what?: string) => {
-    const views: Record<string, (r: Report) => string> = { peers: renderPeers, connections: renderConnections, targets: renderTargets, ipam: renderIpam };
-    if (what !== undefined && !Object.hasOwn(views, what)) throw new Error(`unknown status section "${what}": expected peers, connections, targets or ipam`);
-    const r = await call<Report>('GET', '/report');
-    process.stdout.write(what ? views[what](r) : renderStatus(r));
+    process.stdout.write(await callText(what === undefined ? '/status' : `/status/${encodeURIComponent(what)}`));
   });
 
 program.command('rmpeer')
   .description("take over a dead peer's share of the IP range (only once it is gone for good)")
   .argument('<peer>', 'peer name or nickname')
   .action(async (peer: string) => {
-    const r = await call<{ peer: string; addresses: number }>('POST', `/ipam/rmpeer?peer=${encodeURIComponent(peer)}`);
+    const r = await call<RmpeerResult>('POST', `/ipam/rmpeer?peer=${encodeURIComponent(peer)}`);
     out(`${r.addresses} IPs taken over from ${r.peer}`);
   });
 
 program.command('reset')
   .description("hand this peer's share of the IP range to another peer, stop the router and forget its state")
   .action(async () => {
-    const r = await call<{ heir?: string }>('POST', '/ipam/reset');
+    const r = await call<ResetResult>('POST', '/ipam/reset');
     const report = await call<Report>('GET', '/report');
     await stop();
     for (const f of ['ipam.json', 'ipam.json.log', 'targets.json']) rmSync(join(report.dataDir, f), { force: true });

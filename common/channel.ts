@@ -1,6 +1,8 @@
 /**
- * A replicated fact: a CRDT whose merge is commutative, associative and idempotent, so deltas
- * over gossipsub and full states exchanged on connect can arrive in any order, any number of times.
+ * A replicated fact as the gossip engine carries it: a CRDT whose merge is commutative,
+ * associative and idempotent, so deltas over gossipsub and full states exchanged on connect can
+ * arrive in any order, any number of times. Subsystems do not implement this by hand: they
+ * declare a typed channel (gossip/typed-channel.ts), which encodes and decodes for them.
  */
 export interface Channel {
   readonly name: string;
@@ -15,6 +17,14 @@ export interface Channel {
   state(): Uint8Array;
   /** Entries refused as hostile or impossible (a peer claiming to be us, versions from the future). */
   readonly rejected: number;
+  /** Given by the gossip engine when the channel is added: sends one of our deltas to every peer. */
+  attach(publish: (delta: Uint8Array) => void): void;
+}
+
+/** Answers one kind of request from peers, encoded; typed with gossip/typed-channel.ts's `handler`. */
+export interface RequestHandler {
+  readonly name: string;
+  handle(from: string, data: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Versions are hybrid clocks in ms: a version this far ahead of our clock is impossible. */

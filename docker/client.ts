@@ -1,3 +1,4 @@
+import { UserError } from '../common/errors.js';
 import http from 'node:http';
 
 // A small typed client for the Docker Engine API, over the engine's unix socket or TCP (DOCKER_HOST),
@@ -17,7 +18,7 @@ export interface ContainerSummary { Id: string; Names: string[]; State: string }
 /** What an events stream hands us (only the fields we read). */
 export interface DockerEvent { Type: string; Action: string; id?: string; Actor?: { ID: string }; time?: number }
 
-export class DockerError extends Error {
+export class DockerError extends UserError {
   constructor(message: string, readonly status?: number) { super(message); }
 }
 

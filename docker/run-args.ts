@@ -1,5 +1,7 @@
 // `weave run` takes the `docker run` flags people type every day and turns them into an Engine API
 // create request. Anything else is refused by name rather than silently dropped.
+import { UserError } from '../common/errors.js';
+
 
 export interface RunRequest {
   name?: string;
@@ -14,7 +16,7 @@ export interface RunRequest {
   };
 }
 
-export class RunArgsError extends Error {}
+export class RunArgsError extends UserError {}
 
 const VALUED: Record<string, string> = {
   '--name': 'name', '-h': 'hostname', '--hostname': 'hostname', '-e': 'env', '--env': 'env', '-v': 'volume', '--volume': 'volume',

@@ -1,12 +1,15 @@
 import { EventEmitter } from 'node:events';
+import type { weave } from '../proto/gen/weave.js';
 import { join } from 'node:path';
 import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
-import { Gossip } from './gossip.js';
-import type { Channel } from '../common/channel.js';
-import { TopologyChannel, type Link } from './topology.js';
-import { MacsChannel } from './macs.js';
+import { Gossip, type ChannelCounters } from './gossip.js';
+import type { Channel, RequestHandler } from '../common/channel.js';
+import { TopologyChannel, TOPOLOGY, type Link } from './topology.js';
+import { MacsChannel, MACS, type MacChange } from './macs.js';
+import { GossipChannel, type RequestSpec } from './typed-channel.js';
+import { libp2pNet } from './libp2p-net.js';
 import { Routes } from './routes.js';
 import { ConnectionMaker } from './connection-maker.js';
 import { Liveness } from './liveness.js';
@@ -33,11 +36,14 @@ const hostOf = (ma: { toString(): string }): string => ipPort(ma).replace(/:\d+$
 /**
  * The libp2p control plane: who we are, whom we are connected to, and the replicated facts
  * (topology, MAC locations) with the routes derived from them. Emits 'routes' when the topology
- * changes and 'mac' (mac, owner | undefined) when a gossiped MAC location changes.
+ * changes; `macChannel.on` tells of gossiped MAC locations. Subsystems add their own channels and
+ * request handlers, before or after start.
  */
 export class ControlPlane extends EventEmitter {
   readonly topology: TopologyChannel;
   readonly macs: MacsChannel;
+  readonly macChannel: GossipChannel<weave.IMacs, MacChange>;
+  private readonly topologyChannel: GossipChannel<weave.ITopology>;
   routes: Routes;
   private readonly gossip: Gossip;
   private readonly maker: ConnectionMaker;
@@ -47,10 +53,14 @@ export class ControlPlane extends EventEmitter {
 
   private constructor(private readonly node: Node, readonly name: string, private readonly o: ControlPlaneOptions) {
     super();
-    this.topology = new TopologyChannel(name);
-    this.macs = new MacsChannel(name, Date.now, (mac, owner) => this.emit('mac', mac, owner));
+    this.topologyChannel = new GossipChannel(TOPOLOGY, () => new TopologyChannel(name));
+    this.topology = this.topologyChannel.crdt as TopologyChannel;
+    this.macChannel = new GossipChannel(MACS, (emit) => new MacsChannel(name, Date.now, emit));
+    this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
-    this.gossip = new Gossip(node, [this.topology, this.macs], (ch) => { if (ch === 'topology') this.topologyChanged(); this.emit('changed', ch); });
+    this.gossip = new Gossip(libp2pNet(node), (ch) => { if (ch === TOPOLOGY.name) this.topologyChanged(); this.emit('changed', ch); });
+    this.gossip.add(this.topologyChannel);
+    this.gossip.add(this.macChannel);
     this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
     this.liveness = new Liveness(node);
   }
@@ -87,27 +97,23 @@ export class ControlPlane extends EventEmitter {
     await this.node.stop();
   }
 
-  /** Adds a replicated channel (IPAM, later DNS...); before start(). */
+  /** Adds a replicated channel (IPAM, later DNS...), before or after start. */
   addChannel(c: Channel): void { this.gossip.add(c); }
 
-  /** Publishes one of our changes to a channel. */
-  publish(channel: string, delta: Uint8Array): void { this.gossip.publish(channel, delta); }
-
-  /** Answers peers' requests of one kind; before start(). */
-  handle(name: string, fn: (from: string, data: Uint8Array) => Promise<Uint8Array>): Promise<void> { return this.gossip.handle(name, fn); }
+  /** Answers peers' requests of one kind. */
+  handle(h: RequestHandler): Promise<void> { return this.gossip.handle(h); }
 
   /** Asks a connected peer. */
-  request(peer: string, name: string, data: Uint8Array): Promise<Uint8Array> {
-    const conn = this.openConnections().find((c) => c.remotePeer.toString() === peer);
-    if (!conn) return Promise.reject(new Error(`${peer} is not connected`));
-    return this.gossip.request(conn.remotePeer, name, data);
+  async request<Q, R>(peer: string, spec: RequestSpec<Q, R>, req: Q): Promise<R> {
+    if (!this.openConnections().some((c) => c.remotePeer.toString() === peer)) throw new Error(`${peer} is not connected`);
+    return spec.reply.decode(await this.gossip.request(peer, spec.name, spec.request.encode(req).finish()));
   }
 
   connect(addresses: string[], replace: boolean): void { this.maker.connect(addresses, replace); }
   forget(addresses: string[]): void { this.maker.forget(addresses); }
 
-  announceMac(mac: number): void { this.gossip.publish('macs', this.macs.announce(mac)); }
-  withdrawMac(mac: number): void { const d = this.macs.withdraw(mac); if (d) this.gossip.publish('macs', d); }
+  announceMac(mac: number): void { this.macChannel.publish(this.macs.announce(mac)); }
+  withdrawMac(mac: number): void { const d = this.macs.withdraw(mac); if (d) this.macChannel.publish(d); }
 
   /** Peers we hold a connection to, with the address their datagrams come from. */
   neighbours(): Neighbour[] {
@@ -123,7 +129,7 @@ export class ControlPlane extends EventEmitter {
 
   nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
 
-  view(): { targets: string[]; connections: ConnectionView[]; gossip: Record<string, unknown> } {
+  view(): { targets: string[]; connections: ConnectionView[]; gossip: Record<string, ChannelCounters> } {
     const connections: ConnectionView[] = [];
     for (const c of this.openConnections()) {
       const name = c.remotePeer.toString();
@@ -158,7 +164,7 @@ export class ControlPlane extends EventEmitter {
     const prev = this.topology.peers.get(this.name);
     const same = prev && JSON.stringify(prev.links) === JSON.stringify(links) && JSON.stringify(prev.addrs) === JSON.stringify(addrs);
     if (same) return;
-    this.gossip.publish('topology', this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, addrs, links }));
+    this.topologyChannel.publish(this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, addrs, links }));
     this.topologyChanged();
   }
 

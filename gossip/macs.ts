@@ -1,5 +1,11 @@
 import { weave } from '../proto/gen/weave.js';
-import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { channelSpec, type Crdt } from './typed-channel.js';
+
+export const MACS = channelSpec('macs', weave.Macs);
+
+/** A gossiped MAC location changed: its owner now, undefined when withdrawn. */
+export interface MacChange { mac: number; owner: string | undefined }
 
 export interface MacRecord { peer: string; ts: number; deleted: boolean }
 
@@ -11,18 +17,17 @@ const newer = (a: MacRecord, b: MacRecord | undefined) => !b || a.ts > b.ts || (
  * of the containers it attaches and withdraws them on detach; a MAC that moves is announced by its
  * new router with a timestamp above the old entry's, so the move wins whatever the clocks say.
  */
-export class MacsChannel implements Channel {
-  readonly name = 'macs';
+export class MacsChannel implements Crdt<weave.IMacs> {
   readonly entries = new Map<number, MacRecord>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now,
-              private readonly onChange: (mac: number, owner: string | undefined) => void = () => {}) {}
+              private readonly onChange: (c: MacChange) => void = () => {}) {}
 
-  announce(mac: number): Uint8Array { return this.write(mac, false); }
+  announce(mac: number): weave.IMacs { return this.write(mac, false); }
 
   /** Withdraws a MAC we announced; undefined when it is not ours (it moved on already). */
-  withdraw(mac: number): Uint8Array | undefined {
+  withdraw(mac: number): weave.IMacs | undefined {
     return this.entries.get(mac)?.peer === this.self ? this.write(mac, true) : undefined;
   }
 
@@ -31,28 +36,28 @@ export class MacsChannel implements Channel {
     return e && !e.deleted ? e.peer : undefined;
   }
 
-  merge(data: Uint8Array, from: string | undefined): boolean {
+  merge(m: weave.IMacs, from: string | undefined): boolean {
     let changed = false;
-    for (const e of weave.Macs.decode(data).entries) {
+    for (const e of m.entries ?? []) {
       const rec: MacRecord = { peer: e.peer ?? '', ts: Number(e.ts ?? 0), deleted: !!e.deleted };
       const mac = Number(e.mac ?? 0);
       if (!rec.peer || (from !== undefined && rec.peer !== from) || rec.ts > this.now() + MAX_CLOCK_SKEW_MS
           || (rec.peer === this.self && newer(rec, this.entries.get(mac)))) { this.rejected++; continue; }
       if (!newer(rec, this.entries.get(mac))) continue;
       this.entries.set(mac, rec);
-      this.onChange(mac, rec.deleted ? undefined : rec.peer);
+      this.onChange({ mac, owner: rec.deleted ? undefined : rec.peer });
       changed = true;
     }
     return changed;
   }
 
-  state(): Uint8Array {
-    return weave.Macs.encode({ entries: [...this.entries].sort((a, b) => a[0] - b[0]).map(([mac, e]) => ({ mac, ...e })) }).finish();
+  state(): weave.IMacs {
+    return { entries: [...this.entries].sort((a, b) => a[0] - b[0]).map(([mac, e]) => ({ mac, ...e })) };
   }
 
-  private write(mac: number, deleted: boolean): Uint8Array {
+  private write(mac: number, deleted: boolean): weave.IMacs {
     const rec = { peer: this.self, ts: nextVersion(this.entries.get(mac)?.ts ?? 0, this.now()), deleted };
     this.entries.set(mac, rec);
-    return weave.Macs.encode({ entries: [{ mac, ...rec }] }).finish();
+    return { entries: [{ mac, ...rec }] };
   }
 }

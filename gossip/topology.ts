@@ -1,5 +1,8 @@
 import { weave } from '../proto/gen/weave.js';
-import { Channel, MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { channelSpec, type Crdt } from './typed-channel.js';
+
+export const TOPOLOGY = channelSpec('topology', weave.Topology);
 
 export interface Link { peer: string; addr: string; outbound: boolean }
 export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; addrs: string[]; links: Link[] }
@@ -17,8 +20,7 @@ export const FORGET_AFTER_MS = 30_000;
  * Every peer's own view of its connections, versioned per peer (last version wins). Peers that
  * can no longer be reached from us over connections both ends report are forgotten after a while.
  */
-export class TopologyChannel implements Channel {
-  readonly name = 'topology';
+export class TopologyChannel implements Crdt<weave.ITopology> {
   readonly peers = new Map<string, PeerRecord>();
   private readonly unreachableSince = new Map<string, number>();
   /** Versions of peers we forgot: an old copy coming back from a slower peer is not taken again. */
@@ -28,18 +30,17 @@ export class TopologyChannel implements Channel {
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
 
   /** Replaces our own record; returns the delta to publish. */
-  setSelf(r: Omit<PeerRecord, 'name' | 'version'>): Uint8Array {
+  setSelf(r: Omit<PeerRecord, 'name' | 'version'>): weave.ITopology {
     const prev = this.peers.get(this.self)?.version ?? 0;
     const rec: PeerRecord = { ...r, name: this.self, version: nextVersion(prev, this.now()) };
     this.peers.set(this.self, rec);
     this.gc();
-    return weave.Topology.encode({ peers: [rec] }).finish();
+    return { peers: [rec] };
   }
 
-  merge(data: Uint8Array, from: string | undefined): boolean {
-    const msg = weave.Topology.decode(data);
+  merge(msg: weave.ITopology, from: string | undefined): boolean {
     let changed = false;
-    for (const rec of msg.peers.map(toRecord)) {
+    for (const rec of (msg.peers ?? []).map(toRecord)) {
       if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
       if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
       const cur = this.peers.get(rec.name);
@@ -52,7 +53,7 @@ export class TopologyChannel implements Channel {
   }
 
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
-  state(): Uint8Array { return weave.Topology.encode({ peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }).finish(); }
+  state(): weave.ITopology { return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }; }
 
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {

@@ -1,3 +1,4 @@
+import { UserError } from '../common/errors.js';
 import { weave } from '../proto/gen/weave.js';
 import { numToIp, parseSubnet, Subnet, usable, within } from '../common/subnet.js';
 import { Allocation, Entry, IpamState } from './state.js';
@@ -22,7 +23,8 @@ export interface AllocatorOptions {
   waitMs?: number;
 }
 
-export class IpamError extends Error {}
+/** An allocation that cannot be done as asked: the caller's to fix (400 in the API). */
+export class IpamError extends UserError {}
 
 export interface Allocated { addr: number; ip: string; cidr: string }
 

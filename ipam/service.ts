@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { weave } from '../proto/gen/weave.js';
 import type { ControlPlane } from '../gossip/control-plane.js';
-import type { Channel } from '../common/channel.js';
+import { channelSpec, GossipChannel, handler, requestSpec } from '../gossip/typed-channel.js';
+import type { IpamReport } from '../contract/report.js';
 import { ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
 import { Allocator, IpamError } from './allocator.js';
 import { IpamStore } from './persist.js';
@@ -10,37 +11,39 @@ export { IpamError };
 
 export interface IpamConfig { range: string; defaultSubnet?: string; consensus: number }
 
+const IPAM = channelSpec('ipam', weave.IpamState);
+const IPAM_REQUEST = requestSpec('ipam', weave.IpamRequest, weave.IpamReply);
+
 /** IPAM in a router: an Allocator whose transport is the control plane, its state kept in the data directory. */
 export class IpamService {
   readonly allocator: Allocator;
   readonly range: Subnet;
   readonly defaultSubnet: Subnet;
+  readonly channel: GossipChannel<weave.IIpamState>;
+  readonly requests;
+  private readonly store: IpamStore;
 
   constructor(private readonly cp: ControlPlane, dataDir: string, cfg: IpamConfig, private readonly nickname: string) {
     this.range = parseSubnet(cfg.range);
     this.defaultSubnet = cfg.defaultSubnet ? parseSubnet(cfg.defaultSubnet, 'default subnet') : this.range;
     if (!within(this.defaultSubnet, this.range)) throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
-    const store = new IpamStore(join(dataDir, 'ipam.json'), this.range);
-    this.allocator = new Allocator({
+    this.store = new IpamStore(join(dataDir, 'ipam.json'), this.range);
+    const a = this.allocator = new Allocator({
       self: cp.name,
-      broadcast: (d) => cp.publish('ipam', weave.IpamState.encode(d).finish()),
-      request: async (peer, req) => weave.IpamReply.decode(await cp.request(peer, 'ipam', weave.IpamRequest.encode(req).finish())),
+      broadcast: (d) => this.channel.publish(d),
+      request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
       // Peers of another range are no part of ours: not asked to agree, donate or hand over.
       reachable: () => cp.neighbours().map((n) => n.name).filter((n) => !this.allocator.mismatches.has(n)),
-    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: store.load(), save: (d, s) => store.append(d, s) });
-    const a = this.allocator;
-    const channel: Channel = {
-      name: 'ipam',
-      merge: (data, _from, sender) => a.onDelta(weave.IpamState.decode(data), sender),
-      state: () => weave.IpamState.encode(a.state.encode()).finish(),
+    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: this.store.load(), save: (d, s) => this.store.append(d, s) });
+    this.channel = new GossipChannel(IPAM, () => ({
+      merge: (m, _from, sender) => a.onDelta(m, sender),
+      state: () => a.state.encode(),
       get rejected() { return a.mismatches.size; },
-    };
-    cp.addChannel(channel);
+    }));
+    this.requests = [handler(IPAM_REQUEST, (from, req) => a.onRequest(from, req))];
   }
 
-  start(): Promise<void> {
-    return this.cp.handle('ipam', async (from, data) => weave.IpamReply.encode(await this.allocator.onRequest(from, weave.IpamRequest.decode(data))).finish());
-  }
+  close(): void { this.store.close(); }
 
   /** An address for ident: `net:CIDR` or `net:default` picks a subnet; nothing means the default. */
   allocate(ident: string, subnet?: string) {
@@ -50,16 +53,28 @@ export class IpamService {
   claim(ident: string, ip: string, prefix: number) { return this.allocator.claim(ident, ipToNum(ip), prefix); }
   release(ident: string, ip?: string) { return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip)); }
 
+  /** Whether an address is IPAM's to hand out. */
+  inRange(ip: string): boolean { const n = ipToNum(ip); return n >= this.range.start && n < this.range.end; }
+
   lookup(ident: string) {
     return this.allocator.lookup(ident).map((a) => ({ ip: numToIp(a.addr), cidr: `${numToIp(a.addr)}/${this.prefixFor(a.addr)}` }));
   }
+
+  /** `weave rmpeer`: takes over a dead peer's space, by name or nickname. */
+  async rmpeer(peer: string) {
+    const p = this.report().peers.find((x) => x.name === peer || x.nickname === peer);
+    if (!p) throw new IpamError(`no peer "${peer}" owns any of the range`);
+    return { peer: p.name, addresses: await this.allocator.rmpeer(p.name) };
+  }
+
+  async reset() { return { heir: await this.allocator.reset() }; }
 
   /** The prefix length an address is announced with: the default subnet's if inside it, else the range's. */
   prefixFor(addr: number): number {
     return addr >= this.defaultSubnet.start && addr < this.defaultSubnet.end ? this.defaultSubnet.prefix : this.range.prefix;
   }
 
-  report() {
+  report(): IpamReport {
     const reachable = new Set([this.cp.name, ...this.cp.routes.reachable]);
     const total = this.range.end - this.range.start;
     const a = this.allocator;

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, waitFor } from './lab.js';
 import type { ExecResult } from './lab.js';
-import type { Report } from '../router/router.js';
+import type { Report } from '../contract/report.js';
 
 /** The checkout's CLI, run inside lab hosts exactly as a user runs it on a real host. */
 export const WEAVE = join(repoRoot(), 'bin', 'weave');

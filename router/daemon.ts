@@ -5,58 +5,71 @@ import { hostname } from 'node:os';
 import { startApi } from '../api/http.js';
 import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
+import { parseVxlanPeer } from '../common/address.js';
+import type { Subsystem } from '../common/subsystem.js';
+import { DEFAULTS, RouterConfig } from '../contract/config.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
-import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
-import { DEFAULTS, RouterConfig } from '../contract/config.js';
-import { containerHost } from './container-host.js';
+import { ipamSubsystem } from '../ipam/subsystem.js';
 import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
-import { ContainerWatcher } from '../docker/watcher.js';
-import { Router, validateConfig } from './router.js';
+import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
+import { Attachments } from './attachments.js';
+import { attachmentsSubsystem } from './attachments-subsystem.js';
+import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
+import { DataPlane } from './data-plane.js';
+import { routerSubsystem } from './router-subsystem.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { UdpTransport } from './udp.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
 async function main(cfg: RouterConfig): Promise<void> {
-  validateConfig(cfg);
+  for (const p of cfg.vxlanPeers) parseVxlanPeer(p, cfg.udpPort);
   mkdirSync(cfg.dataDir, { recursive: true });
   cfg.nickname ||= hostname();
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
-  let router: Router | undefined;
-  const udp = await UdpTransport.open(cfg.udpPort, (m, ip) => router?.onDatagram(m, ip));
+  let data: DataPlane | undefined;
+  const udp = await UdpTransport.open(cfg.udpPort, (m, ip) => data?.onDatagram(m, ip));
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
+  data = new DataPlane({ vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers: cfg.vxlanPeers }, new SleevePcap(), udp, control);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
   const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
-  router = new Router(cfg, mtu, new SleevePcap(), udp, control, ipam, docker);
-  const watcher = new ContainerWatcher(docker, containerHost(router), cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs);
+  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker));
+
+  // Every subsystem, in start order (stopped in reverse): a new one is one line here.
+  const subsystems: Subsystem[] = [
+    routerSubsystem(cfg, control, data),
+    ipamSubsystem(ipam),
+    attachmentsSubsystem(attachments),
+    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs),
+  ];
+  for (const s of subsystems) {
+    for (const c of s.channels ?? []) control.addChannel(c);
+    for (const h of s.requests ?? []) await control.handle(h);
+  }
+
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info('stopping');
-    watcher.stop();
-    await router!.stop();
+    for (const s of [...subsystems].reverse()) await s.stop?.().catch((err: Error) => log.warn(`stopping ${s.name}: ${err.message}`));
+    await control.stop();
+    await data!.stop();
     api.close();
     process.exit(0);
   };
-  const api = await startApi(cfg.httpAddr, {
-    report: () => router!.report(), attach: (b) => router!.attach(b), detach: (b) => router!.detach(b),
-    ps: (b) => router!.ps(b), expose: (b) => router!.expose(b), hide: () => router!.hide(),
-    connect: async (b) => router!.connect(b), forget: async (b) => router!.forget(b), stop, ipam: router.ipamApi,
-    onChange: (listener) => control.on('routes', listener),
-  });
-  await ipam.start();
+  const api = await startApi(cfg.httpAddr, { subsystems, stop, onChange: (listener) => control.on('routes', listener) });
   await control.start(cfg.peers);
   await ensureBridge(mtu);
-  await router.start();
-  await watcher.start();
+  await data.start();
+  for (const s of subsystems) await s.start?.();
   writeFileAtomic(join(cfg.dataDir, 'weave.pid'), `${process.pid}\n`);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${control.name}(${cfg.nickname}) up: datapath sleeve-pcap, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, encryption ${cfg.password ? 'on' : 'off'}`);
+  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${data.datapath.name}, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, encryption ${cfg.password ? 'on' : 'off'}`);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {

@@ -36,13 +36,17 @@ describe('IPAM in the lab: three hosts', function () {
     assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Service: ipam\n\s+Status: ready\n\s+Range: 10\.32\.0\.0\/12\n\s+DefaultSubnet: 10\.32\.0\.0\/12$/m);
   });
 
-  it('answers the HTTP API: allocate is idempotent, lookup, claim, release', async () => {
+  it("answers Weave's HTTP API in text: allocate is idempotent, lookup, claim, release; JSON when asked", async () => {
     const a = await labHttp(lab, 'h2', `${API}/ip/api-test`, 'POST');
     assert.equal(a.status, 200, a.body);
+    assert.match(a.type, /^text\/plain/);
+    assert.match(a.body, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12\n$/);
     const b = await labHttp(lab, 'h2', `${API}/ip/api-test`, 'POST');
-    assert.equal(JSON.parse(b.body).ip, JSON.parse(a.body).ip);
+    assert.equal(b.body, a.body);
     const got = await labHttp(lab, 'h2', `${API}/ip/api-test`);
-    assert.equal(JSON.parse(got.body)[0].ip, JSON.parse(a.body).ip);
+    assert.equal(got.body, a.body);
+    const json = await labHttp(lab, 'h2', `${API}/ip/api-test`, 'GET', { accept: 'application/json' });
+    assert.equal(`${JSON.parse(json.body)[0].cidr}\n`, a.body);
     assert.equal((await labHttp(lab, 'h2', `${API}/ip/api-test`, 'DELETE')).status, 200);
     assert.equal((await labHttp(lab, 'h2', `${API}/ip/api-test`)).status, 400);
   });
@@ -57,13 +61,15 @@ describe('IPAM in the lab: three hosts', function () {
       ['PUT', '/ip/x/10.32.0.300/12', /invalid address/],
       ['PUT', '/ip/x/10.32.0.9/99', /invalid prefix length/],
       ['POST', '/ip/%E0%A4%A', /malformed identity/],
-      ['PATCH', '/ip/x', /expected POST/],
     ];
     for (const [method, path, re] of cases) {
       const r = await labHttp(lab, 'h1', `${API}${path}`, method);
       assert.equal(r.status, 400, `${method} ${path}: ${r.body}`);
-      assert.match(JSON.parse(r.body).error, re);
+      assert.match(r.body, re);
     }
+    const patch = await labHttp(lab, 'h1', `${API}/ip/x`, 'PATCH');
+    assert.equal(patch.status, 405);
+    assert.match(JSON.parse(patch.body).error, /PATCH is not allowed on \/ip\/x: use POST, DELETE, GET/);
     assert.equal(JSON.stringify((await report(lab, 'h1')).ipam.allocations), before);
     const r = await weave(lab, 'h2', ['attach', `${ips.get('h1')}/12`, `netns:${(await lab.addContainer('h2', 'thief')).netns}`]);
     assert.notEqual(r.code, 0);

@@ -2,31 +2,30 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startApi } from '../../api/http.js';
-import type { MetricsReport } from '../../api/metrics.js';
+import { UserError } from '../../common/errors.js';
+import { intParam, route } from '../../common/route.js';
+import type { Subsystem } from '../../common/subsystem.js';
 import { parseMetrics } from '../fixtures/prometheus.js';
 
-/** A report with the shape the router gives, small enough to read. */
-function fakeReport(): MetricsReport {
+/** A toy subsystem, as a new contributor would add one: a route, a report section, a status section, a view, a metric. */
+function toySubsystem(state: { greetings: number; name: string }): Subsystem {
   return {
-    version: '0.1.0', name: 'peer-a', nickname: 'a', pid: 1, uptimeSeconds: 5, datapath: 'sleeve-pcap', encryption: false,
-    peerDiscovery: true, vni: 6784, mtu: 1450, port: 6783, udpPort: 6784, connLimit: 100, targets: [],
-    connections: [
-      { direction: 'outbound', address: '198.18.0.2:6783', state: 'established', info: 'encrypted (noise)', name: 'peer-b', nickname: 'b', traffic: { tx: { frames: 1, bytes: 2 }, rx: { frames: 3, bytes: 4 } } },
-      { direction: 'outbound', address: '198.18.0.9:6783', state: 'failed', info: 'refused', traffic: undefined },
+    name: 'toy',
+    routes: [
+      route({ method: 'POST', path: '/toy/greet', body: { who: 'string', loud: 'boolean?' }, handle: ({ body }) => {
+        state.greetings++;
+        return { said: `hello ${body.who}${body.loud ? '!' : ''}` };
+      } }),
+      route({ method: 'GET', path: '/toy/item/:id', params: { id: intParam(1, 9) }, text: (r: { id?: number }) => `item ${r.id}`, handle: ({ params }) => {
+        if (params.id === 9) throw new UserError('item 9 is not for you');
+        return { id: params.id };
+      } }),
     ],
-    peers: [
-      { name: 'peer-a', nickname: 'a', self: true, reachable: true, nextHop: undefined, version: 1, connections: [] },
-      { name: 'peer-b', nickname: 'b', self: false, reachable: true, nextHop: 'peer-b', version: 1, connections: [] },
-      { name: 'peer-c', nickname: 'c', self: false, reachable: false, nextHop: undefined, version: 1, connections: [] },
-    ],
-    vxlanEndpoints: [],
-    macs: [{ mac: '02:00:00:00:00:01', peer: 'peer-a', local: true, ageSeconds: 1, nickname: 'a' }],
-    counters: {
-      captured: { frames: 10, bytes: 1000 }, injected: { frames: 20, bytes: 2000 }, sent: { datagrams: 30, bytes: 3000 },
-      received: { datagrams: 40, bytes: 4000 }, relayed: 0, flooded: 5, dropped: { truncated: 2 }, gossipRejected: 0,
-    },
-    gossip: { topology: { messagesIn: 7, bytesIn: 70, messagesOut: 8, bytesOut: 80, dropped: 0, syncs: 1 } },
-  } as unknown as MetricsReport;
+    report: () => ({ version: '0.1.0', name: state.name, toy: { greetings: state.greetings } }),
+    status: () => ({ service: 'toy', rows: [['Greetings', String(state.greetings)]] }),
+    views: { toy: () => `greeted ${state.greetings} times\n` },
+    metrics: [{ name: 'weave_toy_greetings_total', help: 'Greetings.', type: 'counter', samples: () => [{ value: state.greetings }] }],
+  };
 }
 
 interface Answer { status: number; type: string; body: string; headers: http.IncomingHttpHeaders }
@@ -72,17 +71,12 @@ function readEvents(port: number, path: string, n: number, onFirst?: () => void)
 describe('HTTP API: status page, report, events, metrics, bad input', () => {
   let server: http.Server;
   let port: number;
-  let report = fakeReport();
+  const toy = { greetings: 0, name: 'a' };
   let stopped = 0;
   let changed: (() => void) | undefined;
 
   before(async () => {
-    server = await startApi('127.0.0.1:0', {
-      report: () => report,
-      attach: async () => ({}), detach: async () => ({}), connect: async () => ({}), forget: async () => ({}),
-      stop: () => { stopped++; },
-      onChange: (l) => { changed = l; },
-    });
+    server = await startApi('127.0.0.1:0', { subsystems: [toySubsystem(toy)], stop: () => { stopped++; }, onChange: (l) => { changed = l; } });
     port = (server.address() as AddressInfo).port;
   });
   after(() => { server?.close(); });
@@ -102,10 +96,32 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
     }
   });
 
-  it('answers GET /report with the report', async () => {
-    const r = await request(port, 'GET', '/report');
-    assert.equal(r.status, 200);
-    assert.equal(JSON.parse(r.body).name, 'peer-a');
+  it('builds /report, /status and the routes from the registered subsystems', async () => {
+    const greet = await request(port, 'POST', '/toy/greet', { 'content-type': 'application/json' }, '{"who":"world","loud":true}');
+    assert.equal(greet.status, 200, greet.body);
+    assert.equal(JSON.parse(greet.body).said, 'hello world!');
+    const r = JSON.parse((await request(port, 'GET', '/report')).body);
+    assert.deepEqual(r.toy, { greetings: 1 });
+    assert.deepEqual(r.status, [{ service: 'toy', rows: [['Greetings', '1']] }]);
+    const status = await request(port, 'GET', '/status', { accept: 'text/plain' });
+    assert.match(status.type, /^text\/plain/);
+    assert.match(status.body, /^\s+Version: 0\.1\.0\n\n\s+Service: toy\n\s+Greetings: 1\n/);
+    assert.equal((await request(port, 'GET', '/status/toy')).body, 'greeted 1 times\n');
+    const unknown = await request(port, 'GET', '/status/nope');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /unknown status section "nope": expected toy/);
+  });
+
+  it('answers text where a route has it, JSON when asked, and errors in the same form', async () => {
+    const text = await request(port, 'GET', '/toy/item/3');
+    assert.deepEqual([text.status, text.type, text.body], [200, 'text/plain; charset=utf-8', 'item 3\n']);
+    const json = await request(port, 'GET', '/toy/item/3', { accept: 'application/json' });
+    assert.deepEqual(JSON.parse(json.body), { id: 3 });
+    const refused = await request(port, 'GET', '/toy/item/9');
+    assert.deepEqual([refused.status, refused.body], [400, 'item 9 is not for you\n']);
+    const refusedJson = await request(port, 'GET', '/toy/item/9', { accept: 'application/json' });
+    assert.deepEqual([refusedJson.status, JSON.parse(refusedJson.body).error], [400, 'item 9 is not for you']);
+    assert.match((await request(port, 'GET', '/toy/item/10')).body, /invalid id="10": expected an integer 1\.\.9/);
   });
 
   it('answers unknown paths with 404, wrong methods with 405, bad query parameters with 400, and keeps serving', async () => {
@@ -122,15 +138,34 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       ['GET', '/events?interval=0', 400, /expected an integer 1\.\.60/],
       ['GET', '/events?interval=1&interval=2', 400, /given twice/],
       ['GET', '/events?toString=1', 400, /unknown query parameter "toString" \(accepted: interval\)/],
-      ['POST', '/attach', 400, /not a JSON object/],
+      ['POST', '/toy/greet', 400, /not a JSON object/],
+      ['GET', '/toy/greet', 405, /GET is not allowed on \/toy\/greet: use POST/],
+      ['GET', '/toy/item', 404, /no such endpoint/],
     ];
     for (const [method, path, status, error] of cases) {
-      const r = await request(port, method, path, { 'content-type': 'application/json' }, method === 'POST' ? '{bad json' : undefined);
+      const r = await request(port, method, path, { 'content-type': 'application/json', accept: 'application/json' }, method === 'POST' ? '{bad json' : undefined);
       assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
       assert.match(r.type, /application\/json/);
       assert.match(JSON.parse(r.body).error, error);
     }
     assert.equal((await request(port, 'GET', '/report')).status, 200, 'still serving');
+  });
+
+  it('checks request bodies against what the route declares, and calls nothing when they are wrong', async () => {
+    const before = toy.greetings;
+    const cases: [string, RegExp][] = [
+      ['{}', /toy\/greet needs who \(a string\)/],
+      ['{"who":7}', /who must be a string/],
+      ['{"who":"x","loud":"yes"}', /loud must be a boolean/],
+      ['{"who":"x","volume":11}', /unknown field "volume" \(accepted: who, loud\)/],
+      ['[1]', /not a JSON object/],
+    ];
+    for (const [body, error] of cases) {
+      const r = await request(port, 'POST', '/toy/greet', { 'content-type': 'application/json' }, body);
+      assert.equal(r.status, 400, body);
+      assert.match(JSON.parse(r.body).error, error);
+    }
+    assert.equal(toy.greetings, before);
   });
 
   it('refuses a state-changing request that a browser sends from another web site', async () => {
@@ -145,11 +180,10 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
 
   it('streams the report as server-sent events, again at once when the topology changes', async () => {
     const events = await readEvents(port, '/events?interval=60', 2, () => {
-      report = { ...fakeReport(), nickname: 'renamed' };
+      toy.name = 'renamed';
       changed!();
     });
-    assert.deepEqual(events.map((e) => (e as { nickname: string }).nickname), ['a', 'renamed']);
-    report = fakeReport();
+    assert.deepEqual(events.map((e) => (e as { name: string }).name), ['a', 'renamed']);
   });
 
   it('serves Prometheus metrics that a text-format parser reads, and they follow the counters', async () => {
@@ -160,27 +194,9 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       return parseMetrics(r.body);
     };
     const m = await scrape();
-    assert.equal(m.type('weave_frames_total'), 'counter');
-    assert.equal(m.value('weave_connections', { state: 'established' }), 1);
-    assert.equal(m.value('weave_connections', { state: 'failed' }), 1);
-    assert.equal(m.value('weave_connections', { state: 'connecting' }), 0);
-    assert.equal(m.value('weave_peers', { state: 'reachable' }), 2);
-    assert.equal(m.value('weave_peers', { state: 'unreachable' }), 1);
-    assert.equal(m.value('weave_frames_total', { datapath: 'sleeve-pcap', direction: 'out' }), 10);
-    assert.equal(m.value('weave_frames_total', { datapath: 'sleeve-pcap', direction: 'in' }), 20);
-    assert.equal(m.value('weave_frame_bytes_total', { direction: 'in' }), 2000);
-    assert.equal(m.value('weave_datagrams_total', { direction: 'out' }), 30);
-    assert.equal(m.value('weave_dropped_frames_total', { reason: 'truncated' }), 2);
-    assert.equal(m.value('weave_mac_table_entries'), 1);
-    assert.equal(m.value('weave_gossip_messages_total', { channel: 'topology', direction: 'in' }), 7);
-    assert.equal(m.value('weave_gossip_messages_total', { channel: 'topology', direction: 'out' }), 8);
-    assert.deepEqual(m.samples('weave_ipam_addresses'), [], 'no IPAM figures while IPAM is not running');
-
-    report.counters.captured.frames += 5;
-    (report as { ipam?: unknown }).ipam = { range: '10.32.0.0/12', inUse: 3, free: 1_048_573 };
-    const m2 = await scrape();
-    assert.equal(m2.value('weave_frames_total', { direction: 'out' }), 15);
-    assert.equal(m2.value('weave_ipam_addresses', { state: 'in_use' }), 3);
-    assert.equal(m2.value('weave_ipam_addresses', { state: 'free' }), 1_048_573);
+    assert.equal(m.type('weave_toy_greetings_total'), 'counter');
+    const n = m.value('weave_toy_greetings_total');
+    await request(port, 'POST', '/toy/greet', { 'content-type': 'application/json' }, '{"who":"again"}');
+    assert.equal((await scrape()).value('weave_toy_greetings_total'), n! + 1);
   });
 });

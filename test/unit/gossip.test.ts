@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { FORGET_AFTER_MS, TopologyChannel } from '../../gossip/topology.js';
+import { FORGET_AFTER_MS, TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
+import { GossipChannel } from '../../gossip/typed-channel.js';
 import { MacsChannel } from '../../gossip/macs.js';
 import { Routes } from '../../gossip/routes.js';
 import { weave } from '../../proto/gen/weave.js';
@@ -26,7 +27,7 @@ function shuffle<T>(xs: T[], seed: number): T[] {
 
 describe('topology channel', () => {
   it('converges to the same state whatever the order and repetition of deltas', () => {
-    const deltas: { from: string; d: Uint8Array }[] = [];
+    const deltas: { from: string; d: weave.ITopology }[] = [];
     let clock = 1000;
     const authors = ['a', 'b', 'c', 'd'].map((n) => new TopologyChannel(n, () => clock));
     for (let round = 0; round < 5; round++) {
@@ -53,7 +54,7 @@ describe('topology channel', () => {
     assert.equal(t.merge(future.setSelf(rec(['me'])), 'b'), false);
     assert.equal(t.rejected, 3);
     assert.deepEqual(t.peers.get('me')!.links, []);
-    assert.throws(() => t.merge(Buffer.from([0xff, 0xff, 0xff]), 'b'));
+    assert.throws(() => new GossipChannel(TOPOLOGY, () => t).merge(Buffer.from([0xff, 0xff, 0xff]), 'b', 'b'), 'undecodable bytes are an error for the engine to count');
   });
 
   it('forgets peers that can no longer be reached, after a grace period', () => {
@@ -110,7 +111,7 @@ describe('MAC channel', () => {
     const announce2 = h2.announce(42);
     for (const order of [[announce1, withdraw1, announce2], [announce2, withdraw1, announce1], [withdraw1, announce2, announce1]]) {
       const h3 = new MacsChannel('h3', () => 1000);
-      for (const d of order) h3.merge(d, weave.Macs.decode(d).entries[0].peer!);
+      for (const d of order) h3.merge(d, d.entries![0].peer!);
       assert.equal(h3.owner(42), 'h2');
     }
   });

@@ -1,0 +1,28 @@
+import type { Channel, RequestHandler } from './channel.js';
+import type { StatusSection } from '../contract/report.js';
+import type { MetricDef } from './metrics.js';
+import type { Route } from './route.js';
+
+export type { StatusSection };
+
+
+/**
+ * What a subsystem contributes to the router. The composition root (router/daemon.ts) registers
+ * each one: its channels and request handlers go to the control plane, its routes, report
+ * fields, status, views and metrics to the API; start runs in registration order, stop in reverse.
+ */
+export interface Subsystem {
+  readonly name: string;
+  readonly channels?: readonly Channel[];
+  readonly requests?: readonly RequestHandler[];
+  readonly routes?: readonly Route[];
+  /** Its fields of /report (top-level keys; two subsystems may not give the same key). */
+  report?(): object;
+  /** Its section of `weave status`. */
+  status?(): StatusSection;
+  /** Text views: `weave status NAME` (GET /status/NAME). */
+  readonly views?: Record<string, () => string>;
+  readonly metrics?: readonly MetricDef[];
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+// The HTTP API's answers, declared once: the CLI, the lab, the status page's data and the metrics
+// read these types, never the router's or IPAM's own. Subsystems build their parts of them.
+
+export interface Traffic { frames: number; bytes: number }
+
+/** A block of `weave status`: a service and its rows (label, value), in Weave's shape. */
+export interface StatusSection { service: string; rows: [string, string][] }
+
+export interface ConnectionView {
+  direction: 'outbound' | 'inbound';
+  address: string;
+  state: string;
+  info: string;
+  name?: string;
+  nickname?: string;
+  traffic?: { tx: Traffic; rx: Traffic };
+}
+
+export interface PeerLinkView { peer: string; addr: string; outbound: boolean; nickname: string; established: boolean }
+export interface PeerView { name: string; nickname: string; self: boolean; reachable: boolean; nextHop?: string; version: number; connections: PeerLinkView[] }
+export interface VxlanEndpointView { name: string; nickname: string; ip: string; port: number; kind: string; tx: Traffic; rx: Traffic }
+export interface MacView { mac: string; peer: string; local: boolean; ageSeconds: number; nickname: string }
+
+export interface Counters {
+  captured: Traffic;
+  injected: Traffic;
+  sent: { datagrams: number; bytes: number };
+  received: { datagrams: number; bytes: number };
+  relayed: number;
+  flooded: number;
+  dropped: Record<string, number>;
+  gossipRejected: number;
+}
+
+export interface GossipChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
+
+/** The router's own part: who it is, its control plane and its data plane. */
+export interface RouterReport {
+  version: string;
+  name: string;
+  nickname: string;
+  pid: number;
+  dataDir: string;
+  uptimeSeconds: number;
+  datapath: string;
+  encryption: boolean;
+  peerDiscovery: boolean;
+  vni: number;
+  mtu: number;
+  port: number;
+  udpPort: number;
+  connLimit: number;
+  targets: string[];
+  connections: ConnectionView[];
+  peers: PeerView[];
+  vxlanEndpoints: VxlanEndpointView[];
+  macs: MacView[];
+  counters: Counters;
+  gossip: Record<string, GossipChannelCounters>;
+}
+
+export interface IpamPeerView { name: string; nickname: string; owned: number; free: number; percent: number; reachable: boolean; self: boolean }
+export interface IpamReport {
+  status: string;
+  range: string;
+  defaultSubnet: string;
+  consensus: number;
+  /** Addresses in the range. */
+  total: number;
+  /** Allocated (cluster-wide, as this peer knows it). */
+  inUse: number;
+  free: number;
+  peers: IpamPeerView[];
+  /** The allocations on this host. */
+  allocations: { address: string; cidr: string; container: string }[];
+  /** Peers that gossip a different range (their IPAM state is ignored). */
+  mismatches: { peer: string; nickname: string; range: string }[];
+}
+
+/** GET /report: every subsystem's fields, and the `weave status` sections they give. */
+export interface Report extends RouterReport {
+  ipam: IpamReport;
+  status: StatusSection[];
+  [section: string]: unknown;
+}

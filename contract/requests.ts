@@ -1,0 +1,17 @@
+// Request and response bodies of the HTTP API's commands.
+
+/** POST /attach: addresses as Weave writes them (CIDR, net:CIDR, net:default); none means one from the default subnet. */
+export interface AttachRequest { target: string; cidrs?: string[]; mac?: string }
+export interface AttachResult { target: string; mac: string; cidrs: string[] }
+export interface DetachResult { mac?: string; cidrs: string[] }
+/** POST /ps: one row per attachment (the host's exposed address first). */
+export interface PsRow { id: string; mac: string; cidrs: string[] }
+export interface ExposeResult { cidrs: string[] }
+/** POST /connect and /forget answer with the targets now. */
+export interface TargetsResult { targets: string[] }
+/** POST /run: `weave run`'s addresses and docker run arguments; answers with the container id. */
+/** `env`: NAME=VALUE of the caller's variables that `-e NAME` passes on. */
+export interface RunRequest { cidrs?: string[]; args: string[]; env?: string[] }
+export interface RunResult { id: string }
+export interface RmpeerResult { peer: string; addresses: number }
+export interface ResetResult { heir?: string }

@@ -1,0 +1,79 @@
+import { existingAttachment, resolveTarget } from '../router/attach.js';
+import type { Attachments, Resolved } from '../router/attachments.js';
+import { ContainersUnavailable, type ContainerLookup } from '../router/container-lookup.js';
+import type { RunRequest, RunResult } from '../contract/requests.js';
+import { route } from '../common/route.js';
+import type { Subsystem } from '../common/subsystem.js';
+import { DockerClient, DockerError, NoDockerEngine } from './client.js';
+import { parseRunArgs } from './run-args.js';
+import { ContainerWatcher, type ContainerHost } from './watcher.js';
+
+/** Containers by id or name, from the Docker engine. */
+export function dockerContainers(docker: DockerClient): ContainerLookup {
+  return {
+    find: async (ref) => {
+      try {
+        const c = await docker.inspect(ref);
+        return { id: c.Id, running: c.State.Running, pid: c.State.Pid, status: c.State.Status };
+      } catch (err) {
+        if (err instanceof NoDockerEngine) throw new ContainersUnavailable(err.message);
+        if (err instanceof DockerError && err.status === 404) return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * Docker containers on the overlay: `weave run`, and the events watcher that detaches dead
+ * containers, releases their addresses after a grace period and re-attaches restarted ones.
+ */
+export function containersSubsystem(docker: DockerClient, attachments: Attachments, graceMs: number): Subsystem {
+  const watcher = new ContainerWatcher(docker, containerHost(attachments), graceMs);
+  return {
+    name: 'containers',
+    routes: [route({ method: 'POST', path: '/run', body: { cidrs: 'string[]?', args: 'string[]', env: 'string[]?' },
+      handle: ({ body }) => run(docker, attachments, body) })],
+    start: () => watcher.start(),
+    stop: async () => watcher.stop(),
+  };
+}
+
+/**
+ * `weave run [ADDR...] <docker run args>`: creates and starts the container, then attaches it.
+ * On any failure the container is removed again, so nothing is left half-made. `env` carries the
+ * caller's values of variables named by `-e NAME`.
+ */
+async function run(docker: DockerClient, attachments: Attachments, req: RunRequest): Promise<RunResult> {
+  const env = Object.fromEntries((req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const create = parseRunArgs(req.args, env);
+  const id = await docker.create(create.body, create.name);
+  try {
+    await docker.start(id);
+    await attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs });
+  } catch (err) {
+    await docker.remove(id, true).catch(() => {});
+    throw err;
+  }
+  return { id };
+}
+
+/** The attachments as the container events watcher sees them: containers are known by their full id. */
+function containerHost(a: Attachments): ContainerHost {
+  const target = (id: string, pid: number): Resolved => ({ ident: id, nsTarget: `pid:${pid}`, label: id.slice(0, 12), container: id });
+  return {
+    serial: (id, fn) => a.serial(id, fn),
+    isAttached: (id) => a.attached.has(id),
+    adopt: async (id, pid) => {
+      const found = await existingAttachment(resolveTarget(`pid:${pid}`));
+      if (!found || found.cidrs.length === 0) return false;
+      a.register(target(id, pid), found.mac, found.cidrs);
+      return true;
+    },
+    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(target(id, pid), cidrs, mac); },
+    gone: (id) => a.unregister(id),
+    lookup: (id) => a.ipam.lookup(id).map((x) => x.cidr),
+    release: async (id) => { await a.ipam.release(id); },
+    allocated: () => [...new Set(a.ipam.report().allocations.map((x) => x.container))],
+  };
+}

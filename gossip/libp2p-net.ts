@@ -1,0 +1,48 @@
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Node } from './node.js';
+import type { GossipNet } from './net.js';
+
+const MAX_MESSAGE_BYTES = 16 << 20;
+
+/** The gossip engine's network in a router: gossipsub topics and one stream per exchange. */
+export function libp2pNet(node: Node): GossipNet {
+  const pubsub = node.services.pubsub;
+  return {
+    peers: () => node.getPeers().map(String),
+    subscribers: (topic) => pubsub.getSubscribers(topic).map(String),
+    subscribe: (topic) => pubsub.subscribe(topic),
+    broadcast: (topic, data) => { pubsub.publish(topic, data).catch(() => { /* no peers yet: the sync on connect carries it */ }); },
+    onBroadcast: (fn) => pubsub.addEventListener('message', (evt) => {
+      const m = evt.detail;
+      if (m.type === 'signed') fn(m.topic, m.data, m.from.toString());
+    }),
+    onConnect: (fn) => node.addEventListener('peer:connect', (evt) => fn(evt.detail.toString())),
+    serve: (protocol, fn) => node.handle(protocol, async (stream, connection) => {
+      try {
+        const reply = await fn(connection.remotePeer.toString(), await readAll(stream));
+        if (reply) stream.send(reply);
+        await stream.close();
+      } catch (err) { stream.abort(err as Error); }
+    }, { runOnLimitedConnection: false }),
+    call: async (peer, protocol, data, o) => {
+      const signal = AbortSignal.timeout(o.timeoutMs);
+      const stream = await node.dialProtocol(peerIdFromString(peer), protocol, { signal });
+      stream.send(data);
+      await stream.close({ signal });
+      return o.oneWay ? new Uint8Array() : readAll(stream);
+    },
+  };
+}
+
+/** Reads a stream to its end: one message per stream direction. */
+async function readAll(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+    size += b.length;
+    if (size > MAX_MESSAGE_BYTES) throw new Error('message too large');
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}

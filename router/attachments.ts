@@ -1,0 +1,170 @@
+import { Cidr, formatCidr, parseCidr } from '../common/cidr.js';
+import { UserError } from '../common/errors.js';
+import { isUnicastMac } from '../common/mac.js';
+import { log } from '../common/log.js';
+import type { AttachRequest, AttachResult, DetachResult, ExposeResult, PsRow } from '../contract/requests.js';
+import type { IpamService } from '../ipam/service.js';
+import { attach, detach, resolveTarget } from './attach.js';
+import { ContainersUnavailable, type ContainerLookup } from './container-lookup.js';
+import type { LocalMacs } from './data-plane.js';
+import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
+
+/** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it. */
+export interface Resolved { ident: string; nsTarget: string; label: string; container?: string }
+export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[] }
+
+/**
+ * Containers and namespaces on the overlay: a veth into their namespace, addresses from IPAM,
+ * their MAC announced. Attach and detach never interleave for one identity.
+ */
+export class Attachments {
+  /** Everything attached here, by IPAM identity (a container's full id, or the netns/pid target). */
+  readonly attached = new Map<string, AttachedEntry>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly mtu: number, readonly ipam: IpamService, private readonly macs: LocalMacs, private readonly containers: ContainerLookup) {}
+
+  /**
+   * Attaches a target with addresses written as Weave does: CIDR (claimed from IPAM when inside the
+   * range), net:CIDR or net:default (allocated from that subnet); none means one from the default.
+   * A netns:/pid: target is its own IPAM identity; a container is known by its full id, so a
+   * restarted or moved container keeps its address.
+   */
+  async attach(req: AttachRequest): Promise<AttachResult> {
+    const specs = req.cidrs?.length ? req.cidrs : ['net:default'];
+    if (req.mac !== undefined && !isUnicastMac(req.mac)) throw new UserError(`invalid MAC "${req.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
+    const t = await this.resolve(req.target);
+    return this.serial(t.ident, () => this.attachResolved(t, specs, req.mac));
+  }
+
+  /** Attach with the identity and namespace already known (also used to re-attach a restarted container). */
+  async attachResolved(t: Resolved, specs: string[], mac?: string): Promise<AttachResult> {
+    const cidrs = await this.addresses(t.ident, specs, !!t.container);
+    const a = await attach(t.nsTarget, cidrs.all, this.mtu, mac).catch(async (err) => {
+      await this.releaseAll(t.ident, cidrs.taken); // nothing left half-attached
+      throw err;
+    });
+    this.register(t, a.mac, a.cidrs);
+    log.info(`attached ${t.label} (${a.mac}) with ${a.cidrs.join(' ')}`);
+    return { target: t.label, mac: a.mac, cidrs: a.cidrs };
+  }
+
+  /** Records an attachment and tells every peer where its MAC lives. */
+  register(t: Resolved, mac: string, cidrs: string[]): void {
+    this.attached.set(t.ident, { ident: t.ident, label: t.label, container: t.container, mac, cidrs });
+    this.macs.add(mac);
+  }
+
+  /** Forgets an attachment whose namespace is gone or emptied; returns what it was. */
+  unregister(ident: string): AttachedEntry | undefined {
+    const e = this.attached.get(ident);
+    if (!e) return undefined;
+    this.attached.delete(ident);
+    this.macs.remove(e.mac);
+    return e;
+  }
+
+  async detach(target: string): Promise<DetachResult> {
+    const t = await this.resolve(target, { running: false });
+    return this.serial(t.ident, async () => {
+      const cidrs = this.attached.get(t.ident)?.cidrs ?? this.ipam.lookup(t.ident).map((a) => a.cidr);
+      let mac = this.attached.get(t.ident)?.mac;
+      if (t.nsTarget) mac = (await detach(t.nsTarget)).mac;
+      else if (!mac && this.ipam.lookup(t.ident).length === 0) throw new UserError(`${t.label} is not attached`);
+      if (!this.unregister(t.ident) && mac) this.macs.remove(mac);
+      await this.ipam.release(t.ident).catch(() => { /* attached with addresses outside IPAM */ });
+      log.info(`detached ${t.label}${mac ? ` (${mac})` : ''}`);
+      return { mac, cidrs };
+    });
+  }
+
+  /** `weave ps`: the host's own exposed address first, then every attachment (optionally only the given targets). */
+  async ps(targets: string[] = []): Promise<PsRow[]> {
+    const wanted = targets.length ? await Promise.all(targets.map((x) => this.resolve(x, { running: false }))) : undefined;
+    const rows: PsRow[] = [];
+    const exposed = wanted ? undefined : await bridgeAddresses();
+    if (exposed && exposed.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
+    for (const e of this.attached.values()) {
+      if (wanted && !wanted.some((w) => w.ident === e.ident)) continue;
+      rows.push({ id: e.container ? e.container.slice(0, 12) : e.label, mac: e.mac, cidrs: e.cidrs });
+    }
+    return rows;
+  }
+
+  /** `weave expose`: the host itself joins the overlay with an address on the bridge (IPAM identity weave:expose). */
+  async expose(specs: string[] = []): Promise<ExposeResult> {
+    return this.serial(EXPOSE_ID, async () => {
+      const cidrs = await this.addresses(EXPOSE_ID, specs.length ? specs : ['net:default']);
+      await addBridgeAddresses(cidrs.all).catch(async (err) => {
+        await this.releaseAll(EXPOSE_ID, cidrs.taken);
+        throw err;
+      });
+      log.info(`exposed this host as ${cidrs.all.map(formatCidr).join(' ')}`);
+      return { cidrs: cidrs.all.map(formatCidr) };
+    });
+  }
+
+  /** `weave hide`: takes the host's overlay addresses away again. */
+  async hide(): Promise<ExposeResult> {
+    return this.serial(EXPOSE_ID, async () => {
+      const removed = await removeBridgeAddresses();
+      await this.ipam.release(EXPOSE_ID).catch(() => { /* none from IPAM */ });
+      log.info(`hid this host (${removed.join(' ') || 'was not exposed'})`);
+      return { cidrs: removed };
+    });
+  }
+
+  /**
+   * What a target string names: its IPAM identity and where its namespace is. A container that is
+   * not running has no namespace (nsTarget empty): it can be detached (its address released) but not attached.
+   */
+  async resolve(target: string, o: { running: boolean } = { running: true }): Promise<Resolved> {
+    if (/^(netns|pid):/.test(target)) { resolveTarget(target); return { ident: target, nsTarget: target, label: target }; }
+    const ref = target.replace(/^docker:/, '');
+    let c;
+    try { c = await this.containers.find(ref); } catch (err) {
+      if (err instanceof ContainersUnavailable) throw new UserError(`unknown target "${target}": not netns:NAME, netns:/path or pid:PID, and ${err.message}`);
+      throw err;
+    }
+    if (!c) throw new UserError(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
+    if (!c.running && o.running) throw new UserError(`container ${ref} is not running (${c.status})`);
+    return { ident: c.id, nsTarget: c.running ? `pid:${c.pid}` : '', label: c.id.slice(0, 12), container: c.id };
+  }
+
+  /** One attach/detach at a time per identity: the events watcher and the API may race on a container. */
+  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(ident) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.locks.set(ident, tail);
+    void tail.then(() => { if (this.locks.get(ident) === tail) this.locks.delete(ident); });
+    return next;
+  }
+
+  /** Addresses for ident from Weave-style specs, taken from IPAM where they are in its range; all or nothing. */
+  private async addresses(ident: string, specs: string[], ipamOnly = false): Promise<{ all: Cidr[]; taken: string[] }> {
+    const parsed = specs.map((spec) => {
+      if (spec.startsWith('net:')) return { subnet: spec.slice(4) };
+      try { return { cidr: parseCidr(spec) }; } catch (err) { throw new UserError((err as Error).message); }
+    });
+    const all: Cidr[] = [];
+    const taken: string[] = [];
+    try {
+      for (const p of parsed) {
+        if ('subnet' in p) { const a = await this.ipam.allocate(ident, p.subnet); all.push(parseCidr(a.cidr)); taken.push(a.ip); continue; }
+        if (this.ipam.inRange(p.cidr.ip)) { await this.ipam.claim(ident, p.cidr.ip, p.cidr.prefix); taken.push(p.cidr.ip); }
+        // A container's addresses are IPAM's, so that its restarts and removal keep and free them.
+        else if (ipamOnly) throw new UserError(`${formatCidr(p.cidr)} is outside the allocation range ${this.ipam.range.text}`);
+        all.push(p.cidr);
+      }
+    } catch (err) {
+      await this.releaseAll(ident, taken);
+      throw err;
+    }
+    return { all, taken };
+  }
+
+  private async releaseAll(ident: string, ips: string[]): Promise<void> {
+    for (const ip of ips) await this.ipam.release(ident, ip).catch(() => {});
+  }
+}

@@ -1,0 +1,13 @@
+import { UserError } from '../common/errors.js';
+
+/** A container as attachments need it: its full id, and its namespace's pid when running. */
+export interface ContainerRef { id: string; running: boolean; pid: number; status: string }
+
+/** Containers by id, id prefix or name; docker/ implements it over the Engine API. */
+export interface ContainerLookup {
+  /** undefined when there is no such container; ContainersUnavailable when nobody can be asked. */
+  find(ref: string): Promise<ContainerRef | undefined>;
+}
+
+/** No container engine answers: a target that is not a namespace cannot be resolved. */
+export class ContainersUnavailable extends UserError {}

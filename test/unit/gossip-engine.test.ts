@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { Gossip } from '../../gossip/gossip.js';
+import { FakeNetwork } from '../fixtures/fake-gossip-net.js';
+import { toyChannel } from '../fixtures/toy-channel.js';
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Routers over a fake network, each with a toy channel; anti-entropy every 20 ms unless told otherwise. */
+async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20) {
+  const out = [];
+  for (const name of names) {
+    const toy = toyChannel();
+    const gossip = new Gossip(net.node(name), () => {}, { antiEntropyMs });
+    gossip.add(toy.channel);
+    await gossip.start();
+    out.push({ name, gossip, ...toy });
+  }
+  return out;
+}
+
+const stopAll = (rs: { gossip: Gossip }[]) => { for (const r of rs) r.gossip.stop(); };
+
+describe('gossip engine over a fake network', () => {
+  it('converges on a line of six despite 30% loss and 30% duplication; each fact arrives once', async () => {
+    const net = new FakeNetwork(7);
+    net.loss = 0.3;
+    net.duplication = 0.3;
+    const rs = await routers(net, ['a', 'b', 'c', 'd', 'e', 'f']);
+    for (let i = 1; i < rs.length; i++) net.link(rs[i - 1].name, rs[i].name);
+    for (const r of rs) for (let i = 0; i < 5; i++) r.add(`${r.name}${i}`);
+    try {
+      await waitFor('every router has all 30 items', () => rs.every((r) => r.set.items.size === 30));
+      assert.ok(net.delivered.lost > 0 && net.delivered.duplicated > 0, 'the network did lose and duplicate');
+      for (const r of rs) {
+        assert.equal(r.seen.length, 25, `${r.name} heard of each of the others' items exactly once`);
+        assert.equal(new Set(r.seen).size, 25);
+      }
+    } finally { stopAll(rs); }
+  });
+
+  it('repairs by anti-entropy alone what every push lost', async () => {
+    const net = new FakeNetwork(3);
+    const rs = await routers(net, ['a', 'b', 'c'], 60_000);
+    net.link('a', 'b'); net.link('b', 'c');
+    await waitFor('links up', () => rs.every((r) => r.gossip.counters.get('toy')!.syncs > 0));
+    net.loss = 1; // every broadcast and push from now on is lost
+    rs[0].add('x');
+    rs[2].add('y');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([rs[1].set.items.has('x'), rs[1].set.items.has('y')], [false, false], 'nothing got through');
+    net.loss = 0;
+    await rs[1].gossip.repair('a');
+    await rs[1].gossip.repair('c');
+    await waitFor('b has both', () => rs[1].set.items.has('x') && rs[1].set.items.has('y'));
+    await rs[0].gossip.repair('b');
+    await waitFor('a has y', () => rs[0].set.items.has('y'));
+    stopAll(rs);
+  });
+
+  it('drops and counts an undecodable message, and keeps going', async () => {
+    const net = new FakeNetwork();
+    const rs = await routers(net, ['a', 'b']);
+    const rogue = net.node('rogue');
+    rogue.subscribe('weave-ts/toy/1');
+    net.link('a', 'rogue');
+    net.link('a', 'b');
+    try {
+      await waitFor('a subscribed', () => rogue.subscribers('weave-ts/toy/1').includes('a'));
+      rogue.broadcast('weave-ts/toy/1', Buffer.from('{"items": 7}'));
+      rogue.broadcast('weave-ts/toy/1', Buffer.from([0xff, 0x00]));
+      await waitFor('both dropped', () => rs[0].gossip.counters.get('toy')!.dropped === 2);
+      rs[1].add('after');
+      await waitFor('a still merges', () => rs[0].set.items.has('after'));
+      assert.equal(rs[0].set.items.size, 1);
+    } finally { stopAll(rs); }
+  });
+
+  it('carries a channel added after start to peers already connected', async () => {
+    const net = new FakeNetwork();
+    const rs = await routers(net, ['a', 'b']);
+    net.link('a', 'b');
+    try {
+      await waitFor('synced', () => rs.every((r) => r.gossip.counters.get('toy')!.syncs > 0));
+      const late = ['a', 'b'].map(() => toyChannel('late'));
+      late[0].add('first');
+      rs[0].gossip.add(late[0].channel);
+      rs[1].gossip.add(late[1].channel);
+      await waitFor('b has the item published before its channel existed', () => late[1].set.items.has('first'));
+      late[1].add('second');
+      await waitFor('a has the item b published', () => late[0].set.items.has('second'));
+    } finally { stopAll(rs); }
+  });
+});
