@@ -5,7 +5,6 @@ import type { Route } from './route.js';
 
 export type { StatusSection };
 
-
 /**
  * What a subsystem contributes to the router. The composition root (router/daemon.ts) registers
  * each one: its channels and request handlers go to the control plane, its routes, report
@@ -25,4 +24,18 @@ export interface Subsystem {
   readonly metrics?: readonly MetricDef[];
   start?(): Promise<void>;
   stop?(): Promise<void>;
+}
+
+/** Where subsystems' channels and request handlers go: the control plane in a router. */
+export interface GossipRegistrar {
+  addChannel(c: Channel): void;
+  handle(h: RequestHandler): Promise<void>;
+}
+
+/** Gives the control plane every subsystem's channels and request handlers. */
+export async function registerGossip(r: GossipRegistrar, subsystems: readonly Subsystem[]): Promise<void> {
+  for (const s of subsystems) {
+    for (const c of s.channels ?? []) r.addChannel(c);
+    for (const h of s.requests ?? []) await r.handle(h);
+  }
 }

@@ -59,8 +59,8 @@ export class ControlPlane extends EventEmitter {
     this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
     this.gossip = new Gossip(libp2pNet(node), (ch) => { if (ch === TOPOLOGY.name) this.topologyChanged(); this.emit('changed', ch); });
-    this.gossip.add(this.topologyChannel);
-    this.gossip.add(this.macChannel);
+    this.gossip.addChannel(this.topologyChannel);
+    this.gossip.addChannel(this.macChannel);
     this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
     this.liveness = new Liveness(node);
   }
@@ -98,7 +98,7 @@ export class ControlPlane extends EventEmitter {
   }
 
   /** Adds a replicated channel (IPAM, later DNS...), before or after start. */
-  addChannel(c: Channel): void { this.gossip.add(c); }
+  addChannel(c: Channel): void { this.gossip.addChannel(c); }
 
   /** Answers peers' requests of one kind. */
   handle(h: RequestHandler): Promise<void> { return this.gossip.handle(h); }

@@ -29,7 +29,7 @@ export class Gossip {
 
   constructor(private readonly net: GossipNet, private readonly onChange: (channel: string) => void, private readonly o: GossipOptions = {}) {}
 
-  add(c: Channel): void {
+  addChannel(c: Channel): void {
     if (this.channels.has(c.name)) throw new Error(`gossip channel ${c.name} is registered twice`);
     this.channels.set(c.name, c);
     this.counters.set(c.name, { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, syncs: 0 });

@@ -6,7 +6,7 @@ import { startApi } from '../api/http.js';
 import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { parseVxlanPeer } from '../common/address.js';
-import type { Subsystem } from '../common/subsystem.js';
+import { registerGossip, type Subsystem } from '../common/subsystem.js';
 import { DEFAULTS, RouterConfig } from '../contract/config.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
@@ -45,10 +45,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     attachmentsSubsystem(attachments),
     containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs),
   ];
-  for (const s of subsystems) {
-    for (const c of s.channels ?? []) control.addChannel(c);
-    for (const h of s.requests ?? []) await control.handle(h);
-  }
+  await registerGossip(control, subsystems);
 
   let stopping = false;
   const stop = async () => {

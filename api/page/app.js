@@ -111,7 +111,7 @@ function renderMacs(r) {
 /** The CSP forbids style attributes; setting the property through the DOM is allowed. */
 function bar(pct) { const s = el('span'); s.style.width = `${pct.toFixed(1)}%`; return s; }
 
-/** report.ipam: its shape is api/ipam-view.ts; absent while IPAM does not run. */
+/** report.ipam: its shape is IpamReport in contract/report.ts; absent while IPAM does not run. */
 function renderIpam(r) {
   const box = $('ipam');
   const ipam = r.ipam;
@@ -158,6 +158,13 @@ function renderTraffic(r) {
   )), 4, 'no gossip channels');
 }
 
+/** report.status: every registered subsystem's `weave status` section, so a new subsystem shows here with no page change. */
+function renderServices(r) {
+  $('services').replaceChildren(...(r.status ?? []).map((sec) => el('div', { class: 'service', 'data-service': sec.service },
+    el('h3', {}, sec.service),
+    el('dl', { class: 'summary' }, ...sec.rows.map(([k, v]) => el('div', {}, el('dt', {}, k), el('dd', {}, v)))))));
+}
+
 function render(r) {
   const views = peerViews(r);
   renderSummary(r);
@@ -167,6 +174,7 @@ function render(r) {
   renderMacs(r);
   renderIpam(r);
   renderTraffic(r);
+  renderServices(r);
 }
 
 function setLive(state, text) { const p = $('live'); p.dataset.state = state; p.textContent = text; }

@@ -2,31 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startApi } from '../../api/http.js';
-import { UserError } from '../../common/errors.js';
-import { intParam, route } from '../../common/route.js';
-import type { Subsystem } from '../../common/subsystem.js';
+import { toySubsystem } from '../fixtures/toy-subsystem.js';
 import { parseMetrics } from '../fixtures/prometheus.js';
-
-/** A toy subsystem, as a new contributor would add one: a route, a report section, a status section, a view, a metric. */
-function toySubsystem(state: { greetings: number; name: string }): Subsystem {
-  return {
-    name: 'toy',
-    routes: [
-      route({ method: 'POST', path: '/toy/greet', body: { who: 'string', loud: 'boolean?' }, handle: ({ body }) => {
-        state.greetings++;
-        return { said: `hello ${body.who}${body.loud ? '!' : ''}` };
-      } }),
-      route({ method: 'GET', path: '/toy/item/:id', params: { id: intParam(1, 9) }, text: (r: { id?: number }) => `item ${r.id}`, handle: ({ params }) => {
-        if (params.id === 9) throw new UserError('item 9 is not for you');
-        return { id: params.id };
-      } }),
-    ],
-    report: () => ({ version: '0.1.0', name: state.name, toy: { greetings: state.greetings } }),
-    status: () => ({ service: 'toy', rows: [['Greetings', String(state.greetings)]] }),
-    views: { toy: () => `greeted ${state.greetings} times\n` },
-    metrics: [{ name: 'weave_toy_greetings_total', help: 'Greetings.', type: 'counter', samples: () => [{ value: state.greetings }] }],
-  };
-}
 
 interface Answer { status: number; type: string; body: string; headers: http.IncomingHttpHeaders }
 
@@ -71,12 +48,12 @@ function readEvents(port: number, path: string, n: number, onFirst?: () => void)
 describe('HTTP API: status page, report, events, metrics, bad input', () => {
   let server: http.Server;
   let port: number;
-  const toy = { greetings: 0, name: 'a' };
+  const { subsystem, state: toy } = toySubsystem();
   let stopped = 0;
   let changed: (() => void) | undefined;
 
   before(async () => {
-    server = await startApi('127.0.0.1:0', { subsystems: [toySubsystem(toy)], stop: () => { stopped++; }, onChange: (l) => { changed = l; } });
+    server = await startApi('127.0.0.1:0', { subsystems: [subsystem], stop: () => { stopped++; }, onChange: (l) => { changed = l; } });
     port = (server.address() as AddressInfo).port;
   });
   after(() => { server?.close(); });
@@ -101,7 +78,7 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
     assert.equal(greet.status, 200, greet.body);
     assert.equal(JSON.parse(greet.body).said, 'hello world!');
     const r = JSON.parse((await request(port, 'GET', '/report')).body);
-    assert.deepEqual(r.toy, { greetings: 1 });
+    assert.deepEqual(r.toy, { greetings: 1, known: ['world'] });
     assert.deepEqual(r.status, [{ service: 'toy', rows: [['Greetings', '1']] }]);
     const status = await request(port, 'GET', '/status', { accept: 'text/plain' });
     assert.match(status.type, /^text\/plain/);

@@ -17,7 +17,7 @@ async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20) {
   for (const name of names) {
     const toy = toyChannel();
     const gossip = new Gossip(net.node(name), () => {}, { antiEntropyMs });
-    gossip.add(toy.channel);
+    gossip.addChannel(toy.channel);
     await gossip.start();
     out.push({ name, gossip, ...toy });
   }
@@ -89,8 +89,8 @@ describe('gossip engine over a fake network', () => {
       await waitFor('synced', () => rs.every((r) => r.gossip.counters.get('toy')!.syncs > 0));
       const late = ['a', 'b'].map(() => toyChannel('late'));
       late[0].add('first');
-      rs[0].gossip.add(late[0].channel);
-      rs[1].gossip.add(late[1].channel);
+      rs[0].gossip.addChannel(late[0].channel);
+      rs[1].gossip.addChannel(late[1].channel);
       await waitFor('b has the item published before its channel existed', () => late[1].set.items.has('first'));
       late[1].add('second');
       await waitFor('a has the item b published', () => late[0].set.items.has('second'));
