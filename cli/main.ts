@@ -2,7 +2,7 @@ import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { rmSync } from 'node:fs';
-import { DEFAULTS, parseVni, RouterConfig } from '../contract/config.js';
+import { DEFAULTS, parseDomain, parseVni, RouterConfig } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { parseSubnet, within } from '../common/subnet.js';
@@ -79,13 +79,15 @@ program.command('launch')
   .option('--ipalloc-range <cidr>', 'the range IPAM hands container addresses out of, the same on every peer', subnetArg('--ipalloc-range'), DEFAULTS.ipallocRange)
   .option('--ipalloc-default-subnet <cidr>', 'the subnet of the range used when none is asked for (default: the whole range)', subnetArg('--ipalloc-default-subnet'))
   .option('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', intIn('grace', 0, 86400), DEFAULTS.releaseGraceMs / 1000)
+  .option('--dns-domain <domain>', 'the cluster DNS domain containers are named in', parseDomain, DEFAULTS.dnsDomain)
+  .option('--resolv-conf <file>', 'where the resolvers for other names are listed', DEFAULTS.resolvConf)
   .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
       dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
       vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
-      releaseGraceMs: o.releaseGrace * 1000,
+      releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
     };
     if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
       throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
@@ -176,6 +178,42 @@ program.command('status')
   .argument('[what]', 'a section: peers, connections, targets, ipam, ...')
   .action(async (what?: string) => {
     process.stdout.write(await callText(what === undefined ? '/status' : `/status/${encodeURIComponent(what)}`));
+  });
+
+/** dns-add/dns-remove arguments as Weave takes them: [IP...] [CONTAINER] [-h NAME]. */
+function dnsArgs(args: string[]): { ips: string[]; target?: string } {
+  const ips = args.filter((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a));
+  const rest = args.filter((a) => !ips.includes(a));
+  for (const ip of ips) if (!isIPv4(ip)) throw new Error(`invalid address "${ip}"`);
+  if (rest.length > 1) throw new Error(`expected [IP...] [CONTAINER] [-h NAME], got ${rest.join(' ')}`);
+  return { ips, target: rest[0] };
+}
+
+program.command('dns-add')
+  .description("register a name in the cluster's DNS: weave dns-add [IP...] [CONTAINER] -h NAME (the container's addresses if none given)")
+  .argument('[args...]', 'addresses, then a container or netns:NAME')
+  .requiredOption('-h, --hostname <name>', 'the name (web, or web.weave.local)')
+  .helpOption('--help')
+  .action(async (args: string[], o: { hostname: string }) => {
+    const r = await call<{ addresses: string[] }>('POST', '/dns/add', { name: o.hostname, ...dnsArgs(args) });
+    out(r.addresses.join(' '));
+  });
+
+program.command('dns-remove')
+  .description('remove names: weave dns-remove [IP...] [CONTAINER] [-h NAME]')
+  .argument('[args...]', 'addresses, then a container or netns:NAME')
+  .option('-h, --hostname <name>', 'only this name')
+  .helpOption('--help')
+  .action(async (args: string[], o: { hostname?: string }) => {
+    await call('POST', '/dns/remove', { name: o.hostname, ...dnsArgs(args) });
+  });
+
+program.command('dns-lookup')
+  .description("the addresses of a name in the cluster's DNS")
+  .argument('<name>', 'web or web.weave.local')
+  .action(async (name: string) => {
+    const r = await call<{ addresses: string[] }>('GET', `/dns/lookup/${encodeURIComponent(name)}`);
+    out(r.addresses.join('\n'));
   });
 
 program.command('rmpeer')

@@ -16,6 +16,8 @@ export interface RouterConfig {
   ipallocDefaultSubnet?: string;
   ipallocConsensus: number; // peers that must be reachable before the range is first split
   releaseGraceMs?: number; // how long a dead container keeps its address, so a restart keeps it
+  dnsDomain?: string; // the cluster domain, lower case, no trailing dot (weave.local)
+  resolvConf?: string; // where the upstream resolvers are named
 }
 
 export const DEFAULT_VNI = 6784;
@@ -30,6 +32,8 @@ export const DEFAULTS = {
   connLimit: 100,
   ipallocRange: '10.32.0.0/12',
   releaseGraceMs: 30_000,
+  dnsDomain: 'weave.local',
+  resolvConf: '/etc/resolv.conf',
 };
 
 export const VERSION = '0.1.0';
@@ -39,4 +43,11 @@ export function parseVni(text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n > MAX_VNI) throw new Error(`invalid VNI "${text}": expected an integer 0..${MAX_VNI}`);
   return n;
+}
+
+/** A DNS domain as a user writes it (weave.local or weave.local.): stored lower case, without the dot. */
+export function parseDomain(text: string): string {
+  const d = text.toLowerCase().replace(/\.$/, '');
+  if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) || d.length > 200) throw new Error(`invalid DNS domain "${text}": expected a name like weave.local`);
+  return d;
 }

@@ -5,6 +5,8 @@ import { UserError } from '../common/errors.js';
 
 export interface RunRequest {
   name?: string;
+  /** --without-dns: keep Docker's resolver instead of the router's. */
+  withoutDns?: boolean;
   /** The body of POST /containers/create. */
   body: {
     Image: string; Cmd?: string[]; Entrypoint?: string[]; Env: string[]; Hostname?: string; WorkingDir?: string;
@@ -12,6 +14,7 @@ export interface RunRequest {
     HostConfig: {
       NetworkMode: 'none'; Binds: string[]; PortBindings: Record<string, { HostIp: string; HostPort: string }[]>;
       RestartPolicy?: { Name: string; MaximumRetryCount?: number }; AutoRemove: boolean; Memory?: number; NanoCpus?: number;
+      Dns?: string[]; DnsSearch?: string[];
     };
   };
 }
@@ -23,7 +26,7 @@ const VALUED: Record<string, string> = {
   '-p': 'publish', '--publish': 'publish', '-l': 'label', '--label': 'label', '--restart': 'restart', '-w': 'workdir',
   '--workdir': 'workdir', '--entrypoint': 'entrypoint', '-m': 'memory', '--memory': 'memory', '--cpus': 'cpus',
 };
-const FLAGS: Record<string, string> = { '-d': 'detach', '--detach': 'detach', '--rm': 'rm' };
+const FLAGS: Record<string, string> = { '-d': 'detach', '--detach': 'detach', '--rm': 'rm', '--without-dns': 'without-dns' };
 
 /** 512, 512k, 64m, 1g (Docker's units: powers of 1024). */
 export function parseMemory(v: string): number {
@@ -70,9 +73,10 @@ export function parseRunArgs(args: string[], env: NodeJS.ProcessEnv = process.en
     if (Object.hasOwn(FLAGS, flag)) {
       if (eq > 0 && !/^(true|false)$/.test(a.slice(eq + 1))) throw new RunArgsError(`invalid ${a}: expected ${flag} or ${flag}=true|false`);
       if (FLAGS[flag] === 'rm') body.HostConfig.AutoRemove = eq < 0 || a.slice(eq + 1) === 'true';
+      if (FLAGS[flag] === 'without-dns') req.withoutDns = eq < 0 || a.slice(eq + 1) === 'true';
       continue;
     }
-    if (!Object.hasOwn(VALUED, flag)) throw new RunArgsError(`unsupported docker run flag "${flag}" (weave run takes -d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus)`);
+    if (!Object.hasOwn(VALUED, flag)) throw new RunArgsError(`unsupported docker run flag "${flag}" (weave run takes -d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus, --without-dns)`);
     let v: string;
     if (eq > 0) v = a.slice(eq + 1);
     else if (i + 1 < args.length) v = args[++i];

@@ -14,7 +14,7 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
     find: async (ref) => {
       try {
         const c = await docker.inspect(ref);
-        return { id: c.Id, running: c.State.Running, pid: c.State.Pid, status: c.State.Status };
+        return { id: c.Id, running: c.State.Running, pid: c.State.Pid, status: c.State.Status, name: c.Name.replace(/^\//, ''), hostname: c.Config.Hostname };
       } catch (err) {
         if (err instanceof NoDockerEngine) throw new ContainersUnavailable(err.message);
         if (err instanceof DockerError && err.status === 404) return undefined;
@@ -28,12 +28,15 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
  * Docker containers on the overlay: `weave run`, and the events watcher that detaches dead
  * containers, releases their addresses after a grace period and re-attaches restarted ones.
  */
-export function containersSubsystem(docker: DockerClient, attachments: Attachments, graceMs: number): Subsystem {
+/** The cluster's resolver for containers: the router's DNS (an address on the bridge) and its domain. */
+export interface ContainerDns { domain: string; resolver(): Promise<string> }
+
+export function containersSubsystem(docker: DockerClient, attachments: Attachments, graceMs: number, dns?: ContainerDns): Subsystem {
   const watcher = new ContainerWatcher(docker, containerHost(attachments), graceMs);
   return {
     name: 'containers',
     routes: [route({ method: 'POST', path: '/run', body: { cidrs: 'string[]?', args: 'string[]', env: 'string[]?' },
-      handle: ({ body }) => run(docker, attachments, body) })],
+      handle: ({ body }) => run(docker, attachments, body, dns) })],
     start: () => watcher.start(),
     stop: async () => watcher.stop(),
   };
@@ -42,11 +45,13 @@ export function containersSubsystem(docker: DockerClient, attachments: Attachmen
 /**
  * `weave run [ADDR...] <docker run args>`: creates and starts the container, then attaches it.
  * On any failure the container is removed again, so nothing is left half-made. `env` carries the
- * caller's values of variables named by `-e NAME`.
+ * caller's values of variables named by `-e NAME`. The container's resolver is the router's DNS
+ * unless `--without-dns`.
  */
-async function run(docker: DockerClient, attachments: Attachments, req: RunRequest): Promise<RunResult> {
+async function run(docker: DockerClient, attachments: Attachments, req: RunRequest, dns?: ContainerDns): Promise<RunResult> {
   const env = Object.fromEntries((req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const create = parseRunArgs(req.args, env);
+  if (dns && !create.withoutDns) Object.assign(create.body.HostConfig, { Dns: [await dns.resolver()], DnsSearch: [dns.domain] });
   const id = await docker.create(create.body, create.name);
   try {
     await docker.start(id);
@@ -60,17 +65,17 @@ async function run(docker: DockerClient, attachments: Attachments, req: RunReque
 
 /** The attachments as the container events watcher sees them: containers are known by their full id. */
 function containerHost(a: Attachments): ContainerHost {
-  const target = (id: string, pid: number): Resolved => ({ ident: id, nsTarget: `pid:${pid}`, label: id.slice(0, 12), container: id });
+  const target = async (id: string, pid: number): Promise<Resolved> => ({ ...(await a.resolve(id, { running: false })), nsTarget: `pid:${pid}` });
   return {
     serial: (id, fn) => a.serial(id, fn),
     isAttached: (id) => a.attached.has(id),
     adopt: async (id, pid) => {
       const found = await existingAttachment(resolveTarget(`pid:${pid}`));
       if (!found || found.cidrs.length === 0) return false;
-      a.register(target(id, pid), found.mac, found.cidrs);
+      a.register(await target(id, pid), found.mac, found.cidrs);
       return true;
     },
-    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(target(id, pid), cidrs, mac); },
+    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(await target(id, pid), cidrs, mac); },
     gone: (id) => a.unregister(id),
     lookup: (id) => a.ipam.lookup(id).map((x) => x.cidr),
     release: async (id) => { await a.ipam.release(id); },

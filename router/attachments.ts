@@ -9,9 +9,12 @@ import { ContainersUnavailable, type ContainerLookup } from './container-lookup.
 import type { LocalMacs } from './data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
-/** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it. */
-export interface Resolved { ident: string; nsTarget: string; label: string; container?: string }
-export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[] }
+/** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its names. */
+export interface Resolved { ident: string; nsTarget: string; label: string; container?: string; names?: string[] }
+export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[]; names: string[] }
+
+/** Told of every attachment made and gone (DNS registers the names). */
+export type AttachmentListener = (e: { attached: boolean; entry: AttachedEntry }) => void;
 
 /**
  * Containers and namespaces on the overlay: a veth into their namespace, addresses from IPAM,
@@ -21,6 +24,7 @@ export class Attachments {
   /** Everything attached here, by IPAM identity (a container's full id, or the netns/pid target). */
   readonly attached = new Map<string, AttachedEntry>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners: AttachmentListener[] = [];
 
   constructor(private readonly mtu: number, readonly ipam: IpamService, private readonly macs: LocalMacs, private readonly containers: ContainerLookup) {}
 
@@ -49,10 +53,14 @@ export class Attachments {
     return { target: t.label, mac: a.mac, cidrs: a.cidrs };
   }
 
+  onChange(l: AttachmentListener): void { this.listeners.push(l); }
+
   /** Records an attachment and tells every peer where its MAC lives. */
   register(t: Resolved, mac: string, cidrs: string[]): void {
-    this.attached.set(t.ident, { ident: t.ident, label: t.label, container: t.container, mac, cidrs });
+    const entry = { ident: t.ident, label: t.label, container: t.container, mac, cidrs, names: t.names ?? [] };
+    this.attached.set(t.ident, entry);
     this.macs.add(mac);
+    for (const l of this.listeners) l({ attached: true, entry });
   }
 
   /** Forgets an attachment whose namespace is gone or emptied; returns what it was. */
@@ -61,6 +69,7 @@ export class Attachments {
     if (!e) return undefined;
     this.attached.delete(ident);
     this.macs.remove(e.mac);
+    for (const l of this.listeners) l({ attached: false, entry: e });
     return e;
   }
 
@@ -128,7 +137,7 @@ export class Attachments {
     }
     if (!c) throw new UserError(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
     if (!c.running && o.running) throw new UserError(`container ${ref} is not running (${c.status})`);
-    return { ident: c.id, nsTarget: c.running ? `pid:${c.pid}` : '', label: c.id.slice(0, 12), container: c.id };
+    return { ident: c.id, nsTarget: c.running ? `pid:${c.pid}` : '', label: c.id.slice(0, 12), container: c.id, names: containerNames(c) };
   }
 
   /** One attach/detach at a time per identity: the events watcher and the API may race on a container. */
@@ -164,7 +173,21 @@ export class Attachments {
     return { all, taken };
   }
 
+  /** `weave ps` form of an attachment's addresses, by target (for dns-add without addresses). */
+  async addressesOf(target: string): Promise<{ ident: string; ips: string[] }> {
+    const t = await this.resolve(target, { running: false });
+    const e = this.attached.get(t.ident);
+    if (!e) throw new UserError(`${t.label} is not attached`);
+    return { ident: t.ident, ips: e.cidrs.map((c) => c.split('/')[0]) };
+  }
+
   private async releaseAll(ident: string, ips: string[]): Promise<void> {
     for (const ip of ips) await this.ipam.release(ident, ip).catch(() => {});
   }
+}
+
+/** A container's DNS names: its name, and its hostname unless Docker made that up from the id. */
+export function containerNames(c: { id: string; name: string; hostname: string }): string[] {
+  const host = c.hostname.toLowerCase();
+  return [...new Set([c.name.toLowerCase(), ...(host && !c.id.startsWith(host) ? [host] : [])])];
 }

@@ -11,11 +11,13 @@ import { DEFAULTS, RouterConfig } from '../contract/config.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ipamSubsystem } from '../ipam/subsystem.js';
+import { dnsSubsystem } from '../dns/subsystem.js';
 import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
 import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
 import { Attachments } from './attachments.js';
 import { attachmentsSubsystem } from './attachments-subsystem.js';
-import { ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
+import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
+import { bridgeAddresses } from './expose.js';
 import { DataPlane } from './data-plane.js';
 import { routerSubsystem } from './router-subsystem.js';
 import { SleevePcap } from './sleeve-pcap.js';
@@ -37,13 +39,19 @@ async function main(cfg: RouterConfig): Promise<void> {
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
   const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
   const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker));
+  const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain ?? DEFAULTS.dnsDomain, resolvConf: cfg.resolvConf ?? DEFAULTS.resolvConf,
+    bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
+  attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
+  // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
+  const resolver = async () => (await bridgeAddresses()).cidrs[0]?.split('/')[0] ?? (await attachments.expose()).cidrs[0].split('/')[0];
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
     routerSubsystem(cfg, control, data),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
-    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs),
+    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, { domain: dns.domain, resolver }),
+    dnsSub,
   ];
   await registerGossip(control, subsystems);
 
