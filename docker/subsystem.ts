@@ -28,8 +28,12 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
  * Docker containers on the overlay: `weave run`, and the events watcher that detaches dead
  * containers, releases their addresses after a grace period and re-attaches restarted ones.
  */
-/** The cluster's resolver for containers: the router's DNS (an address on the bridge) and its domain. */
-export interface ContainerDns { domain: string; resolver(): Promise<string> }
+/**
+ * The cluster's resolver for containers: the router's DNS (an address on the bridge) and its
+ * domain. `resolver` gives the bridge an address when it has none; `undo` takes back one given for
+ * a run that then failed, so a failed run leaves nothing behind.
+ */
+export interface ContainerDns { domain: string; resolver(): Promise<{ ip: string; undo?: () => Promise<unknown> }> }
 
 export function containersSubsystem(docker: DockerClient, attachments: Attachments, graceMs: number, dns?: ContainerDns): Subsystem {
   const watcher = new ContainerWatcher(docker, containerHost(attachments), graceMs);
@@ -51,13 +55,16 @@ export function containersSubsystem(docker: DockerClient, attachments: Attachmen
 async function run(docker: DockerClient, attachments: Attachments, req: RunRequest, dns?: ContainerDns): Promise<RunResult> {
   const env = Object.fromEntries((req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const create = parseRunArgs(req.args, env);
-  if (dns && !create.withoutDns) Object.assign(create.body.HostConfig, { Dns: [await dns.resolver()], DnsSearch: [dns.domain] });
-  const id = await docker.create(create.body, create.name);
+  const resolver = dns && !create.withoutDns ? await dns.resolver() : undefined;
+  if (resolver) Object.assign(create.body.HostConfig, { Dns: [resolver.ip], DnsSearch: [dns!.domain] });
+  let id: string | undefined;
   try {
+    id = await docker.create(create.body, create.name);
     await docker.start(id);
     await attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs });
   } catch (err) {
-    await docker.remove(id, true).catch(() => {});
+    if (id) await docker.remove(id, true).catch(() => {});
+    await resolver?.undo?.().catch(() => {});
     throw err;
   }
   return { id };

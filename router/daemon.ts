@@ -43,7 +43,10 @@ async function main(cfg: RouterConfig): Promise<void> {
     bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
   attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
-  const resolver = async () => (await bridgeAddresses()).cidrs[0]?.split('/')[0] ?? (await attachments.expose()).cidrs[0].split('/')[0];
+  const resolver = async () => {
+    const ip = (await bridgeAddresses()).cidrs[0]?.split('/')[0];
+    return ip ? { ip } : { ip: (await attachments.expose()).cidrs[0].split('/')[0], undo: () => attachments.hide() };
+  };
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
