@@ -12,6 +12,7 @@ import { parsePeerAddress, parseVxlanPeer } from '../common/address.js';
 import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, stop } from './launch.js';
 import { checkAddressSpec, isAddressSpec } from './addresses.js';
+import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
@@ -214,6 +215,15 @@ program.command('dns-lookup')
   .action(async (name: string) => {
     const r = await call<{ addresses: string[] }>('GET', `/dns/lookup/${encodeURIComponent(name)}`);
     out(r.addresses.join('\n'));
+  });
+
+program.command('setup-cni')
+  .description('install the CNI plugin (weave-net) and a conflist, so that Kubernetes, containerd and others use the overlay')
+  .option('--bin-dir <dir>', 'where CNI plugins are', CNI_DEFAULTS.binDir)
+  .option('--conf-dir <dir>', 'where CNI network configurations are', CNI_DEFAULTS.confDir)
+  .option('--remove', 'take them away again')
+  .action((o: { binDir: string; confDir: string; remove?: boolean }) => {
+    for (const f of o.remove ? removeCni(o) : setupCni(o)) out(`${o.remove ? 'removed' : 'wrote'} ${f}`);
   });
 
 program.command('rmpeer')

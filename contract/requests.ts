@@ -15,3 +15,12 @@ export interface RunRequest { cidrs?: string[]; args: string[]; env?: string[] }
 export interface RunResult { id: string }
 export interface RmpeerResult { peer: string; addresses: number }
 export interface ResetResult { heir?: string }
+
+/** The CNI plugin's calls (POST /cni/add, /cni/del, /cni/check): one container's interface in a namespace. */
+export interface CniRequest { containerId: string; netns: string; ifname: string }
+/** What ADD made: the interface, its addresses (CIDR) and the gateway its default route goes through. */
+export interface CniAddResult { ifname: string; mac: string; netns: string; cidrs: string[]; gateway: string; mtu: number }
+/** CHECK: what is there now, and what IPAM holds for the container. */
+export interface CniCheckResult { mac?: string; cidrs: string[]; held: string[] }
+/** POST /cni/gc: the attachments the runtime still knows, as CONTAINERID:IFNAME; every other CNI address here is released. */
+export interface CniGcRequest { valid: string[] }

@@ -82,7 +82,7 @@ function containerHost(a: Attachments): ContainerHost {
       a.register(await target(id, pid), found.mac, found.cidrs);
       return true;
     },
-    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(await target(id, pid), cidrs, mac); },
+    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(await target(id, pid), cidrs, { mac }); },
     gone: (id) => a.unregister(id),
     lookup: (id) => a.ipam.lookup(id).map((x) => x.cidr),
     release: async (id) => { await a.ipam.release(id); },

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
+import { UserError } from '../common/errors.js';
 import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
 import { Cidr, formatCidr } from '../common/cidr.js';
@@ -18,48 +20,63 @@ export function resolveTarget(target: string): string {
   if (/^netns:\//.test(target)) path = target.slice(6);
   else if (/^netns:[\w.-]+$/.test(target)) path = `/var/run/netns/${target.slice(6)}`;
   else if (/^pid:\d+$/.test(target)) path = `/proc/${target.slice(4)}/ns/net`;
-  else throw new Error(`unknown target "${target}": expected netns:NAME, netns:/path or pid:PID`);
-  if (!existsSync(path)) throw new Error(`unknown target "${target}": ${path} does not exist`);
+  else throw new UserError(`unknown target "${target}": expected netns:NAME, netns:/path or pid:PID`);
+  if (!existsSync(path)) throw new UserError(`unknown target "${target}": ${path} does not exist`);
   return path;
 }
 
 const inNs = (netns: string, argv: string[]) => ['nsenter', `--net=${netns}`, ...argv];
 
-/** The host-side veth name: unique per namespace (its inode) and within the 15-character limit. */
-const hostIfName = (netns: string) => `vethwepl${statSync(netns).ino.toString(36).slice(-7)}`;
+/** The host-side veth name: unique per namespace (its inode) and interface, within the 15-character limit. */
+const hostIfName = (netns: string, ifname: string) => ifname === CONTAINER_IF ? `vethwepl${statSync(netns).ino.toString(36).slice(-7)}`
+  : `vethwecn${createHash('sha256').update(`${statSync(netns).ino}/${ifname}`).digest('hex').slice(0, 7)}`;
 
 async function linkMac(netns: string, dev: string): Promise<string | undefined> {
   const r = await run(inNs(netns, ['ip', '-j', 'link', 'show', 'dev', dev]));
   return r.code === 0 ? (JSON.parse(r.stdout) as { address: string }[])[0]?.address : undefined;
 }
 
+export interface AttachOptions {
+  mac?: string;
+  /** The interface in the target (ethwe unless told: CNI names its own). */
+  ifname?: string;
+  /** Refuse a target that has the interface already (CNI), instead of adding to it. */
+  exclusive?: boolean;
+  /** A default route through this address on the bridge, and hairpin on the bridge port (CNI). */
+  gateway?: string;
+}
+
 /**
- * Puts a veth `ethwe` into the target with the given addresses and MTU, its peer on the bridge.
+ * Puts a veth (`ethwe`) into the target with the given addresses and MTU, its peer on the bridge.
  * The pair is created from inside the target with the host end placed straight into our own
  * namespace, so no link is ever created under a name that may exist here already.
  */
-export async function attach(target: string, cidrs: Cidr[], mtu: number, mac?: string): Promise<Attachment> {
+export async function attach(target: string, cidrs: Cidr[], mtu: number, o: AttachOptions = {}): Promise<Attachment> {
   const netns = resolveTarget(target);
-  const hostIf = hostIfName(netns);
-  const existed = (await linkMac(netns, CONTAINER_IF)) !== undefined;
+  const dev = o.ifname ?? CONTAINER_IF;
+  const hostIf = hostIfName(netns, dev);
+  const existed = (await linkMac(netns, dev)) !== undefined;
+  if (existed && o.exclusive) throw new UserError(`${target} has an interface ${dev} already`);
   try {
     if (!existed) {
-      await runOk(inNs(netns, ['ip', 'link', 'add', 'name', CONTAINER_IF, 'mtu', String(mtu), ...(mac ? ['address', mac] : []), 'type', 'veth',
+      await runOk(inNs(netns, ['ip', 'link', 'add', 'name', dev, 'mtu', String(mtu), ...(o.mac ? ['address', o.mac] : []), 'type', 'veth',
         'peer', 'name', hostIf, 'mtu', String(mtu), 'netns', String(process.pid)]));
       quietIPv6(hostIf);
       await runOk(['ip', 'link', 'set', 'dev', hostIf, 'master', BRIDGE, 'up']);
+      if (o.gateway) await runOk(['ip', 'link', 'set', 'dev', hostIf, 'type', 'bridge_slave', 'hairpin', 'on']);
     }
     for (const c of cidrs) {
-      const r = await run(inNs(netns, ['ip', 'addr', 'add', formatCidr(c), 'dev', CONTAINER_IF]));
+      const r = await run(inNs(netns, ['ip', 'addr', 'add', formatCidr(c), 'dev', dev]));
       if (r.code !== 0 && !/exists|already assigned/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
     }
-    await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', CONTAINER_IF, 'up']));
-    for (const c of cidrs) gratuitousArp(netns, CONTAINER_IF, c.ip);
+    await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', dev, 'up']));
+    if (o.gateway) await runOk(inNs(netns, ['ip', 'route', 'replace', 'default', 'via', o.gateway, 'dev', dev]));
+    for (const c of cidrs) gratuitousArp(netns, dev, c.ip);
   } catch (err) {
-    if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF])); // nothing left half-attached
+    if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', dev])); // nothing left half-attached
     throw err;
   }
-  return { target, netns, ifname: CONTAINER_IF, hostIf, mac: (await linkMac(netns, CONTAINER_IF)) ?? '', cidrs: cidrs.map(formatCidr) };
+  return { target, netns, ifname: dev, hostIf, mac: (await linkMac(netns, dev)) ?? '', cidrs: cidrs.map(formatCidr) };
 }
 
 let arpingMissing = false;
@@ -80,20 +97,20 @@ export function gratuitousArp(netns: string | undefined, dev: string, ip: string
   child.unref();
 }
 
-/** What is attached in a namespace already (after a router restart): ethwe's MAC and addresses. */
-export async function existingAttachment(netns: string): Promise<{ mac: string; cidrs: string[] } | undefined> {
-  const r = await run(inNs(netns, ['ip', '-j', 'addr', 'show', 'dev', CONTAINER_IF]));
+/** What is attached in a namespace already (after a router restart): the interface's MAC and addresses. */
+export async function existingAttachment(netns: string, dev = CONTAINER_IF): Promise<{ mac: string; cidrs: string[] } | undefined> {
+  const r = await run(inNs(netns, ['ip', '-j', 'addr', 'show', 'dev', dev]));
   if (r.code !== 0) return undefined;
   const [link] = JSON.parse(r.stdout) as { address: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
   if (!link) return undefined;
   return { mac: link.address, cidrs: link.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`) };
 }
 
-/** Removes ethwe from the target (the host end goes with it). */
-export async function detach(target: string): Promise<{ mac: string }> {
+/** Removes the interface (ethwe) from the target (the host end goes with it). */
+export async function detach(target: string, dev = CONTAINER_IF): Promise<{ mac: string }> {
   const netns = resolveTarget(target);
-  const mac = await linkMac(netns, CONTAINER_IF);
-  if (mac === undefined) throw new Error(`${target} is not attached`);
-  await runOk(inNs(netns, ['ip', 'link', 'del', 'dev', CONTAINER_IF]));
+  const mac = await linkMac(netns, dev);
+  if (mac === undefined) throw new UserError(`${target} is not attached`);
+  await runOk(inNs(netns, ['ip', 'link', 'del', 'dev', dev]));
   return { mac };
 }

@@ -4,7 +4,7 @@ import { isUnicastMac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import type { AttachRequest, AttachResult, DetachResult, ExposeResult, PsRow } from '../contract/requests.js';
 import type { IpamService } from '../ipam/service.js';
-import { attach, detach, resolveTarget } from './attach.js';
+import { attach, detach, resolveTarget, type AttachOptions } from './attach.js';
 import { ContainersUnavailable, type ContainerLookup } from './container-lookup.js';
 import type { LocalMacs } from './data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
@@ -38,13 +38,13 @@ export class Attachments {
     const specs = req.cidrs?.length ? req.cidrs : ['net:default'];
     if (req.mac !== undefined && !isUnicastMac(req.mac)) throw new UserError(`invalid MAC "${req.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
     const t = await this.resolve(req.target);
-    return this.serial(t.ident, () => this.attachResolved(t, specs, req.mac));
+    return this.serial(t.ident, () => this.attachResolved(t, specs, { mac: req.mac }));
   }
 
-  /** Attach with the identity and namespace already known (also used to re-attach a restarted container). */
-  async attachResolved(t: Resolved, specs: string[], mac?: string): Promise<AttachResult> {
+  /** Attach with the identity and namespace already known (also used to re-attach a restarted container, and by CNI). */
+  async attachResolved(t: Resolved, specs: string[], o: AttachOptions = {}): Promise<AttachResult> {
     const cidrs = await this.addresses(t.ident, specs, !!t.container);
-    const a = await attach(t.nsTarget, cidrs.all, this.mtu, mac).catch(async (err) => {
+    const a = await attach(t.nsTarget, cidrs.all, this.mtu, o).catch(async (err) => {
       await this.releaseAll(t.ident, cidrs.taken); // nothing left half-attached
       throw err;
     });

@@ -16,6 +16,7 @@ import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
 import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
 import { Attachments } from './attachments.js';
 import { attachmentsSubsystem } from './attachments-subsystem.js';
+import { cniSubsystem } from './cni-subsystem.js';
 import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
 import { bridgeAddresses } from './expose.js';
 import { DataPlane } from './data-plane.js';
@@ -55,6 +56,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     attachmentsSubsystem(attachments),
     containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, { domain: dns.domain, resolver }),
     dnsSub,
+    cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
   ];
   await registerGossip(control, subsystems);
 

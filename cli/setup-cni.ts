@@ -1,0 +1,39 @@
+import { existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CNI_DEFAULTS = { binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d' };
+const CONFLIST = '10-weave.conflist';
+const PLUGIN = 'weave-net';
+/** Debian's containernetworking-plugins put portmap here; runtimes look in the bin dir. */
+const DEBIAN_PORTMAP = '/usr/lib/cni/portmap';
+
+const pluginScript = () => join(dirname(fileURLToPath(import.meta.url)), '..', 'cni', 'weave-net.js');
+
+/**
+ * `weave setup-cni`: the plugin in the CNI bin dir (a script running this checkout's build with
+ * this Node) and a conflist naming it, portmap chained after it where portmap is there.
+ */
+export function setupCni(o: { binDir: string; confDir: string }): string[] {
+  if (!existsSync(pluginScript())) throw new Error(`the CNI plugin is not built: ${pluginScript()} is missing (make build)`);
+  mkdirSync(o.binDir, { recursive: true });
+  mkdirSync(o.confDir, { recursive: true });
+  const bin = join(o.binDir, PLUGIN);
+  writeFileSync(bin, `#!/bin/sh\nexec ${process.execPath} ${pluginScript()} "$@"\n`, { mode: 0o755 });
+  const portmap = join(o.binDir, 'portmap');
+  if (!existsSync(portmap) && existsSync(DEBIAN_PORTMAP)) symlinkSync(DEBIAN_PORTMAP, portmap);
+  const plugins: object[] = [{ type: PLUGIN }];
+  if (existsSync(portmap)) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  const conf = join(o.confDir, CONFLIST);
+  writeFileSync(conf, JSON.stringify({ cniVersion: '1.1.0', name: 'weave', plugins }, null, 2) + '\n');
+  return [bin, conf];
+}
+
+/** `weave setup-cni --remove`: takes away what setup-cni put there, nothing else. */
+export function removeCni(o: { binDir: string; confDir: string }): string[] {
+  const removed: string[] = [];
+  for (const f of [join(o.binDir, PLUGIN), join(o.confDir, CONFLIST)]) if (existsSync(f)) { rmSync(f); removed.push(f); }
+  const portmap = join(o.binDir, 'portmap');
+  try { if (lstatSync(portmap).isSymbolicLink() && readlinkSync(portmap) === DEBIAN_PORTMAP) { rmSync(portmap); removed.push(portmap); } } catch { /* none */ }
+  return removed;
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, waitFor } from '../lab/lab.js';
+import type { LabContainer } from '../lab/lab.js';
+import { launchAll, report, waitForMesh, waitForPing } from '../lab/weave.js';
+
+const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cni', 'weave-net.js');
+const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+
+interface CniOut { code: number; json: Record<string, unknown> | undefined; stdout: string; stderr: string }
+type Result = { cniVersion: string; interfaces: { name: string; mac: string; sandbox: string }[]; ips: { address: string; gateway: string; interface: number; version?: string }[]; routes: { dst: string; gw: string }[] };
+
+describe('CNI plugin: conformance against the real binary, real namespaces and a live router', function () {
+  this.timeout(180_000);
+  let lab: Lab;
+  after(async () => { await lab?.down(); });
+  before(async () => {
+    lab = await Lab.create({ hosts: 2 });
+    await launchAll(lab, ['h1', 'h2']);
+    await waitForMesh(lab);
+  });
+
+  const nsPath = (c: LabContainer) => `/var/run/netns/${c.netns}`;
+  /** Runs the plugin in a lab host as a runtime does: command and ids in the environment, config on stdin. */
+  async function cni(host: string, command: string, conf: object | string, o: { id?: string; netns?: string; ifname?: string } = {}): Promise<CniOut> {
+    const env: Record<string, string> = { CNI_COMMAND: command, CNI_PATH: '/usr/lib/cni', CNI_IFNAME: o.ifname ?? 'eth0' };
+    if (o.id !== undefined) env.CNI_CONTAINERID = o.id;
+    if (o.netns !== undefined) env.CNI_NETNS = o.netns;
+    const r = await lab.exec(host, [process.execPath, PLUGIN], { env, input: typeof conf === 'string' ? conf : JSON.stringify(conf), timeoutMs: 30_000 });
+    let json: Record<string, unknown> | undefined;
+    try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { /* asserted by the caller */ }
+    return { code: r.code, json, stdout: r.stdout, stderr: r.stderr };
+  }
+  const conf = (v: string, extra: object = {}) => ({ cniVersion: v, name: 'weave', type: 'weave-net', ...extra });
+  const ok = (r: CniOut) => { assert.equal(r.code, 0, `${r.stdout}${r.stderr}`); return r.json as Result; };
+  const err = (r: CniOut, code: number, msg: RegExp) => {
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.equal(r.json?.code, code, r.stdout);
+    assert.match(String(r.json?.msg), msg);
+  };
+  const held = async (host: string, id: string) => (await report(lab, host)).ipam.allocations.filter((a) => a.container.startsWith(`cni:${id}:`)).map((a) => a.cidr);
+  const inNs = (host: string, c: LabContainer, argv: string[]) => lab.execOk(host, ['ip', 'netns', 'exec', c.netns, ...argv]);
+
+  for (const v of VERSIONS) {
+    it(`${v}: ADD gives an address, a default route through the bridge and the overlay MTU; CHECK; DEL is idempotent and releases`, async () => {
+      const c = await lab.addContainer('h1', `v${v.replace(/\./g, '')}`);
+      const id = `ctr-${v}`;
+      const res = ok(await cni('h1', 'ADD', conf(v), { id, netns: nsPath(c) }));
+      assert.equal(res.cniVersion, v);
+      assert.equal(res.interfaces[0].name, 'eth0');
+      assert.equal(res.interfaces[0].sandbox, nsPath(c));
+      assert.match(res.ips[0].address, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12$/);
+      assert.equal(res.ips[0].interface, 0);
+      assert.equal(res.ips[0].version, v < '1.0.0' ? '4' : undefined, 'ips carry a version before 1.0.0 only');
+      assert.deepEqual(res.routes, [{ dst: '0.0.0.0/0', gw: res.ips[0].gateway }]);
+      const link = JSON.parse(await inNs('h1', c, ['ip', '-j', 'addr', 'show', 'eth0']))[0];
+      assert.equal(link.address, res.interfaces[0].mac);
+      assert.equal(link.mtu, (await report(lab, 'h1')).mtu);
+      assert.ok(link.addr_info.some((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}` === res.ips[0].address));
+      assert.match(await inNs('h1', c, ['ip', 'route', 'show', 'default']), new RegExp(`^default via ${res.ips[0].gateway.replace(/\./g, '\\.')} dev eth0`));
+      assert.deepEqual(await held('h1', id), [res.ips[0].address]);
+      await waitForPing(lab, c.netns, res.ips[0].gateway);
+      if (v >= '0.4.0') {
+        assert.equal((await cni('h1', 'CHECK', conf(v, { prevResult: res }), { id, netns: nsPath(c) })).code, 0);
+        await inNs('h1', c, ['ip', 'addr', 'del', res.ips[0].address, 'dev', 'eth0']);
+        err(await cni('h1', 'CHECK', conf(v, { prevResult: res }), { id, netns: nsPath(c) }), 101, /does not have 10\./);
+      } else {
+        err(await cni('h1', 'CHECK', conf(v, { prevResult: res }), { id, netns: nsPath(c) }), 1, /CHECK needs CNI version 0\.4\.0/);
+      }
+      for (let i = 0; i < 2; i++) assert.equal((await cni('h1', 'DEL', conf(v, { prevResult: res }), { id, netns: nsPath(c) })).code, 0, `DEL #${i + 1}`);
+      assert.deepEqual(await held('h1', id), [], 'released');
+      assert.equal((await lab.exec('h1', ['ip', 'netns', 'exec', c.netns, 'ip', 'link', 'show', 'eth0'])).code, 1, 'interface gone');
+    });
+  }
+
+  it('reaches a CNI container on another host, and a DEL with the namespace gone or CNI_NETNS empty still succeeds', async () => {
+    const [a, b] = [await lab.addContainer('h1', 'xa'), await lab.addContainer('h2', 'xb')];
+    ok(await cni('h1', 'ADD', conf('1.0.0'), { id: 'xa', netns: nsPath(a) }));
+    const rb = ok(await cni('h2', 'ADD', conf('1.0.0'), { id: 'xb', netns: nsPath(b) }));
+    await waitForPing(lab, a.netns, rb.ips[0].address.split('/')[0]);
+    await lab.execOk('h2', ['ip', 'netns', 'del', b.netns]);
+    assert.equal((await cni('h2', 'DEL', conf('1.0.0'), { id: 'xb', netns: nsPath(b) })).code, 0);
+    assert.equal((await cni('h1', 'DEL', conf('1.0.0'), { id: 'xa', netns: '' })).code, 0);
+    assert.deepEqual([...await held('h1', 'xa'), ...await held('h2', 'xb')], []);
+  });
+
+  it('ADD refuses an interface that exists, taking nothing; concurrent ADDs get distinct addresses', async () => {
+    const c = await lab.addContainer('h1', 'taken');
+    await inNs('h1', c, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+    err(await cni('h1', 'ADD', conf('1.1.0'), { id: 'taken', netns: nsPath(c) }), 100, /has an interface eth0 already/);
+    assert.deepEqual(await held('h1', 'taken'), []);
+    const cs = await Promise.all(Array.from({ length: 6 }, (_, i) => lab.addContainer('h1', `par${i}`)));
+    const rs = await Promise.all(cs.map((x, i) => cni('h1', 'ADD', conf('1.1.0'), { id: `par${i}`, netns: nsPath(x) })));
+    const addrs = rs.map((r) => ok(r).ips[0].address);
+    assert.equal(new Set(addrs).size, 6, addrs.join(' '));
+    await Promise.all(cs.map((x, i) => cni('h1', 'DEL', conf('1.1.0'), { id: `par${i}`, netns: nsPath(x) })));
+  });
+
+  it('VERSION, STATUS and GC (with the current and the older attachments key)', async () => {
+    const ver = ok(await cni('h1', 'VERSION', { cniVersion: '1.1.0' })) as unknown as { supportedVersions: string[] };
+    assert.deepEqual(ver.supportedVersions, ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+    assert.equal((await cni('h1', 'STATUS', conf('1.1.0'))).code, 0);
+    err(await cni('h1', 'STATUS', conf('1.1.0', { apiAddr: '127.0.0.1:1' })), 50, /does not answer/);
+    const cs = await Promise.all(['gc1', 'gc2', 'gc3'].map((n) => lab.addContainer('h1', n)));
+    for (const [i, c] of cs.entries()) ok(await cni('h1', 'ADD', conf('1.1.0'), { id: `gc${i + 1}`, netns: nsPath(c) }));
+    assert.equal((await cni('h1', 'GC', conf('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: 'gc1', ifname: 'eth0' }, { containerID: 'gc3', ifname: 'eth0' }] }))).code, 0);
+    assert.deepEqual([(await held('h1', 'gc1')).length, (await held('h1', 'gc2')).length, (await held('h1', 'gc3')).length], [1, 0, 1]);
+    assert.equal((await cni('h1', 'GC', conf('1.1.0', { 'cni.dev/attachments': [{ containerID: 'gc1', ifname: 'eth0' }] }))).code, 0);
+    assert.deepEqual([(await held('h1', 'gc1')).length, (await held('h1', 'gc3')).length], [1, 0]);
+    err(await cni('h1', 'GC', conf('1.0.0', { 'cni.dev/valid-attachments': [] })), 1, /GC needs CNI version 1\.1\.0/);
+  });
+
+  it('answers bad input with the spec\'s error codes as JSON on stdout, and logs on stderr', async () => {
+    const c = await lab.addContainer('h1', 'bad');
+    err(await cni('h1', 'ADD', conf('1.0.0'), { netns: nsPath(c) }), 4, /CNI_CONTAINERID is not set/);
+    err(await cni('h1', 'ADD', '{not json', { id: 'bad', netns: nsPath(c) }), 6, /not JSON/);
+    err(await cni('h1', 'ADD', conf('0.2.0'), { id: 'bad', netns: nsPath(c) }), 1, /CNI version 0\.2\.0 is not supported/);
+    err(await cni('h1', 'FROB', conf('1.0.0'), { id: 'bad', netns: nsPath(c) }), 4, /unknown CNI_COMMAND "FROB"/);
+    err(await cni('h1', 'ADD', conf('1.0.0'), { id: 'bad', netns: '/var/run/netns/nonexistent' }), 7, /does not exist/);
+    err(await cni('h1', 'ADD', conf('1.0.0', { apiAddr: '127.0.0.1:1' }), { id: 'bad', netns: nsPath(c) }), 11, /does not answer at 127\.0\.0\.1:1/);
+    const r = await cni('h1', 'ADD', conf('1.0.0'), { netns: nsPath(c) });
+    assert.match(r.stderr, /^weave-net: ADD: CNI_CONTAINERID is not set$/m);
+    assert.deepEqual(await held('h1', 'bad'), []);
+  });
+
+  it('chains: portmap after ours publishes a container port on the host', async () => {
+    const c = await lab.addContainer('h1', 'web');
+    const res = ok(await cni('h1', 'ADD', conf('1.0.0'), { id: 'web', netns: nsPath(c) }));
+    await lab.execOk('h1', ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await lab.execOk('h1', ['sh', '-c', `mkdir -p ${lab.root}/www && echo hello from cni > ${lab.root}/www/index.html`]);
+    lab.spawn('h1', ['ip', 'netns', 'exec', c.netns, 'busybox', 'httpd', '-f', '-p', '80', '-h', `${lab.root}/www`]);
+    const pm = { cniVersion: '1.0.0', name: 'weave', type: 'portmap', snat: true, capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }, prevResult: res };
+    const r = await lab.exec('h1', ['/usr/lib/cni/portmap'], { env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'web', CNI_NETNS: nsPath(c), CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' }, input: JSON.stringify(pm) });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as Result).ips, res.ips, 'portmap passed our result through');
+    const url = `http://${lab.host('h1').addrs[0]}:8080/`;
+    await waitFor('the published port answers from h2', async () => (await lab.exec('h2', ['timeout', '3', 'busybox', 'wget', '-qO-', url])).stdout === 'hello from cni\n');
+  });
+});
