@@ -25,7 +25,8 @@ export function setupCni(o: { binDir: string; confDir: string }): string[] {
   const plugins: object[] = [{ type: PLUGIN }];
   if (existsSync(portmap)) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
   const conf = join(o.confDir, CONFLIST);
-  writeFileSync(conf, JSON.stringify({ cniVersion: '1.1.0', name: 'weave', plugins }, null, 2) + '\n');
+  // 1.0.0: what the runtimes of the day (containerd 1.6, libcni 1.1) accept; the plugin speaks 1.1.0 too.
+  writeFileSync(conf, JSON.stringify({ cniVersion: '1.0.0', name: 'weave', plugins }, null, 2) + '\n');
   return [bin, conf];
 }
 

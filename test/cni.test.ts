@@ -139,3 +139,58 @@ describe('CNI plugin: conformance against the real binary, real namespaces and a
     await waitFor('the published port answers from h2', async () => (await lab.exec('h2', ['timeout', '3', 'busybox', 'wget', '-qO-', url])).stdout === 'hello from cni\n');
   });
 });
+
+describe('CNI plugin with real runtimes: containerd (ctr run --cni) and docker run --network none', function () {
+  this.timeout(240_000);
+  let lab: Lab;
+  const NS = 'weavetest';
+  const sock = (h: string) => `/run/${lab.host(h).netns}/containerd/containerd.sock`; // dockerd's own containerd
+  const ctr = (h: string, args: string[], timeoutMs = 60_000) => lab.execOk(h, ['ctr', '-a', sock(h), '-n', NS, ...args], { timeoutMs });
+  const weaveCli = (h: string, args: string[]) => lab.execOk(h, [join(dirname(PLUGIN), '..', '..', 'bin', 'weave'), ...args], { env: { WEAVE_DATA_DIR: lab.host(h).dataDir } });
+  const ipIn = async (h: string, c: string) => /inet (\d+\.\d+\.\d+\.\d+)\//.exec(await ctr(h, ['task', 'exec', '--exec-id', `ip${Date.now()}`, c, 'ip', '-4', '-o', 'addr', 'show', 'eth0']))![1];
+  let installed = false;
+
+  before(async function () {
+    // ctr reads the machine's CNI directories: run only where nothing else is configured there.
+    const other = (await import('node:fs')).existsSync('/etc/cni/net.d') ? (await import('node:fs')).readdirSync('/etc/cni/net.d').filter((f) => f !== '10-weave.conflist') : [];
+    if (other.length) { console.log(`      skipped: /etc/cni/net.d holds ${other.join(', ')}`); this.skip(); }
+    lab = await Lab.create({ hosts: 2 });
+    await Promise.all(['h1', 'h2'].map((h) => lab.startDockerd(h)));
+    await launchAll(lab, ['h1', 'h2']);
+    await waitForMesh(lab);
+    await weaveCli('h1', ['setup-cni']);
+    installed = true;
+    for (const h of ['h1', 'h2']) {
+      const tar = join(lab.host(h).dataDir, 'busybox-image.tar');
+      await lab.execOk(h, ['docker', 'save', '-o', tar, 'busybox:latest'], { env: { DOCKER_HOST: `unix://${lab.host(h).dataDir}/docker.sock` } });
+      await ctr(h, ['images', 'import', tar]);
+    }
+  });
+
+  after(async () => {
+    for (const h of lab ? ['h1', 'h2'] : []) {
+      for (const c of (await lab.exec(h, ['ctr', '-a', sock(h), '-n', NS, 'containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean)) {
+        await lab.exec(h, ['ctr', '-a', sock(h), '-n', NS, 'task', 'kill', '-s', '9', c]);
+        await waitFor(`${c} stopped`, async () => (await lab.exec(h, ['ctr', '-a', sock(h), '-n', NS, 'task', 'rm', '-f', c])).code === 0 || !(await lab.exec(h, ['ctr', '-a', sock(h), '-n', NS, 'task', 'ls', '-q'])).stdout.includes(c), 10_000).catch(() => {});
+        await lab.exec(h, ['ctr', '-a', sock(h), '-n', NS, 'containers', 'rm', c]);
+      }
+    }
+    if (installed) await weaveCli('h1', ['setup-cni', '--remove']);
+    await lab?.down();
+  });
+
+  it('containers started by ctr run --cni on two hosts reach each other, and a docker run --network none container joins through the plugin', async () => {
+    await ctr('h1', ['run', '--cni', '-d', 'docker.io/library/busybox:latest', 'c1', 'sleep', '3600']);
+    await ctr('h2', ['run', '--cni', '-d', 'docker.io/library/busybox:latest', 'c2', 'sleep', '3600']);
+    const [ip1, ip2] = [await ipIn('h1', 'c1'), await ipIn('h2', 'c2')];
+    assert.notEqual(ip1, ip2);
+    await waitFor(`c1 pings c2 (${ip2})`, async () => (await lab.exec('h1', ['ctr', '-a', sock('h1'), '-n', NS, 'task', 'exec', '--exec-id', `p${Date.now()}`, 'c1', 'ping', '-c1', '-W1', ip2])).code === 0, 15_000);
+    const env = { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` };
+    const id = (await lab.execOk('h2', ['docker', 'run', '-d', '--network', 'none', 'busybox', 'sleep', '3600'], { env })).trim();
+    const pid = (await lab.execOk('h2', ['docker', 'inspect', '-f', '{{.State.Pid}}', id], { env })).trim();
+    const r = await lab.exec('h2', [process.execPath, PLUGIN], { input: JSON.stringify({ cniVersion: '1.1.0', name: 'weave', type: 'weave-net' }),
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: `/proc/${pid}/ns/net`, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' } });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    await waitFor(`the docker container pings c1 (${ip1})`, async () => (await lab.exec('h2', ['docker', 'exec', id, 'ping', '-c1', '-W1', ip1], { env })).code === 0, 15_000);
+  });
+});
