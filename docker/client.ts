@@ -1,4 +1,5 @@
 import { UserError } from '../common/errors.js';
+import type { ContainerEngine } from './engine.js';
 import http from 'node:http';
 
 // A small typed client for the Docker Engine API, over the engine's unix socket or TCP (DOCKER_HOST),
@@ -35,7 +36,7 @@ export function parseDockerHost(text: string): Endpoint {
   throw new DockerError(`invalid DOCKER_HOST "${text}": expected unix:///path/to/docker.sock or tcp://HOST:PORT`);
 }
 
-export class DockerClient {
+export class DockerClient implements ContainerEngine {
   private readonly endpoint: Endpoint;
 
   constructor(readonly host: string = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST) {

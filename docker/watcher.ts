@@ -1,5 +1,6 @@
 import { log } from '../common/log.js';
-import { DockerClient, DockerEvent } from './client.js';
+import type { DockerEvent } from './client.js';
+import type { ContainerEngine } from './engine.js';
 
 /** What the watcher needs from the router; the composition root provides it. */
 export interface ContainerHost {
@@ -37,7 +38,7 @@ export class ContainerWatcher {
   private stopped = false;
   private quiet = false;
 
-  constructor(private readonly docker: DockerClient, private readonly host: ContainerHost, private readonly graceMs: number) {}
+  constructor(private readonly docker: ContainerEngine, private readonly host: ContainerHost, private readonly graceMs: number, private readonly retryMs = RETRY_MS) {}
 
   /** Resolves once the first sync is done, or the engine is found absent (then it keeps trying). */
   async start(): Promise<void> { await this.connect(); }
@@ -50,7 +51,7 @@ export class ContainerWatcher {
   }
 
   private later(): void {
-    if (!this.stopped) this.retry = setTimeout(() => void this.connect(), RETRY_MS);
+    if (!this.stopped) this.retry = setTimeout(() => void this.connect(), this.retryMs);
   }
 
   private async connect(): Promise<void> {

@@ -1,73 +1,16 @@
 import assert from 'node:assert/strict';
-import { weave } from '../../proto/gen/weave.js';
-import { Allocator, IpamTransport } from '../../ipam/allocator.js';
 import { parseSubnet, numToIp } from '../../common/subnet.js';
-import { IpamState } from '../../ipam/state.js';
+import { IpamNet } from '../fixtures/ipam-net.js';
 
 const RANGE = parseSubnet('10.32.0.0/24'); // small: space runs out, donations and contention are the rule
-
-/** A simulated network of allocators: lossy, duplicating, reordering gossip; partitions; crashes. */
-class SimNet {
-  readonly nodes = new Map<string, Allocator>();
-  readonly disk = new Map<string, Uint8Array>();
-  group = new Map<string, number>();
-  private seed: number;
-  constructor(seed: number) { this.seed = seed; }
-
-  rand(n: number): number { this.seed = (this.seed * 1103515245 + 12345) & 0x7fffffff; return this.seed % n; }
-  up = (a: string, b: string) => this.nodes.has(a) && this.nodes.has(b) && this.group.get(a) === this.group.get(b);
-
-  start(name: string): void {
-    const saved = this.disk.get(name);
-    const state = new IpamState(RANGE);
-    if (saved) { const d = IpamState.decode(weave.IpamState.decode(saved)); state.merge(d.entries, d.allocations); }
-    const t: IpamTransport = {
-      self: name,
-      broadcast: (delta) => {
-        for (const peer of this.nodes.keys()) {
-          if (peer === name || !this.up(name, peer) || this.rand(5) === 0) continue; // gossip loses one in five
-          const copies = this.rand(10) === 0 ? 2 : 1;
-          const bytes = weave.IpamState.encode(delta).finish();
-          for (let i = 0; i < copies; i++) setTimeout(() => { if (this.up(name, peer)) this.nodes.get(peer)!.onDelta(weave.IpamState.decode(bytes), name); }, this.rand(5));
-        }
-      },
-      request: async (peer, req) => {
-        if (!this.up(name, peer)) throw new Error('unreachable');
-        await new Promise((r) => setTimeout(r, this.rand(3)));
-        if (!this.up(name, peer)) throw new Error('unreachable');
-        const reply = await this.nodes.get(peer)!.onRequest(name, weave.IpamRequest.decode(weave.IpamRequest.encode(req).finish()));
-        if (!this.up(name, peer)) throw new Error('unreachable'); // the answer was lost
-        return reply;
-      },
-      reachable: () => [...this.nodes.keys()].filter((p) => p !== name && this.up(name, p)),
-    };
-    this.nodes.set(name, new Allocator(t, {
-      range: RANGE, defaultSubnet: RANGE, consensus: 20, state, waitMs: 2000,
-      save: (_d, s) => this.disk.set(name, weave.IpamState.encode(s.encode()).finish()),
-    }));
-  }
-
-  /**
-   * What the real control plane does when connections come up: full states both ways, and what
-   * changed a peer is pushed on to its neighbours, until nothing changes.
-   */
-  syncAll(): void {
-    let changed = true;
-    while (changed) {
-      changed = false;
-      for (const [a, na] of this.nodes) for (const [b, nb] of this.nodes) {
-        if (a !== b && this.up(a, b) && nb.onDelta(weave.IpamState.decode(weave.IpamState.encode(na.state.encode()).finish()), a)) changed = true;
-      }
-    }
-  }
-}
 
 describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', function () {
   this.timeout(60_000);
 
   for (const seed of [1, 2, 3]) {
     it(`ends with no duplicate and no lost address space (seed ${seed})`, async () => {
-      const net = new SimNet(seed);
+      // gossip loses one in five, duplicates one in ten, delays up to 5 ms
+      const net = new IpamNet({ range: RANGE, consensus: 20, seed, loss: 0.2, duplication: 0.1, delayMs: 5, waitMs: 2000 });
       const names = Array.from({ length: 20 }, (_, i) => `peer${String(i).padStart(2, '0')}`);
       for (const n of names) { net.start(n); net.group.set(n, 0); }
       const live = new Map<string, number>(); // ground truth: ident -> address, from successful operations
@@ -76,7 +19,7 @@ describe('IPAM chaos: 20 allocators, random operations, partitions, crashes', fu
       for (let step = 0; step < 800; step++) {
         if (step % 100 === 50) for (const n of names) net.group.set(n, net.rand(2)); // partition
         if (step % 100 === 80) { for (const n of names) net.group.set(n, 0); net.syncAll(); } // heal
-        if (step % 70 === 35) { const victim = names[net.rand(20)]; net.nodes.delete(victim); setTimeout(() => { net.start(victim); net.syncAll(); }, 20); }
+        if (step % 70 === 35) { const victim = names[net.rand(20)]; net.crash(victim); setTimeout(() => { net.start(victim); net.syncAll(); }, 20); }
         const alive = [...net.nodes.keys()];
         const node = net.nodes.get(alive[net.rand(alive.length)])!;
         const ident = idents[net.rand(idents.length)];

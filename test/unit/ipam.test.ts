@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
-import { weave } from '../../proto/gen/weave.js';
-import { Allocator, IpamTransport } from '../../ipam/allocator.js';
+import { IpamNet } from '../fixtures/ipam-net.js';
 import { ipToNum, parseSubnet } from '../../common/subnet.js';
 import { IpamState } from '../../ipam/state.js';
 
 const RANGE = parseSubnet('10.40.0.0/24');
 
-/** Two or three allocators wired directly; `gossip` false drops every broadcast (only requests get through). */
-function cluster(names: string[], opts: { gossip: boolean } = { gossip: true }) {
-  const nodes = new Map<string, Allocator>();
-  const down = new Set<string>();
-  for (const name of names) {
-    const t: IpamTransport = {
-      self: name,
-      broadcast: (d) => { if (opts.gossip) for (const [p, n] of nodes) if (p !== name && !down.has(p)) n.onDelta(weave.IpamState.decode(weave.IpamState.encode(d).finish()), name); },
-      request: async (p, req) => { if (down.has(p)) throw new Error('unreachable'); return nodes.get(p)!.onRequest(name, req); },
-      reachable: () => names.filter((p) => p !== name && !down.has(p)),
-    };
-    nodes.set(name, new Allocator(t, { range: RANGE, defaultSubnet: RANGE, consensus: names.length }));
-  }
-  return { nodes, down, get: (n: string) => nodes.get(n)! };
-}
+/** Two or three allocators wired directly; `gossip` false loses every broadcast (only requests get through). */
+const cluster = (names: string[], opts: { gossip: boolean } = { gossip: true }) => IpamNet.of(names, { range: RANGE, loss: opts.gossip ? 0 : 1 });
 
 describe('IPAM allocator', () => {
   it('splits the range among the initial peers and gives distinct addresses', async () => {

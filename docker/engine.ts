@@ -1,0 +1,10 @@
+import type { ContainerInfo, ContainerSummary, DockerEvent } from './client.js';
+
+/** What the events watcher needs of a container engine: the Docker client, or a fake in tests. */
+export interface ContainerEngine {
+  readonly host: string;
+  ping(): Promise<unknown>;
+  list(all?: boolean): Promise<ContainerSummary[]>;
+  inspect(ref: string): Promise<ContainerInfo>;
+  events(filters: Record<string, string[]>, onEvent: (e: DockerEvent) => void, onEnd: (err?: Error) => void): { close(): void };
+}
