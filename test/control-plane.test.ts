@@ -122,12 +122,12 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
   it('drops and counts undecodable and hostile gossip, and keeps its own record', async () => {
     const before = await report(lab, 'h1');
     const self = before.peers.find((p) => p.self)!;
-    await lab.execOk('h2', ['node', '--import', 'tsx', 'test/fixtures/rogue-peer.ts', addr('h1'), before.name], { timeoutMs: 30_000 });
+    const rogue = lab.spawn('h2', ['node', '--import', 'tsx', 'test/fixtures/rogue-peer.ts', addr('h1'), before.name]);
     const after = await waitFor('h1 counted the hostile gossip', async () => {
       const r = await report(lab, 'h1');
       const dropped = Object.values(r.gossip as Record<string, { dropped: number }>).reduce((n, c) => n + c.dropped, 0);
       return dropped >= 2 && r.counters.gossipRejected >= 3 ? r : undefined;
-    });
+    }, 30_000).finally(() => rogue.kill());
     const mine = after.peers.find((p) => p.self)!;
     assert.equal(mine.nickname, self.nickname);
     assert.ok(mine.version >= self.version);
