@@ -30,6 +30,8 @@ export interface Counters {
   flooded: number;
   dropped: Record<string, number>;
   gossipRejected: number;
+  /** MAC table entries evicted because the table was full. */
+  macsEvicted: number;
 }
 
 export interface GossipChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }

@@ -6,6 +6,9 @@ export const DNS = channelSpec('dns', weave.DnsRecords);
 
 export interface DnsRecord { name: string; ip: string; peer: string; version: number; deleted: boolean; ident: string }
 
+/** The most records (tombstones included) a router keeps. */
+export const MAX_RECORDS = 65536;
+
 const key = (r: { name: string; ip: string; peer: string }) => `${r.name}|${r.ip}|${r.peer}`;
 const NAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
@@ -58,6 +61,7 @@ export class DnsRecords implements Crdt<weave.IDnsRecords> {
           || r.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
       const cur = this.entries.get(key(r));
       if ((cur && cur.version >= r.version) || r.version <= (this.forgotten.get(r.peer) ?? 0)) continue;
+      if (!cur && this.entries.size >= MAX_RECORDS) { this.rejected++; continue; } // bounded, whatever gossip says
       // Ours from before a restart: whatever it named is not attached now (attachments register
       // again), so answer with a tombstone that anti-entropy carries back.
       if (r.peer === this.self) { this.entries.set(key(r), { ...r, deleted: true, version: r.version + 1 }); changed = true; continue; }

@@ -17,8 +17,13 @@ const newer = (a: MacRecord, b: MacRecord | undefined) => !b || a.ts > b.ts || (
  * of the containers it attaches and withdraws them on detach; a MAC that moves is announced by its
  * new router with a timestamp above the old entry's, so the move wins whatever the clocks say.
  */
+/** How many MAC records a peer may have, and all peers together: gossip must not grow without bound. */
+export const MACS_PER_PEER = 8192;
+export const MACS_TOTAL = 65536;
+
 export class MacsChannel implements Crdt<weave.IMacs> {
   readonly entries = new Map<number, MacRecord>();
+  private readonly perPeer = new Map<string, number>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now,
@@ -43,8 +48,11 @@ export class MacsChannel implements Crdt<weave.IMacs> {
       const mac = Number(e.mac ?? 0);
       if (!rec.peer || (from !== undefined && rec.peer !== from) || rec.ts > this.now() + MAX_CLOCK_SKEW_MS
           || (rec.peer === this.self && newer(rec, this.entries.get(mac)))) { this.rejected++; continue; }
-      if (!newer(rec, this.entries.get(mac))) continue;
-      this.entries.set(mac, rec);
+      const cur = this.entries.get(mac);
+      if (!newer(rec, cur)) continue;
+      // Over a limit: refused and counted (a full state that invents peers is bounded by the total).
+      if ((cur?.peer !== rec.peer && (this.perPeer.get(rec.peer) ?? 0) >= MACS_PER_PEER) || (!cur && this.entries.size >= MACS_TOTAL)) { this.rejected++; continue; }
+      this.set(mac, rec);
       this.onChange({ mac, owner: rec.deleted ? undefined : rec.peer });
       changed = true;
     }
@@ -55,9 +63,16 @@ export class MacsChannel implements Crdt<weave.IMacs> {
     return { entries: [...this.entries].sort((a, b) => a[0] - b[0]).map(([mac, e]) => ({ mac, ...e })) };
   }
 
+  private set(mac: number, rec: MacRecord): void {
+    const old = this.entries.get(mac);
+    if (old) this.perPeer.set(old.peer, (this.perPeer.get(old.peer) ?? 1) - 1);
+    this.perPeer.set(rec.peer, (this.perPeer.get(rec.peer) ?? 0) + 1);
+    this.entries.set(mac, rec);
+  }
+
   private write(mac: number, deleted: boolean): weave.IMacs {
     const rec = { peer: this.self, ts: nextVersion(this.entries.get(mac)?.ts ?? 0, this.now()), deleted };
-    this.entries.set(mac, rec);
+    this.set(mac, rec);
     return { entries: [{ mac, ...rec }] };
   }
 }

@@ -16,6 +16,9 @@ const toRecord = (p: weave.ITopologyPeer): PeerRecord => ({
  * whose link to us is announced by a record still on its way must not be dropped at once. */
 export const FORGET_AFTER_MS = 30_000;
 
+/** The most peers a topology holds: far above any real cluster, and a bound on what gossip can make us keep. */
+export const MAX_PEERS = 10_000;
+
 /**
  * Every peer's own view of its connections, versioned per peer (last version wins). Peers that
  * can no longer be reached from us over connections both ends report are forgotten after a while.
@@ -45,6 +48,8 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
       const cur = this.peers.get(rec.name);
       if ((cur && cur.version >= rec.version) || rec.version <= (this.forgotten.get(rec.name) ?? 0)) continue;
+      if (!cur && this.peers.size >= MAX_PEERS) { this.rejected++; continue; } // a full state inventing peers is bounded
+      if (rec.links.length > MAX_PEERS || rec.addrs.length > 64) { this.rejected++; continue; }
       this.peers.set(rec.name, rec);
       changed = true;
     }

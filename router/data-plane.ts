@@ -6,7 +6,7 @@ import { log } from '../common/log.js';
 import { Datapath } from './datapath.js';
 import { Endpoints, makeEndpoint } from './endpoints.js';
 import { Forwarder, Routing } from './forwarder.js';
-import { LOCAL, MacTable } from './mac-table.js';
+import { LOCAL, MAC_LIMIT, MacTable } from './mac-table.js';
 import { UdpTransport } from './udp.js';
 import { routingOf } from './routing.js';
 
@@ -26,7 +26,7 @@ export interface LocalMacs {
  * socket; the control plane is the composition root's.
  */
 export class DataPlane implements LocalMacs {
-  readonly macs = new MacTable(MAC_AGE_MS);
+  readonly macs = new MacTable(MAC_AGE_MS, Date.now, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));
   readonly endpoints = new Endpoints();
   readonly forwarder: Forwarder;
   private routing: Routing;
@@ -35,7 +35,7 @@ export class DataPlane implements LocalMacs {
   constructor(readonly cfg: DataPlaneConfig, readonly datapath: Datapath, private readonly udp: UdpTransport, private readonly control: ControlPlane) {
     this.routing = routingOf(control);
     this.forwarder = new Forwarder({
-      vni: cfg.vni, maxFrame: cfg.mtu + 14 + 4, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
+      vni: cfg.vni, maxFrame: cfg.mtu + 14, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
       send: (d, ep) => udp.send(d, ep), inject: (f) => datapath.inject(f),
     });
     for (const v of cfg.vxlanPeers) {
@@ -51,7 +51,7 @@ export class DataPlane implements LocalMacs {
   }
 
   async start(): Promise<void> {
-    await this.datapath.start((f) => this.forwarder.fromBridge(f));
+    await this.datapath.start((f) => this.guarded(() => this.forwarder.fromBridge(f)));
     this.ager = setInterval(() => this.macs.expire(), 10_000);
   }
 
@@ -61,7 +61,16 @@ export class DataPlane implements LocalMacs {
     this.udp.close();
   }
 
-  onDatagram(msg: Buffer, ip: string): void { this.forwarder.fromPeer(msg, ip); }
+  onDatagram(msg: Buffer, ip: string): void { this.guarded(() => this.forwarder.fromPeer(msg, ip)); }
+
+  /** No frame or datagram may take the router down: a fault is counted, logged once, and the next one goes on. */
+  private guarded(fn: () => void): void {
+    try { fn(); } catch (err) {
+      const d = this.forwarder.counters.dropped;
+      if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
+      d.fault = (d.fault ?? 0) + 1;
+    }
+  }
 
   add(mac: string): void {
     const m = parseMac(mac);
@@ -101,7 +110,7 @@ export class DataPlane implements LocalMacs {
       mtu: this.cfg.mtu,
       vxlanEndpoints: this.endpoints.list.filter((e) => e.kind === 'vxlan'),
       macs: this.macs.view().map((m) => ({ ...m, peer: m.local ? self.name : m.peer, nickname: m.local ? self.nickname : this.control.nickname(m.peer) })),
-      counters: { ...this.forwarder.counters, gossipRejected: this.control.rejectedGossip },
+      counters: { ...this.forwarder.counters, gossipRejected: this.control.rejectedGossip, macsEvicted: this.macs.evicted },
     };
   }
 }

@@ -28,7 +28,7 @@ export interface Routing {
 
 export interface ForwarderDeps {
   vni: number;
-  maxFrame: number; // MTU + Ethernet header (+ a VLAN tag)
+  maxFrame: number; // MTU + Ethernet header: a larger frame cannot go onto the bridge
   macs: MacTable;
   endpoints: Endpoints;
   routing(): Routing;
@@ -120,8 +120,8 @@ export class Forwarder {
 
   private deliver(frame: Buffer): void {
     const c = this.counters;
+    try { this.d.inject(frame); } catch { return this.drop('inject-failed'); } // the bridge refused it: never fatal
     c.injected.frames++; c.injected.bytes += frame.length;
-    this.d.inject(frame);
   }
 
   /** Frames we originate travel as plain VXLAN; frames we pass on for another origin carry it. */
@@ -132,7 +132,7 @@ export class Forwarder {
     const c = this.counters;
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;
-    this.d.send(datagram, ep);
+    try { this.d.send(datagram, ep); } catch { this.drop('send-failed'); }
   }
 
   private drop(reason: string): void {

@@ -6,16 +6,28 @@ interface Entry { peer: string; seen: number }
 
 export interface MacEntryView { mac: string; peer: string; local: boolean; ageSeconds: number }
 
-/** Where each MAC lives, learned from traffic; entries not refreshed within maxAgeMs expire. */
+/** How many MACs a table holds: a container sending from random source MACs must not grow it without bound. */
+export const MAC_LIMIT = 8192;
+
+/**
+ * Where each MAC lives, learned from traffic; entries not refreshed within maxAgeMs expire. When
+ * full, the entry learnt first goes (an active one is learnt again by its next frame), counted.
+ */
 export class MacTable {
   private readonly entries = new Map<Mac, Entry>();
-  constructor(private readonly maxAgeMs = 300_000, private readonly now: () => number = Date.now) {}
+  evicted = 0;
+  constructor(private readonly maxAgeMs = 300_000, private readonly now: () => number = Date.now,
+              private readonly limit = MAC_LIMIT, private readonly onFirstEviction: () => void = () => {}) {}
 
   /** Records that mac was seen at peer. Returns true when the MAC is new or moved. */
   learn(mac: Mac, peer: string): boolean {
     const e = this.entries.get(mac);
     const t = this.now();
     if (e && e.peer === peer) { e.seen = t; return false; }
+    if (!e && this.entries.size >= this.limit) {
+      this.entries.delete(this.entries.keys().next().value!);
+      if (this.evicted++ === 0) this.onFirstEviction();
+    }
     this.entries.set(mac, { peer, seen: t });
     return true;
   }

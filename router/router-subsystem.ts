@@ -100,6 +100,8 @@ function routerMetrics(fresh: () => RouterReport): MetricDef[] {
     counter('weave_dropped_frames_total', 'Frames and datagrams dropped, by reason.', ['reason'],
       (r) => Object.entries(r.counters.dropped).map(([reason, value]) => ({ labels: { reason }, value }))),
     gauge('weave_mac_table_entries', 'MAC addresses this router knows the location of.', [], (r) => [{ value: r.macs.length }]),
+    counter('weave_mac_table_evictions_total', 'MAC table entries evicted because the table was full.', [], (r) => [{ value: r.counters.macsEvicted }]),
+    counter('weave_gossip_rejected_total', 'Gossiped entries refused as hostile, impossible or over a limit.', [], (r) => [{ value: r.counters.gossipRejected }]),
     perChannel('weave_gossip_messages_total', 'Gossip messages by channel.', (c) => ({ in: c.messagesIn, out: c.messagesOut })),
     perChannel('weave_gossip_bytes_total', 'Gossip bytes by channel.', (c) => ({ in: c.bytesIn, out: c.bytesOut })),
     perChannel('weave_gossip_dropped_total', 'Received gossip messages dropped (undecodable or hostile), by channel.', (c) => ({ in: c.dropped })),

@@ -137,6 +137,17 @@ describe('MAC table', () => {
     assert.equal(m.size, 0);
   });
 
+  it('holds at most its limit: the entry learnt first goes, counted, and the first eviction is told once', () => {
+    let told = 0;
+    const m = new MacTable(60_000, () => 0, 100, () => told++);
+    for (let i = 1; i <= 150; i++) m.learn(i, 'p');
+    assert.equal(m.size, 100);
+    assert.equal(m.evicted, 50);
+    assert.equal(told, 1);
+    assert.equal(m.lookup(1), undefined);
+    assert.equal(m.lookup(150), 'p');
+  });
+
   it('formats MACs as colon-separated hex', () => {
     assert.equal(formatMac(parseMac('0a:1b:2c:3d:4e:5f')), '0a:1b:2c:3d:4e:5f');
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { FORGET_AFTER_MS, TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
+import { FORGET_AFTER_MS, MAX_PEERS, TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
 import { GossipChannel } from '../../gossip/typed-channel.js';
-import { MacsChannel } from '../../gossip/macs.js';
+import { MACS_PER_PEER, MacsChannel } from '../../gossip/macs.js';
 import { Routes } from '../../gossip/routes.js';
 import { weave } from '../../proto/gen/weave.js';
 
@@ -123,5 +123,25 @@ describe('MAC channel', () => {
     const impostor = new MacsChannel('me', () => Date.now() + 1000);
     assert.equal(me.merge(impostor.announce(8), undefined), false);
     assert.equal(me.rejected, 2);
+  });
+});
+
+describe('bounded gossip state', () => {
+  it('refuses MAC records over the per-peer limit, counted, and keeps what it had', () => {
+    const me = new MacsChannel('me');
+    const flood = { entries: Array.from({ length: MACS_PER_PEER + 100 }, (_, i) => ({ mac: i + 1, peer: 'rogue', ts: 1000 + i, deleted: false })) };
+    me.merge({ entries: [{ mac: 999_999, peer: 'good', ts: 1, deleted: false }] }, 'good');
+    me.merge(flood, 'rogue');
+    assert.equal(me.entries.size, MACS_PER_PEER + 1);
+    assert.equal(me.rejected, 100);
+    assert.equal(me.owner(999_999), 'good');
+  });
+
+  it('keeps at most MAX_PEERS peers, whatever a full state claims', () => {
+    const t = new TopologyChannel('me', () => 1000);
+    const peers = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({ name: `p${i}`, version: 1, nickname: '', udpPort: 1, addrs: [], links: [] }));
+    t.merge({ peers }, undefined);
+    assert.equal(t.peers.size, MAX_PEERS);
+    assert.equal(t.rejected, 5);
   });
 });
