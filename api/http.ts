@@ -17,6 +17,8 @@ export interface ApiOptions {
   stop(): void;
   /** Calls back when something the status page shows changed (peers, connections), to push it at once. */
   onChange?(listener: () => void): void;
+  /** How long a client may take to send its headers, and its whole request (ms). */
+  timeouts?: { headers: number; request: number };
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
@@ -48,6 +50,21 @@ function crossOrigin(req: http.IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (!origin) return false;
   try { return new URL(origin).host !== req.headers.host; } catch { return true; }
+}
+
+/**
+ * DNS rebinding: a web page can point a name of its own at 127.0.0.1 and then read and drive this
+ * API from the user's browser, same-origin as far as the browser knows. Its requests still carry
+ * that name as Host: answer only requests that name the address we listen on, or localhost.
+ */
+function hostAllowed(req: http.IncomingMessage, listenHost: string, port: () => number): boolean {
+  const h = req.headers.host;
+  if (h === undefined) return true; // not a browser (HTTP/1.0 tools): rebinding needs one
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.toLowerCase());
+  if (!m || (m[2] !== undefined ? Number(m[2]) : 80) !== port()) return false;
+  const name = m[1].replace(/^\[(.*)\]$/, '$1');
+  return name === 'localhost' || name === '127.0.0.1' || name === '::1' || name === listenHost
+    || (listenHost === '0.0.0.0' && /^\d+\.\d+\.\d+\.\d+$/.test(name));
 }
 
 /** A handler result that was already written to the response (pages, metrics, event streams). */
@@ -110,8 +127,15 @@ export function startApi(addr: string, o: ApiOptions): Promise<http.Server> {
   ];
   for (const r of [...own, ...o.subsystems.flatMap((s) => s.routes ?? [])]) table.add(r);
 
-  const server = http.createServer(async (req, res) => {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port = Number(addr.slice(i + 1));
+  const t = o.timeouts ?? { headers: 10_000, request: 30_000 };
+  // A client that trickles its request in cannot hold a connection (and its buffers) for long.
+  const server = http.createServer({ headersTimeout: t.headers, requestTimeout: t.request, connectionsCheckingInterval: Math.min(1000, t.headers / 2) }, async (req, res) => {
     const url = req.url ?? '/';
+    if (!hostAllowed(req, host, () => (server.address() as { port: number }).port)) {
+      return send(res, 403, { error: `this API answers requests for ${host}:${port} or localhost, not for "${String(req.headers.host).slice(0, 80)}"` });
+    }
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const m = table.match(req.method ?? '', path);
@@ -141,8 +165,6 @@ export function startApi(addr: string, o: ApiOptions): Promise<http.Server> {
   // Event streams never end on their own: end them when the API closes, or close() waits forever.
   const close = server.close.bind(server);
   server.close = (cb?: (err?: Error) => void) => { stream.close(); return close(cb); };
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port = Number(addr.slice(i + 1));
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE'
       ? `HTTP address ${addr} is already in use` : `cannot serve HTTP on ${addr}: ${err.message}`)));

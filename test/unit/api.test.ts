@@ -53,7 +53,7 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
   let changed: (() => void) | undefined;
 
   before(async () => {
-    server = await startApi('127.0.0.1:0', { subsystems: [subsystem], stop: () => { stopped++; }, onChange: (l) => { changed = l; } });
+    server = await startApi('127.0.0.1:0', { subsystems: [subsystem], stop: () => { stopped++; }, onChange: (l) => { changed = l; }, timeouts: { headers: 300, request: 600 } });
     port = (server.address() as AddressInfo).port;
   });
   after(() => { server?.close(); });
@@ -143,6 +143,29 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       assert.match(JSON.parse(r.body).error, error);
     }
     assert.equal(toy.greetings, before);
+  });
+
+  it('answers only requests that name its own address or localhost (DNS rebinding)', async () => {
+    for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1:1', `10.0.0.1:${port}`]) {
+      const r = await request(port, 'GET', '/report', { host });
+      assert.equal(r.status, 403, host);
+      assert.match(JSON.parse(r.body).error, /answers requests for 127\.0\.0\.1:0 or localhost/);
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`]) assert.equal((await request(port, 'GET', '/report', { host })).status, 200, host);
+  });
+
+  it('hangs up on a client that trickles its request in', async () => {
+    const net = await import('node:net');
+    const sock = net.connect(port, '127.0.0.1');
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      sock.on('data', (d) => { got += d; });
+      sock.on('close', () => resolve(got));
+      sock.write('GET /report HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      const drip = setInterval(() => { if (!sock.destroyed) sock.write('X-Slow: 1\r\n'); }, 100);
+      sock.on('close', () => clearInterval(drip));
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/);
   });
 
   it('refuses a state-changing request that a browser sends from another web site', async () => {
