@@ -6,7 +6,7 @@ import { RouterConfig } from '../contract/config.js';
 import { call, tryReport } from './client.js';
 import type { Report } from '../contract/report.js';
 
-const DAEMON = join(dirname(fileURLToPath(import.meta.url)), '..', 'router', 'daemon.js');
+const SUPERVISOR = join(dirname(fileURLToPath(import.meta.url)), '..', 'router', 'supervisor.js');
 const READY_TIMEOUT_MS = 20_000;
 
 /** Starts the router detached, logging to the data directory, and returns once its API answers. */
@@ -17,7 +17,7 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
   const logFile = join(cfg.dataDir, 'weave.log');
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [DAEMON, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [SUPERVISOR, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   let exited = false;
   child.on('exit', () => (exited = true));
@@ -25,7 +25,7 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const r = exited ? undefined : await tryReport<Report>();
-    if (r && r.pid === child.pid) return r;
+    if (r && r.supervisorPid === child.pid) return r;
     if (exited) {
       const tail = readFileSync(logFile, 'utf8').slice(logStart).split('\n').filter((l) => l.startsWith('fatal: '));
       throw new Error(tail.at(-1)?.slice(7) ?? `the router exited during start-up; see ${logFile}`);
@@ -43,7 +43,8 @@ export async function stop(): Promise<boolean> {
   await call('POST', '/stop');
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    try { process.kill(r.pid, 0); } catch { return true; }
+    const alive = (pid?: number) => { try { return pid !== undefined && (process.kill(pid, 0), true); } catch { return false; } };
+    if (!alive(r.pid) && !alive(r.supervisorPid)) return true;
     await new Promise((res) => setTimeout(res, 50));
   }
   throw new Error(`the router (pid ${r.pid}) did not stop within 10s`);

@@ -240,7 +240,7 @@ program.command('reset')
     const r = await call<ResetResult>('POST', '/ipam/reset');
     const report = await call<Report>('GET', '/report');
     await stop();
-    for (const f of ['ipam.json', 'ipam.json.log', 'targets.json']) rmSync(join(report.dataDir, f), { force: true });
+    for (const f of ['ipam.json', 'ipam.json.log', 'targets.json', 'attachments.json']) rmSync(join(report.dataDir, f), { force: true });
     if (r.heir) out(`handed the address space to ${r.heir}`);
   });
 

@@ -42,6 +42,8 @@ export interface RouterReport {
   name: string;
   nickname: string;
   pid: number;
+  /** The process that starts the router again if it dies (weave launch runs one). */
+  supervisorPid?: number;
   dataDir: string;
   uptimeSeconds: number;
   datapath: string;

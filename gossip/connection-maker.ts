@@ -9,6 +9,7 @@ import type { Node } from './node.js';
 
 const BACKOFF_START_MS = 2000;
 const BACKOFF_CAP_MS = 6 * 60_000;
+const RECONNECT_MS = 500;
 const STABLE_MS = 60_000;
 const DIAL_TIMEOUT_MS = 10_000; // a noise handshake on a starved machine can take seconds
 
@@ -88,7 +89,8 @@ export class ConnectionMaker {
   /** Replaces the set of discovered targets (addresses of peers our peers know). */
   discover(addresses: string[]): void {
     const want = new Set(addresses);
-    for (const t of [...this.targets.values()]) if (t.discovered && !want.has(t.address) && t.state !== 'established') this.drop(t);
+    // A target still connecting stays until it fails: one remembered from before a restart is dialled at once.
+    for (const t of [...this.targets.values()]) if (t.discovered && !want.has(t.address) && t.state === 'failed') this.drop(t);
     for (const a of want) if (!this.targets.has(a) && this.node.getConnections().length < this.o.connLimit) this.add(a, true);
   }
 
@@ -142,15 +144,15 @@ export class ConnectionMaker {
     for (const t of this.targets.values()) {
       if (t.peer !== peer || t.state !== 'established') continue;
       if (t.since && Date.now() - t.since > STABLE_MS) t.attempts = 0;
-      this.fail(t, 'connection closed');
+      this.fail(t, 'connection closed', RECONNECT_MS); // a restarted peer is back within a second or two: try soon
     }
   }
 
-  private fail(t: Target, why: string): void {
+  private fail(t: Target, why: string, first?: number): void {
     if (this.stopped) return;
     t.state = 'failed';
     t.lastError = why;
-    const base = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** t.attempts++);
+    const base = first ?? Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** t.attempts++);
     const delay = Math.round(base * (0.75 + Math.random() / 2)); // jitter keeps restarted peers from dialling in lockstep
     t.retryAt = Date.now() + delay;
     t.timer = setTimeout(() => void this.dial(t), delay);

@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { weave } from '../proto/gen/weave.js';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/files.js';
+
+const KNOWN_FILE = 'known-peers.json';
 import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
@@ -49,6 +53,7 @@ export class ControlPlane extends EventEmitter {
   private readonly maker: ConnectionMaker;
   private readonly liveness: Liveness;
   private selfUpdate?: NodeJS.Immediate;
+  private known = '';
   private gcTimer?: NodeJS.Timeout;
 
   private constructor(private readonly node: Node, readonly name: string, private readonly o: ControlPlaneOptions) {
@@ -86,6 +91,7 @@ export class ControlPlane extends EventEmitter {
     this.gcTimer = setInterval(() => { if (this.topology.gc()) this.topologyChanged(); }, 5000);
     this.updateSelf();
     this.maker.connect([...saved, ...peers]);
+    this.maker.discover(this.loadKnown()); // the peers we had before a restart: they may not know we are back yet
   }
 
   async stop(): Promise<void> {
@@ -168,7 +174,21 @@ export class ControlPlane extends EventEmitter {
     this.topologyChanged();
   }
 
+  /** Addresses of the neighbours we had, saved as they change, so a restarted router dials them at once. */
+  private loadKnown(): string[] {
+    try { return (JSON.parse(readFileSync(join(this.o.dataDir, KNOWN_FILE), 'utf8')) as unknown[]).filter((x): x is string => typeof x === 'string'); } catch { return []; }
+  }
+
+  private saveKnown(): void {
+    const addrs = this.topology.neighbours(this.name).flatMap((n) => this.topology.peers.get(n)?.addrs ?? []).sort();
+    const text = JSON.stringify(addrs);
+    if (text === this.known || addrs.length === 0) return;
+    this.known = text;
+    try { writeFileAtomic(join(this.o.dataDir, KNOWN_FILE), text + '\n'); } catch { /* best effort: only speeds up a restart */ }
+  }
+
   private topologyChanged(): void {
+    this.saveKnown();
     this.routes = new Routes(this.topology);
     if (this.o.discovery) {
       const connected = new Set(this.openConnections().map((c) => c.remotePeer.toString()));

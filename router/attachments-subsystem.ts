@@ -1,6 +1,7 @@
 import { route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
 import type { Attachments } from './attachments.js';
+import { log } from '../common/log.js';
 
 /** attach, detach, ps, expose, hide over the API. */
 export function attachmentsSubsystem(a: Attachments): Subsystem {
@@ -13,5 +14,6 @@ export function attachmentsSubsystem(a: Attachments): Subsystem {
       route({ method: 'POST', path: '/expose', body: { cidrs: 'string[]?' }, handle: ({ body }) => a.expose(body.cidrs) }),
       route({ method: 'POST', path: '/hide', handle: () => a.hide() }),
     ],
+    start: async () => { const n = await a.restore(); if (n) log.info(`took back ${n} attachments from before a restart`); },
   };
 }

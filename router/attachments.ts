@@ -4,14 +4,16 @@ import { isUnicastMac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import type { AttachRequest, AttachResult, DetachResult, ExposeResult, PsRow } from '../contract/requests.js';
 import type { IpamService } from '../ipam/service.js';
-import { attach, detach, resolveTarget, type AttachOptions } from './attach.js';
+import { attach, detach, existingAttachment, resolveTarget, type AttachOptions } from './attach.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/files.js';
 import { ContainersUnavailable, type ContainerLookup } from './container-lookup.js';
 import type { LocalMacs } from './data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
 /** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its names. */
 export interface Resolved { ident: string; nsTarget: string; label: string; container?: string; names?: string[] }
-export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[]; names: string[] }
+export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[]; names: string[]; nsTarget?: string; ifname?: string }
 
 /** Told of every attachment made and gone (DNS registers the names). */
 export type AttachmentListener = (e: { attached: boolean; entry: AttachedEntry }) => void;
@@ -26,7 +28,35 @@ export class Attachments {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: AttachmentListener[] = [];
 
-  constructor(private readonly mtu: number, readonly ipam: IpamService, private readonly macs: LocalMacs, private readonly containers: ContainerLookup) {}
+  /** `file`: where attachments are kept, so that a router that died (and was restarted) takes them back. */
+  constructor(private readonly mtu: number, readonly ipam: IpamService, private readonly macs: LocalMacs, private readonly containers: ContainerLookup,
+              private readonly file?: string) {}
+
+  /**
+   * Takes back what was attached before a restart and is still in place: namespaces by name or
+   * path whose interface still has the MAC it had (containers are the events watcher's to adopt).
+   */
+  async restore(): Promise<number> {
+    let saved: AttachedEntry[] = [];
+    try { saved = this.file && existsSync(this.file) ? JSON.parse(readFileSync(this.file, 'utf8')) as AttachedEntry[] : []; } catch (err) {
+      log.warn(`cannot read ${this.file}: ${(err as Error).message}; attachments are not taken back`);
+    }
+    let n = 0;
+    for (const e of saved) {
+      if (e.container || !e.nsTarget?.startsWith('netns:') || this.attached.has(e.ident)) continue;
+      const now = await Promise.resolve().then(() => existingAttachment(resolveTarget(e.nsTarget!), e.ifname)).catch(() => undefined);
+      if (now?.mac !== e.mac) continue;
+      this.register({ ident: e.ident, nsTarget: e.nsTarget, label: e.label, names: e.names }, e.mac, now.cidrs, e.ifname);
+      n++;
+    }
+    this.save();
+    return n;
+  }
+
+  private save(): void {
+    if (!this.file) return;
+    try { writeFileAtomic(this.file, JSON.stringify([...this.attached.values()])); } catch (err) { log.warn(`cannot save attachments: ${(err as Error).message}`); }
+  }
 
   /**
    * Attaches a target with addresses written as Weave does: CIDR (claimed from IPAM when inside the
@@ -48,7 +78,7 @@ export class Attachments {
       await this.releaseAll(t.ident, cidrs.taken); // nothing left half-attached
       throw err;
     });
-    this.register(t, a.mac, a.cidrs);
+    this.register(t, a.mac, a.cidrs, o.ifname);
     log.info(`attached ${t.label} (${a.mac}) with ${a.cidrs.join(' ')}`);
     return { target: t.label, mac: a.mac, cidrs: a.cidrs };
   }
@@ -56,9 +86,10 @@ export class Attachments {
   onChange(l: AttachmentListener): void { this.listeners.push(l); }
 
   /** Records an attachment and tells every peer where its MAC lives. */
-  register(t: Resolved, mac: string, cidrs: string[]): void {
-    const entry = { ident: t.ident, label: t.label, container: t.container, mac, cidrs, names: t.names ?? [] };
+  register(t: Resolved, mac: string, cidrs: string[], ifname?: string): void {
+    const entry = { ident: t.ident, label: t.label, container: t.container, mac, cidrs, names: t.names ?? [], nsTarget: t.nsTarget, ifname };
     this.attached.set(t.ident, entry);
+    this.save();
     this.macs.add(mac);
     for (const l of this.listeners) l({ attached: true, entry });
   }
@@ -68,6 +99,7 @@ export class Attachments {
     const e = this.attached.get(ident);
     if (!e) return undefined;
     this.attached.delete(ident);
+    this.save();
     this.macs.remove(e.mac);
     for (const l of this.listeners) l({ attached: false, entry: e });
     return e;

@@ -39,7 +39,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   data = new DataPlane({ vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers: cfg.vxlanPeers }, new SleevePcap(), udp, control);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
   const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
-  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker));
+  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, 'attachments.json'));
   const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain ?? DEFAULTS.dnsDomain, resolvConf: cfg.resolvConf ?? DEFAULTS.resolvConf,
     bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
   attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
@@ -77,6 +77,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   await data.start();
   for (const s of subsystems) await s.start?.();
   writeFileAtomic(join(cfg.dataDir, 'weave.pid'), `${process.pid}\n`);
+  process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${data.datapath.name}, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, encryption ${cfg.password ? 'on' : 'off'}`);

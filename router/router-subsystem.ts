@@ -22,6 +22,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       name: control.name,
       nickname: cfg.nickname,
       pid: process.pid,
+      supervisorPid: Number(process.env.WEAVE_SUPERVISOR) || undefined,
       dataDir: cfg.dataDir,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       encryption: !!cfg.password,

@@ -109,13 +109,11 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
 
   it('notices a killed router within 5 s and forgets it, while the others stay connected', async () => {
     const r3 = await report(lab, 'h3');
-    process.kill(r3.pid, 'SIGKILL');
-    const t0 = Date.now();
+    for (const pid of [r3.supervisorPid!, r3.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: the host's router is gone
     await waitFor('h1 and h2 drop the connection to h3', async () => {
       for (const h of ['h1', 'h2']) if ((await established(lab, h)).some((c) => c.name === r3.name)) return false;
       return true;
     }, 5000, 50);
-    assert.ok(Date.now() - t0 < 5000);
     assert.equal((await established(lab, 'h1')).length, 1, 'h1 - h2 stays up');
   });
 

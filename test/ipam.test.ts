@@ -77,8 +77,9 @@ describe('IPAM in the lab: three hosts', function () {
   });
 
   it('keeps allocations through kill -9 and a restart', async () => {
-    const before = (await report(lab, 'h2')).ipam.allocations;
-    process.kill((await report(lab, 'h2')).pid, 'SIGKILL');
+    const r = await report(lab, 'h2');
+    const before = r.ipam.allocations;
+    for (const pid of [r.supervisorPid!, r.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: nothing restarts it
     await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]]);
     assert.deepEqual((await report(lab, 'h2')).ipam.allocations, before);
     await waitForMesh(lab);
@@ -99,7 +100,7 @@ describe('IPAM in the lab: three hosts', function () {
     const c = await lab.addContainer('h3', 'survivor');
     const ip = (await weaveOk(lab, 'h3', ['attach', `netns:${c.netns}`])).trim();
     const h3 = await report(lab, 'h3');
-    process.kill(h3.pid, 'SIGKILL');
+    for (const pid of [h3.supervisorPid!, h3.pid]) process.kill(pid, 'SIGKILL'); // the host's router is gone for good
     await vanish(c.netns);
     await waitFor('h1 sees h3 gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === h3.name && x.state === 'established'));
     const refused = await weave(lab, 'h1', ['attach', `netns:${c.netns}`]);

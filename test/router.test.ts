@@ -96,7 +96,7 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 
   it('recovers when a router is killed with -9 and launched again, keeping its name', async () => {
     const before = await report(lab, 'h2');
-    process.kill(before.pid, 'SIGKILL');
+    for (const pid of [before.supervisorPid!, before.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: nothing restarts it
     await waitFor('h1 notices h2 is gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === before.name && x.state === 'established'));
     const name = (await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]])).trim();
     assert.equal(name, before.name);

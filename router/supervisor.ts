@@ -1,0 +1,37 @@
+// The router's supervisor: `weave launch` starts this, and this starts the router daemon and
+// starts it again whenever it dies other than by `weave stop` (exit 0), with backoff. A router
+// that never came up (bad config, a port taken) is not retried: launch reports why.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DAEMON = join(dirname(fileURLToPath(import.meta.url)), 'daemon.js');
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 30_000;
+const STABLE_MS = 60_000;
+
+const stamp = () => new Date().toISOString();
+let child: ChildProcess | undefined;
+let stopping = false;
+let everReady = false;
+let retryMs = FIRST_RETRY_MS;
+
+function start(): void {
+  const started = Date.now();
+  const c = spawn(process.execPath, [DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
+  child = c;
+  c.on('message', (m) => { if (m === 'ready') everReady = true; });
+  c.on('exit', (code, signal) => {
+    child = undefined;
+    if (stopping || code === 0 || !everReady) process.exit(code ?? 1);
+    if (Date.now() - started > STABLE_MS) retryMs = FIRST_RETRY_MS;
+    process.stdout.write(`${stamp()} WARN supervisor: the router died (${signal ?? `exit ${code}`}); starting it again in ${retryMs} ms\n`);
+    setTimeout(start, retryMs);
+    retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+  });
+}
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => { stopping = true; if (child) child.kill(sig); else process.exit(0); });
+}
+start();
