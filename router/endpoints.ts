@@ -22,9 +22,13 @@ export class Endpoints {
   private readonly byName = new Map<string, Endpoint>();
   list: Endpoint[] = [];
 
+  /**
+   * A second peer at an address another one has (a rogue control-plane peer on a router's host,
+   * say) does not take the address's datagrams over: the first keeps them until it goes.
+   */
   add(ep: Endpoint): void {
     this.remove(ep.name);
-    this.byIp.set(ep.ip, ep);
+    if (!this.byIp.has(ep.ip)) this.byIp.set(ep.ip, ep);
     this.byName.set(ep.name, ep);
     this.list = [...this.byName.values()];
   }
@@ -33,8 +37,12 @@ export class Endpoints {
     const ep = this.byName.get(name);
     if (!ep) return undefined;
     this.byName.delete(name);
-    if (this.byIp.get(ep.ip) === ep) this.byIp.delete(ep.ip);
     this.list = [...this.byName.values()];
+    if (this.byIp.get(ep.ip) === ep) {
+      this.byIp.delete(ep.ip);
+      const next = this.list.find((e) => e.ip === ep.ip);
+      if (next) this.byIp.set(ep.ip, next);
+    }
     return ep;
   }
 

@@ -82,3 +82,44 @@ for i in range(100000):
     assert.match(await lab.execOk('h1', ['cat', join(lab.host('h1').dataDir, 'weave.log')]), /supervisor: the router died \(SIGKILL\); starting it again/);
   });
 });
+
+describe('hostile input on the control plane and the API', function () {
+  this.timeout(180_000);
+  let lab: Lab;
+  let c: LabContainer;
+  after(async () => { await lab?.down(); });
+  before(async () => {
+    lab = await Lab.create({ hosts: 2 });
+    await launchAll(lab, ['h1', 'h2']);
+    await waitForMesh(lab);
+    c = await lab.addContainer('h2', 'c');
+    await weaveOk(lab, 'h2', ['attach', '10.32.8.2/12', `netns:${c.netns}`]);
+    await weaveOk(lab, 'h1', ['attach', '10.32.8.1/12', `netns:${(await lab.addContainer('h1', 'c')).netns}`]); // not expose: the HTTP fuzz may hide it
+    await waitForPing(lab, c.netns, '10.32.8.1');
+  });
+  const tool = (name: string) => join(dirname(FUZZ), name);
+
+  it('survives a gossip fuzz run from a rogue peer: mutated messages of every channel, counted, own record kept', async () => {
+    const before = await report(lab, 'h1');
+    const rogue = lab.spawn('h2', [process.execPath, '--import', 'tsx', tool('fuzz-gossip.ts'), lab.host('h1').addrs[0], '400', '3']);
+    const dropped = (r: typeof before) => Object.values(r.gossip).reduce((n, g) => n + g.dropped, 0) + r.counters.gossipRejected;
+    try {
+      await waitFor('drops counted', async () => dropped(await report(lab, 'h1')) - dropped(before) >= 50, 60_000);
+    } finally { rogue.kill(); }
+    const after = await report(lab, 'h1');
+    assert.equal(after.pid, before.pid, 'the same router');
+    assert.equal(after.peers.find((p) => p.self)!.nickname, 'h1');
+    assert.ok(!after.peers.some((p) => p.nickname === 'fuzz'), 'no fuzzed record taken');
+    await waitForPing(lab, c.netns, '10.32.8.1');
+  });
+
+  it('survives an HTTP fuzz run without a single 5xx, and keeps answering', async () => {
+    const before = await report(lab, 'h1');
+    const out = JSON.parse(await lab.execOk('h1', [process.execPath, '--import', 'tsx', tool('fuzz-http.ts'), '127.0.0.1:6784', '800', '11'], { timeoutMs: 120_000 })) as { statuses: Record<string, number>; fives: string[] };
+    assert.deepEqual(out.fives, [], `5xx answers: ${out.fives.join('; ')}`);
+    assert.ok((out.statuses['400'] ?? 0) + (out.statuses['404'] ?? 0) + (out.statuses['405'] ?? 0) > 400, JSON.stringify(out.statuses));
+    const after = await report(lab, 'h1');
+    assert.equal(after.pid, before.pid, 'the same router');
+    await waitForPing(lab, c.netns, '10.32.8.1');
+  });
+});

@@ -124,6 +124,20 @@ describe('forwarder on a line p1 - me - p2', () => {
   });
 });
 
+describe('endpoints', () => {
+  it('keeps datagrams from an address with the peer that had it first, until it goes', () => {
+    const e = new Endpoints();
+    e.add(makeEndpoint('router', 'r', '198.18.0.2', 6784, 'router'));
+    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router'));
+    assert.equal(e.fromIp('198.18.0.2')?.name, 'router');
+    e.remove('rogue');
+    assert.equal(e.fromIp('198.18.0.2')?.name, 'router');
+    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router'));
+    e.remove('router');
+    assert.equal(e.fromIp('198.18.0.2')?.name, 'rogue', 'the other one at that address takes over');
+  });
+});
+
 describe('MAC table', () => {
   it('ages entries out and forgets a departed peer', () => {
     let t = 0;
