@@ -5,7 +5,7 @@ import { Lab, waitFor } from '../lab/lab.js';
 import type { LabContainer } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
-const FUZZ = join(dirname(fileURLToPath(import.meta.url)), '..', 'lab', 'fuzz-datagrams.ts');
+const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzz', 'datagrams.ts');
 
 describe('hostile input never takes a router down', function () {
   this.timeout(180_000);
@@ -101,7 +101,7 @@ describe('hostile input on the control plane and the API', function () {
 
   it('survives a gossip fuzz run from a rogue peer: mutated messages of every channel, counted, own record kept', async () => {
     const before = await report(lab, 'h1');
-    const rogue = lab.spawn('h2', [process.execPath, '--import', 'tsx', tool('fuzz-gossip.ts'), lab.host('h1').addrs[0], '400', '3']);
+    const rogue = lab.spawn('h2', [process.execPath, '--import', 'tsx', tool('gossip.ts'), lab.host('h1').addrs[0], '400', '3']);
     const dropped = (r: typeof before) => Object.values(r.gossip).reduce((n, g) => n + g.dropped, 0) + r.counters.gossipRejected;
     try {
       await waitFor('drops counted', async () => dropped(await report(lab, 'h1')) - dropped(before) >= 50, 60_000);
@@ -115,7 +115,7 @@ describe('hostile input on the control plane and the API', function () {
 
   it('survives an HTTP fuzz run without a single 5xx, and keeps answering', async () => {
     const before = await report(lab, 'h1');
-    const out = JSON.parse(await lab.execOk('h1', [process.execPath, '--import', 'tsx', tool('fuzz-http.ts'), '127.0.0.1:6784', '800', '11'], { timeoutMs: 120_000 })) as { statuses: Record<string, number>; fives: string[] };
+    const out = JSON.parse(await lab.execOk('h1', [process.execPath, '--import', 'tsx', tool('http.ts'), '127.0.0.1:6784', '800', '11'], { timeoutMs: 120_000 })) as { statuses: Record<string, number>; fives: string[] };
     assert.deepEqual(out.fives, [], `5xx answers: ${out.fives.join('; ')}`);
     assert.ok((out.statuses['400'] ?? 0) + (out.statuses['404'] ?? 0) + (out.statuses['405'] ?? 0) > 400, JSON.stringify(out.statuses));
     const after = await report(lab, 'h1');

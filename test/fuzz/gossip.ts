@@ -1,13 +1,13 @@
-import '../common/polyfill.js';
+import '../../common/polyfill.js';
 // A hostile control-plane peer: joins a router (its password, if any, in WEAVE_PASSWORD) and sends
 // it mutated gossip: valid messages of every channel with bytes flipped or cut, on the gossipsub
 // topics, in sync messages, and as requests. Prints how many it sent, then stays until killed.
-// `node lab/fuzz-gossip.js IP COUNT SEED`
+// `node test/fuzz/gossip.js IP COUNT SEED`
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
-import { createNode } from '../gossip/node.js';
-import { requestProtocol, SYNC_PROTOCOL, topic } from '../gossip/gossip.js';
-import { weave } from '../proto/gen/weave.js';
+import { createNode } from '../../gossip/node.js';
+import { requestProtocol, SYNC_PROTOCOL, topic } from '../../gossip/gossip.js';
+import { weave } from '../../proto/gen/weave.js';
 
 const CHANNELS = ['topology', 'macs', 'ipam', 'dns'];
 

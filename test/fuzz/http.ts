@@ -1,6 +1,6 @@
 // Hostile HTTP for a router's API: random methods, paths (every route's shape, bent), query
 // strings, headers and bodies, and raw garbage on the socket. Prints a JSON summary of the status
-// codes it got. `node lab/fuzz-http.js HOST:PORT COUNT SEED`
+// codes it got. `node test/fuzz/http.js HOST:PORT COUNT SEED`
 import http from 'node:http';
 import net from 'node:net';
 
@@ -10,7 +10,7 @@ const PATHS = ['/', '/report', '/events', '/metrics', '/status', '/status/peers'
 // Never /stop, /ipam/reset or /ipam/rmpeer: a caller of ours may do those, and they would end the
 // run. Never a namespace by pid or path as a target: the machine's own (pid 1) is not ours to touch.
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'BREW'];
-const VALUES = ['', 'x', '-1', '0', '1e309', '%', '%E0%A4%A', '..', '../..', '\u0000', 'a'.repeat(300), '10.32.0.1', 'net:default', 'null', '[]', '{}', 'true'];
+const VALUES = ['', 'x', '-1', '0', '1e309', '%', '%E0%A4%A', '..', '../../..', '\u0000', 'a'.repeat(300), '10.32.0.1', 'net:default', 'null', '[]', '{}', 'true'];
 
 export function* hostileRequests(seed: number): Generator<{ method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }> {
   let s = seed >>> 0 || 1;
