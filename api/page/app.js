@@ -150,6 +150,7 @@ function renderTraffic(r) {
     ['Datagrams received', `${fmtInt(c.received.datagrams)} · ${fmtBytes(c.received.bytes)}`],
     ['Relayed', fmtInt(c.relayed)], ['Flooded', fmtInt(c.flooded)],
     ...Object.entries(c.dropped).map(([reason, n]) => [`Dropped: ${reason}`, fmtInt(n)]),
+    ['Gossip entries refused', fmtInt(c.gossipRejected ?? 0)], ['MACs evicted (table full)', fmtInt(c.macsEvicted ?? 0)],
   ];
   fillTable('traffic', rows.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', { class: 'num' }, v))), 2, '');
   fillTable('gossip', Object.entries(r.gossip).map(([ch, g]) => el('tr', {},
