@@ -1,11 +1,16 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
 APT_PACKAGES := libpcap-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all node deps build test demo bench clean
 all: build
 
+# A Node.js 20.19+ (the machine's, or Node 22 from the npm registry in .tools/node: see bin/ensure-node).
+export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(PATH)
+node:
+	@bin/ensure-node
+
 # Debian packages (only when one is missing), then the npm packages, then the build.
-deps:
+deps: node
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
 	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 

@@ -142,7 +142,8 @@ program.command('run')
   .allowUnknownOption()
   .helpOption(false)
   .passThroughOptions()
-  .action(async (args: string[]) => {
+  .action(async (args: string[], _o: unknown, cmd: Command) => {
+    if (args[0] === '--help') return cmd.help(); // -h is docker run's hostname, so only the long form
     let i = 0;
     while (i < args.length && isAddressSpec(args[i])) checkAddressSpec(args[i++]);
     if (!(await tryReport())) throw new NotRunning();
@@ -249,7 +250,7 @@ program.command('report').description('print the router report as JSON').action(
 });
 
 program.parseAsync(process.argv).catch((err: Error) => {
-  if (err instanceof CommanderError) process.exit(err.exitCode || 1);
+  if (err instanceof CommanderError) process.exit(err.exitCode); // 0 for --help, as a user expects
   process.stderr.write(`weave: ${err.message}\n`);
   process.exit(1);
 });

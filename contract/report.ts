@@ -47,7 +47,11 @@ export interface RouterReport {
   dataDir: string;
   uptimeSeconds: number;
   datapath: string;
-  encryption: boolean;
+  /**
+   * What is encrypted: the control plane always is (noise), and with a password it is a private
+   * network too; data-plane frames are plain VXLAN today.
+   */
+  encryption: { controlPlane: string; dataPlane: string };
   peerDiscovery: boolean;
   vni: number;
   mtu: number;

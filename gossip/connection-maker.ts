@@ -40,6 +40,7 @@ function explain(err: Error, password: boolean): string {
   const m = err.message.split('\n')[0];
   if (/ECONNREFUSED/.test(m)) return 'connection refused (no router listening there)';
   if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return 'no route to host';
+  if (/dial (yo)?ursel(f|ves)|self/i.test(m)) return 'that address is this router itself';
   // Past TCP, a private-network mismatch shows up as whatever the garbled handshake produces.
   return password ? `handshake failed (${m}): the peer has a different password, or none` : `handshake failed (${m}): the peer may require a password`;
 }

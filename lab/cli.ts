@@ -81,10 +81,12 @@ program.command('ls')
   });
 
 program.command('down')
-  .description('tear down a lab (all recorded labs if no --id)')
+  .description("tear down a lab: --id ID, or this checkout's labs that no run is using, or --all")
   .option('--id <id>', 'lab id')
-  .action(async (opts: { id?: string }) => {
-    const ids = opts.id ? [opts.id] : await Lab.list();
+  .option('--all', "every lab on this machine: other checkouts' too, and runs in progress")
+  .action(async (opts: { id?: string; all?: boolean }) => {
+    if (opts.all) console.log('removing every lab on this machine, including those of other checkouts and of runs in progress');
+    const ids = opts.id ? [opts.id] : opts.all ? await Lab.list() : Lab.ours();
     for (const id of ids) {
       if (!(await Lab.destroy(id))) fail(`no such lab "${id}"`);
       console.log(`lab ${id} down`);

@@ -4,7 +4,8 @@ import { Lab } from './lab.js';
 import { launchAll, waitForMesh, waitForPing, weaveOk } from './weave.js';
 
 const keep = process.argv.includes('--keep');
-const say = (s: string) => console.log(`\n\x1b[1m### ${s}\x1b[0m`);
+// Bold headings on a terminal only: a log file or a pipe gets no escape codes.
+const say = (s: string) => console.log(process.stdout.isTTY ? `\n\x1b[1m### ${s}\x1b[0m` : `\n### ${s}`);
 
 const lab = await Lab.create({ hosts: 3 }, keep ? { id: 'demo', keep: true } : {});
 try {

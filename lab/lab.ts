@@ -5,8 +5,9 @@
 // the host namespace. The underlay only uses 198.18.0.0/15 (RFC 2544 benchmarking range).
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run, runOk, type ExecOptions, type ExecResult } from '../common/exec.js';
 import { offExit, onExit } from './exit-cleanup.js';
 import {
@@ -37,6 +38,15 @@ export interface CreateOptions {
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 const TERM_GRACE_MS = 3000;
 const KILL_GRACE_MS = 3000;
+
+/** The checkout this code is in (from source or dist/). */
+const CHECKOUT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+})();
+
+const alive = (pid: number) => { try { return pid > 0 && (process.kill(pid, 0), true); } catch { return false; } };
 
 export class Lab {
   readonly root: string;
@@ -74,7 +84,7 @@ export class Lab {
     const hosts: LabHost[] = p.hosts.map((h) => ({ name: h, netns: hostNs(h), addrs: hostAddrs(p, h), dataDir: join(labRoot(id), h) }));
     // Record every namespace before creating it, so a crash half-way is still cleaned up.
     const state: LabState = {
-      version: 1, id, spec: full, createdAt: new Date().toISOString(), creatorPid: process.pid,
+      version: 1, id, spec: full, createdAt: new Date().toISOString(), creatorPid: process.pid, checkout: CHECKOUT,
       hosts, containers: [], namespaces: [...p.segments.map((s) => swNs(s.index)), ...hosts.map((h) => h.netns)], pids: [],
     };
     writeState(state);
@@ -147,6 +157,14 @@ export class Lab {
 
   static async list(): Promise<string[]> {
     return listIds();
+  }
+
+  /** Labs this checkout made whose creator is gone (kept with `lab up`, or left by a crash): never a run in progress. */
+  static ours(): string[] {
+    return listIds().filter((id) => {
+      const s = readState(id);
+      return s?.checkout === CHECKOUT && !alive(s.creatorPid);
+    });
   }
 
   host(name: string): LabHost {

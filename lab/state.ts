@@ -17,6 +17,8 @@ export interface LabState {
   spec: Required<LabSpec>;
   createdAt: string;
   creatorPid: number;
+  /** The checkout whose code made the lab: `lab down` without --id removes only its own. */
+  checkout?: string;
   hosts: LabHost[];
   containers: LabContainer[];
   /** Every namespace we created or are about to create (recorded before creation). */

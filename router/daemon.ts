@@ -1,5 +1,5 @@
 import '../common/polyfill.js';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { startApi } from '../api/http.js';
@@ -20,6 +20,7 @@ import { cniSubsystem } from './cni-subsystem.js';
 import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
 import { bridgeAddresses } from './expose.js';
 import { DataPlane } from './data-plane.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { routerSubsystem } from './router-subsystem.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { UdpTransport } from './udp.js';
@@ -29,6 +30,7 @@ import { UdpTransport } from './udp.js';
 async function main(cfg: RouterConfig): Promise<void> {
   for (const p of cfg.vxlanPeers) parseVxlanPeer(p, cfg.udpPort);
   mkdirSync(cfg.dataDir, { recursive: true });
+  const unlock = lockDataDir(cfg.dataDir);
   cfg.nickname ||= hostname();
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
@@ -69,6 +71,8 @@ async function main(cfg: RouterConfig): Promise<void> {
     await control.stop();
     await data!.stop();
     api.close();
+    rmSync(join(cfg.dataDir, 'weave.pid'), { force: true });
+    unlock();
     process.exit(0);
   };
   const api = await startApi(cfg.httpAddr, { subsystems, stop, onChange: (listener) => control.on('routes', listener) });
@@ -80,7 +84,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${data.datapath.name}, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, encryption ${cfg.password ? 'on' : 'off'}`);
+  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${data.datapath.name}, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane unencrypted`);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {

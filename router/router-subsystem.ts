@@ -25,7 +25,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       supervisorPid: Number(process.env.WEAVE_SUPERVISOR) || undefined,
       dataDir: cfg.dataDir,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      encryption: !!cfg.password,
+      encryption: { controlPlane: cfg.password ? 'noise, private network (password)' : 'noise', dataPlane: 'none' },
       peerDiscovery: cfg.discovery,
       port: cfg.port,
       udpPort: cfg.udpPort,

@@ -30,7 +30,7 @@ export function routerRows(r: RouterReport): [string, string][] {
   return [
     ['Protocol', 'weave-ts 1 (VXLAN)'],
     ['Name', peerName(r.name, r.nickname)],
-    ['Encryption', r.encryption ? 'enabled' : 'disabled'],
+    ['Encryption', `control plane: ${r.encryption.controlPlane}; data plane: ${r.encryption.dataPlane}`],
     ['PeerDiscovery', r.peerDiscovery ? 'enabled' : 'disabled'],
     ['Targets', String(r.targets.length)],
     ['Connections', `${r.connections.length}${r.connections.length ? ` (${parts.join(', ')})` : ''}`],

@@ -3,6 +3,7 @@
 // that never came up (bad config, a port taken) is not retried: launch reports why.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const DAEMON = join(dirname(fileURLToPath(import.meta.url)), 'daemon.js');
@@ -11,6 +12,7 @@ const MAX_RETRY_MS = 30_000;
 const STABLE_MS = 60_000;
 
 const stamp = () => new Date().toISOString();
+const PCAP_NOISE = /^Warning: .*no IPv4 address assigned - This may not actually work$/;
 let child: ChildProcess | undefined;
 let stopping = false;
 let everReady = false;
@@ -18,10 +20,13 @@ let retryMs = FIRST_RETRY_MS;
 
 function start(): void {
   const started = Date.now();
-  const c = spawn(process.execPath, [DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
+  const c = spawn(process.execPath, [DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
   child = c;
+  // The log is the router's stderr, less libpcap's note that the capture port has no IPv4 address
+  // (it has none by design), which cap prints from C where the router cannot stop it.
+  createInterface({ input: c.stderr! }).on('line', (line) => { if (!PCAP_NOISE.test(line)) process.stderr.write(`${line}\n`); });
   c.on('message', (m) => { if (m === 'ready') everReady = true; });
-  c.on('exit', (code, signal) => {
+  c.on('close', (code, signal) => { // close, not exit: the last lines of its stderr are in the log by then
     child = undefined;
     if (stopping || code === 0 || !everReady) process.exit(code ?? 1);
     if (Date.now() - started > STABLE_MS) retryMs = FIRST_RETRY_MS;

@@ -132,7 +132,7 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
     assert.ok(!after.peers.some((p) => p.nickname === 'rogue'), 'no record of the rogue was taken');
   });
 
-  it('keeps a router with a different password out, says why, and shows Encryption: enabled', async () => {
+  it('keeps a router with a different password out, says why, and shows what is encrypted', async () => {
     await weaveOk(lab, 'h1', ['stop']);
     await weaveOk(lab, 'h2', ['stop']);
     const env = (p: string) => ({ ...process.env, WEAVE_DATA_DIR: lab.host('h1').dataDir, WEAVE_PASSWORD: p });
@@ -148,7 +148,7 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
     }, 15_000);
     assert.match(why, /password/);
     assert.ok(!(await established(lab, 'h1')).some((c) => c.nickname === 'h4'), 'h4 never joined');
-    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Encryption: enabled$/m);
+    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Encryption: control plane: noise, private network \(password\); data plane: none$/m);
   });
 });
 

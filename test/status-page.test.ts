@@ -105,7 +105,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.equal(peers(first).get('h2')!.statusText, 'connected');
     assert.equal(first.summary.Nickname, 'h1');
     assert.equal(first.summary.Datapath, 'sleeve-pcap');
-    assert.equal(first.summary.Encryption, 'disabled');
+    assert.equal(first.summary.Encryption, 'control: noise; data: none');
     assert.match(first.summary.Uptime, /\d+s$/);
     assert.deepEqual(first.graph.map((n) => n.label).sort(), ['h1', 'h2', 'h3'], 'the topology graph draws every peer');
     assert.match(first.ipam, /Range10\.32\.0\.0\/12/, 'the IPAM section shows the range');

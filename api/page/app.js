@@ -53,7 +53,7 @@ function renderSummary(r) {
   $('router-name').textContent = `${r.nickname} (${shortName(r.name)})`;
   $('router-name').title = r.name;
   document.title = `Weave router ${r.nickname}`;
-  const items = [['Name', r.name], ['Nickname', r.nickname], ['Datapath', r.datapath], ['Encryption', r.encryption ? 'enabled' : 'disabled'],
+  const items = [['Name', r.name], ['Nickname', r.nickname], ['Datapath', r.datapath], ['Encryption', r.encryption ? `control: ${r.encryption.controlPlane}; data: ${r.encryption.dataPlane}` : ''],
     ['Uptime', fmtDuration(r.uptimeSeconds)], ['Version', r.version], ['MTU', r.mtu], ['VNI', r.vni]];
   $('summary').replaceChildren(...items.map(([k, v]) => el('div', { 'data-field': k.toLowerCase() }, el('dt', {}, k), el('dd', {}, v))));
 }
