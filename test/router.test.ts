@@ -112,7 +112,8 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
   });
 
   it('refuses a launch whose ports are taken, with one line and nothing changed', async () => {
-    const r = await weave(lab, 'h1', ['launch', '--http-addr', '127.0.0.1:7784']);
+    // Its own data directory (a shared one is refused first), the same ports as the router there.
+    const r = await weave(lab, 'h1', ['launch', '--http-addr', '127.0.0.1:7784', '--data-dir', `${lab.host('h1').dataDir}/second`]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^weave: UDP port 6784 is already in use\n$/);
     await waitForPing(lab, c[0].netns, ip(2));
