@@ -1,7 +1,8 @@
-// Seeded mutation of the pure decoders every door leads to (coverage-guided fuzzers for Node do not
-// install here: Jazzer.js fetches native binaries from outside the registry). Each door takes valid
-// inputs, mutates them and feeds them in; what it may throw is a decode error, which its caller
-// counts; anything else is a crash. After a run, each decoder still takes a valid input as before.
+// Seeded mutation of the pure decoders every door leads to. (Coverage-guided: Jazzer.js installs
+// from the registry, but its prebuilt fuzzer addon needs glibc 2.38 and Debian 12 has 2.36.) Each
+// door takes valid inputs, mutates them and feeds them in; what it may throw is a decode error,
+// which its caller counts; anything else is a crash. After a run, each decoder still takes a valid
+// input as before.
 import { checkBody } from '../../api/body.js';
 import { parseQuery } from '../../api/query.js';
 import { UserError } from '../../common/errors.js';
