@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { MetricDef } from '../common/metrics.js';
 
 /**
@@ -11,6 +11,8 @@ export class SubsystemMetrics {
 
   constructor(defs: readonly MetricDef[]) {
     const registers = [this.registry];
+    // The process itself (memory, heap, file descriptors, event loop lag): what a soak test watches.
+    collectDefaultMetrics({ register: this.registry });
     for (const d of defs) {
       const o = { name: d.name, help: d.help, labelNames: d.labels ?? [], registers };
       if (d.type === 'gauge') {

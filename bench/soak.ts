@@ -18,6 +18,9 @@ const usage = (pid: number) => ({
   fds: readdirSync(`/proc/${pid}/fd`).length,
 });
 
+// The V8 heap in use, from the router's own /metrics: RSS alone cannot tell a leak from a heap V8 keeps.
+const HEAP = `fetch('http://127.0.0.1:6784/metrics').then(async (r) => console.log(/^nodejs_heap_size_used_bytes (\\S+)/m.exec(await r.text())[1]))`;
+
 const lab = await Lab.create({ hosts: 3 });
 try {
   await launchAll(lab);
@@ -35,11 +38,20 @@ try {
   const end = Date.now() + MINUTES * 60_000;
   const warm = Date.now() + Math.min(60_000, MINUTES * 6_000);
   let start: Record<string, ReturnType<typeof usage>> | undefined;
+  const series: Record<string, string[]> = { h1: [], h2: [] };
+  let nextSample = Date.now();
   let attaches = 0, restarts = 0, fuzzed = 0, errors = 0;
   let nextChurn = Date.now(), nextRestart = Date.now() + 60_000, nextFuzz = Date.now();
   const r1 = await report(lab, 'h1');
   while (Date.now() < end) {
     if (!start && Date.now() > warm) start = { h1: usage(pids.h1), h2: usage(pids.h2) };
+    if (Date.now() >= nextSample) {
+      nextSample += 60_000;
+      for (const h of ['h1', 'h2'] as const) {
+        const heap = Number(await lab.execOk(h, [process.execPath, '-e', HEAP]).catch(() => 'NaN')) / 2 ** 20;
+        series[h].push(`${usage(pids[h]).rssMiB.toFixed(0)}/${heap.toFixed(0)}`);
+      }
+    }
     try {
       if (Date.now() >= nextChurn) {
         nextChurn += 2000;
@@ -68,6 +80,7 @@ try {
     const a = start ?? final, b = final[h];
     console.log(`${h}: RSS ${a[h].rssMiB.toFixed(1)} -> ${b.rssMiB.toFixed(1)} MiB (${(((b.rssMiB - a[h].rssMiB) / a[h].rssMiB) * 100).toFixed(1)}%), fds ${a[h].fds} -> ${b.fds}`);
   }
+  for (const h of ['h1', 'h2']) console.log(`${h} each minute, RSS/heap used MiB: ${series[h].join(' ')}`);
   console.log('goal: growth < 10%');
 } finally {
   await lab.down();
