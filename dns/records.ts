@@ -1,6 +1,7 @@
 import { weave } from '../proto/gen/weave.js';
 import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
 import { channelSpec, type Crdt } from '../gossip/typed-channel.js';
+import { TOMBSTONE_TTL_MS } from '../gossip/macs.js';
 
 export const DNS = channelSpec('dns', weave.DnsRecords);
 
@@ -62,6 +63,7 @@ export class DnsRecords implements Crdt<weave.IDnsRecords> {
       const cur = this.entries.get(key(r));
       if ((cur && cur.version >= r.version) || r.version <= (this.forgotten.get(r.peer) ?? 0)) continue;
       if (!cur && this.entries.size >= MAX_RECORDS) { this.rejected++; continue; } // bounded, whatever gossip says
+      if (r.deleted && !cur && r.version < this.now() - TOMBSTONE_TTL_MS) continue; // one we collected already
       // Ours from before a restart: whatever it named is not attached now (attachments register
       // again), so answer with a tombstone that anti-entropy carries back.
       if (r.peer === this.self) { this.entries.set(key(r), { ...r, deleted: true, version: r.version + 1 }); changed = true; continue; }
@@ -72,10 +74,12 @@ export class DnsRecords implements Crdt<weave.IDnsRecords> {
     return changed;
   }
 
-  /** Forgets every record of peers no longer in the topology; true when any was. */
+  /** Forgets every record of peers no longer in the topology, and old removals; true when any was. */
   collect(alive: (peer: string) => boolean): boolean {
     let forgot = false;
+    const horizon = this.now() - TOMBSTONE_TTL_MS;
     for (const [k, r] of this.entries) {
+      if (r.deleted && r.version < horizon) { this.entries.delete(k); forgot = true; continue; }
       if (r.peer === this.self || alive(r.peer)) continue;
       this.forgotten.set(r.peer, Math.max(this.forgotten.get(r.peer) ?? 0, r.version));
       this.entries.delete(k);

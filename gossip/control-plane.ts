@@ -88,7 +88,7 @@ export class ControlPlane extends EventEmitter {
     this.node.addEventListener('connection:open', () => this.scheduleSelfUpdate());
     this.node.addEventListener('connection:close', () => this.scheduleSelfUpdate());
     this.liveness.start();
-    this.gcTimer = setInterval(() => { if (this.topology.gc()) this.topologyChanged(); }, 5000);
+    this.gcTimer = setInterval(() => { if (this.topology.gc()) this.topologyChanged(); this.macs.collect(); }, 5000);
     this.updateSelf();
     this.maker.connect([...saved, ...peers]);
     this.maker.discover(this.loadKnown()); // the peers we had before a restart: they may not know we are back yet

@@ -20,6 +20,11 @@ const newer = (a: MacRecord, b: MacRecord | undefined) => !b || a.ts > b.ts || (
 /** How many MAC records a peer may have, and all peers together: gossip must not grow without bound. */
 export const MACS_PER_PEER = 8192;
 export const MACS_TOTAL = 65536;
+/**
+ * How long a withdrawal is remembered. Far longer than any gossip takes to spread; after it a
+ * host that churns containers does not carry every MAC it ever had (nor hit the per-peer limit).
+ */
+export const TOMBSTONE_TTL_MS = 10 * 60_000;
 
 export class MacsChannel implements Crdt<weave.IMacs> {
   readonly entries = new Map<number, MacRecord>();
@@ -50,6 +55,7 @@ export class MacsChannel implements Crdt<weave.IMacs> {
           || (rec.peer === this.self && newer(rec, this.entries.get(mac)))) { this.rejected++; continue; }
       const cur = this.entries.get(mac);
       if (!newer(rec, cur)) continue;
+      if (rec.deleted && !cur && rec.ts < this.now() - TOMBSTONE_TTL_MS) continue; // one we collected already
       // Over a limit: refused and counted (a full state that invents peers is bounded by the total).
       if ((cur?.peer !== rec.peer && (this.perPeer.get(rec.peer) ?? 0) >= MACS_PER_PEER) || (!cur && this.entries.size >= MACS_TOTAL)) { this.rejected++; continue; }
       this.set(mac, rec);
@@ -63,11 +69,20 @@ export class MacsChannel implements Crdt<weave.IMacs> {
     return { entries: [...this.entries].sort((a, b) => a[0] - b[0]).map(([mac, e]) => ({ mac, ...e })) };
   }
 
-  private set(mac: number, rec: MacRecord): void {
+  /** Forgets withdrawals older than TOMBSTONE_TTL_MS; true when any was. */
+  collect(): boolean {
+    const horizon = this.now() - TOMBSTONE_TTL_MS;
+    let any = false;
+    for (const [mac, e] of this.entries) if (e.deleted && e.ts < horizon) { this.set(mac, undefined); any = true; }
+    return any;
+  }
+
+  /** Counts live records per peer (the limit is on those, not on what a peer once had). */
+  private set(mac: number, rec: MacRecord | undefined): void {
     const old = this.entries.get(mac);
-    if (old) this.perPeer.set(old.peer, (this.perPeer.get(old.peer) ?? 1) - 1);
-    this.perPeer.set(rec.peer, (this.perPeer.get(rec.peer) ?? 0) + 1);
-    this.entries.set(mac, rec);
+    if (old && !old.deleted) this.perPeer.set(old.peer, (this.perPeer.get(old.peer) ?? 1) - 1);
+    if (rec && !rec.deleted) this.perPeer.set(rec.peer, (this.perPeer.get(rec.peer) ?? 0) + 1);
+    if (rec) this.entries.set(mac, rec); else this.entries.delete(mac);
   }
 
   private write(mac: number, deleted: boolean): weave.IMacs {

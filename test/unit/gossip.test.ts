@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { FORGET_AFTER_MS, MAX_PEERS, TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
 import { GossipChannel } from '../../gossip/typed-channel.js';
-import { MACS_PER_PEER, MacsChannel } from '../../gossip/macs.js';
+import { MACS_PER_PEER, MacsChannel, TOMBSTONE_TTL_MS } from '../../gossip/macs.js';
 import { Routes } from '../../gossip/routes.js';
 import { weave } from '../../proto/gen/weave.js';
 
@@ -143,5 +143,23 @@ describe('bounded gossip state', () => {
     t.merge({ peers }, undefined);
     assert.equal(t.peers.size, MAX_PEERS);
     assert.equal(t.rejected, 5);
+  });
+});
+
+describe('MAC withdrawals', () => {
+  it('are forgotten after their time, do not count against a peer, and do not come back from an old copy', () => {
+    let t = 1_000_000;
+    const a = new MacsChannel('a', () => t), b = new MacsChannel('b', () => t);
+    const announce = a.announce(1);
+    b.merge(announce, 'a');
+    t += 1000;
+    const withdraw = a.withdraw(1)!;
+    b.merge(withdraw, 'a');
+    assert.equal(b.owner(1), undefined);
+    t += TOMBSTONE_TTL_MS + 1;
+    assert.equal(b.collect(), true);
+    assert.equal(b.entries.size, 0);
+    assert.equal(b.merge(withdraw, 'a'), false, 'an old withdrawal is not taken again');
+    assert.equal(b.entries.size, 0);
   });
 });
