@@ -15,9 +15,9 @@ type FieldType = 'string' | 'string[]' | 'boolean';
 /** A JSON body's fields: `name: 'string'`, or `'string[]?'` when it may be absent. */
 export type BodySpec = Record<string, FieldType | `${FieldType}?`>;
 type Value<T> = T extends `string${'' | '?'}` ? string : T extends `string[]${'' | '?'}` ? string[] : boolean;
-type Required<S> = { [K in keyof S as S[K] extends `${string}?` ? never : K]: Value<S[K]> };
-type Optional<S> = { [K in keyof S as S[K] extends `${string}?` ? K : never]?: Value<S[K]> };
-export type BodyOf<S> = Required<S> & Optional<S>;
+type RequiredFields<S> = { [K in keyof S as S[K] extends `${string}?` ? never : K]: Value<S[K]> };
+type OptionalFields<S> = { [K in keyof S as S[K] extends `${string}?` ? K : never]?: Value<S[K]> };
+export type BodyOf<S> = RequiredFields<S> & OptionalFields<S>;
 
 /** Parsed parameters; any may be absent (an optional path segment, a query parameter not given). */
 type Parsed<P extends ParamSpec> = { [K in keyof P]?: ReturnType<P[K]> };

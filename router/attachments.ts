@@ -205,7 +205,7 @@ export class Attachments {
     return { all, taken };
   }
 
-  /** `weave ps` form of an attachment's addresses, by target (for dns-add without addresses). */
+  /** An attachment's identity and addresses, by the target the user names (dns-add without addresses). */
   async addressesOf(target: string): Promise<{ ident: string; ips: string[] }> {
     const t = await this.resolve(target, { running: false });
     const e = this.attached.get(t.ident);
