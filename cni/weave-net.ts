@@ -22,8 +22,9 @@ function call<T>(addr: string, method: string, path: string, body?: unknown): Pr
         let v: { error?: string } = {};
         try { v = JSON.parse(text); } catch { /* not JSON: reported below */ }
         if ((res.statusCode ?? 500) < 300) return resolve(v as T);
-        reject(new CniError(res.statusCode === 400 && /interface \S+ already/.test(v.error ?? '') ? ERR.interfaceExists
-          : res.statusCode === 400 ? ERR.invalidConfig : ERR.io, v.error ?? `the router answered HTTP ${res.statusCode}`));
+        const code = res.statusCode === 404 ? ERR.unknownContainer // its namespace is gone: nothing to clean up
+          : res.statusCode === 400 ? (/interface \S+ already/.test(v.error ?? '') ? ERR.interfaceExists : ERR.invalidConfig) : ERR.io;
+        reject(new CniError(code, v.error ?? `the router answered HTTP ${res.statusCode}`));
       });
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { UserError } from '../common/errors.js';
+import { NotFound, UserError } from '../common/errors.js';
 import { route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
 import type { CniAddResult, CniCheckResult } from '../contract/requests.js';
@@ -33,7 +33,7 @@ export function cniSubsystem(a: Attachments, mtu: number, gateway: () => Promise
     routes: [
       route({ method: 'POST', path: '/cni/add', body: req, handle: async ({ body }): Promise<CniAddResult> => {
         checked(body);
-        if (!existsSync(body.netns)) throw new UserError(`netns ${body.netns} does not exist`);
+        if (!existsSync(body.netns)) throw new NotFound(`netns ${body.netns} does not exist`);
         const gw = await gateway();
         const t = target(body);
         const r = await a.serial(t.ident, () => a.attachResolved(t, ['net:default'], { ifname: body.ifname, exclusive: true, gateway: gw }));
@@ -52,7 +52,7 @@ export function cniSubsystem(a: Attachments, mtu: number, gateway: () => Promise
       } }),
       route({ method: 'POST', path: '/cni/check', body: req, handle: async ({ body }): Promise<CniCheckResult> => {
         checked(body);
-        if (!existsSync(body.netns)) throw new UserError(`netns ${body.netns} does not exist`);
+        if (!existsSync(body.netns)) throw new NotFound(`netns ${body.netns} does not exist`);
         const now = await existingAttachment(body.netns, body.ifname);
         return { mac: now?.mac, cidrs: now?.cidrs ?? [], held: a.ipam.lookup(identOf(body.containerId, body.ifname)).map((x) => x.cidr) };
       } }),

@@ -117,7 +117,7 @@ describe('CNI plugin: conformance against the real binary, real namespaces and a
     err(await cni('h1', 'ADD', '{not json', { id: 'bad', netns: nsPath(c) }), 6, /not JSON/);
     err(await cni('h1', 'ADD', conf('0.2.0'), { id: 'bad', netns: nsPath(c) }), 1, /CNI version 0\.2\.0 is not supported/);
     err(await cni('h1', 'FROB', conf('1.0.0'), { id: 'bad', netns: nsPath(c) }), 4, /unknown CNI_COMMAND "FROB"/);
-    err(await cni('h1', 'ADD', conf('1.0.0'), { id: 'bad', netns: '/var/run/netns/nonexistent' }), 7, /does not exist/);
+    err(await cni('h1', 'ADD', conf('1.0.0'), { id: 'bad', netns: '/var/run/netns/nonexistent' }), 3, /does not exist/);
     err(await cni('h1', 'ADD', conf('1.0.0', { apiAddr: '127.0.0.1:1' }), { id: 'bad', netns: nsPath(c) }), 11, /does not answer at 127\.0\.0\.1:1/);
     const r = await cni('h1', 'ADD', conf('1.0.0'), { netns: nsPath(c) });
     assert.match(r.stderr, /^weave-net: ADD: CNI_CONTAINERID is not set$/m);
