@@ -167,7 +167,8 @@ export class Allocator {
   }
 
   private subnet(text: string): Subnet {
-    const s = parseSubnet(text, 'subnet');
+    let s: Subnet;
+    try { s = parseSubnet(text, 'subnet'); } catch (err) { throw new IpamError((err as Error).message.slice(0, 200)); }
     if (!within(s, this.o.range)) throw new IpamError(`subnet ${text} is outside the allocation range ${this.o.range.text}`);
     return s;
   }
