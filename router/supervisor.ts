@@ -20,7 +20,9 @@ let retryMs = FIRST_RETRY_MS;
 
 function start(): void {
   const started = Date.now();
-  const c = spawn(process.execPath, [DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
+  // A young generation capped at 4 MiB: V8 otherwise grows it to 16 MiB a semi-space under the
+  // data path's allocation rate and keeps the memory (+40 MiB RSS in a 30-minute soak), for no gain.
+  const c = spawn(process.execPath, ['--max-semi-space-size=4', DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
   child = c;
   // The log is the router's stderr, less libpcap's note that the capture port has no IPv4 address
   // (it has none by design), which cap prints from C where the router cannot stop it.
