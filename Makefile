@@ -9,10 +9,15 @@ export PATH := $(CURDIR)/.tools/node/node_modules/.bin:$(PATH)
 node:
 	@bin/ensure-node
 
+# node-gyp builds `cap` against the headers of the Node that runs it; the npm registry's Node ships its
+# own (node-linux-ARCH/include/node), and without them node-gyp would download them from elsewhere.
+# Expanded when the recipe runs, so after `node` has installed .tools/node.
+TOOLS_NODEDIR = $(patsubst %/include/node,%,$(firstword $(wildcard $(CURDIR)/.tools/node/node_modules/node/node_modules/node-*/include/node)))
+
 # Debian packages (only when one is missing), then the npm packages, then the build.
 deps: node
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
-	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || $(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm ci --no-audit --no-fund
 
 build: deps
 	npm run build --silent

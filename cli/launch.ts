@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } fr
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RouterConfig } from '../contract/config.js';
+import { dataDirOwner, inUse } from '../common/data-dir-lock.js';
 import { call, tryReport } from './client.js';
 import type { Report } from '../contract/report.js';
 
@@ -13,6 +14,10 @@ const READY_TIMEOUT_MS = 20_000;
 export async function launch(cfg: RouterConfig): Promise<Report> {
   const running = await tryReport<Report>();
   if (running) throw new Error(`the weave router is already running here as ${running.name}(${running.nickname})`);
+  // Another router (in another network namespace, or on another API address) has this data directory:
+  // refuse before anything is spawned or written. The daemon checks again, for a launch racing this one.
+  const owner = dataDirOwner(cfg.dataDir);
+  if (owner) throw new Error(inUse(cfg.dataDir, owner));
   mkdirSync(cfg.dataDir, { recursive: true });
   const logFile = join(cfg.dataDir, 'weave.log');
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;

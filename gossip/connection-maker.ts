@@ -35,12 +35,15 @@ export function targetAddress(text: string, defaultPort: number): string {
   return `${host}:${port ?? defaultPort}`;
 }
 
+/** libp2p's "Can not dial self" / "Tried to dial self": the address is our own (found out after the handshake). */
+const DIAL_SELF = /dial self/i;
+
 /** Why a dial failed, in words an operator can act on. */
 function explain(err: Error, password: boolean): string {
   const m = err.message.split('\n')[0];
   if (/ECONNREFUSED/.test(m)) return 'connection refused (no router listening there)';
   if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return 'no route to host';
-  if (/dial (yo)?ursel(f|ves)|self/i.test(m)) return 'that address is this router itself';
+  if (DIAL_SELF.test(m)) return "this is ourselves: the address is this router's own";
   // Past TCP, a private-network mismatch shows up as whatever the garbled handshake produces.
   return password ? `handshake failed (${m}): the peer has a different password, or none` : `handshake failed (${m}): the peer may require a password`;
 }
@@ -134,7 +137,7 @@ export class ConnectionMaker {
       t.state = 'established'; t.peer = conn.remotePeer.toString(); t.lastError = undefined; t.since = Date.now();
     } catch (err) {
       if (this.targets.get(t.address) !== t) return;
-      if (/dial (yo)?ursel(f|ves)|self/i.test((err as Error).message) && t.discovered) return this.drop(t);
+      if (DIAL_SELF.test((err as Error).message) && t.discovered) return this.drop(t);
       this.fail(t, explain(err as Error, this.o.password));
     }
   }

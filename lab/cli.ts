@@ -74,7 +74,7 @@ program.command('ls')
       const s = readState(id);
       if (!s) continue;
       const lab = await Lab.load(id);
-      console.log(`${id}  ${s.spec.topology}  ${s.hosts.length} hosts  created ${s.createdAt} by pid ${s.creatorPid}`);
+      console.log(`${id}  ${s.spec.topology}  ${s.hosts.length} hosts  created ${s.createdAt} by pid ${s.creatorPid}${s.checkout ? ` of ${s.checkout}` : ''}`);
       printHosts(lab);
       for (const c of lab.containers) console.log(`  ${`${c.host}/${c.name}`.padEnd(4)} ${c.netns}`);
     }
@@ -91,7 +91,10 @@ program.command('down')
       if (!(await Lab.destroy(id))) fail(`no such lab "${id}"`);
       console.log(`lab ${id} down`);
     }
-    if (!opts.id && ids.length === 0) console.log('no labs');
+    if (!opts.id && ids.length === 0) console.log('no labs of this checkout to remove');
+    // Say plainly what was left and why, so that a user who wanted them gone knows the flag.
+    const left = opts.id || opts.all ? [] : (await Lab.list()).filter((id) => !ids.includes(id));
+    if (left.length) console.log(`left alone: ${left.map((id) => `lab ${id} (${Lab.notOurs(id)})`).join(', ')}; lab down --all removes every lab`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => fail((e instanceof Error ? e.message : String(e)).trim().split('\n').join('; ')));

@@ -161,10 +161,16 @@ export class Lab {
 
   /** Labs this checkout made whose creator is gone (kept with `lab up`, or left by a crash): never a run in progress. */
   static ours(): string[] {
-    return listIds().filter((id) => {
-      const s = readState(id);
-      return s?.checkout === CHECKOUT && !alive(s.creatorPid);
-    });
+    return listIds().filter((id) => Lab.notOurs(id) === undefined);
+  }
+
+  /** Why `lab down` without --id leaves lab `id` alone, in words; undefined when it is this checkout's to remove. */
+  static notOurs(id: string): string | undefined {
+    const s = readState(id);
+    if (!s?.checkout) return 'made by an older version, which did not record its checkout';
+    if (s.checkout !== CHECKOUT) return `made by another checkout, ${s.checkout}`;
+    if (alive(s.creatorPid)) return `in use by a run in progress, pid ${s.creatorPid}`;
+    return undefined;
   }
 
   host(name: string): LabHost {

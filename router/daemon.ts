@@ -20,7 +20,7 @@ import { cniSubsystem } from './cni-subsystem.js';
 import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
 import { bridgeAddresses } from './expose.js';
 import { DataPlane } from './data-plane.js';
-import { lockDataDir } from './data-dir-lock.js';
+import { lockDataDir } from '../common/data-dir-lock.js';
 import { routerSubsystem } from './router-subsystem.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { UdpTransport } from './udp.js';
