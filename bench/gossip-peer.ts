@@ -100,11 +100,9 @@ export class Peer {
         const check = (): void => {
           if (done || c.macs.owner(cmd.mac) !== cmd.owner) return;
           done = true;
-          c.off('mac', onMac);
           send({ type: 'mac', t: Date.now() });
         };
-        const onMac = (mac: number, owner: string | undefined): void => { if (mac === cmd.mac && owner === cmd.owner) check(); };
-        c.on('mac', onMac);
+        c.macChannel.on((m) => { if (m.mac === cmd.mac && m.owner === cmd.owner) check(); });
         send({ type: 'watching', t: Date.now() });
         check(); // already known (never the case in the bench, but no event would come)
         return;

@@ -65,6 +65,8 @@ export interface RouterReport {
   macs: MacView[];
   counters: Counters;
   gossip: Record<string, GossipChannelCounters>;
+  /** Requests between peers: sent by us, relayed for others (we were a hop on the route), refused as bad. */
+  requests: { sent: number; relayed: number; refused: number };
 }
 
 export interface IpamPeerView { name: string; nickname: string; owned: number; free: number; percent: number; reachable: boolean; self: boolean }

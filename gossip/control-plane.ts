@@ -14,6 +14,8 @@ import { TopologyChannel, TOPOLOGY, type Link } from './topology.js';
 import { MacsChannel, MACS, type MacChange } from './macs.js';
 import { GossipChannel, type RequestSpec } from './typed-channel.js';
 import { libp2pNet } from './libp2p-net.js';
+import { Requests } from './requests.js';
+import { peerKeySigner, type Signer } from './signer.js';
 import { Routes } from './routes.js';
 import { ConnectionMaker } from './connection-maker.js';
 import { Liveness } from './liveness.js';
@@ -50,20 +52,23 @@ export class ControlPlane extends EventEmitter {
   private readonly topologyChannel: GossipChannel<weave.ITopology>;
   routes: Routes;
   private readonly gossip: Gossip;
+  private readonly requests: Requests;
   private readonly maker: ConnectionMaker;
   private readonly liveness: Liveness;
   private selfUpdate?: NodeJS.Immediate;
   private known = '';
   private gcTimer?: NodeJS.Timeout;
 
-  private constructor(private readonly node: Node, readonly name: string, private readonly o: ControlPlaneOptions) {
+  private constructor(private readonly node: Node, readonly name: string, signer: Signer, private readonly o: ControlPlaneOptions) {
     super();
     this.topologyChannel = new GossipChannel(TOPOLOGY, () => new TopologyChannel(name));
     this.topology = this.topologyChannel.crdt as TopologyChannel;
     this.macChannel = new GossipChannel(MACS, (emit) => new MacsChannel(name, Date.now, emit));
     this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
-    this.gossip = new Gossip(libp2pNet(node), (ch) => { if (ch === TOPOLOGY.name) this.topologyChanged(); this.emit('changed', ch); });
+    const net = libp2pNet(node);
+    this.gossip = new Gossip(net, (ch) => { if (ch === TOPOLOGY.name) this.topologyChanged(); this.emit('changed', ch); });
+    this.requests = new Requests(net, name, signer, (peer) => this.routes.nextHop(peer));
     this.gossip.addChannel(this.topologyChannel);
     this.gossip.addChannel(this.macChannel);
     this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
@@ -73,7 +78,7 @@ export class ControlPlane extends EventEmitter {
   static async create(o: ControlPlaneOptions): Promise<ControlPlane> {
     const key = await loadOrCreateKey(join(o.dataDir, 'peer.key'));
     const node = await createNode({ key, host: '0.0.0.0', port: o.port, password: o.password, connLimit: o.connLimit });
-    return new ControlPlane(node, node.peerId.toString(), o);
+    return new ControlPlane(node, node.peerId.toString(), peerKeySigner(key), o);
   }
 
   /** Starts listening (a taken port is an error) and connects to the saved targets plus `peers`. */
@@ -85,6 +90,7 @@ export class ControlPlane extends EventEmitter {
       throw new Error(/EADDRINUSE/.test(String(err)) ? `TCP port ${this.o.port} is already in use` : `cannot start the control plane: ${(err as Error).message}`);
     }
     await this.gossip.start();
+    await this.requests.start();
     this.node.addEventListener('connection:open', () => this.scheduleSelfUpdate());
     this.node.addEventListener('connection:close', () => this.scheduleSelfUpdate());
     this.liveness.start();
@@ -107,13 +113,15 @@ export class ControlPlane extends EventEmitter {
   addChannel(c: Channel): void { this.gossip.addChannel(c); }
 
   /** Answers peers' requests of one kind. */
-  handle(h: RequestHandler): Promise<void> { return this.gossip.handle(h); }
+  handle(h: RequestHandler): Promise<void> { return this.requests.handle(h); }
 
-  /** Asks a connected peer. */
+  /** Asks any peer in the topology: directly when it is a neighbour, else relayed along the route. */
   async request<Q, R>(peer: string, spec: RequestSpec<Q, R>, req: Q): Promise<R> {
-    if (!this.openConnections().some((c) => c.remotePeer.toString() === peer)) throw new Error(`${peer} is not connected`);
-    return spec.reply.decode(await this.gossip.request(peer, spec.name, spec.request.encode(req).finish()));
+    return spec.reply.decode(await this.requests.request(peer, spec.name, spec.request.encode(req).finish()));
   }
+
+  /** Requests sent, relayed for others, and refused. */
+  get requestCounters() { return this.requests.counters; }
 
   connect(addresses: string[], replace: boolean): void { this.maker.connect(addresses, replace); }
   forget(addresses: string[]): void { this.maker.forget(addresses); }

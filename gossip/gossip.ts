@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { weave } from '../proto/gen/weave.js';
-import type { Channel, RequestHandler } from '../common/channel.js';
+import type { Channel } from '../common/channel.js';
 import type { GossipNet } from './net.js';
+import { requestProtocol } from './requests.js';
 
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';
-export const requestProtocol = (name: string) => `/weave-ts/${name}/1.0.0`;
 export const topic = (channel: string) => `weave-ts/${channel}/1`;
 const DIGEST = 'digest';
 
 export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
-export interface GossipOptions { antiEntropyMs?: number; requestTimeoutMs?: number }
+export interface GossipOptions { antiEntropyMs?: number }
 
 /**
  * Carries channels between routers: deltas on a gossipsub topic per channel, and direct pushes
@@ -19,7 +19,7 @@ export interface GossipOptions { antiEntropyMs?: number; requestTimeoutMs?: numb
  * gossipsub has not meshed yet: gossipsub is fast but best effort, the pushes are what make it sure.
  * Every three seconds each router also compares a hash of every channel with one random neighbour,
  * and the two exchange the channels that differ: whatever was lost on the way is repaired.
- * Channels and request handlers may be added before or after start.
+ * Channels may be added before or after start.
  */
 export class Gossip {
   readonly counters = new Map<string, ChannelCounters>();
@@ -38,16 +38,6 @@ export class Gossip {
       this.net.subscribe(topic(c.name));
       for (const peer of this.net.peers()) void this.send(peer, [{ channel: c.name, state: c.state() }]);
     }
-  }
-
-  /** Answers requests of one kind from peers (one message each way). */
-  handle(h: RequestHandler): Promise<void> {
-    return this.net.serve(requestProtocol(h.name), (from, data) => h.handle(from, data));
-  }
-
-  /** Asks a connected peer; rejects when it cannot be reached or does not answer in time. */
-  request(peer: string, name: string, data: Uint8Array): Promise<Uint8Array> {
-    return this.net.call(peer, requestProtocol(name), data, { timeoutMs: this.o.requestTimeoutMs ?? 5000 });
   }
 
   async start(): Promise<void> {
@@ -83,7 +73,7 @@ export class Gossip {
     if (!peer) return;
     try {
       const mine = weave.Digest.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, hash: hash(c.state()) })) }).finish();
-      const reply = weave.Sync.decode(await this.request(peer, DIGEST, mine));
+      const reply = weave.Sync.decode(await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 }));
       // They sent the channels that differ; send back ours after merging: what we had that they lacked.
       const repaired = this.mergeStates(reply, peer).map(({ ch }) => ({ channel: ch.name, state: ch.state() }));
       if (repaired.length) await this.send(peer, repaired);

@@ -32,8 +32,8 @@ export class IpamService {
       self: cp.name,
       broadcast: (d) => this.channel.publish(d),
       request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
-      // Peers of another range are no part of ours: not asked to agree, donate or hand over.
-      reachable: () => cp.neighbours().map((n) => n.name).filter((n) => !this.allocator.mismatches.has(n)),
+      // Every peer in the topology can be asked (requests are relayed); peers of another range are no part of ours.
+      reachable: () => cp.routes.reachable.filter((n) => !this.allocator.mismatches.has(n)),
     }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: this.store.load(), save: (d, s) => this.store.append(d, s) });
     this.channel = new GossipChannel(IPAM, () => ({
       merge: (m, _from, sender) => a.onDelta(m, sender),

@@ -41,6 +41,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
         connections: p.links.map((l) => ({ ...l, nickname: control.nickname(l.peer), established: topo.neighbours(p.name).includes(l.peer) })),
       })),
       gossip: c.gossip,
+      requests: { ...control.requestCounters },
       ...data.report({ name: control.name, nickname: cfg.nickname }),
     };
   };
@@ -105,6 +106,8 @@ function routerMetrics(fresh: () => RouterReport): MetricDef[] {
     counter('weave_gossip_rejected_total', 'Gossiped entries refused as hostile, impossible or over a limit.', [], (r) => [{ value: r.counters.gossipRejected }]),
     perChannel('weave_gossip_messages_total', 'Gossip messages by channel.', (c) => ({ in: c.messagesIn, out: c.messagesOut })),
     perChannel('weave_gossip_bytes_total', 'Gossip bytes by channel.', (c) => ({ in: c.bytesIn, out: c.bytesOut })),
+    counter('weave_peer_requests_total', 'Requests between peers: sent by this router, relayed for others, refused.', ['kind'],
+      (r) => Object.entries(r.requests).map(([kind, value]) => ({ labels: { kind }, value }))),
     perChannel('weave_gossip_dropped_total', 'Received gossip messages dropped (undecodable or hostile), by channel.', (c) => ({ in: c.dropped })),
   ];
 }

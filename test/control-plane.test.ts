@@ -46,6 +46,32 @@ describe('control plane: a line h1 - h2 - h3 where h1 and h3 cannot reach each o
     assert.ok((await report(lab, 'h2')).counters.relayed > 0, 'h2 relayed the frames');
   });
 
+  it('IPAM across two hops: h3 gets an address h1 holds, by claim, and space h1 donates, through h2', async () => {
+    const ipNum = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    const numIp = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+    const relayedBy = async (h: string) => (await report(lab, h)).requests.relayed;
+    const relayedBefore = await relayedBy('h2');
+    // h1 allocates first: the range is split among the three (h3 asked over two hops if it leads).
+    const a = await quietContainer(lab, 'h1', 'a');
+    const addr = (await weaveOk(lab, 'h1', ['attach', `netns:${a}`])).trim();
+    const len = (await report(lab, 'h1')).ipam.range.split('/')[1];
+    await weaveOk(lab, 'h1', ['detach', `netns:${a}`]); // released: still in h1's space
+    // A claim of it on h3: h1 hands it over, two hops away.
+    const b = await quietContainer(lab, 'h3', 'b');
+    assert.equal((await weaveOk(lab, 'h3', ['attach', `${addr}/${len}`, `netns:${b}`])).trim(), addr);
+    assert.ok((await report(lab, 'h3')).ipam.allocations.some((x) => x.address === addr));
+    // A subnet wholly in h1's space: h3 has nothing there and asks h1, two hops away, for a donation.
+    const start = (Math.floor(ipNum(addr) / 16) + 1) * 16;
+    const subnet = `${numIp(start)}/28`;
+    const c = await quietContainer(lab, 'h3', 'c');
+    const got = (await weaveOk(lab, 'h3', ['attach', `net:${subnet}`, `netns:${c}`])).trim();
+    const n = ipNum(got);
+    assert.ok(n > start && n < start + 15, `${got} is in ${subnet}`);
+    assert.ok(await relayedBy('h2') >= relayedBefore + 2, 'h2 relayed the handover and the donation');
+    const shares = (await report(lab, 'h3')).ipam.peers;
+    assert.ok(shares.every((p) => p.reachable), 'h1 is reachable for IPAM, two hops away');
+  });
+
   it('delivers a broadcast to every host exactly once', async () => {
     const c2 = await quietContainer(lab, 'h2', 'c2');
     await weaveOk(lab, 'h2', ['attach', '10.2.0.2/16', `netns:${c2}`]);

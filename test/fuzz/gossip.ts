@@ -6,7 +6,8 @@ import '../../common/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createNode } from '../../gossip/node.js';
-import { requestProtocol, SYNC_PROTOCOL, topic } from '../../gossip/gossip.js';
+import { SYNC_PROTOCOL, topic } from '../../gossip/gossip.js';
+import { requestProtocol } from '../../gossip/requests.js';
 import { weave } from '../../proto/gen/weave.js';
 
 const CHANNELS = ['topology', 'macs', 'ipam', 'dns'];
@@ -55,7 +56,7 @@ if (ip) {
     try {
       if (m.kind === 'publish') await node.services.pubsub.publish(topic(m.channel), m.data);
       else {
-        const s = await node.dialProtocol(conn.remotePeer, m.kind === 'sync' ? SYNC_PROTOCOL : requestProtocol(['ipam', 'digest', 'nosuch'][sent % 3]), { signal: AbortSignal.timeout(5000) });
+        const s = await node.dialProtocol(conn.remotePeer, m.kind === 'sync' ? SYNC_PROTOCOL : requestProtocol(['ipam', 'digest', 'relay', 'nosuch'][sent % 4]), { signal: AbortSignal.timeout(5000) });
         s.send(m.data);
         // We never read an answer: close within a moment, or give up on the stream.
         await s.close({ signal: AbortSignal.timeout(1000) }).catch(() => s.abort(new Error('done')));

@@ -4,6 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { startApi } from '../../api/http.js';
 import { registerGossip } from '../../common/subsystem.js';
 import { Gossip } from '../../gossip/gossip.js';
+import { Requests } from '../../gossip/requests.js';
+import { peerKeySigner } from '../../gossip/signer.js';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import { FakeNetwork } from '../fixtures/fake-gossip-net.js';
 import { SHOUT, toySubsystem } from '../fixtures/toy-subsystem.js';
 
@@ -16,9 +19,13 @@ const post = (port: number, path: string, body: string) => new Promise<number>((
 describe('a subsystem is one file and one registration line', () => {
   it('gets its channel replicated, its requests answered and its route served', async () => {
     const net = new FakeNetwork();
-    const peers = ['a', 'b'].map((name) => ({ name, gossip: new Gossip(net.node(name), () => {}, { antiEntropyMs: 50 }), ...toySubsystem(name) }));
+    const signer = peerKeySigner(await generateKeyPair('Ed25519')); // direct requests are not signed: any key does
+    const peers = ['a', 'b'].map((name) => {
+      const node = net.node(name);
+      return { name, gossip: new Gossip(node, () => {}, { antiEntropyMs: 50 }), requests: new Requests(node, name, signer, (p) => p), ...toySubsystem(name) };
+    });
     for (const p of peers) {
-      await registerGossip(p.gossip, [p.subsystem]); // the registration line
+      await registerGossip({ addChannel: (c) => p.gossip.addChannel(c), handle: (h) => p.requests.handle(h) }, [p.subsystem]); // the registration line
       await p.gossip.start();
     }
     net.link('a', 'b');
@@ -30,7 +37,7 @@ describe('a subsystem is one file and one registration line', () => {
         if (Date.now() > deadline) throw new Error('the greeting never reached b');
         await new Promise((r) => setTimeout(r, 5));
       }
-      const reply = await peers[1].gossip.request('a', SHOUT.name, SHOUT.request.encode('hi').finish());
+      const reply = await peers[1].requests.request('a', SHOUT.name, SHOUT.request.encode('hi').finish());
       assert.equal(SHOUT.reply.decode(reply), 'HI, b!');
     } finally {
       server.close();
