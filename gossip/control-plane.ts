@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
 
 const KNOWN_FILE = 'known-peers.json';
+/** How long changes to our connections, or records from peers, are gathered before we act on them. */
+const COALESCE_MS = 50;
 import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
@@ -55,7 +57,8 @@ export class ControlPlane extends EventEmitter {
   private readonly requests: Requests;
   private readonly maker: ConnectionMaker;
   private readonly liveness: Liveness;
-  private selfUpdate?: NodeJS.Immediate;
+  private selfUpdate?: NodeJS.Timeout;
+  private routesUpdate?: NodeJS.Timeout;
   private known = '';
   private gcTimer?: NodeJS.Timeout;
 
@@ -67,7 +70,7 @@ export class ControlPlane extends EventEmitter {
     this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
     const net = libp2pNet(node);
-    this.gossip = new Gossip(net, (ch) => { if (ch === TOPOLOGY.name) this.topologyChanged(); this.emit('changed', ch); });
+    this.gossip = new Gossip(net, (ch) => { if (ch === TOPOLOGY.name) this.scheduleTopologyChanged(); this.emit('changed', ch); });
     this.requests = new Requests(net, name, signer, (peer) => this.routes.nextHop(peer));
     this.gossip.addChannel(this.topologyChannel);
     this.gossip.addChannel(this.macChannel);
@@ -105,7 +108,8 @@ export class ControlPlane extends EventEmitter {
     this.liveness.stop();
     this.gossip.stop();
     clearInterval(this.gcTimer);
-    clearImmediate(this.selfUpdate);
+    clearTimeout(this.selfUpdate);
+    clearTimeout(this.routesUpdate);
     await this.node.stop();
   }
 
@@ -162,9 +166,20 @@ export class ControlPlane extends EventEmitter {
 
   private openConnections(): Connection[] { return this.node.getConnections().filter((c) => c.status === 'open'); }
 
+  /**
+   * Connections that come up together (a host joining, a hundred starting at once) make one new
+   * version of our record, not one each: every version is sent to every peer, and each of them
+   * recomputes its routes.
+   */
   private scheduleSelfUpdate(): void {
     if (this.selfUpdate) return;
-    this.selfUpdate = setImmediate(() => { this.selfUpdate = undefined; this.updateSelf(); });
+    this.selfUpdate = setTimeout(() => { this.selfUpdate = undefined; this.updateSelf(); }, COALESCE_MS);
+  }
+
+  /** Routes follow the topology at most every COALESCE_MS: a burst of records is one recomputation. */
+  private scheduleTopologyChanged(): void {
+    if (this.routesUpdate) return;
+    this.routesUpdate = setTimeout(() => { this.routesUpdate = undefined; this.topologyChanged(); }, COALESCE_MS);
   }
 
   /** Our own topology record follows our connections; every change is a new version. */

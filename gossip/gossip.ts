@@ -24,6 +24,7 @@ export interface GossipOptions { antiEntropyMs?: number }
 export class Gossip {
   readonly counters = new Map<string, ChannelCounters>();
   private readonly channels = new Map<string, Channel>();
+  private readonly outboxes = new Map<string, Outbox>();
   private antiEntropy?: NodeJS.Timeout;
   private started = false;
 
@@ -36,7 +37,7 @@ export class Gossip {
     c.attach((delta) => this.publish(c.name, delta));
     if (this.started) {
       this.net.subscribe(topic(c.name));
-      for (const peer of this.net.peers()) void this.send(peer, [{ channel: c.name, state: c.state() }]);
+      for (const peer of this.net.peers()) this.enqueue(peer, { full: [c.name] });
     }
   }
 
@@ -56,7 +57,7 @@ export class Gossip {
       for (const { ch, state, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, state, from);
       return undefined;
     });
-    this.net.onConnect((peer) => void this.sync(peer));
+    this.net.onConnect((peer) => this.sync(peer));
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
       const theirs = new Map((weave.Digest.decode(data).channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
       const differing = [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() }))
@@ -101,16 +102,51 @@ export class Gossip {
     c.messagesOut++; c.bytesOut += delta.length;
     this.net.broadcast(topic(channel), delta);
     const subscribed = new Set(this.net.subscribers(topic(channel)));
-    for (const peer of this.net.peers()) if (!subscribed.has(peer)) void this.send(peer, [{ channel, state: delta }]);
+    for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
   }
 
   /** Sends every channel's full state to a peer that just connected. */
-  sync(peer: string): Promise<void> {
-    return this.send(peer, [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() })));
-  }
+  sync(peer: string): void { this.enqueue(peer, { full: [...this.channels.keys()] }); }
 
   private push(channel: string, data: Uint8Array, except?: string): void {
-    for (const peer of this.net.peers()) if (peer !== except) void this.send(peer, [{ channel, state: data }]);
+    for (const peer of this.net.peers()) if (peer !== except) this.enqueue(peer, { deltas: [{ channel, state: data }] });
+  }
+
+  /**
+   * Queues deltas, or whole channels, for a peer. One push is in flight to a peer at a time, and
+   * whatever is queued meanwhile goes in the next one, as one message: when a hundred routers start
+   * at once and every connection changes the topology, pushes coalesce instead of each opening a
+   * stream. A whole channel queued replaces the deltas of it (its state is taken when sent), and
+   * too many deltas of one channel become the whole channel: a slow peer's queue stays bounded.
+   */
+  private enqueue(peer: string, add: { deltas?: weave.IChannelState[]; full?: string[] }): void {
+    let box = this.outboxes.get(peer);
+    if (!box) {
+      box = { full: new Set(), deltas: [], busy: false };
+      this.outboxes.set(peer, box);
+    }
+    for (const name of add.full ?? []) box.full.add(name);
+    for (const d of add.deltas ?? []) if (!box.full.has(d.channel!)) box.deltas.push(d);
+    if (box.deltas.length > MAX_QUEUED_DELTAS) {
+      for (const d of box.deltas) box.full.add(d.channel!);
+      box.deltas = [];
+    }
+    if (!box.busy) {
+      box.busy = true;
+      setImmediate(() => void this.flush(peer, box));
+    }
+  }
+
+  private async flush(peer: string, box: Outbox): Promise<void> {
+    while (box.full.size || box.deltas.length) {
+      const full = [...box.full].filter((name) => this.channels.has(name));
+      const channels = [...full.map((name) => ({ channel: name, state: this.channels.get(name)!.state() })), ...box.deltas.filter((d) => !box.full.has(d.channel!))];
+      box.full.clear();
+      box.deltas = [];
+      await this.send(peer, channels);
+    }
+    box.busy = false;
+    this.outboxes.delete(peer);
   }
 
   private async send(peer: string, channels: weave.IChannelState[]): Promise<void> {
@@ -135,6 +171,10 @@ export class Gossip {
     }
   }
 }
+
+interface Outbox { full: Set<string>; deltas: weave.IChannelState[]; busy: boolean }
+/** Deltas queued for one peer beyond which its channels are sent whole instead. */
+const MAX_QUEUED_DELTAS = 256;
 
 const hash = (state: Uint8Array): Buffer => createHash('sha256').update(state).digest();
 const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
