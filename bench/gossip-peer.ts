@@ -13,6 +13,7 @@ export type Command =
   | { type: 'poll'; id: number; detail: boolean }
   | { type: 'watch'; mac: number; owner: string }
   | { type: 'announce'; mac: number }
+  | { type: 'crash' }
   | { type: 'stop' };
 
 export interface PeerState {
@@ -22,6 +23,8 @@ export interface PeerState {
   fullSince?: number;
   /** Topology changes seen ('routes' events): at rest, each one means a connection came or went somewhere. */
   topologyChanges: number;
+  /** When the number of peers this one reaches last changed (local clock). */
+  reachableChangedAt: number;
   /** Only in a detailed poll. */
   rss?: number;
   /** process.cpuUsage(), user + system, µs. */
@@ -29,6 +32,8 @@ export interface PeerState {
   gossip?: Record<string, ChannelCounters>;
   connections?: number;
   rejected?: number;
+  /** Targets not connected, by the reason the connection maker gives. */
+  failing?: Record<string, number>;
 }
 
 /** Worker -> parent. */
@@ -49,11 +54,14 @@ export class Peer {
   private total = 0;
   private fullSince?: number;
   private topologyChanges = 0;
+  private reachable = 0;
+  private reachableChangedAt = 0;
 
   constructor(private readonly send: (r: Reply) => void, private readonly ownProcess: boolean) {}
 
   /** Tracks fullSince; called on every topology change and every poll. */
   private checkFull(reachable = this.cp!.topology.reachable().size): void {
+    if (reachable !== this.reachable) { this.reachable = reachable; this.reachableChangedAt = Date.now(); }
     if (reachable < this.total) this.fullSince = undefined;
     else this.fullSince ??= Date.now();
   }
@@ -62,7 +70,7 @@ export class Peer {
     const c = this.cp!;
     const reachable = c.topology.reachable().size;
     this.checkFull(reachable);
-    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges };
+    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges, reachableChangedAt: this.reachableChangedAt };
     if (!detail) return base;
     const v = c.view();
     return {
@@ -73,6 +81,11 @@ export class Peer {
       gossip: v.gossip as Record<string, ChannelCounters>,
       connections: v.connections.filter((x) => x.state === 'established').length,
       rejected: c.rejectedGossip,
+      failing: v.connections.filter((x) => x.state !== 'established').reduce<Record<string, number>>((m, x) => {
+        const why = `${x.state}: ${x.info.replace(/, retry in \d+s$/, '').slice(0, 80)}`;
+        m[why] = (m[why] ?? 0) + 1;
+        return m;
+      }, {}),
     };
   }
 
@@ -113,6 +126,10 @@ export class Peer {
         send({ type: 'announced', t });
         return;
       }
+      case 'crash': // in its own process the bench kills it with SIGKILL instead; here its connections just end
+        await this.cp?.stop();
+        send({ type: 'stopped', t: Date.now() });
+        return;
       case 'stop':
         await this.cp?.stop();
         send({ type: 'stopped', t: Date.now() });

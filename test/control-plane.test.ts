@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { Lab, waitFor } from '../lab/lab.js';
-import { report, waitForMesh, waitForPing, weave, weaveOk, WEAVE as WEAVE_BIN } from '../lab/weave.js';
+import { launchAll, report, waitForMesh, waitForPing, weave, weaveOk, WEAVE as WEAVE_BIN } from '../lab/weave.js';
 
 /** A container without IPv6, whose autoconfiguration chatter would blur frame counts. */
 async function quietContainer(lab: Lab, host: string, name: string): Promise<string> {
@@ -178,3 +179,40 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
   });
 });
 
+
+describe('control plane: a host that vanishes without a FIN, and a machine that is only busy', function () {
+  this.timeout(120_000);
+  let lab: Lab;
+  const names = new Map<string, string>();
+  after(async () => { await lab?.down(); });
+  before(async () => {
+    lab = await Lab.create({ hosts: 3 });
+    for (const [h, n] of await launchAll(lab)) names.set(h, n);
+    await waitForMesh(lab);
+  });
+
+  const reachableAt = async (h: string, peer: string) => (await report(lab, h)).peers.find((p) => p.name === names.get(peer))?.reachable === true;
+  const versions = async () => (await report(lab, 'h1')).peers.map((p) => `${p.nickname}@${p.version}`).sort().join(' ');
+
+  it('keeps every connection while the machine is busy: no peer is declared dead for being slow', async () => {
+    const before = await versions();
+    // Both cores spun for 10 s by processes of our own (killed by PID), while the routers keep pinging.
+    const spinners = [0, 1].map(() => spawn(process.execPath, ['-e', 'const end = Date.now() + 10000; while (Date.now() < end);'], { stdio: 'ignore' }));
+    try {
+      await Promise.all(spinners.map((p) => new Promise((r) => p.once('exit', r))));
+    } finally { for (const p of spinners) if (p.exitCode === null) p.kill('SIGKILL'); }
+    // Every record (each peer's view of its own connections) is the version it was: no connection came or went.
+    assert.equal(await versions(), before);
+    for (const h of ['h1', 'h2', 'h3']) assert.equal((await report(lab, h)).connections.filter((c) => c.state === 'established').length, 2, `${h} kept both connections`);
+  });
+
+  it('routes around a host cut off with no FIN (its link down), and takes it back when it returns', async () => {
+    const t0 = Date.now();
+    await lab.execOk('h3', ['ip', 'link', 'set', 'eth0', 'down']); // inside h3's namespace: nothing is sent, nothing arrives
+    for (const h of ['h1', 'h2']) await waitFor(`${h} routes around h3`, async () => !(await reachableAt(h, 'h3')), 30_000);
+    console.log(`      (h1 and h2 routed around h3 ${Date.now() - t0} ms after its link went down)`);
+    assert.ok(await reachableAt('h1', 'h2'), 'h1 and h2 still reach each other');
+    await lab.execOk('h3', ['ip', 'link', 'set', 'eth0', 'up']);
+    for (const h of ['h1', 'h2']) await waitFor(`${h} reaches h3 again`, () => reachableAt(h, 'h3'), 30_000);
+  });
+});
