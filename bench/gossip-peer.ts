@@ -32,6 +32,8 @@ export interface PeerState {
   gossip?: Record<string, ChannelCounters>;
   connections?: number;
   rejected?: number;
+  /** Anti-entropy digest bytes, both ways. */
+  digestBytes?: number;
   /** Targets not connected, by the reason the connection maker gives. */
   failing?: Record<string, number>;
 }
@@ -81,6 +83,7 @@ export class Peer {
       gossip: v.gossip as Record<string, ChannelCounters>,
       connections: v.connections.filter((x) => x.state === 'established').length,
       rejected: c.rejectedGossip,
+      digestBytes: c.repairs.bytesIn + c.repairs.bytesOut,
       failing: v.connections.filter((x) => x.state !== 'established').reduce<Record<string, number>>((m, x) => {
         const why = `${x.state}: ${x.info.replace(/, retry in \d+s$/, '').slice(0, 80)}`;
         m[why] = (m[why] ?? 0) + 1;

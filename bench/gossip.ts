@@ -324,7 +324,7 @@ async function main(): Promise<number> {
 
     await sleep(o.restSeconds * 1000); // the measurement window itself, not a readiness wait
     const b = await pollAll(workers, true);
-    const rates = { mi: [] as number[], bi: [] as number[], mo: [] as number[], bo: [] as number[] };
+    const rates = { mi: [] as number[], bi: [] as number[], mo: [] as number[], bo: [] as number[], digest: [] as number[] };
     let dropped = 0, changes = 0, syncs = 0;
     const conns: number[] = [], cpu: number[] = [];
     for (let i = 0; i < o.peers; i++) {
@@ -334,6 +334,7 @@ async function main(): Promise<number> {
       const cx = sumCounters(x.state.gossip), cy = sumCounters(y.state.gossip);
       rates.mi.push((cy.messagesIn - cx.messagesIn) / dt); rates.bi.push((cy.bytesIn - cx.bytesIn) / dt);
       rates.mo.push((cy.messagesOut - cx.messagesOut) / dt); rates.bo.push((cy.bytesOut - cx.bytesOut) / dt);
+      rates.digest.push(((y.state.digestBytes ?? 0) - (x.state.digestBytes ?? 0)) / dt);
       dropped += cy.dropped - cx.dropped;
       syncs += cy.syncs - cx.syncs;
       changes += y.state.topologyChanges - x.state.topologyChanges;
@@ -346,7 +347,7 @@ async function main(): Promise<number> {
       topologyChanges: changes, syncsIn: syncs, connections: { min: Math.min(...conns), median: median(conns), max: Math.max(...conns) },
       cpuPercent: { ...mm(cpu), sum: cpu.reduce((x, y) => x + y, 0) } };
     const r = res.rest;
-    line(`at rest (${o.restSeconds} s, per peer, median/max): in ${r.messagesInPerS.median.toFixed(2)}/${r.messagesInPerS.max.toFixed(2)} msg/s ${r.bytesInPerS.median.toFixed(0)}/${r.bytesInPerS.max.toFixed(0)} B/s, out ${r.messagesOutPerS.median.toFixed(2)}/${r.messagesOutPerS.max.toFixed(2)} msg/s ${r.bytesOutPerS.median.toFixed(0)}/${r.bytesOutPerS.max.toFixed(0)} B/s [channel payloads only: libp2p traffic (gossipsub control and heartbeats, ping, identify, noise/yamux framing) is not counted]; in the window, all peers: ${changes} topology changes, ${syncs} full states received; connections per peer ${r.connections.min}-${r.connections.max}; CPU per router ${r.cpuPercent.median.toFixed(1)}/${r.cpuPercent.max.toFixed(1)}% of a core (all: ${r.cpuPercent.sum.toFixed(0)}% of ${cores * 100}%)${stable ? '' : '; topology NOT stable: some peer no longer reaches all'}${dropped ? `; ${dropped} dropped` : ''}`);
+    line(`at rest (${o.restSeconds} s, per peer, median/max): in ${r.messagesInPerS.median.toFixed(2)}/${r.messagesInPerS.max.toFixed(2)} msg/s ${r.bytesInPerS.median.toFixed(0)}/${r.bytesInPerS.max.toFixed(0)} B/s, out ${r.messagesOutPerS.median.toFixed(2)}/${r.messagesOutPerS.max.toFixed(2)} msg/s ${r.bytesOutPerS.median.toFixed(0)}/${r.bytesOutPerS.max.toFixed(0)} B/s [channel payloads]; anti-entropy digests ${median(rates.digest).toFixed(0)}/${Math.max(...rates.digest).toFixed(0)} B/s [libp2p's own traffic (gossipsub control and heartbeats, ping, identify, noise/yamux framing) is not counted]; in the window, all peers: ${changes} topology changes, ${syncs} full states received; connections per peer ${r.connections.min}-${r.connections.max}; CPU per router ${r.cpuPercent.median.toFixed(1)}/${r.cpuPercent.max.toFixed(1)}% of a core (all: ${r.cpuPercent.sum.toFixed(0)}% of ${cores * 100}%)${stable ? '' : '; topology NOT stable: some peer no longer reaches all'}${dropped ? `; ${dropped} dropped` : ''}`);
     // 6. A peer dies (SIGKILL; in one process, its connections end): how long until all others route around it.
     const victim = workers[o.peers - 1];
     const others = workers.filter((w) => w !== victim);

@@ -9,10 +9,11 @@ export interface Channel {
   /**
    * Merges an encoded state or delta. `from` is the peer that published it when it came as a
    * delta (only that peer may author what it says about itself), undefined for a full state.
-   * `sender` is the peer the message came from either way. Returns true when something changed.
-   * Throws on an undecodable message.
+   * `sender` is the peer the message came from either way. Returns false when nothing changed, and
+   * when something did, true or (better) the encoded delta of just what changed, which is what the
+   * engine passes on. Throws on an undecodable message.
    */
-  merge(data: Uint8Array, from: string | undefined, sender: string): boolean;
+  merge(data: Uint8Array, from: string | undefined, sender: string): boolean | Uint8Array;
   /** The whole state, encoded. */
   state(): Uint8Array;
   /** Entries refused as hostile or impossible (a peer claiming to be us, versions from the future). */

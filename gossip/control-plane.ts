@@ -147,6 +147,9 @@ export class ControlPlane extends EventEmitter {
 
   nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
 
+  /** Anti-entropy: digest exchanges we started and their bytes. */
+  get repairs() { return this.gossip.repairs; }
+
   view(): { targets: string[]; connections: ConnectionView[]; gossip: Record<string, ChannelCounters> } {
     const connections: ConnectionView[] = [];
     for (const c of this.openConnections()) {

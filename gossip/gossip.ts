@@ -7,22 +7,26 @@ import { requestProtocol } from './requests.js';
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';
 export const topic = (channel: string) => `weave-ts/${channel}/1`;
 const DIGEST = 'digest';
+/** How often a router compares digests with a random neighbour: a lost delta is back within about this long. */
+const ANTI_ENTROPY_MS = 500;
 
 export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
 export interface GossipOptions { antiEntropyMs?: number }
 
 /**
  * Carries channels between routers: deltas on a gossipsub topic per channel, and direct pushes
- * over a stream protocol: every channel's full state both ways when a connection comes up, and
- * each of our own deltas to every neighbour. A pushed message that changes our state is pushed on
- * to our other neighbours (a duplicate changes nothing and stops there), so facts cross peers that
- * gossipsub has not meshed yet: gossipsub is fast but best effort, the pushes are what make it sure.
- * Every three seconds each router also compares a hash of every channel with one random neighbour,
- * and the two exchange the channels that differ: whatever was lost on the way is repaired.
+ * over a stream protocol. Each of our own deltas goes to every neighbour; whatever a pushed message
+ * changes here is pushed on to our other neighbours (a duplicate changes nothing and stops there),
+ * so facts cross peers that gossipsub has not meshed yet: gossipsub is fast but best effort, the
+ * pushes are what make it sure. When a connection comes up, and every half second with one random
+ * neighbour, the two compare a hash of every channel and exchange only the channels that differ:
+ * a reconnect costs two digests, and whatever was lost on the way is repaired (and passed on).
  * Channels may be added before or after start.
  */
 export class Gossip {
   readonly counters = new Map<string, ChannelCounters>();
+  /** Digest exchanges we started, and the digest traffic both ways (what differed is in the channels' counters). */
+  readonly repairs = { rounds: 0, bytesIn: 0, bytesOut: 0 };
   private readonly channels = new Map<string, Channel>();
   private readonly outboxes = new Map<string, Outbox>();
   private antiEntropy?: NodeJS.Timeout;
@@ -54,17 +58,20 @@ export class Gossip {
         for (const c of this.counters.values()) c.dropped++;
         throw err;
       }
-      for (const { ch, state, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, state, from);
+      // Passed on to our other neighbours: only what changed here, never a whole state that came on connect.
+      for (const { ch, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, changed, from);
       return undefined;
     });
-    this.net.onConnect((peer) => this.sync(peer));
+    this.net.onConnect((peer) => void this.repair(peer));
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
       const theirs = new Map((weave.Digest.decode(data).channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
       const differing = [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() }))
         .filter((c) => !hash(c.state).equals(theirs.get(c.channel) ?? Buffer.alloc(0)));
-      return weave.Sync.encode({ channels: differing }).finish();
+      const reply = weave.Sync.encode({ channels: differing }).finish();
+      this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
+      return reply;
     });
-    this.antiEntropy = setInterval(() => void this.repair(), this.o.antiEntropyMs ?? 3000);
+    this.antiEntropy = setInterval(() => void this.repair(), this.o.antiEntropyMs ?? ANTI_ENTROPY_MS);
   }
 
   stop(): void { clearInterval(this.antiEntropy); }
@@ -74,21 +81,24 @@ export class Gossip {
     if (!peer) return;
     try {
       const mine = weave.Digest.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, hash: hash(c.state()) })) }).finish();
-      const reply = weave.Sync.decode(await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 }));
+      this.repairs.rounds++;
+      const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
+      this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
       // They sent the channels that differ; send back ours after merging: what we had that they lacked.
-      const repaired = this.mergeStates(reply, peer).map(({ ch }) => ({ channel: ch.name, state: ch.state() }));
-      if (repaired.length) await this.send(peer, repaired);
+      const merged = this.mergeStates(weave.Sync.decode(data), peer);
+      for (const { ch, changed } of merged) if (changed) this.push(ch.name, changed, peer);
+      if (merged.length) await this.send(peer, merged.map(({ ch }) => ({ channel: ch.name, state: ch.state() })));
     } catch { /* the peer went away: another one next time */ }
   }
 
-  /** Merges the full states in a sync message from a peer; returns each known channel in it, and whether it changed. */
-  private mergeStates(sync: weave.ISync, from: string): { ch: Channel; state: Uint8Array; changed: boolean }[] {
-    const out: { ch: Channel; state: Uint8Array; changed: boolean }[] = [];
+  /** Merges the states in a sync message from a peer; returns each known channel in it, and what changed in it. */
+  private mergeStates(sync: weave.ISync, from: string): { ch: Channel; changed?: Uint8Array }[] {
+    const out: { ch: Channel; changed?: Uint8Array }[] = [];
     for (const s of sync.channels ?? []) {
       const ch = this.channels.get(s.channel ?? '');
       if (!ch || !s.state) continue;
       this.counters.get(ch.name)!.syncs++;
-      out.push({ ch, state: s.state, changed: this.receive(ch, s.state, undefined, from) });
+      out.push({ ch, changed: this.receive(ch, s.state, undefined, from) });
     }
     return out;
   }
@@ -105,8 +115,6 @@ export class Gossip {
     for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
   }
 
-  /** Sends every channel's full state to a peer that just connected. */
-  sync(peer: string): void { this.enqueue(peer, { full: [...this.channels.keys()] }); }
 
   private push(channel: string, data: Uint8Array, except?: string): void {
     for (const peer of this.net.peers()) if (peer !== except) this.enqueue(peer, { deltas: [{ channel, state: data }] });
@@ -157,17 +165,18 @@ export class Gossip {
     } catch { /* the connection went away; the next one syncs */ }
   }
 
-  /** Merges what a peer sent; true when it changed our state. */
-  private receive(ch: Channel, data: Uint8Array, from: string | undefined, sender: string): boolean {
+  /** Merges what a peer sent; returns what changed our state (the channel's delta of it, or all that came), if anything. */
+  private receive(ch: Channel, data: Uint8Array, from: string | undefined, sender: string): Uint8Array | undefined {
     const c = this.counters.get(ch.name)!;
     c.messagesIn++; c.bytesIn += data.length;
     try {
-      if (!ch.merge(data, from, sender)) return false;
+      const r = ch.merge(data, from, sender);
+      if (!r) return undefined;
       this.onChange(ch.name);
-      return true;
+      return r === true ? data : r;
     } catch {
       c.dropped++; // undecodable: counted, never fatal
-      return false;
+      return undefined;
     }
   }
 }

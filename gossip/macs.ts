@@ -46,8 +46,9 @@ export class MacsChannel implements Crdt<weave.IMacs> {
     return e && !e.deleted ? e.peer : undefined;
   }
 
-  merge(m: weave.IMacs, from: string | undefined): boolean {
-    let changed = false;
+  /** Takes the entries newer than ours; returns them (what to pass on), or false when nothing changed. */
+  merge(m: weave.IMacs, from: string | undefined): weave.IMacs | false {
+    const changed: weave.IMacEntry[] = [];
     for (const e of m.entries ?? []) {
       const rec: MacRecord = { peer: e.peer ?? '', ts: Number(e.ts ?? 0), deleted: !!e.deleted };
       const mac = Number(e.mac ?? 0);
@@ -60,9 +61,9 @@ export class MacsChannel implements Crdt<weave.IMacs> {
       if ((cur?.peer !== rec.peer && (this.perPeer.get(rec.peer) ?? 0) >= MACS_PER_PEER) || (!cur && this.entries.size >= MACS_TOTAL)) { this.rejected++; continue; }
       this.set(mac, rec);
       this.onChange({ mac, owner: rec.deleted ? undefined : rec.peer });
-      changed = true;
+      changed.push(e);
     }
-    return changed;
+    return changed.length ? { entries: changed } : false;
   }
 
   state(): weave.IMacs {

@@ -41,8 +41,13 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
     return { peers: [rec] };
   }
 
-  merge(msg: weave.ITopology, from: string | undefined): boolean {
-    let changed = false;
+  /**
+   * Takes the records newer than ours; returns them (what to pass on: not the whole message, which
+   * may be a full state), or false when nothing changed. Forgetting peers is gc's, on a timer: not
+   * a walk of the whole graph for every record that arrives.
+   */
+  merge(msg: weave.ITopology, from: string | undefined): weave.ITopology | false {
+    const changed: PeerRecord[] = [];
     for (const rec of (msg.peers ?? []).map(toRecord)) {
       if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
       if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
@@ -51,10 +56,9 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       if (!cur && this.peers.size >= MAX_PEERS) { this.rejected++; continue; } // a full state inventing peers is bounded
       if (rec.links.length > MAX_PEERS || rec.addrs.length > 64) { this.rejected++; continue; }
       this.peers.set(rec.name, rec);
-      changed = true;
+      changed.push(rec);
     }
-    if (changed) this.gc();
-    return changed;
+    return changed.length ? { peers: changed } : false;
   }
 
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */

@@ -13,8 +13,11 @@ export const requestSpec = <Q, R>(name: string, request: Codec<Q>, reply: Codec<
 
 /** The replicated state behind a channel, in decoded messages. */
 export interface Crdt<M> {
-  /** Merges a state or delta (see Channel.merge); true when something changed. */
-  merge(m: M, from: string | undefined, sender: string): boolean;
+  /**
+   * Merges a state or delta (see Channel.merge): false when nothing changed; true, or better just
+   * what changed (a delta of it), when something did: that is what is passed on to other peers.
+   */
+  merge(m: M, from: string | undefined, sender: string): boolean | M;
   state(): M;
   readonly rejected: number;
 }
@@ -34,7 +37,10 @@ export class GossipChannel<M, E = void> implements Channel {
 
   get name(): string { return this.spec.name; }
   get rejected(): number { return this.crdt.rejected; }
-  merge(data: Uint8Array, from: string | undefined, sender: string): boolean { return this.crdt.merge(this.spec.codec.decode(data), from, sender); }
+  merge(data: Uint8Array, from: string | undefined, sender: string): boolean | Uint8Array {
+    const r = this.crdt.merge(this.spec.codec.decode(data), from, sender);
+    return typeof r === 'boolean' ? r : this.spec.codec.encode(r).finish();
+  }
   state(): Uint8Array { return this.spec.codec.encode(this.crdt.state()).finish(); }
   attach(publish: (delta: Uint8Array) => void): void { this.out = publish; }
 

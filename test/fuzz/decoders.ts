@@ -63,7 +63,7 @@ export function fuzzDecoders(n: number, seed: number): DoorResult[] {
   const validTopo = weave.Topology.encode({ peers: [{ name: peer, version: Date.now(), nickname: 'n', udpPort: 6784, addrs: ['1.2.3.4:6783'], links: [{ peer: 'me', addr: 'a', outbound: true }] }] }).finish();
   const validMacs = weave.Macs.encode({ entries: [{ mac: 42, peer, ts: Date.now(), deleted: false }] }).finish();
   const validDns = weave.DnsRecords.encode({ entries: [{ name: 'web', ip: '10.32.0.1', peer, version: Date.now(), deleted: false, ident: 'x' }] }).finish();
-  const fresh = (mk: () => Uint8Array, ch: { merge(d: Uint8Array, f: string | undefined, s: string): boolean }) => () => { try { return ch.merge(mk(), peer, peer) || true; } catch { return false; } };
+  const fresh = (mk: () => Uint8Array, ch: { merge(d: Uint8Array, f: string | undefined, s: string): boolean | Uint8Array }) => () => { try { return !!ch.merge(mk(), peer, peer) || true; } catch { return false; } };
   const query = { interval: intParam(1, 60), subnet: (r: string) => r };
   const body = { target: 'string', cidrs: 'string[]?', mac: 'string?' } as const;
   return [

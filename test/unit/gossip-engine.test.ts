@@ -48,7 +48,7 @@ describe('gossip engine over a fake network', () => {
     const net = new FakeNetwork(3);
     const rs = await routers(net, ['a', 'b', 'c'], 60_000);
     net.link('a', 'b'); net.link('b', 'c');
-    await waitFor('links up', () => rs.every((r) => r.gossip.counters.get('toy')!.syncs > 0));
+    await waitFor('links up: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
     net.loss = 1; // every broadcast and push from now on is lost
     rs[0].add('x');
     rs[2].add('y');
@@ -86,7 +86,8 @@ describe('gossip engine over a fake network', () => {
     const rs = await routers(net, ['a', 'b']);
     net.link('a', 'b');
     try {
-      await waitFor('synced', () => rs.every((r) => r.gossip.counters.get('toy')!.syncs > 0));
+      await waitFor('connected: digests compared, equal (nothing to send)', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+      assert.equal(rs[0].gossip.counters.get('toy')!.messagesOut, 0, 'no state was sent: both were empty');
       const late = ['a', 'b'].map(() => toyChannel('late'));
       late[0].add('first');
       rs[0].gossip.addChannel(late[0].channel);

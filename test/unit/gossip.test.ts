@@ -57,6 +57,19 @@ describe('topology channel', () => {
     assert.throws(() => new GossipChannel(TOPOLOGY, () => t).merge(Buffer.from([0xff, 0xff, 0xff]), 'b', 'b'), 'undecodable bytes are an error for the engine to count');
   });
 
+  it('returns only the records a full state changed: that is what is passed on, not the whole state', () => {
+    let clock = 1000;
+    const a = topologyOf('a', { a: ['b'], b: ['a', 'c'], c: ['b'] }, () => clock);
+    const b = topologyOf('b', { a: ['b'], b: ['a', 'c'], c: ['b'] }, () => clock);
+    clock = 2000;
+    const c = new TopologyChannel('c', () => clock);
+    b.merge(c.setSelf(rec(['b', 'd'])), 'c'); // b hears of c's new link first
+    const changed = a.merge(b.state(), undefined);
+    assert.ok(changed, 'something changed');
+    assert.deepEqual(changed.peers!.map((p) => p.name), ['c']);
+    assert.equal(a.merge(b.state(), undefined), false, 'and the same state again changes nothing');
+  });
+
   it('forgets peers that can no longer be reached, after a grace period', () => {
     let clock = 1000;
     const t = topologyOf('a', { a: ['b'], b: ['a', 'c'], c: ['b'] }, () => clock);
@@ -64,6 +77,7 @@ describe('topology channel', () => {
     clock = 2000;
     const b = new TopologyChannel('b', () => clock);
     t.merge(b.setSelf(rec(['a'])), 'b'); // b lost c
+    assert.equal(t.gc(), false, 'the router runs gc on a timer: c is unreachable from now');
     assert.deepEqual([...t.reachable()].sort(), ['a', 'b']);
     assert.ok(t.peers.has('c'), 'kept for a while: its link may be in a record still on its way');
     clock += FORGET_AFTER_MS;
