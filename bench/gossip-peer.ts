@@ -13,6 +13,8 @@ export type Command =
   | { type: 'poll'; id: number; detail: boolean }
   | { type: 'watch'; mac: number; owner: string }
   | { type: 'announce'; mac: number }
+  /** Records a MAC without telling anyone: only anti-entropy can spread it. */
+  | { type: 'sneak'; mac: number }
   | { type: 'crash' }
   | { type: 'stop' };
 
@@ -126,6 +128,12 @@ export class Peer {
       case 'announce': {
         const t = Date.now();
         this.cp!.announceMac(cmd.mac);
+        send({ type: 'announced', t });
+        return;
+      }
+      case 'sneak': {
+        const t = Date.now();
+        this.cp!.macs.announce(cmd.mac); // the delta it returns is dropped: as if every push of it were lost
         send({ type: 'announced', t });
         return;
       }

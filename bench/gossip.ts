@@ -201,6 +201,7 @@ interface Result {
   mac: { seconds?: number; medianSeconds?: number; timeout?: boolean; reached?: number; detail?: string };
   rssMiB?: { min: number; median: number; max: number };
   deadPeer?: { seconds?: number; timeout?: boolean };
+  repair?: { seconds?: number; medianSeconds?: number; timeout?: boolean };
   rest?: {
     seconds: number; stable: boolean;
     messagesInPerS: { median: number; max: number }; bytesInPerS: { median: number; max: number };
@@ -315,6 +316,20 @@ async function main(): Promise<number> {
       res.mac = { timeout: true, reached: arrivals.length, detail };
       line(`mac: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s: ${detail} (goal < 1 s)`);
     }
+
+    // 4b. A delta lost on the way to everyone: peer 0 records a MAC and tells nobody; anti-entropy alone spreads it.
+    const LOST = MAC + 1;
+    for (const w of workers) w.macAt = undefined;
+    await Promise.all(workers.slice(1).map((w) => w.request({ type: 'watch', mac: LOST, owner }, 'watching', 30_000)));
+    const tLost = (await workers[0].request({ type: 'sneak', mac: LOST }, 'announced', 30_000)).t;
+    workers[0].macAt = tLost;
+    const lostDeadline = Date.now() + PHASE_DEADLINE_MS;
+    while (workers.some((w) => w.macAt === undefined) && Date.now() < lostDeadline) await sleep(20);
+    const repaired = workers.filter((w) => w.macAt !== undefined).map((w) => w.macAt! - tLost);
+    res.repair = repaired.length === o.peers ? { seconds: Math.max(...repaired) / 1000, medianSeconds: median(repaired) / 1000 } : { timeout: true };
+    line(repaired.length === o.peers
+      ? `repair: ${Math.max(...repaired)} ms until a delta lost on the way to everyone is known at all ${o.peers} peers by anti-entropy alone (median peer ${median(repaired)} ms)`
+      : `repair: TIMEOUT: ${repaired.length}/${o.peers} peers learned the lost delta`);
 
     // 5. Memory, then traffic at rest over the window.
     const a = await pollAll(workers, true);
