@@ -18,8 +18,13 @@ export interface AllocatorOptions {
   /** The initial split waits until this many peers (us included) can agree on it. */
   consensus: number;
   state?: IpamState;
-  /** Makes a change durable; called before anyone hears of it. */
-  save?: (delta: { entries: Entry[]; allocations: Allocation[] }, s: IpamState) => void;
+  /**
+   * Records a change; `durable` when it must be on disk before anyone hears of it (our own changes,
+   * and space we acknowledge adopting). Others' changes merged from gossip need not wait for the
+   * disk: their authors keep them durably and a restart gets them back by sync, and our next durable
+   * write flushes them anyway. So an allocation anywhere is not a disk flush everywhere.
+   */
+  save?: (delta: { entries: Entry[]; allocations: Allocation[] }, s: IpamState, durable: boolean) => void;
   waitMs?: number;
 }
 
@@ -119,13 +124,13 @@ export class Allocator {
   // ---- what other peers send ----
 
   /** Merges a delta or full state; returns true when it changed anything. */
-  onDelta(msg: weave.IIpamState, from?: string): boolean {
+  onDelta(msg: weave.IIpamState, from?: string, durable = false): boolean {
     const d = IpamState.decode(msg);
     if (d.range !== this.o.range.text) { if (from) this.mismatches.set(from, d.range); return false; }
     if (from) this.mismatches.delete(from);
     const changed = this.state.merge(d.entries, d.allocations);
     const any = changed.entries.length + changed.allocations.length > 0;
-    if (any) this.o.save?.(changed, this.state);
+    if (any) this.o.save?.(changed, this.state, durable);
     return any;
   }
 
@@ -136,7 +141,7 @@ export class Allocator {
         case 'donate': return { state: this.donate(from, this.subnet(req.subnet ?? '')) };
         case 'handover': return { state: this.handover(from, req.addr ?? 0, req.ident ?? '') };
         case 'init': await this.serial(async () => this.createRing()); return { state: this.state.encode() };
-        case 'adopt': if (req.state) this.onDelta(req.state, from); return {};
+        case 'adopt': if (req.state) this.onDelta(req.state, from, true); return {}; // on disk before we say we took it
         default: return { error: `unknown request "${req.kind}"` };
       }
     } catch (err) { return { error: (err as Error).message }; }
@@ -292,7 +297,7 @@ export class Allocator {
   /** Saves, then tells the others: a change is durable before anyone hears of it. */
   private commit(entries: Entry[], allocations: Allocation[]): void {
     if (entries.length + allocations.length === 0) return;
-    this.o.save?.({ entries, allocations }, this.state);
+    this.o.save?.({ entries, allocations }, this.state, true);
     this.t.broadcast(this.state.encode(entries, allocations));
   }
 }

@@ -9,8 +9,8 @@ interface Delta { entries: Entry[]; allocations: Allocation[] }
 
 /**
  * The ring and every allocation on disk: a snapshot (written atomically: temp file, fsync,
- * rename) plus a log of changes since, one JSON line each, appended and fdatasync'd before the
- * change is acknowledged. A crash mid-append leaves a torn last line, which loading ignores.
+ * rename) plus a log of changes since, one JSON line each, appended, and fdatasync'd before our
+ * own change is acknowledged. A crash mid-append leaves a torn last line, which loading ignores.
  */
 export class IpamStore {
   private readonly log: string;
@@ -50,10 +50,11 @@ export class IpamStore {
     return s;
   }
 
-  append(delta: Delta, state: IpamState): void {
+  /** Appends a change; with `durable` (the default), on disk before this returns. */
+  append(delta: Delta, state: IpamState, durable = true): void {
     if (delta.entries.length + delta.allocations.length === 0) return;
     writeSync(this.fd, JSON.stringify(delta) + '\n');
-    fdatasyncSync(this.fd);
+    if (durable) fdatasyncSync(this.fd);
     if (++this.lines >= COMPACT_AFTER) this.compact(state);
   }
 

@@ -34,7 +34,7 @@ export class IpamService {
       request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
       // Every peer in the topology can be asked (requests are relayed); peers of another range are no part of ours.
       reachable: () => cp.routes.reachable.filter((n) => !this.allocator.mismatches.has(n)),
-    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: this.store.load(), save: (d, s) => this.store.append(d, s) });
+    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: this.store.load(), save: (d, s, durable) => this.store.append(d, s, durable) });
     this.channel = new GossipChannel(IPAM, () => ({
       merge: (m, _from, sender) => a.onDelta(m, sender),
       state: () => a.state.encode(),
