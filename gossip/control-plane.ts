@@ -3,10 +3,6 @@ import type { weave } from '../proto/gen/weave.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
-
-const KNOWN_FILE = 'known-peers.json';
-/** How long changes to our connections, or records from peers, are gathered before we act on them. */
-const COALESCE_MS = 50;
 import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
@@ -21,6 +17,10 @@ import { peerKeySigner, type Signer } from './signer.js';
 import { Routes } from './routes.js';
 import { ConnectionMaker } from './connection-maker.js';
 import { Liveness } from './liveness.js';
+
+const KNOWN_FILE = 'known-peers.json';
+/** How long changes to our connections, or records from peers, are gathered before we act on them. */
+const COALESCE_MS = 50;
 
 export interface ControlPlaneOptions {
   dataDir: string;
