@@ -36,7 +36,9 @@ const post = (path) => new Promise((resolve, reject) => {
 })().catch((e) => { console.error(e.message); process.exit(1); });`;
 
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms (n=${xs.length})`;
+const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms (n=${xs.length})`;
+/** Where in the run the slow ones fell: spread out (the machine, GC) or together (one stall). */
+const slowAt = (xs: number[], ms: number) => xs.map((x, i) => (x > ms ? i : -1)).filter((i) => i >= 0);
 
 /** What one durable append costs on the disk the data directories are on, measured in the same run. */
 function fsyncBaseline(dir: string): number[] {
@@ -67,6 +69,8 @@ try {
   console.log(`local space, bulk:          ${fmt(r.bulk.slice(1))}`);
   console.log(`local space, after donation: ${fmt(r.localInSubnet)}`);
   console.log(`needs a donation from h2:   ${fmt(r.donation)}`);
+  const slow = slowAt(r.bulk, 5);
+  console.log(`local space, bulk, over 5 ms: ${slow.length} of ${r.bulk.length}, at request ${slow.slice(0, 40).join(', ')}${slow.length > 40 ? ', ...' : ''}`);
   console.log(`allocations per second (local, sequential): ${((r.bulk.length - 1) / (r.seconds - r.bulk[0] / 1000)).toFixed(0)}`);
   console.log(`baseline, this disk: append + fdatasync ${fmt(fsyncBaseline(lab.root))} (every allocation is fdatasync'd before it is acknowledged)`);
   console.log('goal: p99 < 5 ms with local space');

@@ -9,9 +9,13 @@ export const topic = (channel: string) => `weave-ts/${channel}/1`;
 const DIGEST = 'digest';
 /** How often a router compares digests with a random neighbour: a lost delta is back within about this long. */
 const ANTI_ENTROPY_MS = 500;
+/** How long a channel must have been still before anti-entropy compares it. */
+const QUIET_MS = 1000;
+/** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
+const DIGEST_TTL_MS = 10_000;
 
 export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
-export interface GossipOptions { antiEntropyMs?: number }
+export interface GossipOptions { antiEntropyMs?: number; quietMs?: number }
 
 /**
  * Carries channels between routers: deltas on a gossipsub topic per channel, and direct pushes
@@ -29,6 +33,8 @@ export class Gossip {
   readonly repairs = { rounds: 0, bytesIn: 0, bytesOut: 0 };
   private readonly channels = new Map<string, Channel>();
   private readonly outboxes = new Map<string, Outbox>();
+  private readonly digests = new Map<string, { hash: Buffer; at: number }>();
+  private readonly changedAt = new Map<string, number>();
   private antiEntropy?: NodeJS.Timeout;
   private started = false;
 
@@ -65,8 +71,8 @@ export class Gossip {
     this.net.onConnect((peer) => void this.repair(peer));
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
       const theirs = new Map((weave.Digest.decode(data).channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
-      const differing = [...this.channels.values()].map((c) => ({ channel: c.name, state: c.state() }))
-        .filter((c) => !hash(c.state).equals(theirs.get(c.channel) ?? Buffer.alloc(0)));
+      const differing = [...this.channels.values()].filter((c) => theirs.has(c.name) && this.quiet(c) && !this.digest(c).equals(theirs.get(c.name)!))
+        .map((c) => ({ channel: c.name, state: c.state() }));
       const reply = weave.Sync.encode({ channels: differing }).finish();
       this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
       return reply;
@@ -80,7 +86,7 @@ export class Gossip {
   async repair(peer = pick(this.net.peers())): Promise<void> {
     if (!peer) return;
     try {
-      const mine = weave.Digest.encode({ channels: [...this.channels.values()].map((c) => ({ channel: c.name, hash: hash(c.state()) })) }).finish();
+      const mine = weave.Digest.encode({ channels: [...this.channels.values()].filter((c) => this.quiet(c)).map((c) => ({ channel: c.name, hash: this.digest(c) })) }).finish();
       this.repairs.rounds++;
       const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
       this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
@@ -90,6 +96,32 @@ export class Gossip {
       if (merged.length) await this.send(peer, merged.map(({ ch }) => ({ channel: ch.name, state: ch.state() })));
     } catch { /* the peer went away: another one next time */ }
   }
+
+  /**
+   * A channel's hash, kept until the channel changes: encoding and hashing a large state (IPAM's,
+   * with thousands of allocations) twice a second, on both ends of every round, stalled the router
+   * for milliseconds. Changes through gossip drop it at once; the few made outside it (forgetting
+   * old peers and tombstones) within DIGEST_TTL_MS.
+   */
+  private digest(c: Channel): Buffer {
+    const d = this.digests.get(c.name);
+    if (d && Date.now() - d.at < DIGEST_TTL_MS) return d.hash;
+    const fresh = { hash: hash(c.state()), at: Date.now() };
+    this.digests.set(c.name, fresh);
+    return fresh.hash;
+  }
+
+  private changed(channel: string): void {
+    this.digests.delete(channel);
+    this.changedAt.set(channel, Date.now());
+  }
+
+  /**
+   * Whether a channel has been still long enough to compare: while it changes, its deltas are on
+   * their way to everyone and the hashes differ for that alone; exchanging whole states then (all of
+   * IPAM's allocations, during a burst of them) repairs nothing and stalls both routers.
+   */
+  private quiet(c: Channel): boolean { return Date.now() - (this.changedAt.get(c.name) ?? 0) >= (this.o.quietMs ?? QUIET_MS); }
 
   /** Merges the states in a sync message from a peer; returns each known channel in it, and what changed in it. */
   private mergeStates(sync: weave.ISync, from: string): { ch: Channel; changed?: Uint8Array }[] {
@@ -110,6 +142,7 @@ export class Gossip {
   private publish(channel: string, delta: Uint8Array): void {
     const c = this.counters.get(channel)!;
     c.messagesOut++; c.bytesOut += delta.length;
+    this.changed(channel);
     this.net.broadcast(topic(channel), delta);
     const subscribed = new Set(this.net.subscribers(topic(channel)));
     for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
@@ -172,6 +205,7 @@ export class Gossip {
     try {
       const r = ch.merge(data, from, sender);
       if (!r) return undefined;
+      this.changed(ch.name);
       this.onChange(ch.name);
       return r === true ? data : r;
     } catch {

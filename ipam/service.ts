@@ -13,6 +13,7 @@ export interface IpamConfig { range: string; defaultSubnet?: string; consensus: 
 
 const IPAM = channelSpec('ipam', weave.IpamState);
 const IPAM_REQUEST = requestSpec('ipam', weave.IpamRequest, weave.IpamReply);
+const BROADCAST_COALESCE_MS = 5;
 
 /** IPAM in a router: an Allocator whose transport is the control plane, its state kept in the data directory. */
 export class IpamService {
@@ -22,6 +23,8 @@ export class IpamService {
   readonly channel: GossipChannel<weave.IIpamState>;
   readonly requests;
   private readonly store: IpamStore;
+  private pending?: weave.IIpamState;
+  private pendingTimer?: NodeJS.Timeout;
 
   constructor(private readonly cp: ControlPlane, dataDir: string, cfg: IpamConfig, private readonly nickname: string) {
     this.range = parseSubnet(cfg.range);
@@ -30,7 +33,7 @@ export class IpamService {
     this.store = new IpamStore(join(dataDir, 'ipam.json'), this.range);
     const a = this.allocator = new Allocator({
       self: cp.name,
-      broadcast: (d) => this.channel.publish(d),
+      broadcast: (d) => this.broadcast(d),
       request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
       // Every peer in the topology can be asked (requests are relayed); peers of another range are no part of ours.
       reachable: () => cp.routes.reachable.filter((n) => !this.allocator.mismatches.has(n)),
@@ -43,7 +46,32 @@ export class IpamService {
     this.requests = [handler(IPAM_REQUEST, (from, req) => a.onRequest(from, req))];
   }
 
-  close(): void { this.store.close(); }
+  close(): void {
+    this.flush();
+    this.store.close();
+  }
+
+  /**
+   * Our changes go out gathered over BROADCAST_COALESCE_MS, as one delta: a burst of allocations
+   * (a hundred containers started at once) is a few gossip messages, not one signed message each
+   * for every router to verify. Each change is on disk before it is gathered.
+   */
+  private broadcast(d: weave.IIpamState): void {
+    if (this.pending) {
+      this.pending.entries!.push(...(d.entries ?? []));
+      this.pending.allocations!.push(...(d.allocations ?? []));
+      return;
+    }
+    this.pending = { ...d, entries: [...(d.entries ?? [])], allocations: [...(d.allocations ?? [])] };
+    this.pendingTimer = setTimeout(() => this.flush(), BROADCAST_COALESCE_MS);
+  }
+
+  private flush(): void {
+    clearTimeout(this.pendingTimer);
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) this.channel.publish(p);
+  }
 
   /** An address for ident: `net:CIDR` or `net:default` picks a subnet; nothing means the default. */
   allocate(ident: string, subnet?: string) {

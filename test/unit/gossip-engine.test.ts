@@ -11,12 +11,12 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Pro
   }
 }
 
-/** Routers over a fake network, each with a toy channel; anti-entropy every 20 ms unless told otherwise. */
-async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20) {
+/** Routers over a fake network, each with a toy channel; anti-entropy every 20 ms, comparing channels still for 0 ms, unless told otherwise. */
+async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20, quietMs = 0) {
   const out = [];
   for (const name of names) {
     const toy = toyChannel();
-    const gossip = new Gossip(net.node(name), () => {}, { antiEntropyMs });
+    const gossip = new Gossip(net.node(name), () => {}, { antiEntropyMs, quietMs });
     gossip.addChannel(toy.channel);
     await gossip.start();
     out.push({ name, gossip, ...toy });
@@ -60,6 +60,25 @@ describe('gossip engine over a fake network', () => {
     await waitFor('b has both', () => rs[1].set.items.has('x') && rs[1].set.items.has('y'));
     await rs[0].gossip.repair('b');
     await waitFor('a has y', () => rs[0].set.items.has('y'));
+    stopAll(rs);
+  });
+
+  it('leaves a channel that is still changing out of anti-entropy, and repairs it once it is still', async () => {
+    const net = new FakeNetwork(5);
+    const rs = await routers(net, ['a', 'b'], 60_000, 300);
+    net.link('a', 'b');
+    await waitFor('connected', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+    net.loss = 1;
+    rs[0].add('x'); // lost on the way, and a's channel has just changed
+    await new Promise((r) => setImmediate(r));
+    net.loss = 0;
+    const sent = rs[0].gossip.counters.get('toy')!.messagesOut;
+    await rs[1].gossip.repair('a');
+    assert.equal(rs[1].set.items.has('x'), false, 'not compared while it changes');
+    assert.equal(rs[0].gossip.counters.get('toy')!.messagesOut, sent, 'no state was sent for it');
+    await new Promise((r) => setTimeout(r, 350)); // the quiet period under test, not a readiness wait
+    await rs[1].gossip.repair('a');
+    await waitFor('b has x once a was still', () => rs[1].set.items.has('x'));
     stopAll(rs);
   });
 
