@@ -68,10 +68,12 @@ export class Gossip {
       for (const { ch, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, changed, from);
       return undefined;
     });
-    this.net.onConnect((peer) => void this.repair(peer));
+    this.net.onConnect((peer) => void this.repair(peer, true));
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
-      const theirs = new Map((weave.Digest.decode(data).channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
-      const differing = [...this.channels.values()].filter((c) => theirs.has(c.name) && this.quiet(c) && !this.digest(c).equals(theirs.get(c.name)!))
+      const digest = weave.Digest.decode(data);
+      const theirs = new Map((digest.channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
+      const differing = [...this.channels.values()]
+        .filter((c) => (digest.all || (theirs.has(c.name) && this.quiet(c))) && !this.digest(c).equals(theirs.get(c.name) ?? Buffer.alloc(0)))
         .map((c) => ({ channel: c.name, state: c.state() }));
       const reply = weave.Sync.encode({ channels: differing }).finish();
       this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
@@ -82,11 +84,14 @@ export class Gossip {
 
   stop(): void { clearInterval(this.antiEntropy); }
 
-  /** Compares digests with one random neighbour; both sides end with the union of what differed. */
-  async repair(peer = pick(this.net.peers())): Promise<void> {
+  /**
+   * Compares digests with one random neighbour; both sides end with the union of what differed.
+   * With `all` (a connection that just came up), every channel is compared, changing or not.
+   */
+  async repair(peer = pick(this.net.peers()), all = false): Promise<void> {
     if (!peer) return;
     try {
-      const mine = weave.Digest.encode({ channels: [...this.channels.values()].filter((c) => this.quiet(c)).map((c) => ({ channel: c.name, hash: this.digest(c) })) }).finish();
+      const mine = weave.Digest.encode({ all, channels: [...this.channels.values()].filter((c) => all || this.quiet(c)).map((c) => ({ channel: c.name, hash: this.digest(c) })) }).finish();
       this.repairs.rounds++;
       const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
       this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
