@@ -10,7 +10,7 @@ const DIGEST = 'digest';
 /** How often a router compares digests with a random neighbour: a lost delta is back within about this long. */
 const ANTI_ENTROPY_MS = 500;
 /** How long a channel must have been still before anti-entropy compares it. */
-const QUIET_MS = 1000;
+const QUIET_MS = 250;
 /** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
 const DIGEST_TTL_MS = 10_000;
 
