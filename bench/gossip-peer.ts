@@ -133,7 +133,9 @@ export class Peer {
       }
       case 'sneak': {
         const t = Date.now();
-        this.cp!.macs.announce(cmd.mac); // the delta it returns is dropped: as if every push of it were lost
+        this.cp!.macs.announce(cmd.mac); // the delta it returns is dropped: as if every message of it were lost
+        // What publishing does besides sending (the engine notes the channel changed): only the messages are lost.
+        (this.cp as unknown as { gossip: { changed(channel: string): void } }).gossip.changed('macs');
         send({ type: 'announced', t });
         return;
       }

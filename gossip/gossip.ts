@@ -12,7 +12,7 @@ const ANTI_ENTROPY_MS = 500;
 /** How long a channel must have been still before anti-entropy compares it. */
 const QUIET_MS = 250;
 /** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
-const DIGEST_TTL_MS = 10_000;
+const DIGEST_TTL_MS = 2000;
 
 export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
 export interface GossipOptions { antiEntropyMs?: number; quietMs?: number }
