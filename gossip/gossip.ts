@@ -153,7 +153,6 @@ export class Gossip {
     for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
   }
 
-
   private push(channel: string, data: Uint8Array, except?: string): void {
     for (const peer of this.net.peers()) if (peer !== except) this.enqueue(peer, { deltas: [{ channel, state: data }] });
   }
@@ -163,7 +162,7 @@ export class Gossip {
    * whatever is queued meanwhile goes in the next one, as one message: when a hundred routers start
    * at once and every connection changes the topology, pushes coalesce instead of each opening a
    * stream. A whole channel queued replaces the deltas of it (its state is taken when sent), and
-   * too many deltas of one channel become the whole channel: a slow peer's queue stays bounded.
+   * past MAX_QUEUED_DELTAS the queued deltas become their whole channels: a slow peer's queue stays bounded.
    */
   private enqueue(peer: string, add: { deltas?: weave.IChannelState[]; full?: string[] }): void {
     let box = this.outboxes.get(peer);
