@@ -21,8 +21,6 @@ export class Liveness {
   private readonly lastAnswer = new Map<string, number>();
   private readonly inFlight = new Set<Connection>();
   private lastTick = 0;
-  /** Peers hung up on as dead. */
-  hungUp = 0;
 
   constructor(private readonly node: Node) {}
 
@@ -37,15 +35,15 @@ export class Liveness {
     const now = Date.now();
     const stalled = Math.max(0, now - this.lastTick - INTERVAL_MS * 1.5);
     this.lastTick = now;
-    const peers = new Set(this.node.getPeers().map((p) => p.toString()));
+    const connected = this.node.getPeers();
+    const peers = new Set(connected.map((p) => p.toString()));
     for (const key of this.lastAnswer.keys()) if (!peers.has(key)) this.lastAnswer.delete(key);
-    for (const peer of this.node.getPeers()) {
+    for (const peer of connected) {
       const key = peer.toString();
       const last = Math.min(now, (this.lastAnswer.get(key) ?? now) + stalled); // a new connection counts as an answer
       this.lastAnswer.set(key, last);
       if (now - last > DEAD_AFTER_MS) {
         this.lastAnswer.delete(key);
-        this.hungUp++;
         void this.node.hangUp(peer).catch(() => {});
         continue;
       }
