@@ -20,7 +20,7 @@ deps: node
 	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || $(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm ci --no-audit --no-fund
 
 build: deps
-	npm run build --silent
+	$(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm run build --silent
 
 test: build
 	npx mocha

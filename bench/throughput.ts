@@ -1,13 +1,16 @@
 import '../common/polyfill.js';
-// `make bench`: TCP throughput (iperf3) and ping RTT between two lab hosts over three paths:
-// the underlay itself, the Linux kernel vxlan driver, and our router. One lab, always torn down.
+// `make bench`: TCP throughput (iperf3), ping RTT and CPU cost between two lab hosts over every
+// path: the underlay itself, the Linux kernel vxlan driver, and our router with each datapath
+// (fastdp, then sleeve-pcap after a restart). One lab, always torn down.
+import { readFileSync } from 'node:fs';
 import { Lab, waitFor } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/throughput.js [--seconds N] [--json]';
+const USER_HZ = 100; // /proc/stat counts in USER_HZ ticks, 100 on every Linux architecture we run on
 
 interface Options { seconds: number; json: boolean }
-interface Row { path: string; gbps: number; rttP50Ms: number }
+interface Row { path: string; gbps: number; rttP50Ms: number; cpuSecondsPerGb: number; retransmits: number }
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = { seconds: 5, json: false };
@@ -29,7 +32,18 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** RTT p50 (ms) and TCP throughput (Gbit/s) from the client namespace to serverIp in the server namespace. */
+/** CPU seconds the whole machine (all CPUs) has spent busy: user+nice+system+irq+softirq+steal. */
+function busyCpuSeconds(): number {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + (steal || 0)) / USER_HZ;
+}
+
+/**
+ * RTT p50 (ms), TCP throughput (Gbit/s) and CPU seconds per GB from the client namespace to
+ * serverIp in the server namespace. The CPU is the whole machine's during the iperf3 run, so it
+ * includes iperf3's own (both ends) and the kernel's besides the router's: the same for every
+ * row, so rows compare, but it is not the datapath's alone.
+ */
 async function measure(lab: Lab, path: string, clientNs: string, serverNs: string, serverIp: string, seconds: number): Promise<Row> {
   await waitForPing(lab, clientNs, serverIp); // ARP and MAC learning done before anything is timed
   const ping = await lab.execIn(clientNs, ['ping', '-n', '-c', '50', '-i', '0.02', '-W', '1', serverIp], { timeoutMs: 30_000 });
@@ -39,13 +53,16 @@ async function measure(lab: Lab, path: string, clientNs: string, serverNs: strin
   const server = lab.spawnIn(serverNs, ['iperf3', '-s', '-1'], { stdio: 'ignore' });
   try {
     // Readiness: retry the client while the server is not listening yet; any other outcome ends the wait.
-    const r = await waitFor(`iperf3 server at ${serverIp} (${path})`, async () => {
+    const { res: r, cpuSeconds } = await waitFor(`iperf3 server at ${serverIp} (${path})`, async () => {
+      const before = busyCpuSeconds();
       const res = await lab.execIn(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
-      return /unable to connect|connection refused/i.test(res.stdout + res.stderr) ? undefined : res;
+      const cpu = busyCpuSeconds() - before;
+      return /unable to connect|connection refused/i.test(res.stdout + res.stderr) ? undefined : { res, cpuSeconds: cpu };
     }, 15_000, 100);
     if (r.code !== 0) throw new Error(`${path}: iperf3 failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim().slice(0, 500)}`);
-    const bps = (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
-    return { path, gbps: bps / 1e9, rttP50Ms: median(times) };
+    const { end } = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; bytes: number }; sum_sent: { retransmits: number } } };
+    const rx = end.sum_received;
+    return { path, gbps: rx.bits_per_second / 1e9, rttP50Ms: median(times), cpuSecondsPerGb: cpuSeconds / (rx.bytes / 1e9), retransmits: end.sum_sent.retransmits };
   } finally {
     server.kill();
   }
@@ -72,17 +89,54 @@ async function kernelVxlan(lab: Lab): Promise<string[]> {
   return namespaces;
 }
 
-/** Our router on both hosts, one attached container on each. */
-async function ours(lab: Lab): Promise<string[]> {
-  await launchAll(lab);
+const HOSTS = ['h1', 'h2'];
+
+/** Our routers on both hosts with the datapath asked for (checked in their reports), meshed. */
+async function launchOurs(lab: Lab, datapath: string): Promise<void> {
+  await launchAll(lab, HOSTS, ['--datapath', datapath]);
   await waitForMesh(lab);
+  for (const h of HOSTS) {
+    const r = await report(lab, h);
+    if (r.datapath !== datapath) throw new Error(`${h}: asked for datapath ${datapath}, the router runs ${r.datapath}`);
+  }
+}
+
+/** One container on each host, attached once: a restarted router takes its attachments back. */
+async function attachContainers(lab: Lab): Promise<string[]> {
   const namespaces: string[] = [];
-  for (const [i, h] of ['h1', 'h2'].entries()) {
+  for (const [i, h] of HOSTS.entries()) {
     const c = await lab.addContainer(h, 'c1');
     await weaveOk(lab, h, ['attach', `10.32.0.${i + 1}/12`, `netns:${c.netns}`]);
     namespaces.push(c.netns);
   }
   return namespaces;
+}
+
+/** Until every router sends to its peers the way asked (fastdp waits for the data-path heartbeat). */
+async function waitForPaths(lab: Lab, mode: 'fastdp' | 'sleeve'): Promise<void> {
+  for (const h of HOSTS) {
+    await waitFor(`${h}: every path ${mode}`, async () => {
+      const paths = Object.values((await report(lab, h)).paths);
+      return paths.length === HOSTS.length - 1 && paths.every((p) => p.mode === mode);
+    }, 15_000);
+  }
+}
+
+async function stopOurs(lab: Lab): Promise<void> {
+  for (const h of HOSTS) await weaveOk(lab, h, ['stop']);
+}
+
+const droppedCounters = async (lab: Lab): Promise<Record<string, Record<string, number>>> =>
+  Object.fromEntries(await Promise.all(HOSTS.map(async (h) => [h, (await report(lab, h)).counters.dropped] as const)));
+
+function print(lab: Lab, opts: Options, rows: Row[], ratios: Record<string, number>, dropped: Record<string, unknown>): void {
+  console.log(`lab ${lab.id}: 2 hosts, iperf3 -t ${opts.seconds}, ping -c 50 -i 0.02; CPU: whole machine during iperf3 (iperf3 included)`);
+  console.log(`${'path'.padEnd(14)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}${'CPU s/GB'.padStart(10)}${'TCP retr'.padStart(10)}`);
+  for (const r of rows) {
+    console.log(`${r.path.padEnd(14)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}${r.cpuSecondsPerGb.toFixed(2).padStart(10)}${String(r.retransmits).padStart(10)}`);
+  }
+  for (const [name, v] of Object.entries(ratios)) console.log(`ratio ${name}: ${v.toFixed(3)}`);
+  for (const [path, byHost] of Object.entries(dropped)) console.log(`${path} counters.dropped: ${JSON.stringify(byHost)}`);
 }
 
 async function main(): Promise<void> {
@@ -91,21 +145,31 @@ async function main(): Promise<void> {
   try {
     const [h1, h2] = [lab.host('h1'), lab.host('h2')];
     const rows: Row[] = [];
+    const dropped: Record<string, unknown> = {};
     rows.push(await measure(lab, 'underlay', h1.netns, h2.netns, h2.addrs[0], opts.seconds));
     const [k1, k2] = await kernelVxlan(lab);
     rows.push(await measure(lab, 'kernel-vxlan', k1, k2, '10.99.0.2', opts.seconds));
-    const [c1, c2] = await ours(lab);
-    rows.push(await measure(lab, 'ours', c1, c2, '10.32.0.2', opts.seconds));
-    const dropped = { h1: (await report(lab, 'h1')).counters.dropped, h2: (await report(lab, 'h2')).counters.dropped };
 
-    const [underlay, kernel, mine] = rows;
-    const ratios = { oursPerKernelVxlan: mine.gbps / kernel.gbps, kernelVxlanPerUnderlay: kernel.gbps / underlay.gbps };
-    console.log(`lab ${lab.id}: 2 hosts, iperf3 -t ${opts.seconds}, ping -c 50 -i 0.02`);
-    console.log(`${'path'.padEnd(14)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}`);
-    for (const r of rows) console.log(`${r.path.padEnd(14)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}`);
-    console.log(`ratio ours/kernel-vxlan throughput: ${ratios.oursPerKernelVxlan.toFixed(3)}`);
-    console.log(`ratio kernel-vxlan/underlay throughput: ${ratios.kernelVxlanPerUnderlay.toFixed(3)}`);
-    for (const [h, d] of Object.entries(dropped)) console.log(`router ${h} counters.dropped: ${JSON.stringify(d)}`);
+    await launchOurs(lab, 'fastdp');
+    const [c1, c2] = await attachContainers(lab);
+    await waitForPaths(lab, 'fastdp');
+    rows.push(await measure(lab, 'fastdp', c1, c2, '10.32.0.2', opts.seconds));
+    dropped.fastdp = await droppedCounters(lab);
+
+    await stopOurs(lab);
+    await launchOurs(lab, 'sleeve-pcap');
+    rows.push(await measure(lab, 'sleeve-pcap', c1, c2, '10.32.0.2', opts.seconds));
+    dropped['sleeve-pcap'] = await droppedCounters(lab);
+
+    const [underlay, kernel, fastdp, sleeve] = rows;
+    const ratios = {
+      'fastdp/kernel-vxlan throughput': fastdp.gbps / kernel.gbps,
+      'sleeve-pcap/kernel-vxlan throughput': sleeve.gbps / kernel.gbps,
+      'fastdp/kernel-vxlan CPU per GB': fastdp.cpuSecondsPerGb / kernel.cpuSecondsPerGb,
+      'sleeve-pcap/kernel-vxlan CPU per GB': sleeve.cpuSecondsPerGb / kernel.cpuSecondsPerGb,
+      'kernel-vxlan/underlay throughput': kernel.gbps / underlay.gbps,
+    };
+    print(lab, opts, rows, ratios, dropped);
     if (opts.json) console.log(JSON.stringify({ seconds: opts.seconds, rows, ratios, dropped }));
   } finally {
     await lab.down();

@@ -2,7 +2,7 @@ import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { rmSync } from 'node:fs';
-import { DEFAULTS, parseDomain, parseVni, RouterConfig } from '../contract/config.js';
+import { DATAPATHS, DEFAULTS, parseDomain, parseVni, RouterConfig } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { parseSubnet, within } from '../common/subnet.js';
@@ -73,6 +73,7 @@ program.command('launch')
   .option('--vni <vni>', 'VXLAN network identifier shared by all peers', parseVni, DEFAULTS.vni)
   .option('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', vxlanPeer, [])
   .option('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', intIn('MTU', 576, 65000))
+  .addOption(new Option('--datapath <name>', 'how frames move: auto (fastdp where the kernel allows it), fastdp (the kernel\'s VXLAN) or sleeve-pcap (userspace)').choices(DATAPATHS).default('auto'))
   .option('--http-addr <addr>', 'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)', httpAddress, DEFAULTS.httpAddr)
   .option('--no-discovery', 'do not connect to the peers our peers know')
   .option('--conn-limit <n>', 'most connections to other peers', intIn('connection limit', 1, 10000), DEFAULTS.connLimit)
@@ -86,7 +87,7 @@ program.command('launch')
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
       dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
-      vni: o.vni, mtu: o.mtu, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
+      vni: o.vni, mtu: o.mtu, datapath: o.datapath, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
       releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
     };

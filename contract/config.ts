@@ -7,6 +7,7 @@ export interface RouterConfig {
   httpAddr: string;
   vni: number;
   mtu?: number;      // overlay MTU; default: underlay MTU minus VXLAN overhead
+  datapath?: DatapathChoice; // default auto
   peers: string[];   // routers to connect to, host[:port]
   vxlanPeers: string[]; // plain VXLAN endpoints (no router there), ip[:udpport]
   discovery: boolean;
@@ -19,6 +20,9 @@ export interface RouterConfig {
   dnsDomain?: string; // the cluster domain, lower case, no trailing dot (weave.local)
   resolvConf?: string; // where the upstream resolvers are named
 }
+
+export const DATAPATHS = ['auto', 'fastdp', 'sleeve-pcap'] as const;
+export type DatapathChoice = typeof DATAPATHS[number];
 
 export const DEFAULT_VNI = 6784;
 export const MAX_VNI = 0xffffff;

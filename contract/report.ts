@@ -13,6 +13,8 @@ export interface ConnectionView {
   info: string;
   name?: string;
   nickname?: string;
+  /** The data path to this peer: fastdp or sleeve. */
+  datapath?: string;
   traffic?: { tx: Traffic; rx: Traffic };
 }
 
@@ -32,7 +34,12 @@ export interface Counters {
   gossipRejected: number;
   /** MAC table entries evicted because the table was full. */
   macsEvicted: number;
+  /** MAC locations learned from traffic (new or moved). */
+  macsLearned: number;
 }
+
+/** How frames reach a neighbour: the kernel's VXLAN (fastdp) or our userspace (sleeve), and why. */
+export interface PathView { mode: 'fastdp' | 'sleeve'; heartbeat: boolean; reason?: string; tx: Traffic; rx: Traffic }
 
 export interface GossipChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
 
@@ -62,6 +69,10 @@ export interface RouterReport {
   connections: ConnectionView[];
   peers: PeerView[];
   vxlanEndpoints: VxlanEndpointView[];
+  /** Per neighbour (by peer name): the data path its frames take. */
+  paths: Record<string, PathView>;
+  /** Kernel FDB entries a fastdp router keeps: vxlan unicast, bridge static, flooding. */
+  fdb?: { vxlan: number; bridge: number; flood: number };
   macs: MacView[];
   counters: Counters;
   gossip: Record<string, GossipChannelCounters>;

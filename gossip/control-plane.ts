@@ -27,13 +27,17 @@ export interface ControlPlaneOptions {
   nickname: string;
   port: number;
   udpPort: number;
+  /** Where our userspace takes relayed frames, when not the data port (fastdp: the kernel has that). */
+  sleevePort?: number;
+  mtu?: number;
+  datapath?: string;
   password?: string;
   connLimit: number;
   discovery: boolean;
 }
 
 /** A directly connected peer, as the data plane needs it. */
-export interface Neighbour { name: string; nickname: string; ip: string; udpPort: number }
+export interface Neighbour { name: string; nickname: string; ip: string; udpPort: number; sleevePort: number; mtu: number; datapath: string }
 
 export interface ConnectionView { direction: 'outbound' | 'inbound'; address: string; state: string; info: string; name?: string; nickname?: string }
 
@@ -140,7 +144,8 @@ export class ControlPlane extends EventEmitter {
       const name = c.remotePeer.toString();
       if (out.has(name)) continue;
       const rec = this.topology.peers.get(name);
-      out.set(name, { name, nickname: rec?.nickname ?? '', ip: hostOf(c.remoteAddr), udpPort: rec?.udpPort || this.o.udpPort });
+      const udpPort = rec?.udpPort || this.o.udpPort;
+      out.set(name, { name, nickname: rec?.nickname ?? '', ip: hostOf(c.remoteAddr), udpPort, sleevePort: rec?.sleevePort || udpPort, mtu: rec?.mtu || 0, datapath: rec?.datapath ?? '' });
     }
     return [...out.values()];
   }
@@ -196,7 +201,7 @@ export class ControlPlane extends EventEmitter {
     const prev = this.topology.peers.get(this.name);
     const same = prev && JSON.stringify(prev.links) === JSON.stringify(links) && JSON.stringify(prev.addrs) === JSON.stringify(addrs);
     if (same) return;
-    this.topologyChannel.publish(this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, addrs, links }));
+    this.topologyChannel.publish(this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, sleevePort: this.o.sleevePort ?? 0, mtu: this.o.mtu ?? 0, datapath: this.o.datapath ?? '', addrs, links }));
     this.topologyChanged();
   }
 

@@ -5,10 +5,10 @@ import { channelSpec, type Crdt } from './typed-channel.js';
 export const TOPOLOGY = channelSpec('topology', weave.Topology);
 
 export interface Link { peer: string; addr: string; outbound: boolean }
-export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; addrs: string[]; links: Link[] }
+export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; sleevePort: number; mtu: number; datapath: string; addrs: string[]; links: Link[] }
 
 const toRecord = (p: weave.ITopologyPeer): PeerRecord => ({
-  name: p.name ?? '', version: Number(p.version ?? 0), nickname: p.nickname ?? '', udpPort: p.udpPort ?? 0,
+  name: p.name ?? '', version: Number(p.version ?? 0), nickname: p.nickname ?? '', udpPort: p.udpPort ?? 0, sleevePort: p.sleevePort ?? 0, mtu: p.mtu ?? 0, datapath: p.datapath ?? '',
   addrs: p.addrs ?? [], links: (p.links ?? []).map((l) => ({ peer: l.peer ?? '', addr: l.addr ?? '', outbound: !!l.outbound })),
 });
 

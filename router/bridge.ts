@@ -23,7 +23,7 @@ export async function underlayMtu(): Promise<number> {
   const byName = new Map(links.map((l) => [l.ifname, l.mtu]));
   const dflt = routes[0]?.dev && byName.get(routes[0].dev);
   if (dflt) return dflt;
-  const ours = /^(weave|vethwe|vethwepl|ethwe|lo$)/;
+  const ours = /^(weave|vethwe|vethwepl|ethwe|vxlan-|lo$)/;
   const mtus = links.filter((l) => l.link_type === 'ether' && !ours.test(l.ifname)).map((l) => l.mtu);
   return mtus.length ? Math.min(...mtus) : 1500;
 }

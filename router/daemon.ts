@@ -22,23 +22,21 @@ import { bridgeAddresses } from './expose.js';
 import { DataPlane } from './data-plane.js';
 import { lockDataDir } from '../common/data-dir-lock.js';
 import { routerSubsystem } from './router-subsystem.js';
-import { SleevePcap } from './sleeve-pcap.js';
-import { UdpTransport } from './udp.js';
+import { openDatapath } from './open-datapath.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
 async function main(cfg: RouterConfig): Promise<void> {
-  for (const p of cfg.vxlanPeers) parseVxlanPeer(p, cfg.udpPort);
   mkdirSync(cfg.dataDir, { recursive: true });
   const unlock = lockDataDir(cfg.dataDir);
   cfg.nickname ||= hostname();
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
-  let data: DataPlane | undefined;
-  const udp = await UdpTransport.open(cfg.udpPort, (m, ip) => data?.onDatagram(m, ip));
+  const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));
+  const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers }, cfg.port);
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
-    password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
-  data = new DataPlane({ vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers: cfg.vxlanPeers }, new SleevePcap(), udp, control);
+    sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
+  const data = new DataPlane(mtu, cfg.vni, datapath, control);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
   const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
   const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, 'attachments.json'));
@@ -69,7 +67,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     log.info('stopping');
     for (const s of [...subsystems].reverse()) await s.stop?.().catch((err: Error) => log.warn(`stopping ${s.name}: ${err.message}`));
     await control.stop();
-    await data!.stop();
+    await data.stop();
     api.close();
     rmSync(join(cfg.dataDir, 'weave.pid'), { force: true });
     unlock();
@@ -84,7 +82,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${data.datapath.name}, MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane unencrypted`);
+  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane unencrypted`);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {

@@ -1,18 +1,10 @@
 import type { ControlPlane } from '../gossip/control-plane.js';
 import type { RouterReport } from '../contract/report.js';
-import { parseVxlanPeer } from '../common/address.js';
 import { parseMac } from '../common/mac.js';
 import { log } from '../common/log.js';
-import { Datapath } from './datapath.js';
-import { Endpoints, makeEndpoint } from './endpoints.js';
-import { Forwarder, Routing } from './forwarder.js';
-import { LOCAL, MAC_LIMIT, MacTable } from './mac-table.js';
-import { UdpTransport } from './udp.js';
+import type { Datapath, PeerLink } from './datapath.js';
+import { LOCAL } from './mac-table.js';
 import { routingOf } from './routing.js';
-
-const MAC_AGE_MS = 300_000;
-
-export interface DataPlaneConfig { vni: number; udpPort: number; mtu: number; vxlanPeers: string[] }
 
 /** Where the MACs of what is attached here live: the attachments tell the data plane, which tells every peer. */
 export interface LocalMacs {
@@ -21,96 +13,69 @@ export interface LocalMacs {
 }
 
 /**
- * The data plane: the datapath, the forwarder, the MAC table and the endpoints, following the
- * control plane's peers, routes and gossiped MAC locations. It owns the datapath and the UDP
- * socket; the control plane is the composition root's.
+ * The data plane: tells the datapath what the control plane knows (peers, routes, gossiped MAC
+ * locations) as it changes, and tells every peer where the MACs attached here live. The datapath
+ * does the frames.
  */
 export class DataPlane implements LocalMacs {
-  readonly macs = new MacTable(MAC_AGE_MS, Date.now, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));
-  readonly endpoints = new Endpoints();
-  readonly forwarder: Forwarder;
-  private routing: Routing;
-  private ager?: NodeJS.Timeout;
+  private peers = new Map<string, PeerLink>();
+  private readonly modes = new Map<string, string>();
+  private learnedFromTraffic = 0;
 
-  constructor(readonly cfg: DataPlaneConfig, readonly datapath: Datapath, private readonly udp: UdpTransport, private readonly control: ControlPlane) {
-    this.routing = routingOf(control);
-    this.forwarder = new Forwarder({
-      vni: cfg.vni, maxFrame: cfg.mtu + 14, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
-      send: (d, ep) => udp.send(d, ep), inject: (f) => datapath.inject(f),
-    });
-    for (const v of cfg.vxlanPeers) {
-      const { ip, port } = parseVxlanPeer(v, cfg.udpPort);
-      this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan'));
-    }
-    control.on('routes', () => { this.routing = routingOf(control); this.syncEndpoints(); });
-    control.macChannel.on(({ mac, owner }) => {
-      // A gossiped move overrides what traffic taught us; a withdrawal forgets a remote location.
-      if (owner === undefined) { if (this.macs.lookup(mac) !== LOCAL) this.macs.forget(mac); }
-      else if (owner !== control.name) this.macs.learn(mac, owner);
-    });
+  constructor(readonly mtu: number, readonly vni: number, readonly datapath: Datapath, private readonly control: ControlPlane) {
+    control.on('routes', () => this.follow());
+    control.macChannel.on(({ mac, owner }) => datapath.setMac(mac, owner === control.name ? LOCAL : owner));
   }
 
   async start(): Promise<void> {
-    await this.datapath.start((f) => this.guarded(() => this.forwarder.fromBridge(f)));
-    this.ager = setInterval(() => this.macs.expire(), 10_000);
+    await this.datapath.start({
+      learned: (batch) => { this.learnedFromTraffic += batch.length; },
+      pathChanged: (peer, p) => {
+        if (this.modes.get(peer) === p.mode) return;
+        this.modes.set(peer, p.mode);
+        log.info(`${this.label(peer)}: frames go by ${p.mode}${p.reason ? ` (${p.reason})` : ''}`);
+      },
+    });
+    this.follow();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.ager);
-    await this.datapath.stop();
-    this.udp.close();
-  }
-
-  onDatagram(msg: Buffer, ip: string): void { this.guarded(() => this.forwarder.fromPeer(msg, ip)); }
-
-  /** No frame or datagram may take the router down: a fault is counted, logged once, and the next one goes on. */
-  private guarded(fn: () => void): void {
-    try { fn(); } catch (err) {
-      const d = this.forwarder.counters.dropped;
-      if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
-      d.fault = (d.fault ?? 0) + 1;
-    }
-  }
+  async stop(): Promise<void> { await this.datapath.stop(); }
 
   add(mac: string): void {
     const m = parseMac(mac);
-    this.macs.learn(m, LOCAL);
+    this.datapath.setMac(m, LOCAL);
     this.control.announceMac(m);
   }
 
   remove(mac: string): void {
     const m = parseMac(mac);
-    this.macs.forget(m);
+    this.datapath.setMac(m, undefined);
     this.control.withdrawMac(m);
   }
 
-  /** Router endpoints are exactly the peers we hold a control connection with. */
-  private syncEndpoints(): void {
-    const now = new Map(this.control.neighbours().map((n) => [n.name, n]));
-    for (const ep of this.endpoints.list) {
-      if (ep.kind !== 'router') continue;
-      const n = now.get(ep.name);
-      if (!n || n.ip !== ep.ip || n.udpPort !== ep.port) {
-        this.endpoints.remove(ep.name);
-        this.udp.forget(ep);
-        if (!n) { this.macs.forgetPeer(ep.name); log.info(`lost ${ep.name}(${ep.nickname})`); }
-      }
-    }
-    for (const n of now.values()) {
-      if (this.endpoints.named(n.name)) continue;
-      this.endpoints.add(makeEndpoint(n.name, n.nickname, n.ip, n.udpPort, 'router'));
-      log.info(`connected to ${n.name}(${n.nickname}) at ${n.ip}`);
-    }
+  /** Routes and neighbours follow the topology; a neighbour that does not say its MTU is taken to have ours. */
+  private follow(): void {
+    this.datapath.setRouting(routingOf(this.control));
+    const now = new Map(this.control.neighbours().map((n) => [n.name, { ...n, mtu: n.mtu || this.mtu }]));
+    for (const p of this.peers.values()) if (!now.has(p.name)) { log.info(`lost ${this.label(p.name)}`); this.modes.delete(p.name); }
+    for (const p of now.values()) if (!this.peers.has(p.name)) log.info(`connected to ${p.name}(${p.nickname}) at ${p.ip}`);
+    this.peers = now;
+    this.datapath.setPeers([...now.values()]);
   }
 
-  report(self: { name: string; nickname: string }): Pick<RouterReport, 'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters'> {
+  private label(peer: string): string { return `${peer}(${this.control.nickname(peer)})`; }
+
+  report(self: { name: string; nickname: string }): Pick<RouterReport, 'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters' | 'paths' | 'fdb'> {
+    const r = this.datapath.report();
     return {
       datapath: this.datapath.name,
-      vni: this.cfg.vni,
-      mtu: this.cfg.mtu,
-      vxlanEndpoints: this.endpoints.list.filter((e) => e.kind === 'vxlan'),
-      macs: this.macs.view().map((m) => ({ ...m, peer: m.local ? self.name : m.peer, nickname: m.local ? self.nickname : this.control.nickname(m.peer) })),
-      counters: { ...this.forwarder.counters, gossipRejected: this.control.rejectedGossip, macsEvicted: this.macs.evicted },
+      vni: this.vni,
+      mtu: this.mtu,
+      vxlanEndpoints: r.endpoints.filter((e) => e.kind === 'vxlan').map(({ path: _, ...e }) => e),
+      paths: Object.fromEntries(r.endpoints.filter((e) => e.path).map((e) => [e.name, { ...e.path!, tx: e.tx, rx: e.rx }])),
+      fdb: r.fdb,
+      macs: r.macs.map((m) => ({ ...m, peer: m.local ? self.name : m.peer, nickname: m.local ? self.nickname : this.control.nickname(m.peer) })),
+      counters: { ...r.counters, gossipRejected: this.control.rejectedGossip, macsEvicted: r.macsEvicted, macsLearned: this.learnedFromTraffic },
     };
   }
 }

@@ -1,12 +1,74 @@
+import type { Mac } from '../common/mac.js';
+import type { MacEntryView } from './mac-table.js';
+import type { ForwarderCounters } from './forwarder.js';
+
 /**
- * How frames leave and enter the local bridge. Implementations differ in how (libpcap, a native
- * addon, the kernel); the forwarding decisions above them stay the same.
+ * A datapath owns its whole frame path (capture or kernel, the UDP sockets, its tables). The data
+ * plane tells it the control state as it changes; it tells the data plane, in batches, what it
+ * learned. Nothing crosses this interface per frame.
  */
 export interface Datapath {
   readonly name: string;
-  /** Starts delivering frames that enter from the bridge; a frame is only valid during the call. */
-  start(onFrame: (frame: Buffer) => void): Promise<void>;
-  /** Puts a frame onto the bridge as if it arrived from the network. */
-  inject(frame: Buffer): void;
+  /** Where our userspace takes relayed frames: peers are told it through the topology. */
+  readonly sleevePort: number;
+  /** Puts its ports on the bridge and starts moving frames. Ports were taken when it was made. */
+  start(events: DatapathEvents): Promise<void>;
+  /** The routers we hold a control connection with (the whole set, each time it changes). */
+  setPeers(peers: PeerLink[]): void;
+  setRouting(routing: Routing): void;
+  /** Where a MAC lives: LOCAL (this host), a peer's name, or undefined (withdrawn). */
+  setMac(mac: Mac, owner: string | undefined): void;
+  report(): DatapathReport;
   stop(): Promise<void>;
 }
+
+export interface DatapathEvents {
+  /** New or moved MAC locations learned from traffic (owner LOCAL or a peer), gathered per turn of the event loop. */
+  learned(batch: { mac: Mac; owner: string }[]): void;
+  /** A peer's path changed (fastdp to sleeve and back, the heartbeat lost or back). */
+  pathChanged(peer: string, path: PeerPath): void;
+}
+
+/** A router one hop away, as the data plane sends to it. */
+export interface PeerLink {
+  name: string;
+  nickname: string;
+  ip: string;
+  /** Its VXLAN port (the kernel's on a fastdp host). */
+  udpPort: number;
+  /** Where its userspace takes relayed frames (the VXLAN port itself on a sleeve host). */
+  sleevePort: number;
+  /** Its overlay MTU: a frame larger than ours and its own cannot reach it. */
+  mtu: number;
+  /** Its datapath: only a fastdp peer's kernel takes our kernel's frames (they may carry checksums still to be filled in). */
+  datapath: string;
+}
+
+/** What the forwarder needs to know of the topology (computed identically on every peer). */
+export interface Routing {
+  readonly self: string;
+  nextHop(peer: string): string | undefined;
+  /** Our children in the broadcast tree rooted at source. */
+  children(source: string): string[];
+  /** The peer a relayed frame's origin id stands for. */
+  peerOf(shortId: bigint): string | undefined;
+  shortIdOf(peer: string): bigint;
+}
+
+/** How frames reach a peer: the kernel's VXLAN (fastdp) or our userspace (sleeve), and why. */
+export interface PeerPath { mode: 'fastdp' | 'sleeve'; heartbeat: boolean; reason?: string }
+
+export interface Traffic { frames: number; bytes: number }
+export interface EndpointReport { name: string; nickname: string; ip: string; port: number; kind: string; tx: Traffic; rx: Traffic; path?: PeerPath }
+
+export interface DatapathReport {
+  endpoints: EndpointReport[];
+  macs: MacEntryView[];
+  counters: ForwarderCounters;
+  macsEvicted: number;
+  /** Kernel FDB entries a fastdp datapath keeps (vxlan unicast, bridge static, flooding). */
+  fdb?: { vxlan: number; bridge: number; flood: number };
+}
+
+/** A datapath is made in two steps: its ports are taken first, so a launch that cannot run changes nothing. */
+export interface DatapathConfig { vni: number; udpPort: number; sleevePort: number; mtu: number; vxlanPeers: { ip: string; port: number }[] }

@@ -6,14 +6,19 @@ export interface Endpoint {
   name: string;
   nickname: string;
   ip: string;
+  /** Its VXLAN port. */
   port: number;
+  /** Where its userspace takes relayed frames (the VXLAN port itself on a sleeve host). */
+  sleevePort: number;
+  /** The largest IP packet that reaches it: the smaller of our overlay MTU and its own. */
+  mtu: number;
   kind: EndpointKind;
   tx: { frames: number; bytes: number };
   rx: { frames: number; bytes: number };
 }
 
-export function makeEndpoint(name: string, nickname: string, ip: string, port: number, kind: EndpointKind): Endpoint {
-  return { name, nickname, ip, port, kind, tx: { frames: 0, bytes: 0 }, rx: { frames: 0, bytes: 0 } };
+export function makeEndpoint(name: string, nickname: string, ip: string, port: number, kind: EndpointKind, mtu: number, sleevePort = port): Endpoint {
+  return { name, nickname, ip, port, sleevePort, mtu, kind, tx: { frames: 0, bytes: 0 }, rx: { frames: 0, bytes: 0 } };
 }
 
 export class Endpoints {

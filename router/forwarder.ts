@@ -2,6 +2,9 @@ import { decode, encode, encodeRelay, ETH_HEADER } from './vxlan.js';
 import { isGroupMac, Mac, readMac } from '../common/mac.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { Endpoint, Endpoints } from './endpoints.js';
+import type { Routing } from './datapath.js';
+import { isHeartbeat } from './heartbeat.js';
+import { fragmentationNeeded } from './pmtu.js';
 
 export interface ForwarderCounters {
   captured: { frames: number; bytes: number };
@@ -13,27 +16,24 @@ export interface ForwarderCounters {
   dropped: Record<string, number>;
 }
 
-/** What the forwarder needs to know of the topology (computed identically on every peer). */
-export interface Routing {
-  readonly self: string;
-  nextHop(peer: string): string | undefined;
-  /** Our children in the broadcast tree rooted at source. */
-  children(source: string): string[];
-  /** The peer a relayed frame's origin id stands for. */
-  peerOf(shortId: bigint): string | undefined;
-  shortIdOf(peer: string): bigint;
-  /** Where the control plane says a MAC lives (MAC gossip), when traffic has not told us. */
-  announcedOwner(mac: Mac): string | undefined;
-}
-
 export interface ForwarderDeps {
   vni: number;
   maxFrame: number; // MTU + Ethernet header: a larger frame cannot go onto the bridge
   macs: MacTable;
   endpoints: Endpoints;
   routing(): Routing;
-  send(datagram: Buffer, to: Endpoint): void;
+  /** Where the control plane says a MAC lives (MAC gossip), when traffic has not told us. */
+  announced(mac: Mac): string | undefined;
+  /**
+   * final: a frame we originate for a MAC that lives at that peer, as plain VXLAN: the peer's kernel
+   * may take it. Anything it must pass on (relayed, flooded down a tree) goes to its userspace.
+   */
+  send(datagram: Buffer, to: Endpoint, final: boolean): void;
   inject(frame: Buffer): void;
+  /** A data-path heartbeat arrived from a peer. */
+  heartbeat(frame: Buffer, from: Endpoint): void;
+  /** Traffic showed a MAC somewhere new (LOCAL or a peer). */
+  learned?(mac: Mac, owner: string): void;
 }
 
 /**
@@ -60,7 +60,7 @@ export class Forwarder {
     if (frame.length > this.d.maxFrame) return this.drop('oversized');
     // Capture sees only frames entering from the bridge, never our own injections, so the
     // source is here now, even if it lived at a peer before (the container moved).
-    if (!isGroupMac(frame, 6)) this.d.macs.learn(readMac(frame, 6), LOCAL);
+    if (!isGroupMac(frame, 6)) this.learn(readMac(frame, 6), LOCAL);
     this.route(frame, undefined, undefined);
   }
 
@@ -74,6 +74,7 @@ export class Forwarder {
     if (typeof dec === 'string') return this.drop(dec);
     const frame = dec.frame;
     if (isGroupMac(frame, 6)) return this.drop('group-source');
+    if (isHeartbeat(frame)) return this.d.heartbeat(frame, ep);
     ep.rx.frames++; ep.rx.bytes += frame.length;
     let origin: string | undefined = ep.name;
     if (dec.origin !== undefined) {
@@ -81,7 +82,7 @@ export class Forwarder {
       origin = this.d.routing().peerOf(dec.origin);
       if (!origin) return this.drop('unknown-origin');
     }
-    this.d.macs.learn(readMac(frame, 6), origin);
+    this.learn(readMac(frame, 6), origin);
     // A plain VXLAN endpoint is a port of ours: its frames start here, as if captured.
     if (ep.kind === 'vxlan') return this.route(frame, undefined, ep, true);
     this.route(frame, origin, ep, true, dec.hops);
@@ -96,12 +97,12 @@ export class Forwarder {
     if (!isGroupMac(frame, 0)) {
       const dst = readMac(frame, 0);
       let owner = this.d.macs.lookup(dst);
-      if (owner === undefined) { const a = r.announcedOwner(dst); owner = a === r.self ? LOCAL : a; }
+      if (owner === undefined) owner = this.d.announced(dst);
       if (owner === LOCAL) return inject ? this.deliver(frame) : this.drop('local-destination');
       if (owner !== undefined) {
         const ep = this.d.endpoints.named(owner) ?? this.endpointTo(r.nextHop(owner));
         if (!ep || ep === from) return this.drop('no-route');
-        return this.sendTo(frame, ep, origin, hops);
+        return this.sendTo(frame, ep, origin, hops, ep.name === owner);
       }
     }
     // Group or unknown destination: down the origin's broadcast tree, and to our VXLAN endpoints.
@@ -114,6 +115,10 @@ export class Forwarder {
     for (const ep of this.d.endpoints.list) if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
   }
 
+  private learn(mac: Mac, owner: string): void {
+    if (this.d.macs.learn(mac, owner)) this.d.learned?.(mac, owner);
+  }
+
   private endpointTo(peer: string | undefined): Endpoint | undefined {
     return peer === undefined ? undefined : this.d.endpoints.named(peer);
   }
@@ -124,15 +129,25 @@ export class Forwarder {
     c.injected.frames++; c.injected.bytes += frame.length;
   }
 
-  /** Frames we originate travel as plain VXLAN; frames we pass on for another origin carry it. */
-  private sendTo(frame: Buffer, ep: Endpoint, origin: string | undefined, hops: number): void {
+  /**
+   * Frames we originate travel as plain VXLAN; frames we pass on for another origin carry it. A
+   * frame larger than the peer's MTU cannot arrive (the underlay drops it silently): its sender is
+   * told, as a router on the path would, so TCP lowers its segment size instead of stalling.
+   */
+  private sendTo(frame: Buffer, ep: Endpoint, origin: string | undefined, hops: number, final = false): void {
+    if (frame.length > ep.mtu + ETH_HEADER) {
+      const icmp = origin === undefined ? fragmentationNeeded(frame, ep.mtu) : undefined;
+      if (icmp) this.deliver(icmp);
+      return this.drop('too-big');
+    }
     let datagram: Buffer;
-    if (origin === undefined || ep.kind === 'vxlan') datagram = encode(this.d.vni, frame);
+    const plain = origin === undefined || ep.kind === 'vxlan';
+    if (plain) datagram = encode(this.d.vni, frame);
     else { datagram = encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame); this.counters.relayed++; }
     const c = this.counters;
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;
-    try { this.d.send(datagram, ep); } catch { this.drop('send-failed'); }
+    try { this.d.send(datagram, ep, plain && final); } catch { this.drop('send-failed'); }
   }
 
   private drop(reason: string): void {

@@ -14,7 +14,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
   const started = Date.now();
   const report = (): RouterReport => {
     const c = control.view();
-    const byName = new Map(data.endpoints.list.map((e) => [e.name, e]));
+    const d = data.report({ name: control.name, nickname: cfg.nickname });
     const topo = control.topology;
     const reachable = new Set(control.routes.reachable);
     return {
@@ -32,8 +32,8 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       connLimit: cfg.connLimit,
       targets: c.targets,
       connections: c.connections.map((x) => {
-        const ep = x.name ? byName.get(x.name) : undefined;
-        return { ...x, traffic: ep ? { tx: ep.tx, rx: ep.rx } : undefined };
+        const p = x.name ? d.paths[x.name] : undefined;
+        return { ...x, datapath: p?.mode, traffic: p ? { tx: p.tx, rx: p.rx } : undefined };
       }),
       peers: [...topo.peers.values()].map((p) => ({
         name: p.name, nickname: p.nickname, self: p.name === control.name, reachable: p.name === control.name || reachable.has(p.name),
@@ -42,7 +42,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       })),
       gossip: c.gossip,
       requests: { ...control.requestCounters },
-      ...data.report({ name: control.name, nickname: cfg.nickname }),
+      ...d,
     };
   };
   const targets = () => ({ targets: control.view().targets });

@@ -1,6 +1,6 @@
 import type { ControlPlane } from '../gossip/control-plane.js';
 import { shortId } from '../gossip/identity.js';
-import type { Routing } from './forwarder.js';
+import type { Routing } from './datapath.js';
 
 /** A snapshot of the control plane's routes in the shape the forwarder asks for; rebuilt on every topology change. */
 export function routingOf(cp: ControlPlane): Routing {
@@ -14,6 +14,5 @@ export function routingOf(cp: ControlPlane): Routing {
     children: (s) => routes.children(s),
     peerOf: (id) => byId.get(id),
     shortIdOf: (p) => idOf.get(p) ?? shortId(p),
-    announcedOwner: (mac) => cp.macs.owner(mac),
   };
 }

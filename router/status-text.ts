@@ -4,7 +4,7 @@ import { peerName } from '../common/format.js';
 /** `weave status connections`: one line per connection, Weave's arrows. */
 export function renderConnections(r: Pick<RouterReport, 'connections'>): string {
   return r.connections.map((c) => [c.direction === 'outbound' ? '->' : '<-', c.address.padEnd(21), c.state.padEnd(12),
-    c.name ? `${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
+    c.name ? `${c.datapath ? `${c.datapath} ` : ''}${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
 }
 
 /** `weave status peers`: every peer in the topology, then one line per connection it reports. */

@@ -1,5 +1,4 @@
 import dgram from 'node:dgram';
-import { Endpoint } from './endpoints.js';
 
 /**
  * The data-plane sockets: one bound to UDP 6784 that receives from every peer, and one connected
@@ -28,23 +27,24 @@ export class UdpTransport {
     });
   }
 
-  send(datagram: Buffer, to: Endpoint): void {
-    const key = `${to.ip}:${to.port}`;
+  send(datagram: Buffer, ip: string, port: number): void {
+    const key = `${ip}:${port}`;
     let s = this.senders.get(key);
     if (!s) {
       s = dgram.createSocket({ type: 'udp4', sendBufferSize: 8 << 20 });
       s.on('error', () => { /* as above */ });
-      s.connect(to.port, to.ip);
+      s.connect(port, ip);
       this.senders.set(key, s);
     }
-    try { s.send(datagram); } catch { this.sock.send(datagram, to.port, to.ip); } // not connected yet
+    try { s.send(datagram); } catch { this.sock.send(datagram, port, ip); } // not connected yet
   }
 
-  /** Closes the sender of a peer that left. */
-  forget(to: Endpoint): void {
-    const key = `${to.ip}:${to.port}`;
-    this.senders.get(key)?.close();
-    this.senders.delete(key);
+  /** Closes the senders to an address (a peer that left). */
+  forget(ip: string): void {
+    for (const key of [...this.senders.keys()].filter((k) => k.startsWith(`${ip}:`))) {
+      this.senders.get(key)?.close();
+      this.senders.delete(key);
+    }
   }
 
   close(): void {

@@ -12,7 +12,7 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 
   before(async () => {
     lab = await Lab.create({ hosts: 3 });
-    names = await launchAll(lab);
+    names = await launchAll(lab, undefined, ['--datapath', 'sleeve-pcap']);
     await waitForMesh(lab);
     for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
       c.push(await lab.addContainer(h, 'c1'));
@@ -159,7 +159,7 @@ describe('interoperability with the Linux kernel vxlan driver', function () {
   it('a host with only a kernel vxlan device on a bridge pings a container behind our router', async () => {
     lab = await Lab.create({ hosts: 2 });
     const [a1, a2] = [lab.host('h1').addrs[0], lab.host('h2').addrs[0]];
-    await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--vni', '4242', '--vxlan-peer', a2]);
+    await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--vni', '4242', '--vxlan-peer', a2, '--datapath', 'sleeve-pcap']);
     const c1 = await lab.addContainer('h1', 'c1');
     await weaveOk(lab, 'h1', ['attach', '10.32.0.1/12', `netns:${c1.netns}`]);
     // h2 runs no router: a kernel vxlan device on a bridge, and a namespace with a veth on that bridge.

@@ -50,7 +50,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
   it('GET /report holds what weave status shows', async () => {
     const r = await report(lab, 'h1');
     assert.equal(r.nickname, 'h1');
-    assert.equal(r.datapath, 'sleeve-pcap');
+    assert.equal(r.datapath, 'fastdp', 'auto picks fastdp where the kernel can');
     assert.equal(typeof r.uptimeSeconds, 'number');
     assert.deepEqual(r.peers.map((p) => p.nickname).sort(), ['h1', 'h2', 'h3']);
     assert.ok(r.connections.every((c) => c.traffic), 'per-connection traffic counters');
@@ -74,7 +74,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     const after1 = await metrics('h1');
     const after2 = await metrics('h2');
     const grew = (b: typeof before1, a: typeof before1, name: string, labels: Record<string, string>) => a.value(name, labels)! - b.value(name, labels)!;
-    const out = { datapath: 'sleeve-pcap', direction: 'out' }, inn = { datapath: 'sleeve-pcap', direction: 'in' };
+    const out = { datapath: 'fastdp', direction: 'out' }, inn = { datapath: 'fastdp', direction: 'in' };
     assert.ok(grew(before1, after1, 'weave_frames_total', out) >= 10, 'h1 sent the 10 echo requests');
     assert.ok(grew(before1, after1, 'weave_frame_bytes_total', out) >= 10 * 98);
     assert.ok(grew(before1, after1, 'weave_datagrams_total', out) >= 10);
@@ -104,7 +104,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.equal(peers(first).get('h1')!.status, 'self');
     assert.equal(peers(first).get('h2')!.statusText, 'connected');
     assert.equal(first.summary.Nickname, 'h1');
-    assert.equal(first.summary.Datapath, 'sleeve-pcap');
+    assert.equal(first.summary.Datapath, 'fastdp');
     assert.equal(first.summary.Encryption, 'control: noise; data: none');
     assert.match(first.summary.Uptime, /\d+s$/);
     assert.deepEqual(first.graph.map((n) => n.label).sort(), ['h1', 'h2', 'h3'], 'the topology graph draws every peer');
@@ -112,7 +112,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.match(first.ipam, /10\.32\.0\.1\/12/, 'and the allocation on this host');
     assert.deepEqual(Object.keys(first.services), ['router', 'ipam', 'dns'], 'a section for every subsystem that has one, in order');
     assert.equal(first.services.ipam.Range, '10.32.0.0/12');
-    assert.equal(first.services.router.Datapath, 'sleeve-pcap');
+    assert.equal(first.services.router.Datapath, 'fastdp');
     assert.equal(first.connections, 2);
     assert.ok(first.macs >= 2, 'the MAC table shows the containers');
 

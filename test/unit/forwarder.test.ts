@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { Forwarder, Routing } from '../../router/forwarder.js';
+import { Forwarder } from '../../router/forwarder.js';
+import type { Routing } from '../../router/datapath.js';
+import { heartbeatDatagram } from '../../router/heartbeat.js';
 import { MacTable, LOCAL } from '../../router/mac-table.js';
 import { Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
 import { encode, encodeRelay } from '../../router/vxlan.js';
@@ -19,19 +21,21 @@ function frame(dst: string, src: string): Buffer {
 /** A full mesh of us, p1 and p2: every peer is one hop away and nobody passes on another's broadcast. */
 const mesh: Routing = {
   self: 'me', nextHop: (p) => p, children: (s) => (s === 'me' ? ['p1', 'p2'] : []),
-  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => BigInt(p.slice(1) || 0), announcedOwner: () => undefined,
+  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => BigInt(p.slice(1) || 0),
 };
 
 function setup(routing: Routing = mesh) {
   const macs = new MacTable();
   const endpoints = new Endpoints();
-  endpoints.add(makeEndpoint('p1', 'one', '198.18.0.1', 6784, 'router'));
-  endpoints.add(makeEndpoint('p2', 'two', '198.18.0.2', 6784, 'router'));
-  const sent: { to: string; d: Buffer }[] = [];
+  endpoints.add(makeEndpoint('p1', 'one', '198.18.0.1', 6784, 'router', 1500));
+  endpoints.add(makeEndpoint('p2', 'two', '198.18.0.2', 6784, 'router', 1200));
+  const sent: { to: string; d: Buffer; final: boolean }[] = [];
   const injected: Buffer[] = [];
-  const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints, routing: () => routing,
-    send: (d: Buffer, to: Endpoint) => sent.push({ to: to.name, d }), inject: (fr: Buffer) => injected.push(Buffer.from(fr)) });
-  return { f, macs, sent, injected };
+  const beats: string[] = [];
+  const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints, routing: () => routing, announced: () => undefined,
+    send: (d: Buffer, to: Endpoint, final: boolean) => sent.push({ to: to.name, d, final }), inject: (fr: Buffer) => injected.push(Buffer.from(fr)),
+    heartbeat: (_f: Buffer, from: Endpoint) => beats.push(from.name) });
+  return { f, macs, sent, injected, beats };
 }
 
 describe('forwarder', () => {
@@ -94,6 +98,45 @@ describe('forwarder', () => {
   });
 });
 
+/** An IPv4 packet of the given total length from 10.32.0.1 to 10.32.0.2, DF set or not. */
+function ipFrame(dst: string, src: string, ipLength: number, df: boolean): Buffer {
+  const f = Buffer.alloc(14 + ipLength);
+  frame(dst, src).copy(f, 0, 0, 14);
+  f[14] = 0x45; f.writeUInt16BE(ipLength, 16); f[20] = df ? 0x40 : 0; f[22] = 64; f[23] = 17;
+  Buffer.from([10, 32, 0, 1, 10, 32, 0, 2]).copy(f, 26);
+  return f;
+}
+
+describe('forwarder: path MTU and heartbeats', () => {
+  it('answers a DF packet too big for the peer with ICMP "fragmentation needed" carrying the peer\'s MTU', () => {
+    const { f, macs, sent, injected } = setup();
+    macs.learn(parseMac(B), 'p2'); // p2's MTU is 1200
+    f.fromBridge(ipFrame(B, A, 1300, true));
+    assert.equal(sent.length, 0);
+    assert.equal(injected.length, 1);
+    const icmp = injected[0];
+    assert.equal(formatMac(icmp.readUIntBE(0, 6)), A, 'back to the sender');
+    assert.deepEqual([...icmp.subarray(26, 30)], [10, 32, 0, 2], 'from the address it wrote to');
+    assert.deepEqual([...icmp.subarray(30, 34)], [10, 32, 0, 1]);
+    assert.deepEqual([icmp[34], icmp[35], icmp.readUInt16BE(40)], [3, 4, 1200]);
+    assert.equal(f.counters.dropped['too-big'], 1);
+    f.fromBridge(ipFrame(B, A, 1300, false));
+    assert.equal(injected.length, 1, 'no ICMP without DF');
+    f.fromBridge(ipFrame(B, A, 1200, true));
+    assert.equal(sent.length, 1, 'a packet of exactly the MTU goes');
+    assert.equal(sent[0].final, true, 'to the peer that owns the MAC: its kernel may take it');
+    f.fromBridge(frame(BCAST, A));
+    assert.deepEqual(sent.slice(1).map((x) => x.final), [false, false], 'a flood goes to the peers\' userspace, which passes it on');
+  });
+
+  it('hands a heartbeat to the heartbeats, never to the bridge', () => {
+    const { f, injected, beats } = setup();
+    f.fromPeer(heartbeatDatagram(VNI, 1n, true), '198.18.0.1');
+    assert.deepEqual(beats, ['p1']);
+    assert.equal(injected.length, 0);
+  });
+});
+
 describe('forwarder on a line p1 - me - p2', () => {
   const line: Routing = { ...mesh, nextHop: (p) => p, children: (s) => (s === 'p1' ? ['p2'] : s === 'p2' ? ['p1'] : ['p1', 'p2']) };
 
@@ -127,12 +170,12 @@ describe('forwarder on a line p1 - me - p2', () => {
 describe('endpoints', () => {
   it('keeps datagrams from an address with the peer that had it first, until it goes', () => {
     const e = new Endpoints();
-    e.add(makeEndpoint('router', 'r', '198.18.0.2', 6784, 'router'));
-    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router'));
+    e.add(makeEndpoint('router', 'r', '198.18.0.2', 6784, 'router', 1500));
+    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router', 1500));
     assert.equal(e.fromIp('198.18.0.2')?.name, 'router');
     e.remove('rogue');
     assert.equal(e.fromIp('198.18.0.2')?.name, 'router');
-    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router'));
+    e.add(makeEndpoint('rogue', 'x', '198.18.0.2', 9999, 'router', 1500));
     e.remove('router');
     assert.equal(e.fromIp('198.18.0.2')?.name, 'rogue', 'the other one at that address takes over');
   });

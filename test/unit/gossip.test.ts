@@ -5,7 +5,7 @@ import { MACS_PER_PEER, MacsChannel, TOMBSTONE_TTL_MS } from '../../gossip/macs.
 import { Routes } from '../../gossip/routes.js';
 import { weave } from '../../proto/gen/weave.js';
 
-const rec = (links: string[]) => ({ nickname: '', udpPort: 6784, addrs: [], links: links.map((peer) => ({ peer, addr: '', outbound: true })) });
+const rec = (links: string[]) => ({ nickname: '', udpPort: 6784, sleevePort: 0, mtu: 0, datapath: '', addrs: [], links: links.map((peer) => ({ peer, addr: '', outbound: true })) });
 
 /** A topology as seen by `self` once every peer's own record (from `graph`) has arrived. */
 function topologyOf(self: string, graph: Record<string, string[]>, now = () => 1000): TopologyChannel {
@@ -153,7 +153,7 @@ describe('bounded gossip state', () => {
 
   it('keeps at most MAX_PEERS peers, whatever a full state claims', () => {
     const t = new TopologyChannel('me', () => 1000);
-    const peers = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({ name: `p${i}`, version: 1, nickname: '', udpPort: 1, addrs: [], links: [] }));
+    const peers = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({ name: `p${i}`, version: 1, nickname: '', udpPort: 1, sleevePort: 0, mtu: 0, datapath: '', addrs: [], links: [] }));
     t.merge({ peers }, undefined);
     assert.equal(t.peers.size, MAX_PEERS);
     assert.equal(t.rejected, 5);

@@ -1,0 +1,33 @@
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+interface CapHandle {
+  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
+  on(event: 'packet', cb: (nbytes: number, truncated: boolean) => void): void;
+  send(buffer: Buffer, size?: number): void;
+  close(): void;
+}
+
+/** A libpcap handle on one device. cap reuses one buffer: a frame is only valid during the callback. */
+export class Capture {
+  private cap?: CapHandle;
+
+  constructor(private readonly device: string, private readonly filter: string, private readonly bufferBytes: number) {}
+
+  open(onFrame: (frame: Buffer) => void): void {
+    const { Cap } = require('cap') as { Cap: new () => CapHandle };
+    const cap = new Cap();
+    const buf = Buffer.alloc(65536);
+    cap.open(this.device, this.filter, this.bufferBytes, buf);
+    cap.on('packet', (nbytes) => onFrame(buf.subarray(0, nbytes)));
+    this.cap = cap;
+  }
+
+  send(frame: Buffer): void { this.cap?.send(frame, frame.length); }
+
+  close(): void {
+    this.cap?.close();
+    this.cap = undefined;
+  }
+}

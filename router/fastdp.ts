@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { formatMac, type Mac } from '../common/mac.js';
+import { log } from '../common/log.js';
+import { run, runOk } from '../common/exec.js';
+import type { Netlink } from '../native/netlink.js';
+import { BRIDGE, BRIDGE_PORT_IF } from './bridge.js';
+import { Capture } from './capture.js';
+import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
+import { FdbSync, type FdbWant } from './fdb.js';
+import { HEARTBEAT_ETHERTYPE } from './heartbeat.js';
+import { LOCAL } from './mac-table.js';
+import { SleevePcap } from './sleeve-pcap.js';
+import { VXLAN_HEADER } from './vxlan.js';
+
+export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
+
+/** A device's packet counters from /proc/net/dev, which shows the reading process's own network namespace. */
+function deviceCounters(dev: string): { rxBytes: number; rxPackets: number; txBytes: number; txPackets: number } {
+  const line = readFileSync('/proc/net/dev', 'utf8').split('\n').find((l) => l.trimStart().startsWith(`${dev}:`));
+  const f = line ? line.split(':')[1].trim().split(/\s+/).map(Number) : [];
+  return { rxBytes: f[0] ?? 0, rxPackets: f[1] ?? 0, txBytes: f[8] ?? 0, txPackets: f[9] ?? 0 };
+}
+const RECONCILE_MS = 5000;
+/** After a restart, the previous router's entries are trusted this long before stale ones are removed. */
+const STALE_GRACE_MS = 5000;
+
+/**
+ * The kernel forwards: a vxlan device on the bridge carries frames to peers whose VXLAN path the
+ * heartbeat shows working, as plain VXLAN, with no userspace on the way. Everything else — frames
+ * relayed for others, broadcast trees, peers the kernel cannot reach, peers whose MTU is smaller
+ * (the sleeve answers a too-big packet with ICMP; the kernel would drop it) — takes the sleeve on
+ * the bridge's other overlay port. Both overlay ports are isolated from each other, so a frame
+ * one of them delivered never leaves through the other.
+ */
+export class Fastdp implements Datapath {
+  readonly name = 'fastdp';
+  get sleevePort(): number { return this.cfg.sleevePort; }
+  private readonly announced = new Map<Mac, string>();
+  private readonly learned = new Map<Mac, string>();
+  private peers = new Map<string, PeerLink>();
+  private readonly paths = new Map<string, PeerPath>();
+  private readonly heartbeatCapture: Capture;
+  private fdb?: FdbSync;
+  private events?: DatapathEvents;
+  private timer?: NodeJS.Timeout;
+  private readonly started = Date.now();
+
+  private constructor(readonly cfg: DatapathConfig, readonly sleeve: SleevePcap, private readonly nl: Netlink, readonly device: string) {
+    this.heartbeatCapture = new Capture(device, `inbound and ether proto ${HEARTBEAT_ETHERTYPE}`, 1 << 20);
+  }
+
+  /**
+   * Takes the sleeve port, then makes (or, after a restart, reuses) the vxlan device and brings it
+   * up, which takes the VXLAN port: a launch that cannot have them fails before the bridge is touched.
+   */
+  static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
+    const device = vxlanDevice(cfg.udpPort);
+    const sleeve = await SleevePcap.open({ ...cfg, vxlanPeers: [] }, true); // the kernel floods to plain VXLAN peers
+    const existed = (await run(['ip', 'link', 'show', 'dev', device])).code === 0;
+    try {
+      if (!existed) {
+        const r = await run(['ip', 'link', 'add', 'name', device, 'type', 'vxlan', 'id', String(cfg.vni), 'dstport', String(cfg.udpPort), 'nolearning']);
+        if (r.code !== 0) throw new Error(`the kernel cannot make a vxlan device: ${r.stderr.trim()}`);
+      }
+      await runOk(['ip', 'link', 'set', 'dev', device, 'mtu', String(cfg.mtu)]);
+      const up = await run(['ip', 'link', 'set', 'dev', device, 'up']);
+      if (up.code !== 0) throw new Error(/in use/i.test(up.stderr) ? `UDP port ${cfg.udpPort} is already in use` : `cannot bring ${device} up: ${up.stderr.trim()}`);
+    } catch (err) {
+      if (!existed) await run(['ip', 'link', 'del', 'dev', device]);
+      await sleeve.stop();
+      throw err;
+    }
+    return new Fastdp(cfg, sleeve, nl, device);
+  }
+
+  async start(events: DatapathEvents): Promise<void> {
+    this.events = events;
+    await runOk(['ip', 'link', 'set', 'dev', this.device, 'master', BRIDGE]);
+    for (const dev of [this.device, BRIDGE_PORT_IF]) await runOk(['bridge', 'link', 'set', 'dev', dev, 'learning', 'off', 'isolated', 'on']);
+    this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(BRIDGE_PORT_IF), this.cfg.vxlanPeers.map((p) => p.ip));
+    await this.sleeve.start({
+      learned: (batch) => {
+        for (const { mac, owner } of batch) if (owner !== LOCAL) { this.learned.set(mac, owner); this.program(mac); }
+        events.learned(batch);
+      },
+      pathChanged: (peer) => this.repath(peer),
+    });
+    this.heartbeatCapture.open((f) => this.sleeve.heartbeatFrom(f));
+    this.fdb.reconcile(false);
+    this.timer = setInterval(() => this.reconcile(), RECONCILE_MS);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.heartbeatCapture.close();
+    await this.sleeve.stop();
+    // The device and its entries stay: the kernel keeps forwarding while a restarted router comes back.
+  }
+
+  setRouting(routing: Routing): void { this.sleeve.setRouting(routing); }
+
+  setPeers(peers: PeerLink[]): void {
+    this.sleeve.setPeers(peers);
+    const before = this.peers;
+    this.peers = new Map(peers.map((p) => [p.name, p]));
+    for (const name of new Set([...before.keys(), ...this.peers.keys()])) {
+      const a = before.get(name), b = this.peers.get(name);
+      if (a?.ip !== b?.ip || a?.mtu !== b?.mtu || a?.datapath !== b?.datapath) this.repath(name);
+    }
+  }
+
+  setMac(mac: Mac, owner: string | undefined): void {
+    this.sleeve.setMac(mac, owner);
+    if (owner === undefined) { this.announced.delete(mac); this.learned.delete(mac); } else this.announced.set(mac, owner);
+    this.program(mac);
+  }
+
+  /** The sleeve's counters plus what the kernel moved through the vxlan device (frames out and in, as VXLAN datagrams). */
+  report(): DatapathReport {
+    const r = this.sleeve.report();
+    const k = deviceCounters(this.device);
+    const c = r.counters;
+    const counters = {
+      ...c,
+      captured: { frames: c.captured.frames + k.txPackets, bytes: c.captured.bytes + k.txBytes },
+      injected: { frames: c.injected.frames + k.rxPackets, bytes: c.injected.bytes + k.rxBytes },
+      sent: { datagrams: c.sent.datagrams + k.txPackets, bytes: c.sent.bytes + k.txBytes + VXLAN_HEADER * k.txPackets },
+      received: { datagrams: c.received.datagrams + k.rxPackets, bytes: c.received.bytes + k.rxBytes + VXLAN_HEADER * k.rxPackets },
+    };
+    return { ...r, counters, endpoints: r.endpoints.map((e) => (e.path ? { ...e, path: this.pathOf(e.name) } : e)), fdb: this.fdb?.counts() };
+  }
+
+  /** Kernel for a neighbour whose VXLAN path works both ways and takes our frames whole; else the sleeve, with the reason. */
+  private pathOf(peer: string): PeerPath {
+    const p = this.peers.get(peer);
+    const heartbeat = this.sleeve.heartbeats.up(peer);
+    if (!p) return { mode: 'sleeve', heartbeat, reason: 'not a neighbour: relayed' };
+    if (p.datapath !== 'fastdp') return { mode: 'sleeve', heartbeat, reason: `it runs ${p.datapath || 'an older datapath'}` };
+    if (p.mtu < this.cfg.mtu) return { mode: 'sleeve', heartbeat, reason: `its MTU ${p.mtu} is below ours` };
+    if (!heartbeat) return { mode: 'sleeve', heartbeat, reason: 'no heartbeat over VXLAN' };
+    return { mode: 'fastdp', heartbeat };
+  }
+
+  private repath(peer: string): void {
+    const now = this.pathOf(peer), was = this.paths.get(peer);
+    if (was?.mode === now.mode && was?.heartbeat === now.heartbeat && was?.reason === now.reason) return;
+    this.paths.set(peer, now);
+    for (const [mac, owner] of [...this.learned, ...this.announced]) if (owner === peer) this.program(mac);
+    if (this.peers.has(peer)) this.events?.pathChanged(peer, now);
+  }
+
+  private program(mac: Mac): void {
+    const owner = this.announced.get(mac) ?? this.learned.get(mac);
+    let want: FdbWant | undefined;
+    if (owner !== undefined && owner !== LOCAL && !owner.startsWith('vxlan:')) {
+      const p = this.peers.get(owner);
+      want = p && this.pathOf(owner).mode === 'fastdp' ? { via: 'vxlan', dst: p.ip } : { via: 'sleeve' };
+    }
+    this.fdb?.set(formatMac(mac), want);
+  }
+
+  private reconcile(): void {
+    // Traffic-learnt locations the sleeve has aged out are dropped here too.
+    for (const mac of this.learned.keys()) {
+      if (!this.announced.has(mac) && this.sleeve.macs.lookup(mac) === undefined) { this.learned.delete(mac); this.program(mac); }
+    }
+    try {
+      this.fdb?.reconcile(Date.now() - this.started > STALE_GRACE_MS && (this.peers.size > 0 || Date.now() - this.started > 3 * STALE_GRACE_MS));
+    } catch (err) { log.warn(`FDB reconcile: ${(err as Error).message}`); }
+  }
+}
