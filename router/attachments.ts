@@ -50,7 +50,14 @@ export class Attachments {
       n++;
     }
     this.save();
+    await this.announceBridge();
     return n;
+  }
+
+  /** An exposed host is on the overlay too: its bridge's MAC is announced like a container's (fastdp peers program it). */
+  private async announceBridge(): Promise<void> {
+    const { mac, cidrs } = await bridgeAddresses();
+    if (mac && cidrs.length) this.macs.add(mac);
   }
 
   private save(): void {
@@ -140,6 +147,7 @@ export class Attachments {
         await this.releaseAll(EXPOSE_ID, cidrs.taken);
         throw err;
       });
+      await this.announceBridge();
       log.info(`exposed this host as ${cidrs.all.map(formatCidr).join(' ')}`);
       return { cidrs: cidrs.all.map(formatCidr) };
     });
@@ -148,7 +156,9 @@ export class Attachments {
   /** `weave hide`: takes the host's overlay addresses away again. */
   async hide(): Promise<ExposeResult> {
     return this.serial(EXPOSE_ID, async () => {
+      const { mac } = await bridgeAddresses();
       const removed = await removeBridgeAddresses();
+      if (mac && removed.length) this.macs.remove(mac);
       await this.ipam.release(EXPOSE_ID).catch(() => { /* none from IPAM */ });
       log.info(`hid this host (${removed.join(' ') || 'was not exposed'})`);
       return { cidrs: removed };

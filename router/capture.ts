@@ -4,7 +4,6 @@ const require = createRequire(import.meta.url);
 
 interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
-  on(event: 'packet', cb: (nbytes: number, truncated: boolean) => void): void;
   send(buffer: Buffer, size?: number): void;
   close(): void;
 }
@@ -17,10 +16,14 @@ export class Capture {
 
   open(onFrame: (frame: Buffer) => void): void {
     const { Cap } = require('cap') as { Cap: new () => CapHandle };
-    const cap = new Cap();
     const buf = Buffer.alloc(65536);
+    // cap's C++ calls the `emit` its object has when made, once per frame: made from this subclass,
+    // that is onFrame itself, with no EventEmitter dispatch in between.
+    class FrameCap extends Cap {
+      emit(_event: 'packet', nbytes: number): boolean { onFrame(buf.subarray(0, nbytes)); return true; }
+    }
+    const cap = new FrameCap();
     cap.open(this.device, this.filter, this.bufferBytes, buf);
-    cap.on('packet', (nbytes) => onFrame(buf.subarray(0, nbytes)));
     this.cap = cap;
   }
 

@@ -29,6 +29,8 @@ export interface ForwarderDeps {
    * may take it. Anything it must pass on (relayed, flooded down a tree) goes to its userspace.
    */
   send(datagram: Buffer, to: Endpoint, final: boolean): void;
+  /** Where to build the next datagram (a pooled buffer the transport knows is free); a new one when not given. */
+  buffer?(): Buffer;
   inject(frame: Buffer): void;
   /** A data-path heartbeat arrived from a peer. */
   heartbeat(frame: Buffer, from: Endpoint): void;
@@ -142,8 +144,9 @@ export class Forwarder {
     }
     let datagram: Buffer;
     const plain = origin === undefined || ep.kind === 'vxlan';
-    if (plain) datagram = encode(this.d.vni, frame);
-    else { datagram = encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame); this.counters.relayed++; }
+    const into = this.d.buffer?.();
+    if (plain) datagram = encode(this.d.vni, frame, into);
+    else { datagram = encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame, into); this.counters.relayed++; }
     const c = this.counters;
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;

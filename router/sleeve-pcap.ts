@@ -41,6 +41,7 @@ export class SleevePcap implements Datapath {
       vni: cfg.vni, maxFrame: cfg.mtu + 14, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
       announced: (mac) => this.announced.get(mac),
       send: (d, ep, final) => this.udp.send(d, ep.ip, this.portFor(ep, final)),
+      buffer: () => this.udp.buffer(),
       inject: (f) => this.capture.send(f),
       heartbeat: (f, ep) => this.heartbeatFrom(f, ep.name),
       learned: (mac, owner) => this.learned(mac, owner),
@@ -53,7 +54,7 @@ export class SleevePcap implements Datapath {
       },
       onChange: (peer, up) => this.events?.pathChanged(peer, this.pathOf(peer)),
     });
-    onUdp.fn = (m, ip) => this.guarded(() => this.forwarder.fromPeer(m, ip));
+    onUdp.fn = this.fromPeer;
   }
 
   /** Takes the UDP port; nothing else is touched yet. inner: the sleeve of a fastdp datapath. */
@@ -67,7 +68,7 @@ export class SleevePcap implements Datapath {
     this.events = events;
     // Alone, the sleeve is the bridge's only overlay port and learns like any other (fastdp changes that).
     if (!this.inner) await runOk(['bridge', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'learning', 'on', 'isolated', 'off']);
-    this.capture.open((f) => this.guarded(() => this.forwarder.fromBridge(f)));
+    this.capture.open(this.fromBridge);
     this.timers.push(setInterval(() => this.macs.expire(), 10_000));
     this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => e.name)), HEARTBEAT_INTERVAL_MS));
   }
@@ -144,12 +145,14 @@ export class SleevePcap implements Datapath {
     setImmediate(() => { const b = this.learnedBatch; this.learnedBatch = []; this.events?.learned(b); });
   }
 
-  /** No frame or datagram may take the router down: a fault is counted, logged once, and the next one goes on. */
-  private guarded(fn: () => void): void {
-    try { fn(); } catch (err) {
-      const d = this.forwarder.counters.dropped;
-      if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
-      d.fault = (d.fault ?? 0) + 1;
-    }
+  // No frame or datagram may take the router down: a fault is counted, logged once, and the next
+  // one goes on. One handler each, made once: no closure per frame.
+  private readonly fromBridge = (frame: Buffer): void => { try { this.forwarder.fromBridge(frame); } catch (err) { this.fault(err); } };
+  private readonly fromPeer = (datagram: Buffer, ip: string): void => { try { this.forwarder.fromPeer(datagram, ip); } catch (err) { this.fault(err); } };
+
+  private fault(err: unknown): void {
+    const d = this.forwarder.counters.dropped;
+    if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
+    d.fault = (d.fault ?? 0) + 1;
   }
 }

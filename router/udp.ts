@@ -1,5 +1,8 @@
 import dgram from 'node:dgram';
 
+/** Room for the largest datagram: a relay header and a 64 KiB frame. */
+const DATAGRAM_BYTES = 65536 + 16;
+
 /**
  * The data-plane sockets: one bound to UDP 6784 that receives from every peer, and one connected
  * socket per peer to send from (a connected send skips the per-datagram address lookup and route
@@ -8,7 +11,9 @@ import dgram from 'node:dgram';
  * by source address alone.
  */
 export class UdpTransport {
-  private readonly senders = new Map<string, dgram.Socket>();
+  /** By address, then port: no key string to build per datagram. */
+  private readonly senders = new Map<string, Map<number, dgram.Socket>>();
+  private scratch = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
 
   private constructor(private readonly sock: dgram.Socket) {}
 
@@ -27,28 +32,41 @@ export class UdpTransport {
     });
   }
 
+  /**
+   * A buffer to build the next datagram in, the same one every time: a send normally completes
+   * within the call (no allocation per datagram). One the kernel could not take at once stays
+   * queued in libuv, which sends it from this memory later: then the next datagram gets a new buffer.
+   */
+  buffer(): Buffer { return this.scratch; }
+
   send(datagram: Buffer, ip: string, port: number): void {
-    const key = `${ip}:${port}`;
-    let s = this.senders.get(key);
+    let byPort = this.senders.get(ip);
+    if (!byPort) this.senders.set(ip, byPort = new Map());
+    let s = byPort.get(port);
     if (!s) {
       s = dgram.createSocket({ type: 'udp4', sendBufferSize: 8 << 20 });
       s.on('error', () => { /* as above */ });
       s.connect(port, ip);
-      this.senders.set(key, s);
+      byPort.set(port, s);
     }
-    try { s.send(datagram); } catch { this.sock.send(datagram, port, ip); } // not connected yet
+    const pooled = datagram.buffer === this.scratch.buffer;
+    try {
+      s.send(datagram);
+    } catch { // not connected yet: the bound socket resolves the address first, after this call
+      this.sock.send(pooled ? Buffer.from(datagram) : datagram, port, ip);
+      return;
+    }
+    if (pooled && s.getSendQueueCount() > 0) this.scratch = Buffer.allocUnsafeSlow(DATAGRAM_BYTES);
   }
 
   /** Closes the senders to an address (a peer that left). */
   forget(ip: string): void {
-    for (const key of [...this.senders.keys()].filter((k) => k.startsWith(`${ip}:`))) {
-      this.senders.get(key)?.close();
-      this.senders.delete(key);
-    }
+    for (const s of this.senders.get(ip)?.values() ?? []) s.close();
+    this.senders.delete(ip);
   }
 
   close(): void {
-    for (const s of this.senders.values()) s.close();
+    for (const byPort of this.senders.values()) for (const s of byPort.values()) s.close();
     this.sock.close();
   }
 }

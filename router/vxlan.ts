@@ -17,17 +17,20 @@ export type DecodeError = 'truncated' | 'oversized' | 'bad-flags' | 'wrong-vni' 
 
 export interface Decoded { frame: Buffer; origin?: bigint; hops: number }
 
-/** Encode a frame into a new datagram (the frame buffer may be reused by the caller afterwards). */
-export function encode(vni: number, frame: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(VXLAN_HEADER + frame.length);
+/** The first size bytes of into (when given and large enough), else a new buffer. */
+const room = (size: number, into?: Buffer): Buffer => (into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size));
+
+/** Encode a frame into a datagram, into the given buffer or a new one (the frame may be reused by the caller afterwards). */
+export function encode(vni: number, frame: Buffer, into?: Buffer): Buffer {
+  const out = room(VXLAN_HEADER + frame.length, into);
   out.writeUInt32BE(VXLAN_FLAGS << 24, 0);
   out.writeUInt32BE(vni << 8, 4);
   frame.copy(out, VXLAN_HEADER);
   return out;
 }
 
-export function encodeRelay(vni: number, origin: bigint, hops: number, frame: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(RELAY_HEADER + frame.length);
+export function encodeRelay(vni: number, origin: bigint, hops: number, frame: Buffer, into?: Buffer): Buffer {
+  const out = room(RELAY_HEADER + frame.length, into);
   out.writeUInt32BE(((RELAY_TYPE << 24) | (hops << 16)) >>> 0, 0);
   out.writeUInt32BE(vni << 8, 4);
   out.writeBigUInt64BE(origin, 8);

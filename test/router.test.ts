@@ -153,30 +153,37 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 
 describe('interoperability with the Linux kernel vxlan driver', function () {
   this.timeout(60_000);
-  let lab: Lab;
-  after(async () => { await lab?.down(); });
+  let lab: Lab | undefined;
+  afterEach(async () => { await lab?.down(); lab = undefined; });
 
-  it('a host with only a kernel vxlan device on a bridge pings a container behind our router', async () => {
-    lab = await Lab.create({ hosts: 2 });
-    const [a1, a2] = [lab.host('h1').addrs[0], lab.host('h2').addrs[0]];
-    await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--vni', '4242', '--vxlan-peer', a2, '--datapath', 'sleeve-pcap']);
-    const c1 = await lab.addContainer('h1', 'c1');
-    await weaveOk(lab, 'h1', ['attach', '10.32.0.1/12', `netns:${c1.netns}`]);
-    // h2 runs no router: a kernel vxlan device on a bridge, and a namespace with a veth on that bridge.
-    const k = await lab.addContainer('h2', 'k1');
-    for (const argv of [
-      ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '4242', 'dstport', '6784', 'remote', a1, 'local', a2, 'dev', 'eth0'],
-      ['ip', 'link', 'add', 'br0', 'type', 'bridge'],
-      ['ip', 'link', 'set', 'vx0', 'master', 'br0', 'up'],
-      ['ip', 'link', 'set', 'br0', 'up'],
-      ['ip', 'link', 'add', 'vk1', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', k.netns],
-      ['ip', 'link', 'set', 'vk1', 'master', 'br0', 'up'],
-    ]) await lab.execOk('h2', argv);
-    await lab.execIn(k.netns, ['ip', 'link', 'set', 'eth0', 'mtu', '1450', 'up']);
-    await lab.execIn(k.netns, ['ip', 'addr', 'add', '10.32.0.2/12', 'dev', 'eth0']);
-    await waitForPing(lab, k.netns, '10.32.0.1');
-    await waitForPing(lab, c1.netns, '10.32.0.2');
-    const r = await report(lab, 'h1');
-    assert.ok(r.macs.some((m) => m.peer === `vxlan:${a2}`), 'learned the kernel side MAC at the vxlan endpoint');
-  });
+  for (const datapath of ['sleeve-pcap', 'fastdp']) {
+    it(`a host with only a kernel vxlan device on a bridge pings a container behind our router (${datapath})`, async () => {
+      lab = await Lab.create({ hosts: 2 });
+      const [a1, a2] = [lab.host('h1').addrs[0], lab.host('h2').addrs[0]];
+      await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--vni', '4242', '--vxlan-peer', a2, '--datapath', datapath]);
+      const c1 = await lab.addContainer('h1', 'c1');
+      await weaveOk(lab, 'h1', ['attach', '10.32.0.1/12', `netns:${c1.netns}`]);
+      // h2 runs no router: a kernel vxlan device on a bridge, and a namespace with a veth on that bridge.
+      const k = await lab.addContainer('h2', 'k1');
+      for (const argv of [
+        ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '4242', 'dstport', '6784', 'remote', a1, 'local', a2, 'dev', 'eth0'],
+        ['ip', 'link', 'add', 'br0', 'type', 'bridge'],
+        ['ip', 'link', 'set', 'vx0', 'master', 'br0', 'up'],
+        ['ip', 'link', 'set', 'br0', 'up'],
+        ['ip', 'link', 'add', 'vk1', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', k.netns],
+        ['ip', 'link', 'set', 'vk1', 'master', 'br0', 'up'],
+      ]) await lab.execOk('h2', argv);
+      await lab.execIn(k.netns, ['ip', 'link', 'set', 'eth0', 'mtu', '1450', 'up']);
+      await lab.execIn(k.netns, ['ip', 'addr', 'add', '10.32.0.2/12', 'dev', 'eth0']);
+      await waitForPing(lab, k.netns, '10.32.0.1');
+      await waitForPing(lab, c1.netns, '10.32.0.2');
+      const r = await report(lab, 'h1');
+      assert.equal(r.datapath, datapath);
+      if (datapath === 'sleeve-pcap') assert.ok(r.macs.some((m) => m.peer === `vxlan:${a2}`), 'learned the kernel side MAC at the vxlan endpoint');
+      else {
+        const flood = JSON.parse(await lab.execOk('h1', ['bridge', '-j', 'fdb', 'show', 'dev', 'vxlan-6784'])) as { mac: string; dst?: string }[];
+        assert.ok(flood.some((e) => e.mac === '00:00:00:00:00:00' && e.dst === a2), 'the kernel floods to the plain peer');
+      }
+    });
+  }
 });
