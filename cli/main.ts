@@ -1,7 +1,7 @@
 import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
 import { join, resolve } from 'node:path';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { DATAPATHS, DEFAULTS, parseDomain, parseVni, RouterConfig } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
@@ -11,7 +11,7 @@ import { isIPv4 } from '../common/cidr.js';
 import { parsePeerAddress, parseVxlanPeer } from '../common/address.js';
 import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, stop } from './launch.js';
-import { checkAddressSpec, isAddressSpec } from './addresses.js';
+import { checkAddressSpec, isAddressSpec } from '../common/address-spec.js';
 import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
@@ -36,6 +36,13 @@ function httpAddress(v: string): string {
     throw new Error(`invalid HTTP address "${v}": expected IPv4:PORT, like ${DEFAULTS.httpAddr}`);
   }
   return v;
+}
+
+/** The proxy on TCP: loopback unless an address is given (the Docker API is root on this host). */
+function proxyTcp(v: string): string {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+)$/.exec(v);
+  if (!m || (m[1] !== undefined && !isIPv4(m[1])) || !(Number(m[2]) > 0 && Number(m[2]) < 65536)) throw new Error(`invalid --proxy-tcp "${v}": expected PORT or IPv4:PORT`);
+  return `${m[1] ?? '127.0.0.1'}:${m[2]}`;
 }
 
 function vxlanPeer(v: string, prev: string[] = []): string[] {
@@ -83,6 +90,9 @@ program.command('launch')
   .option('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', intIn('grace', 0, 86400), DEFAULTS.releaseGraceMs / 1000)
   .option('--dns-domain <domain>', 'the cluster DNS domain containers are named in', parseDomain, DEFAULTS.dnsDomain)
   .option('--resolv-conf <file>', 'where the resolvers for other names are listed', DEFAULTS.resolvConf)
+  .option('--no-proxy', 'do not start the Docker API proxy (weave env)')
+  .option('--proxy-tcp <[ip:]port>', 'also serve the Docker API proxy on TCP (default IP 127.0.0.1)', proxyTcp)
+  .option('--proxy-adapters <file>', 'Powerstrip-style adapters for the Docker API proxy (YAML)')
   .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
@@ -90,7 +100,9 @@ program.command('launch')
       vni: o.vni, mtu: o.mtu, datapath: o.datapath, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
       releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
+      proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
     };
+    if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
     if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
       throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
     }
@@ -244,6 +256,23 @@ program.command('reset')
     await stop();
     for (const f of ['ipam.json', 'ipam.json.log', 'targets.json', 'attachments.json']) rmSync(join(report.dataDir, f), { force: true });
     if (r.heir) out(`handed the address space to ${r.heir}`);
+  });
+
+program.command('env')
+  .description('print the shell commands that point the docker CLI at the proxy: eval $(weave env); --restore undoes it')
+  .option('--restore', 'point DOCKER_HOST back where it was')
+  .action(async (o: { restore?: boolean }) => {
+    if (o.restore) {
+      const orig = process.env.ORIG_DOCKER_HOST;
+      out(orig ? `export DOCKER_HOST=${orig}; unset ORIG_DOCKER_HOST` : 'unset DOCKER_HOST ORIG_DOCKER_HOST');
+      return;
+    }
+    const r = await call<Report>('GET', '/report');
+    const proxy = r.proxy as { socket: string } | undefined;
+    if (!proxy) throw new Error('the router runs without the Docker API proxy (launched with --no-proxy)');
+    const here = `unix://${proxy.socket}`;
+    const orig = process.env.DOCKER_HOST === here ? process.env.ORIG_DOCKER_HOST ?? '' : process.env.DOCKER_HOST ?? '';
+    out(`export DOCKER_HOST=${here} ORIG_DOCKER_HOST=${orig}`);
   });
 
 program.command('report').description('print the router report as JSON').action(async () => {

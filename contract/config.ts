@@ -19,6 +19,8 @@ export interface RouterConfig {
   releaseGraceMs?: number; // how long a dead container keeps its address, so a restart keeps it
   dnsDomain?: string; // the cluster domain, lower case, no trailing dot (weave.local)
   resolvConf?: string; // where the upstream resolvers are named
+  /** The Docker API proxy: on the unix socket weave.sock in the data directory unless disabled, and on TCP if asked. */
+  proxy?: { enabled: boolean; tcp?: string; adapters?: string };
 }
 
 export const DATAPATHS = ['auto', 'fastdp', 'sleeve-pcap'] as const;
@@ -41,6 +43,9 @@ export const DEFAULTS = {
 };
 
 export const VERSION = '0.1.0';
+
+/** The proxy's unix socket: `eval $(weave env)` points the docker CLI at it. */
+export const PROXY_SOCKET = 'weave.sock';
 
 
 export function parseVni(text: string): number {

@@ -3,11 +3,11 @@
 // Safety: nothing is ever created in the root network namespace. Switch bridges live in their own
 // namespaces and veth pairs are created inside a switch namespace with the peer placed directly in
 // the host namespace. The underlay only uses 198.18.0.0/15 (RFC 2544 benchmarking range).
+import { CHECKOUT } from '../common/checkout.js';
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { run, runOk, type ExecOptions, type ExecResult } from '../common/exec.js';
 import { offExit, onExit } from './exit-cleanup.js';
 import {
@@ -39,12 +39,6 @@ const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 const TERM_GRACE_MS = 3000;
 const KILL_GRACE_MS = 3000;
 
-/** The checkout this code is in (from source or dist/). */
-const CHECKOUT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-})();
 
 const alive = (pid: number) => { try { return pid > 0 && (process.kill(pid, 0), true); } catch { return false; } };
 

@@ -1,19 +1,11 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CHECKOUT } from '../common/checkout.js';
+import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
 import type { ExecResult } from './lab.js';
 import type { Report } from '../contract/report.js';
 
 /** The checkout's CLI, run inside lab hosts exactly as a user runs it on a real host. */
-export const WEAVE = join(repoRoot(), 'bin', 'weave');
-
-/** The checkout this file is in, whether it runs from source (tsx) or from dist/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
+export const WEAVE = join(CHECKOUT, 'bin', 'weave');
 
 /** Each host's own Docker engine (lab.startDockerd), or nothing answering: never the machine's own. */
 export const dockerHost = (lab: Lab, host: string) => `unix://${join(lab.host(host).dataDir, 'docker.sock')}`;

@@ -7,13 +7,14 @@ import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { parseVxlanPeer } from '../common/address.js';
 import { registerGossip, type Subsystem } from '../common/subsystem.js';
-import { DEFAULTS, RouterConfig } from '../contract/config.js';
+import { DEFAULTS, PROXY_SOCKET, RouterConfig } from '../contract/config.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ipamSubsystem } from '../ipam/subsystem.js';
 import { dnsSubsystem } from '../dns/subsystem.js';
-import { DEFAULT_DOCKER_HOST, DockerClient } from '../docker/client.js';
+import { DockerClient } from '../docker/client.js';
 import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
+import { engineHost, proxySubsystem } from '../docker/proxy-subsystem.js';
 import { Attachments } from './attachments.js';
 import { attachmentsSubsystem } from './attachments-subsystem.js';
 import { cniSubsystem } from './cni-subsystem.js';
@@ -38,7 +39,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
   const data = new DataPlane(mtu, cfg.vni, datapath, control);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
-  const docker = new DockerClient(process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST);
+  const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, PROXY_SOCKET)));
   const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, 'attachments.json'));
   const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain ?? DEFAULTS.dnsDomain, resolvConf: cfg.resolvConf ?? DEFAULTS.resolvConf,
     bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
@@ -55,6 +56,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
     containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, { domain: dns.domain, resolver }),
+    ...(cfg.proxy?.enabled === false ? [] : [proxySubsystem(docker, attachments, { domain: dns.domain, resolver }, { dataDir: cfg.dataDir, tcp: cfg.proxy?.tcp, adaptersFile: cfg.proxy?.adapters })]),
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
   ];

@@ -10,7 +10,7 @@ import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE } from './heartbeat.js';
 import { LOCAL } from './mac-table.js';
 import { SleevePcap } from './sleeve-pcap.js';
-import { VXLAN_HEADER } from './vxlan.js';
+import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
 export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
 
@@ -115,17 +115,22 @@ export class Fastdp implements Datapath {
     this.program(mac);
   }
 
-  /** The sleeve's counters plus what the kernel moved through the vxlan device (frames out and in, as VXLAN datagrams). */
+  /**
+   * The sleeve's counters plus what the kernel moved through the vxlan device. The kernel counts a
+   * frame from its IP header on (the Ethernet header is not in its byte counts): added back here, so
+   * frame bytes mean the same on every datapath; datagrams add the VXLAN header.
+   */
   report(): DatapathReport {
     const r = this.sleeve.report();
     const k = deviceCounters(this.device);
     const c = r.counters;
+    const out = k.txBytes + ETH_HEADER * k.txPackets, inn = k.rxBytes + ETH_HEADER * k.rxPackets;
     const counters = {
       ...c,
-      captured: { frames: c.captured.frames + k.txPackets, bytes: c.captured.bytes + k.txBytes },
-      injected: { frames: c.injected.frames + k.rxPackets, bytes: c.injected.bytes + k.rxBytes },
-      sent: { datagrams: c.sent.datagrams + k.txPackets, bytes: c.sent.bytes + k.txBytes + VXLAN_HEADER * k.txPackets },
-      received: { datagrams: c.received.datagrams + k.rxPackets, bytes: c.received.bytes + k.rxBytes + VXLAN_HEADER * k.rxPackets },
+      captured: { frames: c.captured.frames + k.txPackets, bytes: c.captured.bytes + out },
+      injected: { frames: c.injected.frames + k.rxPackets, bytes: c.injected.bytes + inn },
+      sent: { datagrams: c.sent.datagrams + k.txPackets, bytes: c.sent.bytes + out + VXLAN_HEADER * k.txPackets },
+      received: { datagrams: c.received.datagrams + k.rxPackets, bytes: c.received.bytes + inn + VXLAN_HEADER * k.rxPackets },
     };
     return { ...r, counters, endpoints: r.endpoints.map((e) => (e.path ? { ...e, path: this.pathOf(e.name) } : e)), fdb: this.fdb?.counts() };
   }

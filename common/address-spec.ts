@@ -1,5 +1,5 @@
-import { parseCidr } from '../common/cidr.js';
-import { parseSubnet } from '../common/subnet.js';
+import { parseCidr } from './cidr.js';
+import { parseSubnet } from './subnet.js';
 
 /** Addresses as Weave writes them: 10.32.1.5/12, net:10.40.0.0/16, net:default. */
 export const isAddressSpec = (a: string): boolean => a.startsWith('net:') || /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(a);

@@ -1,0 +1,52 @@
+import { join } from 'node:path';
+import { CHECKOUT } from '../common/checkout.js';
+import { log } from '../common/log.js';
+import type { Subsystem } from '../common/subsystem.js';
+import { PROXY_SOCKET } from '../contract/config.js';
+import type { Attachments } from '../router/attachments.js';
+import { DEFAULT_DOCKER_HOST, type DockerClient } from './client.js';
+import type { ContainerDns } from './subsystem.js';
+import { PortPublisher } from './publish.js';
+import { networkAdapter } from './proxy/network-adapter.js';
+import { loadAdapterConfig, mergeEndpoints } from './proxy/powerstrip.js';
+import { DockerProxy } from './proxy/proxy.js';
+
+/** Where the build puts the wait program (native/wait) as `w`: the directory is mounted into containers. */
+export const WAIT_DIR = join(CHECKOUT, 'native', 'wait', 'build');
+
+/** The engine the router talks to: DOCKER_HOST, unless that is our own proxy (a shell after eval $(weave env)). */
+export function engineHost(env: NodeJS.ProcessEnv, proxySocket: string): string {
+  const host = env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
+  return host === `unix://${proxySocket}` ? env.ORIG_DOCKER_HOST || DEFAULT_DOCKER_HOST : host;
+}
+
+export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: string }
+
+/**
+ * The Docker API proxy: plain `docker run` through it joins the overlay (the network adapter), and
+ * external Powerstrip adapters named in a YAML file hook the endpoints they ask for.
+ */
+export function proxySubsystem(docker: DockerClient, attachments: Attachments, dns: ContainerDns, o: ProxyOptions): Subsystem {
+  const socket = join(o.dataDir, PROXY_SOCKET);
+  const ports = new PortPublisher();
+  attachments.onChange(({ attached, entry }) => { if (!attached) ports.unpublish(entry.ident); });
+  const network = networkAdapter({
+    docker, ports, dns, waitDir: WAIT_DIR, isAttached: (id) => attachments.attached.has(id),
+    attach: (id, cidrs) => attachments.attach({ target: `docker:${id}`, cidrs }),
+  });
+  let proxy: DockerProxy | undefined;
+  let adapters: string[] = [network.adapter.name];
+  return {
+    name: 'proxy',
+    async start() {
+      const file = o.adaptersFile ? loadAdapterConfig(o.adaptersFile, { [network.adapter.name]: network.adapter }) : [];
+      const endpoints = mergeEndpoints(network.endpoints, file);
+      adapters = [...new Set(endpoints.flatMap((e) => [...e.pre, ...e.post].map((a) => a.name)))];
+      proxy = await DockerProxy.listen({ engine: docker.host, socket, tcp: o.tcp, endpoints });
+      log.info(`Docker API proxy on unix://${socket}${o.tcp ? ` and tcp://${o.tcp}` : ''} for ${docker.host}; adapters: ${adapters.join(', ')}`);
+    },
+    async stop() { ports.close(); await proxy?.close(); },
+    report: () => ({ proxy: { socket, tcp: o.tcp, engine: docker.host, adapters } }),
+    status: () => ({ service: 'proxy', rows: [['Address', `unix://${socket}${o.tcp ? `, tcp://${o.tcp}` : ''}`], ['Engine', docker.host], ['Adapters', adapters.join(', ')]] }),
+  };
+}
