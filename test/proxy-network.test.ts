@@ -45,6 +45,7 @@ describe('plain docker run through the proxy joins the overlay (network adapter,
     await waitFor('web2 fetched web1', async () => (await logs('h2', 'web2')) !== '', 10_000);
     assert.equal((await logs('h2', 'web2')).split('\n')[0], 'hello from web1', 'the first thing web2 did was reach web1 on the other host');
     assert.match(await weaveOk(lab, 'h2', ['ps', 'web2']), / 10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12\n$/);
+    await waitFor('web1 answers by name from h2', async () => (await docker('h2', ['exec', 'web2', 'timeout', '3', 'wget', '-qO-', 'http://web1/'])).stdout === 'hello from web1\n');
   });
 
   it('publishes -p 8080:80 on the host for an overlay container', async () => {
