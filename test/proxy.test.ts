@@ -84,7 +84,7 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
   const env = (extra?: NodeJS.ProcessEnv) => ({ DOCKER_HOST: `unix://${proxy!.socket}`, ...extra });
   const docker = (args: string[], o: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<ExecResult> =>
     run(['docker', ...args], { env: env(o.env), input: o.input, timeoutMs: 60_000 });
-  const dockerOk = async (args: string[], o?: { env?: NodeJS.ProcessEnv }): Promise<string> => {
+  const dockerOk = async (args: string[], o?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<string> => {
     const r = await docker(args, o);
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
     return r.stdout;
@@ -116,6 +116,18 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
   it('returns docker exec\'s output, error output and exit code', async () => {
     const r = await docker(['exec', 'sleeper', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     assert.deepEqual([r.code, r.stdout, r.stderr], [3, 'out\n', 'err\n']);
+  });
+
+  it('pipes stdin to docker run -i and docker exec -i, through the half-close at its end', async () => {
+    assert.equal((await docker(['run', '-i', '--rm', 'busybox', 'cat'], { input: 'piped-in\n' })).stdout, 'piped-in\n');
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join('\n');
+    assert.equal((await dockerOk(['exec', '-i', 'sleeper', 'wc', '-l'], { input: `${lines}\n` })).trim(), '20000');
+  });
+
+  it('speaks the API version the client asks for, hooks included (an old client: v1.24)', async () => {
+    const before = proxy!.counters.versions['1.24'] ?? 0;
+    assert.equal(await dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $GREETING'], { env: { DOCKER_API_VERSION: '1.24' } }), 'from-adapter\n');
+    assert.ok((proxy!.counters.versions['1.24'] ?? 0) > before);
   });
 
   it('streams docker logs -f: a line arrives while the container has yet to print the next', async () => {

@@ -34,7 +34,7 @@ export class ClientConnection extends Duplex {
     if (this.socket.write(chunk)) cb(); else this.socket.once('drain', () => cb());
   }
 
-  /** Response head and body leave in one packet (node writes them as separate chunks). */
+  /** Chunks queued while a write was pending leave together, in one syscall. */
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     if (this.raw || this.socket.destroyed) return cb();
     this.socket.cork();

@@ -238,7 +238,8 @@ export class DockerProxy {
   }
 
   private fail(req: http.IncomingMessage, res: http.ServerResponse, err: Error): void {
-    if (connOf(req).raw) return;
+    const conn = connOf(req);
+    if (conn.raw || conn.destroyed) return; // hijacked, or the client is gone (and we dropped the engine request for it)
     this.counters.errors++;
     const e = err instanceof HookError ? err : this.unreachable(err);
     sendError(res, e.status, e.message);
