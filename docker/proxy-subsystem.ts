@@ -46,7 +46,7 @@ export function proxySubsystem(docker: DockerClient, attachments: Attachments, d
       log.info(`Docker API proxy on unix://${socket}${o.tcp ? ` and tcp://${o.tcp}` : ''} for ${docker.host}; adapters: ${adapters.join(', ')}`);
     },
     async stop() { ports.close(); await proxy?.close(); },
-    report: () => ({ proxy: { socket, tcp: o.tcp, engine: docker.host, adapters } }),
+    report: () => ({ proxy: { socket, tcp: o.tcp, engine: docker.host, adapters, counters: proxy?.counters } }),
     status: () => ({ service: 'proxy', rows: [['Address', `unix://${socket}${o.tcp ? `, tcp://${o.tcp}` : ''}`], ['Engine', docker.host], ['Adapters', adapters.join(', ')]] }),
   };
 }
