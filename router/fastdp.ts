@@ -8,7 +8,7 @@ import { Capture } from './capture.js';
 import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
 import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE } from './heartbeat.js';
-import { LOCAL } from './mac-table.js';
+import { LOCAL, MAC_LIMIT } from './mac-table.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
@@ -80,7 +80,12 @@ export class Fastdp implements Datapath {
     this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(BRIDGE_PORT_IF), this.cfg.vxlanPeers.map((p) => p.ip));
     await this.sleeve.start({
       learned: (batch) => {
-        for (const { mac, owner } of batch) if (owner !== LOCAL) { this.learned.set(mac, owner); this.program(mac); }
+        for (const { mac, owner } of batch) {
+          // Bounded like the sleeve's table: random source MACs must not fill the kernel's FDB.
+          if (owner === LOCAL || (this.learned.size >= MAC_LIMIT && !this.learned.has(mac))) continue;
+          this.learned.set(mac, owner);
+          this.program(mac);
+        }
         events.learned(batch);
       },
       pathChanged: (peer) => this.repath(peer),
