@@ -7,12 +7,19 @@ import { BRIDGE, BRIDGE_PORT_IF } from './bridge.js';
 import { Capture } from './capture.js';
 import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
 import { FdbSync, type FdbWant } from './fdb.js';
-import { HEARTBEAT_ETHERTYPE } from './heartbeat.js';
+import { HEARTBEAT_ETHERTYPE, isHeartbeat } from './heartbeat.js';
 import { LOCAL, MAC_LIMIT } from './mac-table.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
 export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
+
+/** Whether an existing vxlan device is the one this launch would make. */
+async function matches(device: string, cfg: DatapathConfig): Promise<boolean> {
+  const [link] = JSON.parse(await runOk(['ip', '-d', '-j', 'link', 'show', 'dev', device])) as { linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number } } }[];
+  const d = link?.linkinfo;
+  return d?.info_kind === 'vxlan' && d.info_data?.id === cfg.vni && d.info_data?.port === cfg.udpPort;
+}
 
 /** A device's packet counters from /proc/net/dev, which shows the reading process's own network namespace. */
 function deviceCounters(dev: string): { rxBytes: number; rxPackets: number; txBytes: number; txPackets: number } {
@@ -56,7 +63,9 @@ export class Fastdp implements Datapath {
   static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
     const device = vxlanDevice(cfg.udpPort);
     const sleeve = await SleevePcap.open({ ...cfg, vxlanPeers: [] }, true); // the kernel floods to plain VXLAN peers
-    const existed = (await run(['ip', 'link', 'show', 'dev', device])).code === 0;
+    let existed = (await run(['ip', 'link', 'show', 'dev', device])).code === 0;
+    // One a router left with another VNI or port (launched differently before) is made again.
+    if (existed && !(await matches(device, cfg))) { await runOk(['ip', 'link', 'del', 'dev', device]); existed = false; }
     try {
       if (!existed) {
         const r = await run(['ip', 'link', 'add', 'name', device, 'type', 'vxlan', 'id', String(cfg.vni), 'dstport', String(cfg.udpPort), 'nolearning']);
@@ -90,7 +99,7 @@ export class Fastdp implements Datapath {
       },
       pathChanged: (peer) => this.repath(peer),
     });
-    this.heartbeatCapture.open((f) => this.sleeve.heartbeatFrom(f));
+    this.heartbeatCapture.open((f) => { if (isHeartbeat(f)) this.sleeve.heartbeatFrom(f); }); // anyone may send that ethertype
     this.fdb.reconcile(false);
     this.timer = setInterval(() => this.reconcile(), RECONCILE_MS);
   }
