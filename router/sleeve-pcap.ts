@@ -23,7 +23,9 @@ const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () =>
 export class SleevePcap implements Datapath {
   readonly name: string = 'sleeve-pcap';
   get sleevePort(): number { return this.cfg.sleevePort; }
-  readonly macs = new MacTable(MAC_AGE_MS, Date.now, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));
+  /** The MAC table's clock: read per frame, so a second's precision, refreshed by a timer (ages are minutes). */
+  private clock = Date.now();
+  readonly macs = new MacTable(MAC_AGE_MS, () => this.clock, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));
   readonly endpoints = new Endpoints();
   readonly forwarder: Forwarder;
   /** Gossiped MAC locations: what traffic has not told us yet. */
@@ -69,6 +71,7 @@ export class SleevePcap implements Datapath {
     // Alone, the sleeve is the bridge's only overlay port and learns like any other (fastdp changes that).
     if (!this.inner) await runOk(['bridge', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'learning', 'on', 'isolated', 'off']);
     this.capture.open(this.fromBridge);
+    this.timers.push(setInterval(() => { this.clock = Date.now(); }, 1000));
     this.timers.push(setInterval(() => this.macs.expire(), 10_000));
     this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => e.name)), HEARTBEAT_INTERVAL_MS));
   }
