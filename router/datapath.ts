@@ -50,6 +50,8 @@ export interface Routing {
   nextHop(peer: string): string | undefined;
   /** Our children in the broadcast tree rooted at source. */
   children(source: string): string[];
+  /** Whether two peers hold a connection (the topology): a router that can pass a frame on. */
+  linked(a: string, b: string): boolean;
   /** The peer a relayed frame's origin id stands for. */
   peerOf(shortId: bigint): string | undefined;
   shortIdOf(peer: string): bigint;

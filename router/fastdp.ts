@@ -156,7 +156,7 @@ export class Fastdp implements Datapath {
     if (!p) return { mode: 'sleeve', heartbeat, reason: 'not a neighbour: relayed' };
     if (p.datapath !== 'fastdp') return { mode: 'sleeve', heartbeat, reason: `it runs ${p.datapath || 'an older datapath'}` };
     if (p.mtu < this.cfg.mtu) return { mode: 'sleeve', heartbeat, reason: `its MTU ${p.mtu} is below ours` };
-    if (!heartbeat) return { mode: 'sleeve', heartbeat, reason: 'no heartbeat over VXLAN' };
+    if (!heartbeat) return { mode: 'sleeve', heartbeat, reason: this.sleeve.pathOf(peer).reason ?? 'no heartbeat over VXLAN' };
     return { mode: 'fastdp', heartbeat };
   }
 

@@ -1,4 +1,4 @@
-import { decode, encode, encodeRelay, ETH_HEADER } from './vxlan.js';
+import { decode, encode, encodeDirected, encodeRelay, ETH_HEADER } from './vxlan.js';
 import { isGroupMac, Mac, readMac } from '../common/mac.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { Endpoint, Endpoints } from './endpoints.js';
@@ -34,6 +34,8 @@ export interface ForwarderDeps {
   inject(frame: Buffer): void;
   /** A data-path heartbeat arrived from a peer. */
   heartbeat(frame: Buffer, from: Endpoint): void;
+  /** The endpoint to send through for ep: itself, another router that passes frames on to it, or none. */
+  via?(ep: Endpoint): Endpoint | undefined;
   /** Traffic showed a MAC somewhere new (LOCAL or a peer). */
   learned?(mac: Mac, owner: string): void;
 }
@@ -77,6 +79,12 @@ export class Forwarder {
     const frame = dec.frame;
     if (isGroupMac(frame, 6)) return this.drop('group-source');
     if (isHeartbeat(frame)) return this.d.heartbeat(frame, ep);
+    if (dec.destination !== undefined) {
+      if (ep.kind !== 'router') return this.drop('bad-flags');
+      const to = this.d.routing().peerOf(dec.destination);
+      if (to === undefined) return this.drop('unknown-origin');
+      if (to !== this.d.routing().self) return this.passOn(frame, dec.origin!, to, ep, dec.hops);
+    }
     ep.rx.frames++; ep.rx.bytes += frame.length;
     let origin: string | undefined = ep.name;
     if (dec.origin !== undefined) {
@@ -117,6 +125,15 @@ export class Forwarder {
     for (const ep of this.d.endpoints.list) if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
   }
 
+  /** A frame another router could not send its destination directly: passed on as a relayed frame, never detoured again. */
+  private passOn(frame: Buffer, origin: bigint, to: string, from: Endpoint, hops: number): void {
+    const ep = this.d.endpoints.named(to);
+    if (!ep || ep === from) return this.drop('no-route');
+    if (this.d.routing().peerOf(origin) === undefined) return this.drop('unknown-origin');
+    this.transmit(encodeRelay(this.d.vni, origin, hops - 1, frame, this.d.buffer?.()), ep, false);
+    this.counters.relayed++;
+  }
+
   private learn(mac: Mac, owner: string): void {
     if (this.d.macs.learn(mac, owner)) this.d.learned?.(mac, owner);
   }
@@ -142,15 +159,24 @@ export class Forwarder {
       if (icmp) this.deliver(icmp);
       return this.drop('too-big');
     }
-    let datagram: Buffer;
-    const plain = origin === undefined || ep.kind === 'vxlan';
     const into = this.d.buffer?.();
-    if (plain) datagram = encode(this.d.vni, frame, into);
-    else { datagram = encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame, into); this.counters.relayed++; }
+    const via = this.d.via ? this.d.via(ep) : ep;
+    if (!via) return this.drop('no-data-path');
+    if (via !== ep) { // our datagrams do not reach it: another router passes this one on
+      const r = this.d.routing();
+      this.counters.relayed++;
+      return this.transmit(encodeDirected(this.d.vni, r.shortIdOf(origin ?? r.self), r.shortIdOf(ep.name), hops - 1, frame, into), via, false);
+    }
+    const plain = origin === undefined || ep.kind === 'vxlan';
+    if (!plain) this.counters.relayed++;
+    this.transmit(plain ? encode(this.d.vni, frame, into) : encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame, into), ep, plain && final);
+  }
+
+  private transmit(datagram: Buffer, ep: Endpoint, final: boolean): void {
     const c = this.counters;
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;
-    try { this.d.send(datagram, ep, plain && final); } catch { this.drop('send-failed'); }
+    try { this.d.send(datagram, ep, final); } catch { this.drop('send-failed'); }
   }
 
   private drop(reason: string): void {

@@ -12,6 +12,7 @@ export function routingOf(cp: ControlPlane): Routing {
     self: cp.name,
     nextHop: (p) => routes.nextHop(p),
     children: (s) => routes.children(s),
+    linked: (a, b) => cp.topology.neighbours(a).includes(b),
     peerOf: (id) => byId.get(id),
     shortIdOf: (p) => idOf.get(p) ?? shortId(p),
   };

@@ -11,7 +11,7 @@ import { LOCAL, MAC_LIMIT, MacTable } from './mac-table.js';
 import { UdpTransport } from './udp.js';
 
 const MAC_AGE_MS = 300_000;
-const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () => [], peerOf: () => undefined, shortIdOf: () => 0n };
+const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () => [], linked: () => false, peerOf: () => undefined, shortIdOf: () => 0n };
 
 /**
  * The userspace datapath: libpcap on the capture veth, the TypeScript forwarder, UDP through Node.
@@ -46,15 +46,16 @@ export class SleevePcap implements Datapath {
       buffer: () => this.udp.buffer(),
       inject: (f) => this.capture.send(f),
       heartbeat: (f, ep) => this.heartbeatFrom(f, ep.name),
+      via: (ep) => (ep.kind !== 'router' || this.heartbeats.reaches(ep.name) ? ep : this.detour(ep)),
       learned: (mac, owner) => this.learned(mac, owner),
     });
     for (const { ip, port } of cfg.vxlanPeers) this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan', cfg.mtu));
     this.heartbeats = new Heartbeats({
-      send: (peer, hear) => {
+      send: (peer, kind, flags) => {
         const ep = this.endpoints.named(peer);
-        if (ep) this.udp.send(heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), hear), ep.ip, ep.port);
+        if (ep) this.udp.send(heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), flags), ep.ip, kind === 'sleeve' ? ep.sleevePort : ep.port);
       },
-      onChange: (peer, up) => this.events?.pathChanged(peer, this.pathOf(peer)),
+      onChange: (peer) => this.events?.pathChanged(peer, this.pathOf(peer)),
     });
     onUdp.fn = this.fromPeer;
   }
@@ -73,7 +74,7 @@ export class SleevePcap implements Datapath {
     this.capture.open(this.fromBridge);
     this.timers.push(setInterval(() => { this.clock = Date.now(); }, 1000));
     this.timers.push(setInterval(() => this.macs.expire(), 10_000));
-    this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => e.name)), HEARTBEAT_INTERVAL_MS));
+    this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => ({ name: e.name, twoPorts: e.sleevePort !== e.port }))), HEARTBEAT_INTERVAL_MS));
   }
 
   async stop(): Promise<void> {
@@ -96,7 +97,9 @@ export class SleevePcap implements Datapath {
       }
     }
     for (const p of now.values()) {
-      if (!this.endpoints.named(p.name)) this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
+      const ep = this.endpoints.named(p.name);
+      if (ep) ep.nickname = p.nickname; // it may arrive after the connection
+      else this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
     }
   }
 
@@ -113,16 +116,25 @@ export class SleevePcap implements Datapath {
 
   /** A heartbeat the kernel took on a fastdp host (captured on its vxlan device). */
   heartbeatFrom(frame: Buffer, via?: string): void {
-    const { sender, hearsUs } = heartbeatSender(frame);
+    const { sender, flags } = heartbeatSender(frame);
     const peer = this.routing.peerOf(sender);
-    if (!peer || (via !== undefined && via !== peer) || !this.endpoints.named(peer)) return;
-    this.heartbeats.receive(peer, hearsUs);
+    const ep = peer === undefined ? undefined : this.endpoints.named(peer);
+    if (!ep || (via !== undefined && via !== peer)) return;
+    this.heartbeats.receive(ep.name, flags, ep.sleevePort !== ep.port);
   }
 
-  /** Our heartbeats and the peer's say whether its VXLAN port can be reached. */
+  /** Our heartbeats and the peer's say whether its VXLAN port can be reached, and whether anything of ours reaches it directly. */
   pathOf(peer: string): PeerPath {
-    const up = this.heartbeats.up(peer);
-    return { mode: 'sleeve', heartbeat: up };
+    const heartbeat = this.heartbeats.up(peer);
+    if (this.heartbeats.reaches(peer)) return { mode: 'sleeve', heartbeat };
+    const via = this.endpoints.named(peer);
+    const q = via && this.detour(via);
+    return { mode: 'sleeve', heartbeat, reason: q ? `no UDP path: relayed by ${q.nickname || q.name}` : 'no UDP path, and no router to relay' };
+  }
+
+  /** A neighbour our datagrams reach that is connected to ep's peer: it passes our frames on. */
+  private detour(ep: Endpoint): Endpoint | undefined {
+    return this.routers().find((q) => q !== ep && this.heartbeats.reaches(q.name) && this.routing.linked(q.name, ep.name));
   }
 
   /** Frames for the peer itself go to its VXLAN port (its kernel, on a fastdp host) while heartbeats say it works; the rest to its sleeve. */

@@ -102,6 +102,27 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
     await waitForPing(lab, c[0].netns, ip(2));
   });
 
+  it('sends through the third host when every UDP port between two hosts is blocked, and goes direct again after', async () => {
+    const h2 = names.get('h2')!;
+    const rule = (op: '-A' | '-D', host: string, from: string) => lab.execOk(host, ['iptables', op, 'INPUT', '-p', 'udp', '-s', addr(from), '-j', 'DROP']);
+    await rule('-A', 'h2', 'h1');
+    await rule('-A', 'h1', 'h2');
+    try {
+      let last: unknown;
+      await waitFor('h1 relays through h3 for h2', async () => /relayed by h3/.test((last = await pathTo(lab, 'h1', h2))?.reason ?? ''), 10_000)
+        .catch((err: Error) => { throw new Error(`${err.message}; h1's path to h2: ${JSON.stringify(last)}`); });
+      await waitForPing(lab, c[0].netns, ip(2));
+      await waitForPing(lab, c[1].netns, ip(1));
+      assert.ok(await iperf(lab, c[0], c[1], ip(2)) > 0, 'a TCP stream crosses through h3');
+      assert.ok((await report(lab, 'h3')).counters.relayed > 0, 'h3 passed the frames on');
+    } finally {
+      await rule('-D', 'h2', 'h1');
+      await rule('-D', 'h1', 'h2');
+    }
+    await waitFor('h1 back on fastdp for h2', async () => (await pathTo(lab, 'h1', h2))?.mode === 'fastdp', 10_000);
+    await waitForPing(lab, c[0].netns, ip(2));
+  });
+
   it('a restarted router rebuilds the FDB, removes stale entries, and traffic resumes within 3 s', async () => {
     const STALE = '02:de:ad:00:00:01';
     await lab.execOk('h1', ['bridge', 'fdb', 'replace', STALE, 'dev', 'vxlan-6784', 'dst', '198.18.0.99', 'self', 'permanent']);

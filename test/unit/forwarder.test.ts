@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { Forwarder } from '../../router/forwarder.js';
 import type { Routing } from '../../router/datapath.js';
-import { heartbeatDatagram } from '../../router/heartbeat.js';
+import { HEARS_VXLAN, heartbeatDatagram } from '../../router/heartbeat.js';
+import { encodeDirected } from '../../router/vxlan.js';
 import { MacTable, LOCAL } from '../../router/mac-table.js';
 import { Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
 import { encode, encodeRelay } from '../../router/vxlan.js';
@@ -20,11 +21,11 @@ function frame(dst: string, src: string): Buffer {
 
 /** A full mesh of us, p1 and p2: every peer is one hop away and nobody passes on another's broadcast. */
 const mesh: Routing = {
-  self: 'me', nextHop: (p) => p, children: (s) => (s === 'me' ? ['p1', 'p2'] : []),
-  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => BigInt(p.slice(1) || 0),
+  self: 'me', nextHop: (p) => p, children: (s) => (s === 'me' ? ['p1', 'p2'] : []), linked: () => true,
+  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => (p === 'me' ? 9n : BigInt(p.slice(1) || 0)),
 };
 
-function setup(routing: Routing = mesh) {
+function setup(routing: Routing = mesh, blocked?: string) {
   const macs = new MacTable();
   const endpoints = new Endpoints();
   endpoints.add(makeEndpoint('p1', 'one', '198.18.0.1', 6784, 'router', 1500));
@@ -34,7 +35,8 @@ function setup(routing: Routing = mesh) {
   const beats: string[] = [];
   const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints, routing: () => routing, announced: () => undefined,
     send: (d: Buffer, to: Endpoint, final: boolean) => sent.push({ to: to.name, d, final }), inject: (fr: Buffer) => injected.push(Buffer.from(fr)),
-    heartbeat: (_f: Buffer, from: Endpoint) => beats.push(from.name) });
+    heartbeat: (_f: Buffer, from: Endpoint) => beats.push(from.name),
+    via: (ep: Endpoint) => (ep.name === blocked ? endpoints.named(blocked === 'p1' ? 'p2' : 'p1') : ep) });
   return { f, macs, sent, injected, beats };
 }
 
@@ -131,9 +133,30 @@ describe('forwarder: path MTU and heartbeats', () => {
 
   it('hands a heartbeat to the heartbeats, never to the bridge', () => {
     const { f, injected, beats } = setup();
-    f.fromPeer(heartbeatDatagram(VNI, 1n, true), '198.18.0.1');
+    f.fromPeer(heartbeatDatagram(VNI, 1n, HEARS_VXLAN), '198.18.0.1');
     assert.deepEqual(beats, ['p1']);
     assert.equal(injected.length, 0);
+  });
+});
+
+describe('forwarder: a neighbour our datagrams cannot reach', () => {
+  it('sends its frames, floods included, to another router that passes them on', () => {
+    const { f, macs, sent } = setup(mesh, 'p1');
+    macs.learn(parseMac(B), 'p1');
+    f.fromBridge(frame(B, A));
+    assert.deepEqual(sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(16), x.final]), [['p2', 0x44, 1n, false]], 'to p2, addressed to p1');
+    sent.length = 0;
+    f.fromBridge(frame(BCAST, A));
+    assert.deepEqual(sent.map((x) => [x.to, x.d[0]]), [['p2', 0x44], ['p2', 0x08]], 'p1\'s copy of a flood goes through p2 too');
+  });
+
+  it('passes such a frame on to its destination as a relayed frame, once', () => {
+    const { f, sent, injected } = setup();
+    f.fromPeer(encodeDirected(VNI, 2n, 1n, 5, frame(B, A)), '198.18.0.2'); // from p2, for p1
+    assert.deepEqual(sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(8), x.d[1]]), [['p1', 0x57, 2n, 4]]);
+    assert.equal(injected.length, 0, 'not delivered here');
+    f.fromPeer(encodeDirected(VNI, 2n, 1n, 5, frame(B, A)), '198.18.0.1'); // p1 sending p1's own back to it
+    assert.equal(sent.length, 1, 'never back where it came from');
   });
 });
 
