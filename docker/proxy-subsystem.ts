@@ -20,6 +20,9 @@ export function engineHost(env: NodeJS.ProcessEnv, proxySocket: string): string 
   return host === `unix://${proxySocket}` ? env.ORIG_DOCKER_HOST || DEFAULT_DOCKER_HOST : host;
 }
 
+/** Reads an adapters file as the proxy will: a bad one stops a launch before anything is made. */
+export function checkAdaptersFile(path: string): void { loadAdapterConfig(path, { weave: { name: 'weave' } }); }
+
 export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: string }
 
 /**
@@ -34,14 +37,12 @@ export function proxySubsystem(docker: DockerClient, attachments: Attachments, d
     docker, ports, dns, waitDir: WAIT_DIR, isAttached: (id) => attachments.attached.has(id),
     attach: (id, cidrs) => attachments.attach({ target: `docker:${id}`, cidrs }),
   });
+  const endpoints = mergeEndpoints(network.endpoints, o.adaptersFile ? loadAdapterConfig(o.adaptersFile, { [network.adapter.name]: network.adapter }) : []);
+  const adapters = [...new Set(endpoints.flatMap((e) => [...e.pre, ...e.post].map((a) => a.name)))];
   let proxy: DockerProxy | undefined;
-  let adapters: string[] = [network.adapter.name];
   return {
     name: 'proxy',
     async start() {
-      const file = o.adaptersFile ? loadAdapterConfig(o.adaptersFile, { [network.adapter.name]: network.adapter }) : [];
-      const endpoints = mergeEndpoints(network.endpoints, file);
-      adapters = [...new Set(endpoints.flatMap((e) => [...e.pre, ...e.post].map((a) => a.name)))];
       proxy = await DockerProxy.listen({ engine: docker.host, socket, tcp: o.tcp, endpoints });
       log.info(`Docker API proxy on unix://${socket}${o.tcp ? ` and tcp://${o.tcp}` : ''} for ${docker.host}; adapters: ${adapters.join(', ')}`);
     },

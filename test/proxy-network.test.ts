@@ -79,3 +79,21 @@ describe('plain docker run through the proxy joins the overlay (network adapter,
     assert.equal((await dockerOk('h1', ['ps', '-aq', '--filter', 'name=clash'])).trim(), '', 'no half-made container is left');
   });
 });
+
+describe('the Docker API proxy\'s adapters file', function () {
+  this.timeout(60_000);
+  let lab: Lab;
+  after(async () => { await lab?.down(); });
+
+  it('a bad one stops weave launch with one line naming the place, before anything is made', async () => {
+    lab = await Lab.create({ hosts: 1 });
+    const file = join(lab.host('h1').dataDir, 'adapters.yml');
+    await lab.execOk('h1', ['sh', '-c', `mkdir -p ${lab.host('h1').dataDir} && printf 'version: 1\\nendpoints:\\n  "POST /*/containers/create":\\n    pre: [nosuch]\\n' > ${file}`]);
+    const links = async () => (await lab.execOk('h1', ['ip', '-br', 'link'])).split('\n').map((l) => l.split(/\s+/)[0]).filter(Boolean).sort();
+    const before = await links();
+    const r = await lab.exec('h1', [WEAVE, 'launch', '--proxy-adapters', file], { env: { WEAVE_DATA_DIR: lab.host('h1').dataDir } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `weave: ${file}:4:11: endpoint "POST /*/containers/create": unknown adapter "nosuch" (known: weave)\n`);
+    assert.deepEqual(await links(), before, 'no bridge, no vxlan device');
+  });
+});
