@@ -103,6 +103,8 @@ program.command('launch')
       proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
     };
     if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
+    const proxyPort = Number(cfg.proxy?.tcp?.split(':')[1]);
+    if (cfg.proxy?.tcp === cfg.httpAddr || proxyPort === cfg.port) throw new Error(`--proxy-tcp ${cfg.proxy!.tcp} is the router's own ${proxyPort === cfg.port ? 'control port' : 'HTTP API address'}: pick another port`);
     if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
       throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
     }

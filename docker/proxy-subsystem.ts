@@ -9,7 +9,7 @@ import type { ContainerDns } from './subsystem.js';
 import { PortPublisher } from './publish.js';
 import { networkAdapter } from './proxy/network-adapter.js';
 import { loadAdapterConfig, mergeEndpoints } from './proxy/powerstrip.js';
-import { DockerProxy } from './proxy/proxy.js';
+import { DockerProxy, probeListen } from './proxy/proxy.js';
 
 /** Where the build puts the wait program (native/wait) as `w`: the directory is mounted into containers. */
 export const WAIT_DIR = join(CHECKOUT, 'native', 'wait', 'build');
@@ -20,8 +20,11 @@ export function engineHost(env: NodeJS.ProcessEnv, proxySocket: string): string 
   return host === `unix://${proxySocket}` ? env.ORIG_DOCKER_HOST || DEFAULT_DOCKER_HOST : host;
 }
 
-/** Reads an adapters file as the proxy will: a bad one stops a launch before anything is made. */
-export function checkAdaptersFile(path: string): void { loadAdapterConfig(path, { weave: { name: 'weave' } }); }
+/** What could stop the proxy (a bad adapters file, an address in use), found before a launch makes anything. */
+export async function checkProxy(dataDir: string, o: { tcp?: string; adapters?: string }): Promise<void> {
+  if (o.adapters) loadAdapterConfig(o.adapters, { weave: { name: 'weave' } });
+  await probeListen({ socket: join(dataDir, PROXY_SOCKET), tcp: o.tcp });
+}
 
 export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: string }
 

@@ -14,7 +14,7 @@ import { ipamSubsystem } from '../ipam/subsystem.js';
 import { dnsSubsystem } from '../dns/subsystem.js';
 import { DockerClient } from '../docker/client.js';
 import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
-import { checkAdaptersFile, engineHost, proxySubsystem } from '../docker/proxy-subsystem.js';
+import { checkProxy, engineHost, proxySubsystem } from '../docker/proxy-subsystem.js';
 import { Attachments } from './attachments.js';
 import { attachmentsSubsystem } from './attachments-subsystem.js';
 import { cniSubsystem } from './cni-subsystem.js';
@@ -34,7 +34,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
   const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));
-  if (cfg.proxy?.adapters) checkAdaptersFile(cfg.proxy.adapters);
+  if (cfg.proxy?.enabled !== false) await checkProxy(cfg.dataDir, cfg.proxy ?? {});
   const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers }, cfg.port);
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });

@@ -131,6 +131,22 @@ function parseListen(spec: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
+/**
+ * Takes the proxy's addresses for a moment and gives them back: a launch whose proxy could not
+ * listen fails before anything is made (the proxy itself listens once the router is up).
+ */
+export async function probeListen(o: { socket?: string; tcp?: string }): Promise<void> {
+  if (o.socket) await removeStaleSocket(o.socket);
+  if (!o.tcp) return;
+  const { host, port } = parseListen(o.tcp);
+  const l = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    l.once('error', (err: NodeJS.ErrnoException) => reject(new UserError(err.code === 'EADDRINUSE'
+      ? `the Docker API proxy cannot listen on ${o.tcp}: the address is in use` : `the Docker API proxy cannot listen on ${o.tcp}: ${err.message}`)));
+    l.listen({ host, port }, () => l.close(() => resolve()));
+  });
+}
+
 export class DockerProxy {
   readonly counters: ProxyCounters = { requests: 0, hooked: 0, upgrades: 0, hijacks: 0, errors: 0, versions: {} };
   /** The unix socket and the TCP address (host:port, the port as bound) listened on. */
