@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { formatMac, type Mac } from '../common/mac.js';
+import { formatMac, parseMac, type Mac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
 import type { Netlink } from '../native/netlink.js';
@@ -8,17 +8,18 @@ import { Capture } from './capture.js';
 import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
 import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE, isHeartbeat } from './heartbeat.js';
-import { LOCAL, MAC_LIMIT } from './mac-table.js';
+import { LOCAL } from './mac-table.js';
 import { SleevePcap } from './sleeve-pcap.js';
 import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
 export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
 
-/** Whether an existing vxlan device is the one this launch would make. */
-async function matches(device: string, cfg: DatapathConfig): Promise<boolean> {
-  const [link] = JSON.parse(await runOk(['ip', '-d', '-j', 'link', 'show', 'dev', device])) as { linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number } } }[];
-  const d = link?.linkinfo;
-  return d?.info_kind === 'vxlan' && d.info_data?.id === cfg.vni && d.info_data?.port === cfg.udpPort;
+/** The VNI and port of the vxlan device by that name, or undefined when there is none (or that link is not a vxlan device). */
+export async function vxlanSettings(device: string): Promise<{ id?: number; port?: number } | undefined> {
+  const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', device]);
+  if (r.code !== 0) return undefined;
+  const d = (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number } } }[])[0]?.linkinfo;
+  return d?.info_kind === 'vxlan' ? d.info_data ?? {} : undefined;
 }
 
 /** A device's packet counters from /proc/net/dev, which shows the reading process's own network namespace. */
@@ -42,8 +43,6 @@ const STALE_GRACE_MS = 5000;
 export class Fastdp implements Datapath {
   readonly name = 'fastdp';
   get sleevePort(): number { return this.cfg.sleevePort; }
-  private readonly announced = new Map<Mac, string>();
-  private readonly learned = new Map<Mac, string>();
   private peers = new Map<string, PeerLink>();
   private readonly paths = new Map<string, PeerPath>();
   private readonly heartbeatCapture: Capture;
@@ -63,9 +62,10 @@ export class Fastdp implements Datapath {
   static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
     const device = vxlanDevice(cfg.udpPort);
     const sleeve = await SleevePcap.open({ ...cfg, vxlanPeers: [] }, true); // the kernel floods to plain VXLAN peers
-    let existed = (await run(['ip', 'link', 'show', 'dev', device])).code === 0;
+    const found = await vxlanSettings(device);
+    let existed = found !== undefined;
     // One a router left with another VNI or port (launched differently before) is made again.
-    if (existed && !(await matches(device, cfg))) { await runOk(['ip', 'link', 'del', 'dev', device]); existed = false; }
+    if (found && (found.id !== cfg.vni || found.port !== cfg.udpPort)) { await runOk(['ip', 'link', 'del', 'dev', device]); existed = false; }
     try {
       if (!existed) {
         const r = await run(['ip', 'link', 'add', 'name', device, 'type', 'vxlan', 'id', String(cfg.vni), 'dstport', String(cfg.udpPort), 'nolearning']);
@@ -88,17 +88,10 @@ export class Fastdp implements Datapath {
     for (const dev of [this.device, BRIDGE_PORT_IF]) await runOk(['bridge', 'link', 'set', 'dev', dev, 'learning', 'off', 'isolated', 'on']);
     this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(BRIDGE_PORT_IF), this.cfg.vxlanPeers.map((p) => p.ip));
     await this.sleeve.start({
-      learned: (batch) => {
-        for (const { mac, owner } of batch) {
-          // Bounded like the sleeve's table: random source MACs must not fill the kernel's FDB.
-          if (owner === LOCAL || (this.learned.size >= MAC_LIMIT && !this.learned.has(mac))) continue;
-          this.learned.set(mac, owner);
-          this.program(mac);
-        }
-        events.learned(batch);
-      },
+      learned: (batch) => { for (const { mac } of batch) this.program(mac); events.learned(batch); },
       pathChanged: (peer) => this.repath(peer),
     });
+    for (const mac of this.sleeve.knownMacs()) this.program(mac); // what gossip told us before the start
     this.heartbeatCapture.open((f) => { if (isHeartbeat(f)) this.sleeve.heartbeatFrom(f); }); // anyone may send that ethertype
     this.fdb.reconcile(false);
     this.timer = setInterval(() => this.reconcile(), RECONCILE_MS);
@@ -125,7 +118,6 @@ export class Fastdp implements Datapath {
 
   setMac(mac: Mac, owner: string | undefined): void {
     this.sleeve.setMac(mac, owner);
-    if (owner === undefined) { this.announced.delete(mac); this.learned.delete(mac); } else this.announced.set(mac, owner);
     this.program(mac);
   }
 
@@ -164,14 +156,18 @@ export class Fastdp implements Datapath {
     const now = this.pathOf(peer), was = this.paths.get(peer);
     if (was?.mode === now.mode && was?.heartbeat === now.heartbeat && was?.reason === now.reason) return;
     this.paths.set(peer, now);
-    for (const [mac, owner] of [...this.learned, ...this.announced]) if (owner === peer) this.program(mac);
+    for (const mac of this.sleeve.knownMacs()) if (this.sleeve.ownerOf(mac) === peer) this.program(mac);
     if (this.peers.has(peer)) this.events?.pathChanged(peer, now);
   }
 
+  /**
+   * The kernel's entries for a MAC follow where the sleeve would send it, so both agree; the
+   * sleeve's table bounds what traffic can make us program.
+   */
   private program(mac: Mac): void {
-    const owner = this.announced.get(mac) ?? this.learned.get(mac);
+    const owner = this.sleeve.ownerOf(mac);
     let want: FdbWant | undefined;
-    if (owner !== undefined && owner !== LOCAL && !owner.startsWith('vxlan:')) {
+    if (owner !== undefined && owner !== LOCAL) {
       const p = this.peers.get(owner);
       want = p && this.pathOf(owner).mode === 'fastdp' ? { via: 'vxlan', dst: p.ip } : { via: 'sleeve' };
     }
@@ -179,10 +175,8 @@ export class Fastdp implements Datapath {
   }
 
   private reconcile(): void {
-    // Traffic-learnt locations the sleeve has aged out are dropped here too.
-    for (const mac of this.learned.keys()) {
-      if (!this.announced.has(mac) && this.sleeve.macs.lookup(mac) === undefined) { this.learned.delete(mac); this.program(mac); }
-    }
+    // Locations the sleeve has aged out or evicted since are dropped here too.
+    for (const mac of this.fdb?.wanted() ?? []) this.program(parseMac(mac));
     try {
       this.fdb?.reconcile(Date.now() - this.started > STALE_GRACE_MS && (this.peers.size > 0 || Date.now() - this.started > 3 * STALE_GRACE_MS));
     } catch (err) { log.warn(`FDB reconcile: ${(err as Error).message}`); }

@@ -37,10 +37,10 @@ export class FdbSync {
     const ops: Parameters<Netlink['fdbApply']>[0] = [];
     for (const mac of this.dirty) {
       const w = this.want.get(mac), h = this.have.get(mac);
-      if (h?.dst && h.dst !== w?.dst && !w?.dst) ops.push({ op: 'del', ifindex: this.vxlanIndex, mac });
+      if (h?.dst && !w?.dst) ops.push({ op: 'del', ifindex: this.vxlanIndex, mac });
       if (w?.dst && w.dst !== h?.dst) ops.push({ op: 'replace', ifindex: this.vxlanIndex, mac, dst: w.dst });
-      if (h && h.via !== w?.via && !w) ops.push({ op: 'del', ifindex: this.portOf(h), mac, master: true });
-      if (w && w.via !== h?.via) ops.push({ op: 'replace', ifindex: this.portOf(w), mac, master: true });
+      if (h && !w) ops.push({ op: 'del', ifindex: this.portOf(h), mac, master: true });
+      if (w && w.via !== h?.via) ops.push({ op: 'replace', ifindex: this.portOf(w), mac, master: true }); // a replace moves it between ports
       if (w) this.have.set(mac, w); else this.have.delete(mac);
     }
     this.dirty.clear();
@@ -80,6 +80,9 @@ export class FdbSync {
     }
     this.apply(ops);
   }
+
+  /** The MACs it keeps entries for (as the kernel writes them). */
+  wanted(): string[] { return [...this.want.keys()]; }
 
   counts(): { vxlan: number; bridge: number; flood: number } {
     let vxlan = 0;

@@ -54,6 +54,9 @@ export class MacTable {
 
   get size(): number { return this.entries.size; }
 
+  /** Every MAC the table holds (some may have expired: lookup says). */
+  macs(): IterableIterator<Mac> { return this.entries.keys(); }
+
   view(): MacEntryView[] {
     const t = this.now();
     return [...this.entries].map(([mac, e]) => ({

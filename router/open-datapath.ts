@@ -2,7 +2,7 @@ import type { DatapathChoice } from '../contract/config.js';
 import { run } from '../common/exec.js';
 import { loadNative } from '../native/netlink.js';
 import type { Datapath, DatapathConfig } from './datapath.js';
-import { Fastdp, vxlanDevice } from './fastdp.js';
+import { Fastdp, vxlanDevice, vxlanSettings } from './fastdp.js';
 import { SleevePcap } from './sleeve-pcap.js';
 
 /**
@@ -34,7 +34,6 @@ export async function openDatapath(choice: DatapathChoice, cfg: Omit<DatapathCon
 /** A vxlan device a fastdp router left holds the VXLAN port: the sleeve takes it back. */
 async function openSleeve(cfg: Omit<DatapathConfig, 'sleevePort'>): Promise<SleevePcap> {
   const dev = vxlanDevice(cfg.udpPort);
-  const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', dev]);
-  if (r.code === 0 && (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo?.info_kind === 'vxlan') await run(['ip', 'link', 'del', 'dev', dev]);
+  if (await vxlanSettings(dev)) await run(['ip', 'link', 'del', 'dev', dev]);
   return SleevePcap.open({ ...cfg, sleevePort: cfg.udpPort });
 }

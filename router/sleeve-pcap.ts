@@ -114,6 +114,12 @@ export class SleevePcap implements Datapath {
     }
   }
 
+  /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
+  ownerOf(mac: Mac): string | undefined { return this.macs.lookup(mac) ?? this.announced.get(mac); }
+
+  /** Every MAC it knows a location of, from traffic or gossip (a MAC may come twice). */
+  *knownMacs(): Iterable<Mac> { yield* this.macs.macs(); yield* this.announced.keys(); }
+
   /** A heartbeat the kernel took on a fastdp host (captured on its vxlan device). */
   heartbeatFrom(frame: Buffer, via?: string): void {
     const { sender, flags } = heartbeatSender(frame);
@@ -127,8 +133,8 @@ export class SleevePcap implements Datapath {
   pathOf(peer: string): PeerPath {
     const heartbeat = this.heartbeats.up(peer);
     if (this.heartbeats.reaches(peer)) return { mode: 'sleeve', heartbeat };
-    const via = this.endpoints.named(peer);
-    const q = via && this.detour(via);
+    const ep = this.endpoints.named(peer);
+    const q = ep && this.detour(ep);
     return { mode: 'sleeve', heartbeat, reason: q ? `no UDP path: relayed by ${q.nickname || q.name}` : 'no UDP path, and no router to relay' };
   }
 
