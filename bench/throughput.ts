@@ -4,6 +4,7 @@ import '../common/polyfill.js';
 // (fastdp, then sleeve-pcap after a restart). One lab, always torn down.
 import { readFileSync } from 'node:fs';
 import { Lab, waitFor } from '../lab/lab.js';
+import { iperf } from '../lab/iperf.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/throughput.js [--seconds N] [--json]';
@@ -50,22 +51,13 @@ async function measure(lab: Lab, path: string, clientNs: string, serverNs: strin
   const times = [...ping.stdout.matchAll(/time=([\d.]+)/g)].map((m) => Number(m[1]));
   if (times.length === 0) throw new Error(`${path}: no ping replies from ${serverIp}\n${ping.stdout}${ping.stderr}`);
 
-  const server = lab.spawnIn(serverNs, ['iperf3', '-s', '-1'], { stdio: 'ignore' });
-  try {
-    // Readiness: retry the client while the server is not listening yet; any other outcome ends the wait.
-    const { res: r, cpuSeconds } = await waitFor(`iperf3 server at ${serverIp} (${path})`, async () => {
-      const before = busyCpuSeconds();
-      const res = await lab.execIn(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
-      const cpu = busyCpuSeconds() - before;
-      return /unable to connect|connection refused/i.test(res.stdout + res.stderr) ? undefined : { res, cpuSeconds: cpu };
-    }, 15_000, 100);
-    if (r.code !== 0) throw new Error(`${path}: iperf3 failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim().slice(0, 500)}`);
-    const { end } = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; bytes: number }; sum_sent: { retransmits: number } } };
-    const rx = end.sum_received;
-    return { path, gbps: rx.bits_per_second / 1e9, rttP50Ms: median(times), cpuSecondsPerGb: cpuSeconds / (rx.bytes / 1e9), retransmits: end.sum_sent.retransmits };
-  } finally {
-    server.kill();
-  }
+  let cpuSeconds = 0;
+  const end = await iperf(lab, clientNs, serverNs, serverIp, { seconds, wrap: async (run) => {
+    const before = busyCpuSeconds();
+    try { return await run(); } finally { cpuSeconds = busyCpuSeconds() - before; } // the last run is the one measured
+  } });
+  const rx = end.sum_received;
+  return { path, gbps: rx.bits_per_second / 1e9, rttP50Ms: median(times), cpuSecondsPerGb: cpuSeconds / (rx.bytes / 1e9), retransmits: end.sum_sent.retransmits };
 }
 
 /** A namespace on each host, bridged to a kernel vxlan device (VNI 77, UDP 4789) pointing at the other host. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Lab, LabContainer, waitFor } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { iperf as runIperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
 
@@ -13,17 +14,8 @@ const pathTo = async (lab: Lab, from: string, peer: string) => (await report(lab
 const rxPackets = async (lab: Lab, ns: string) => Number(JSON.parse((await lab.execIn(ns, ['ip', '-s', '-j', 'link', 'show', 'ethwe'])).stdout)[0].stats64.rx.packets);
 
 /** iperf3 from one container to another; returns Gbit/s received. */
-async function iperf(lab: Lab, from: LabContainer, to: LabContainer, toIp: string): Promise<number> {
-  const server = lab.spawnIn(to.netns, ['iperf3', '-s', '-1'], { stdio: 'ignore' });
-  try {
-    const r = await waitFor(`iperf3 server at ${toIp}`, async () => {
-      const res = await lab.execIn(from.netns, ['iperf3', '-c', toIp, '-t', '2', '-J'], { timeoutMs: 40_000 });
-      return /unable to connect|connection refused/i.test(res.stdout + res.stderr) ? undefined : res;
-    }, 15_000);
-    assert.equal(r.code, 0, r.stderr || r.stdout.slice(0, 300));
-    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
-  } finally { server.kill(); }
-}
+const iperf = async (lab: Lab, from: LabContainer, to: LabContainer, toIp: string): Promise<number> =>
+  (await runIperf(lab, from.netns, to.netns, toIp)).sum_received.bits_per_second / 1e9;
 
 describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3 sleeve-pcap)', function () {
   this.timeout(120_000);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Lab, LabContainer, waitFor } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, waitForPing, weave, weaveOk } from '../lab/weave.js';
+import { iperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
 
@@ -49,15 +50,8 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
   });
 
   it('carries a TCP stream (iperf3) across hosts', async () => {
-    const server = lab.spawn('h2', ['ip', 'netns', 'exec', c[1].netns, 'iperf3', '-s', '-1']);
-    try {
-      const result = await waitFor('iperf3 run', async () => {
-        const r = await lab.execIn(c[0].netns, ['iperf3', '-c', ip(2), '-t', '2', '-J'], { timeoutMs: 30_000 });
-        const json = r.code === 0 ? JSON.parse(r.stdout) : undefined;
-        return json?.end?.sum_received ? json : undefined; // 'server busy' and the like: try again
-      }, 20_000, 200);
-      assert.ok(result.end.sum_received.bytes > 1_000_000, `received ${result.end.sum_received.bytes} bytes`);
-    } finally { server.kill(); }
+    const end = await iperf(lab, c[0].netns, c[1].netns, ip(2));
+    assert.ok(end.sum_received.bytes > 1_000_000, `received ${end.sum_received.bytes} bytes`);
   });
 
   it('prints the router status in Weave\'s shape', async () => {
