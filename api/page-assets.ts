@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHECKOUT } from '../common/checkout.js';
 
 export interface Asset { type: string; body: Buffer }
 
@@ -16,9 +16,7 @@ const TYPES: Record<string, string> = {
  * tree keeps one copy. Read once at start: the page is a few KB and must be served fast.
  */
 export function loadPageAssets(): Map<string, Asset> {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  const pageDir = join(dir, 'api', 'page');
+  const pageDir = join(CHECKOUT, 'api', 'page');
   const assets = new Map<string, Asset>();
   for (const [path, file] of [['/', 'index.html'], ['/app.js', 'app.js'], ['/graph.js', 'graph.js'], ['/style.css', 'style.css']]) {
     const ext = file.slice(file.lastIndexOf('.'));
