@@ -91,7 +91,6 @@ export class Fastdp implements Datapath {
       learned: (batch) => { for (const { mac } of batch) this.program(mac); events.learned(batch); },
       pathChanged: (peer) => this.repath(peer),
     });
-    for (const mac of this.sleeve.knownMacs()) this.program(mac); // what gossip told us before the start
     this.heartbeatCapture.open((f) => { if (isHeartbeat(f)) this.sleeve.heartbeatFrom(f); }); // anyone may send that ethertype
     this.fdb.reconcile(false);
     this.timer = setInterval(() => this.reconcile(), RECONCILE_MS);
