@@ -23,7 +23,7 @@ export interface RouterConfig {
   proxy?: { enabled: boolean; tcp?: string; adapters?: string };
 }
 
-export const DATAPATHS = ['auto', 'fastdp', 'sleeve-pcap'] as const;
+export const DATAPATHS = ['auto', 'fastdp', 'sleeve', 'sleeve-pcap'] as const;
 export type DatapathChoice = typeof DATAPATHS[number];
 
 export const DEFAULT_VNI = 6784;

@@ -73,6 +73,8 @@ export interface RouterReport {
   paths: Record<string, PathView>;
   /** Kernel FDB entries a fastdp router keeps: vxlan unicast, bridge static, flooding. */
   fdb?: { vxlan: number; bridge: number; flood: number };
+  /** The native sleeve's offloads (tso, uso, gro, gsoSend, gsoWrite) and how many GSO sends and writes it made. */
+  offloads?: Record<string, boolean | number>;
   macs: MacView[];
   counters: Counters;
   gossip: Record<string, GossipChannelCounters>;

@@ -1,10 +1,7 @@
 // Typed access to the addon's rtnetlink part (native/src/netlink.cc): the kernel FDB of the fastdp
 // datapath's vxlan device and bridge, programmed without one `bridge` process per entry.
 // Calls are synchronous and act on the network namespace the process was in at its first call.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNative } from './addon.js';
 
 /** One entry as `bridge fdb show dev D` lists it. */
 export interface FdbEntry {
@@ -40,31 +37,7 @@ export interface Netlink {
   ifindex(name: string): number;
 }
 
-export type NativeLoad = { ok: true; netlink: Netlink } | { ok: false; reason: string };
-
-// Source runs from native/, compiled code from dist/native/: both find the addon from the repo root.
-function repoRoot(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error('no package.json above ' + fileURLToPath(import.meta.url));
-  }
-}
-
-let loaded: NativeLoad | undefined;
-
-/** Loads the addon once; a missing or broken build is a reason, not an exception. */
-export function loadNative(): NativeLoad {
-  if (!loaded) {
-    try {
-      const addon = createRequire(import.meta.url)(join(repoRoot(), 'native/build/Release/weave_native.node'));
-      loaded = { ok: true, netlink: addon.netlink as Netlink };
-    } catch (err) {
-      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-      loaded = { ok: false, reason: `the native addon is not built (run make build): ${why}` };
-    }
-  }
-  return loaded;
-}
+export { loadNative };
 
 function netlink(): Netlink {
   const n = loadNative();

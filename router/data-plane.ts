@@ -65,7 +65,7 @@ export class DataPlane implements LocalMacs {
 
   private label(peer: string): string { return `${peer}(${this.control.nickname(peer)})`; }
 
-  report(self: { name: string; nickname: string }): Pick<RouterReport, 'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters' | 'paths' | 'fdb'> {
+  report(self: { name: string; nickname: string }): Pick<RouterReport, 'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters' | 'paths' | 'fdb' | 'offloads'> {
     const r = this.datapath.report();
     return {
       datapath: this.datapath.name,
@@ -74,6 +74,7 @@ export class DataPlane implements LocalMacs {
       vxlanEndpoints: r.endpoints.filter((e) => e.kind === 'vxlan').map(({ path: _, ...e }) => e),
       paths: Object.fromEntries(r.endpoints.filter((e) => e.path).map((e) => [e.name, { ...e.path!, tx: e.tx, rx: e.rx }])),
       fdb: r.fdb,
+      offloads: r.offloads,
       macs: r.macs.map((m) => ({ ...m, peer: m.local ? self.name : m.peer, nickname: m.local ? self.nickname : this.control.nickname(m.peer) })),
       counters: { ...r.counters, gossipRejected: this.control.rejectedGossip, macsEvicted: r.macsEvicted, macsLearned: this.learnedFromTraffic },
     };

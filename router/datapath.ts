@@ -70,6 +70,8 @@ export interface DatapathReport {
   macsEvicted: number;
   /** Kernel FDB entries a fastdp datapath keeps (vxlan unicast, bridge static, flooding). */
   fdb?: { vxlan: number; bridge: number; flood: number };
+  /** What the native sleeve's devices do for it (TSO, USO, GRO, GSO sends and writes) and how often. */
+  offloads?: Record<string, boolean | number>;
 }
 
 /** A datapath is made in two steps: its ports are taken first, so a launch that cannot run changes nothing. */

@@ -9,7 +9,8 @@ import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink
 import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE, isHeartbeat } from './heartbeat.js';
 import { LOCAL } from './mac-table.js';
-import { SleevePcap } from './sleeve-pcap.js';
+import { PcapIo } from './pcap-io.js';
+import { Sleeve } from './sleeve.js';
 import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
 export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
@@ -51,7 +52,7 @@ export class Fastdp implements Datapath {
   private timer?: NodeJS.Timeout;
   private readonly started = Date.now();
 
-  private constructor(readonly cfg: DatapathConfig, readonly sleeve: SleevePcap, private readonly nl: Netlink, readonly device: string) {
+  private constructor(readonly cfg: DatapathConfig, readonly sleeve: Sleeve, private readonly nl: Netlink, readonly device: string) {
     this.heartbeatCapture = new Capture(device, `inbound and ether proto ${HEARTBEAT_ETHERTYPE}`, 1 << 20);
   }
 
@@ -61,7 +62,7 @@ export class Fastdp implements Datapath {
    */
   static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
     const device = vxlanDevice(cfg.udpPort);
-    const sleeve = await SleevePcap.open({ ...cfg, vxlanPeers: [] }, true); // the kernel floods to plain VXLAN peers
+    const sleeve = new Sleeve({ ...cfg, vxlanPeers: [] }, await PcapIo.open(cfg.sleevePort, true)); // the kernel floods to plain VXLAN peers
     const found = await vxlanSettings(device);
     let existed = found !== undefined;
     // One a router left with another VNI or port (launched differently before) is made again.

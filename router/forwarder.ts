@@ -105,14 +105,11 @@ export class Forwarder {
   private route(frame: Buffer, origin: string | undefined, from: Endpoint | undefined, inject = false, hops = 32): void {
     const r = this.d.routing();
     if (!isGroupMac(frame, 0)) {
-      const dst = readMac(frame, 0);
-      let owner = this.d.macs.lookup(dst);
-      if (owner === undefined) owner = this.d.announced(dst);
-      if (owner === LOCAL) return inject ? this.deliver(frame) : this.drop('local-destination');
-      if (owner !== undefined) {
-        const ep = this.d.endpoints.named(owner) ?? this.endpointTo(r.nextHop(owner));
-        if (!ep || ep === from) return this.drop('no-route');
-        return this.sendTo(frame, ep, origin, hops, ep.name === owner);
+      const to = this.unicast(readMac(frame, 0));
+      if (to === LOCAL) return inject ? this.deliver(frame) : this.drop('local-destination');
+      if (to !== undefined) {
+        if (!to.ep || to.ep === from) return this.drop('no-route');
+        return this.sendTo(frame, to.ep, origin, hops, to.final);
       }
     }
     // Group or unknown destination: down the origin's broadcast tree, and to our VXLAN endpoints.
@@ -123,6 +120,17 @@ export class Forwarder {
       if (ep && ep !== from) this.sendTo(frame, ep, origin, hops);
     }
     for (const ep of this.d.endpoints.list) if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
+  }
+
+  /**
+   * Where a frame for a unicast MAC goes: the bridge (LOCAL), the endpoint towards its owner (final:
+   * the owner itself; no endpoint: no route), or undefined (unknown: flooded).
+   */
+  unicast(dst: Mac): typeof LOCAL | { ep: Endpoint | undefined; final: boolean } | undefined {
+    const owner = this.d.macs.lookup(dst) ?? this.d.announced(dst);
+    if (owner === undefined || owner === LOCAL) return owner;
+    const ep = this.d.endpoints.named(owner) ?? this.endpointTo(this.d.routing().nextHop(owner));
+    return { ep, final: ep?.name === owner };
   }
 
   /** A frame another router could not send its destination directly: passed on as a relayed frame, never detoured again. */

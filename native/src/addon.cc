@@ -1,11 +1,13 @@
-// The weave_native addon: one export object per part (today `netlink`; the sleeve datapath and the
-// wait program join later), so the TypeScript loaders stay independent of one another.
+// The weave_native addon: one export per part (`netlink`, the `Sleeve` datapath), so the
+// TypeScript loaders stay independent of one another.
 #include <napi.h>
 
 #include "netlink.h"
+#include "sleeve.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netlink", weave::netlink::Exports(env));
+  exports.Set("Sleeve", weave::sleeve::Exports(env));
   return exports;
 }
 

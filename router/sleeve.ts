@@ -1,27 +1,24 @@
 import type { Mac } from '../common/mac.js';
 import { log } from '../common/log.js';
-import { Capture } from './capture.js';
-import { BRIDGE_PORT_IF, CAPTURE_IF } from './bridge.js';
-import { runOk } from '../common/exec.js';
-import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
+import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing, Traffic } from './datapath.js';
 import { Endpoint, Endpoints, makeEndpoint } from './endpoints.js';
-import { Forwarder } from './forwarder.js';
+import { Forwarder, type ForwarderCounters } from './forwarder.js';
 import { heartbeatDatagram, heartbeatSender, HEARTBEAT_INTERVAL_MS, Heartbeats } from './heartbeat.js';
 import { LOCAL, MAC_LIMIT, MacTable } from './mac-table.js';
-import { UdpTransport } from './udp.js';
+import type { FastRoute, IoReport, SleeveIo } from './sleeve-io.js';
 
 const MAC_AGE_MS = 300_000;
 const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () => [], linked: () => false, peerOf: () => undefined, shortIdOf: () => 0n };
 
 /**
- * The userspace datapath: libpcap on the capture veth, the TypeScript forwarder, UDP through Node.
- * It takes frames on its own UDP port (the VXLAN port on a sleeve host; on a fastdp host the kernel
- * has that one, and this takes relayed and fallback frames on the sleeve port). The `inbound`
- * filter keeps our own injections out of the capture, so a frame we put on the bridge is never
- * captured and sent back where it came from.
+ * The userspace datapath: the TypeScript forwarder decides where frames go, and its I/O moves them
+ * (libpcap and Node's UDP, or the native addon's threads, which decide most frames alone from the
+ * routes the forwarder's tables give them). It takes frames on its own UDP port (the VXLAN port on
+ * a sleeve host; on a fastdp host the kernel has that one, and this takes relayed and fallback
+ * frames on the sleeve port).
  */
-export class SleevePcap implements Datapath {
-  readonly name: string = 'sleeve-pcap';
+export class Sleeve implements Datapath {
+  get name(): string { return this.io.name; }
   get sleevePort(): number { return this.cfg.sleevePort; }
   /** The MAC table's clock: read per frame, so a second's precision, refreshed by a timer (ages are minutes). */
   private clock = Date.now();
@@ -32,19 +29,20 @@ export class SleevePcap implements Datapath {
   private readonly announced = new Map<Mac, string>();
   readonly heartbeats: Heartbeats;
   private routing: Routing = NO_ROUTES;
-  private readonly capture = new Capture(CAPTURE_IF, 'inbound', 16 << 20);
   private events?: DatapathEvents;
   private learnedBatch: { mac: Mac; owner: string }[] = [];
   private timers: NodeJS.Timeout[] = [];
+  /** The routes the I/O was given, by MAC, as text to compare. */
+  private readonly pushed = new Map<Mac, string>();
 
-  private constructor(readonly cfg: DatapathConfig, private readonly udp: UdpTransport, private readonly onUdp: { fn: (m: Buffer, ip: string) => void },
-                      private readonly inner: boolean) {
+  constructor(readonly cfg: DatapathConfig, private readonly io: SleeveIo) {
+    const buffer = () => io.buffer();
     this.forwarder = new Forwarder({
       vni: cfg.vni, maxFrame: cfg.mtu + 14, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
       announced: (mac) => this.announced.get(mac),
-      send: (d, ep, final) => this.udp.send(d, ep.ip, this.portFor(ep, final)),
-      buffer: () => this.udp.buffer(),
-      inject: (f) => this.capture.send(f),
+      send: (d, ep, final) => io.send(d, ep.ip, this.portFor(ep, final)),
+      buffer,
+      inject: (f) => io.inject(f),
       heartbeat: (f, ep) => this.heartbeatFrom(f, ep.name),
       via: (ep) => (ep.kind !== 'router' || this.heartbeats.reaches(ep.name) ? ep : this.detour(ep)),
       learned: (mac, owner) => this.learned(mac, owner),
@@ -53,37 +51,27 @@ export class SleevePcap implements Datapath {
     this.heartbeats = new Heartbeats({
       send: (peer, kind, flags) => {
         const ep = this.endpoints.named(peer);
-        if (ep) this.udp.send(heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), flags), ep.ip, kind === 'sleeve' ? ep.sleevePort : ep.port);
+        if (ep) io.send(heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), flags), ep.ip, kind === 'sleeve' ? ep.sleevePort : ep.port);
       },
-      onChange: (peer) => this.events?.pathChanged(peer, this.pathOf(peer)),
+      onChange: (peer) => { this.routeAll(); this.events?.pathChanged(peer, this.pathOf(peer)); },
     });
-    onUdp.fn = this.fromPeer;
-  }
-
-  /** Takes the UDP port; nothing else is touched yet. inner: the sleeve of a fastdp datapath. */
-  static async open(cfg: DatapathConfig, inner = false): Promise<SleevePcap> {
-    const onUdp = { fn: (_m: Buffer, _ip: string) => {} };
-    const udp = await UdpTransport.open(cfg.sleevePort, (m, ip) => onUdp.fn(m, ip));
-    return new SleevePcap(cfg, udp, onUdp, inner);
   }
 
   async start(events: DatapathEvents): Promise<void> {
     this.events = events;
-    // Alone, the sleeve is the bridge's only overlay port and learns like any other (fastdp changes that).
-    if (!this.inner) await runOk(['bridge', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'learning', 'on', 'isolated', 'off']);
-    this.capture.open(this.fromBridge);
+    this.io.peers(this.endpoints.list.map((e) => e.ip));
+    await this.io.start({ fromBridge: this.fromBridge, fromPeer: this.fromPeer, seen: this.seen });
     this.timers.push(setInterval(() => { this.clock = Date.now(); }, 1000));
-    this.timers.push(setInterval(() => this.macs.expire(), 10_000));
+    this.timers.push(setInterval(() => { this.macs.expire(); this.routeAll(); }, 10_000));
     this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => ({ name: e.name, twoPorts: e.sleevePort !== e.port }))), HEARTBEAT_INTERVAL_MS));
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.capture.close();
-    this.udp.close();
+    await this.io.stop();
   }
 
-  setRouting(routing: Routing): void { this.routing = routing; }
+  setRouting(routing: Routing): void { this.routing = routing; this.routeAll(); }
 
   /** Router endpoints are exactly the peers we hold a control connection with. */
   setPeers(peers: PeerLink[]): void {
@@ -92,7 +80,6 @@ export class SleevePcap implements Datapath {
       const p = now.get(ep.name);
       if (!p || p.ip !== ep.ip || p.udpPort !== ep.port || p.sleevePort !== ep.sleevePort || Math.min(p.mtu, this.cfg.mtu) !== ep.mtu) {
         this.endpoints.remove(ep.name);
-        this.udp.forget(ep.ip);
         if (!p) this.macs.forgetPeer(ep.name);
       }
     }
@@ -101,6 +88,8 @@ export class SleevePcap implements Datapath {
       if (ep) ep.nickname = p.nickname; // it may arrive after the connection
       else this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
     }
+    this.io.peers(this.endpoints.list.map((e) => e.ip));
+    this.routeAll();
   }
 
   setMac(mac: Mac, owner: string | undefined): void {
@@ -112,6 +101,7 @@ export class SleevePcap implements Datapath {
       // A gossiped move overrides what traffic taught us.
       if (owner === LOCAL) this.macs.learn(mac, LOCAL); else if (this.macs.lookup(mac) !== undefined) this.macs.learn(mac, owner);
     }
+    this.route(mac);
   }
 
   /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
@@ -149,19 +139,53 @@ export class SleevePcap implements Datapath {
     return final && this.heartbeats.up(ep.name) ? ep.port : ep.sleevePort;
   }
 
+  /**
+   * Where a native I/O sends frames for mac without asking: exactly where the forwarder would send
+   * a frame from the bridge, when that is plain VXLAN straight to a neighbour (or the bridge
+   * itself); detours and floods stay with the forwarder.
+   */
+  private fastRoute(mac: Mac): FastRoute | undefined {
+    const to = this.forwarder.unicast(mac);
+    if (to === LOCAL) return 'local';
+    if (!to?.ep || (to.ep.kind === 'router' && !this.heartbeats.reaches(to.ep.name))) return undefined;
+    return { ip: to.ep.ip, port: this.portFor(to.ep, to.final), mtu: to.ep.mtu };
+  }
+
+  private route(mac: Mac): void {
+    if (!this.io.route) return;
+    const to = this.fastRoute(mac);
+    const key = to === undefined ? undefined : to === 'local' ? 'local' : `${to.ip}:${to.port}:${to.mtu}`;
+    if (this.pushed.get(mac) === key) return;
+    if (key === undefined) this.pushed.delete(mac); else this.pushed.set(mac, key);
+    this.io.route(mac, to);
+  }
+
+  /** Peers, paths or routes changed, or entries aged out: every route is looked at again. */
+  private routeAll(): void {
+    if (!this.io.route) return;
+    for (const mac of new Set([...this.pushed.keys(), ...this.knownMacs()])) this.route(mac);
+  }
+
   report(): DatapathReport {
+    const io = this.io.report?.();
     return {
-      endpoints: this.endpoints.list.map((e) => ({ name: e.name, nickname: e.nickname, ip: e.ip, port: e.port, kind: e.kind, tx: e.tx, rx: e.rx,
-        path: e.kind === 'router' ? this.pathOf(e.name) : undefined })),
+      endpoints: this.endpoints.list.map((e) => {
+        const fast = io?.peers.get(e.ip);
+        return { name: e.name, nickname: e.nickname, ip: e.ip, port: e.port, kind: e.kind,
+          tx: fast ? sum(e.tx, fast.tx) : e.tx, rx: fast ? sum(e.rx, fast.rx) : e.rx,
+          path: e.kind === 'router' ? this.pathOf(e.name) : undefined };
+      }),
       macs: this.macs.view(),
-      counters: this.forwarder.counters,
+      counters: io ? withIo(this.forwarder.counters, io) : this.forwarder.counters,
       macsEvicted: this.macs.evicted,
+      offloads: io?.offloads,
     };
   }
 
   private routers(): Endpoint[] { return this.endpoints.list.filter((e) => e.kind === 'router'); }
 
   private learned(mac: Mac, owner: string): void {
+    this.route(mac);
     if (this.learnedBatch.push({ mac, owner }) > 1) return;
     setImmediate(() => { const b = this.learnedBatch; this.learnedBatch = []; this.events?.learned(b); });
   }
@@ -170,10 +194,28 @@ export class SleevePcap implements Datapath {
   // one goes on. One handler each, made once: no closure per frame.
   private readonly fromBridge = (frame: Buffer): void => { try { this.forwarder.fromBridge(frame); } catch (err) { this.fault(err); } };
   private readonly fromPeer = (datagram: Buffer, ip: string): void => { try { this.forwarder.fromPeer(datagram, ip); } catch (err) { this.fault(err); } };
+  /** A native I/O saw a MAC where its routes did not say (or confirms one now and then, so the table does not age it out). */
+  private readonly seen = (mac: Mac, ip: string | undefined): void => {
+    const owner = ip === undefined ? LOCAL : this.endpoints.fromIp(ip)?.name;
+    if (owner !== undefined && this.macs.learn(mac, owner)) this.learned(mac, owner);
+  };
 
   private fault(err: unknown): void {
     const d = this.forwarder.counters.dropped;
     if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
     d.fault = (d.fault ?? 0) + 1;
   }
+}
+
+const sum = (a: Traffic, b: Traffic): Traffic => ({ frames: a.frames + b.frames, bytes: a.bytes + b.bytes });
+
+/** The I/O read everything (what it handed up included) and moved what the forwarder never saw. */
+function withIo(c: ForwarderCounters, io: IoReport): ForwarderCounters {
+  const dropped = { ...c.dropped };
+  for (const [k, n] of Object.entries(io.dropped)) dropped[k] = (dropped[k] ?? 0) + n;
+  return {
+    ...c, captured: io.captured, received: io.received, dropped,
+    injected: sum(c.injected, io.injected),
+    sent: { datagrams: c.sent.datagrams + io.sent.datagrams, bytes: c.sent.bytes + io.sent.bytes },
+  };
 }

@@ -1,0 +1,49 @@
+// The weave_native addon (native/src/addon.cc), loaded once: its rtnetlink part (netlink.ts) and
+// the native sleeve datapath. A missing or broken build is a reason the caller can show, not an exception.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { CHECKOUT } from '../common/checkout.js';
+import type { Netlink } from './netlink.js';
+
+interface Traffic { frames: number; bytes: number }
+interface Datagrams { datagrams: number; bytes: number }
+
+/** The native sleeve's threads (native/src/sleeve.cc). Addresses are numbers (a.b.c.d is a<<24|b<<16|c<<8|d). */
+export interface NativeSleeve {
+  /** onQueued is called on Node's thread when upcall records wait; drain() takes them all. */
+  start(onQueued: () => void): void;
+  /** Joins the threads and closes the TAP (the kernel removes it) and the socket. */
+  stop(): void;
+  routeLocal(mac: number): void;
+  routePeer(mac: number, ip: number, port: number, mtu: number): void;
+  unroute(mac: number): void;
+  setPeers(ips: number[]): void;
+  inject(frame: Buffer): boolean;
+  send(datagram: Buffer, ip: number, port: number): boolean;
+  drain(): Buffer | null;
+  stats(): {
+    captured: Traffic; injected: Traffic; sent: Datagrams; received: Datagrams; upFrames: Traffic; upDatagrams: Datagrams;
+    gsoSends: number; gsoWrites: number; dropped: Record<string, number>;
+    offloads: { tso: boolean; uso: boolean; gro: boolean; gsoSend: boolean; gsoWrite: boolean };
+    peers: { ip: number; tx: Traffic; rx: Traffic }[];
+  };
+}
+
+export type NativeLoad =
+  | { ok: true; netlink: Netlink; Sleeve: new (cfg: { tap: string; port: number; vni: number; mtu: number }) => NativeSleeve }
+  | { ok: false; reason: string };
+
+let loaded: NativeLoad | undefined;
+
+export function loadNative(): NativeLoad {
+  if (!loaded) {
+    try {
+      const addon = createRequire(import.meta.url)(join(CHECKOUT, 'native/build/Release/weave_native.node'));
+      loaded = { ok: true, netlink: addon.netlink as Netlink, Sleeve: addon.Sleeve };
+    } catch (err) {
+      const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      loaded = { ok: false, reason: `the native addon is not built (run make build): ${why}` };
+    }
+  }
+  return loaded;
+}
