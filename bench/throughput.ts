@@ -1,7 +1,7 @@
 import '../common/polyfill.js';
 // `make bench`: TCP throughput (iperf3), ping RTT and CPU cost between two lab hosts over every
 // path: the underlay itself, the Linux kernel vxlan driver, and our router with each datapath
-// (fastdp, then sleeve-pcap after a restart). One lab, always torn down.
+// (fastdp, the native sleeve, then sleeve-pcap, a restart between each). One lab, always torn down.
 import { readFileSync } from 'node:fs';
 import { Lab, waitFor } from '../lab/lab.js';
 import { iperf } from '../lab/iperf.js';
@@ -142,25 +142,22 @@ async function main(): Promise<void> {
     const [k1, k2] = await kernelVxlan(lab);
     rows.push(await measure(lab, 'kernel-vxlan', k1, k2, '10.99.0.2', opts.seconds));
 
-    await launchOurs(lab, 'fastdp');
-    const [c1, c2] = await attachContainers(lab);
-    await waitForPaths(lab, 'fastdp');
-    rows.push(await measure(lab, 'fastdp', c1, c2, '10.32.0.2', opts.seconds));
-    dropped.fastdp = await droppedCounters(lab);
+    // Each datapath in turn, the same containers: a restart keeps their attachments.
+    let containers: string[] = [];
+    for (const datapath of ['fastdp', 'sleeve', 'sleeve-pcap'] as const) {
+      if (containers.length) await stopOurs(lab);
+      await launchOurs(lab, datapath);
+      if (!containers.length) containers = await attachContainers(lab);
+      await waitForPaths(lab, datapath === 'fastdp' ? 'fastdp' : 'sleeve');
+      rows.push(await measure(lab, datapath, containers[0], containers[1], '10.32.0.2', opts.seconds));
+      dropped[datapath] = await droppedCounters(lab);
+    }
 
-    await stopOurs(lab);
-    await launchOurs(lab, 'sleeve-pcap');
-    rows.push(await measure(lab, 'sleeve-pcap', c1, c2, '10.32.0.2', opts.seconds));
-    dropped['sleeve-pcap'] = await droppedCounters(lab);
-
-    const [underlay, kernel, fastdp, sleeve] = rows;
-    const ratios = {
-      'fastdp/kernel-vxlan throughput': fastdp.gbps / kernel.gbps,
-      'sleeve-pcap/kernel-vxlan throughput': sleeve.gbps / kernel.gbps,
-      'fastdp/kernel-vxlan CPU per GB': fastdp.cpuSecondsPerGb / kernel.cpuSecondsPerGb,
-      'sleeve-pcap/kernel-vxlan CPU per GB': sleeve.cpuSecondsPerGb / kernel.cpuSecondsPerGb,
-      'kernel-vxlan/underlay throughput': kernel.gbps / underlay.gbps,
-    };
+    const [underlay, kernel, ...ours] = rows;
+    const ratios: Record<string, number> = {};
+    for (const r of ours) ratios[`${r.path}/kernel-vxlan throughput`] = r.gbps / kernel.gbps;
+    for (const r of ours) ratios[`${r.path}/kernel-vxlan CPU per GB`] = r.cpuSecondsPerGb / kernel.cpuSecondsPerGb;
+    ratios['kernel-vxlan/underlay throughput'] = kernel.gbps / underlay.gbps;
     print(lab, opts, rows, ratios, dropped);
     if (opts.json) console.log(JSON.stringify({ seconds: opts.seconds, rows, ratios, dropped }));
   } finally {

@@ -7,7 +7,8 @@ import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/wea
 
 const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzz', 'datagrams.ts');
 
-describe('hostile input never takes a router down', function () {
+// Hostile datagrams for our userspace (not the kernel's vxlan): the TypeScript forwarder's and the native threads'.
+for (const datapath of ['sleeve-pcap', 'sleeve']) describe(`hostile input never takes a router down (${datapath})`, function () {
   this.timeout(180_000);
   let lab: Lab;
   const c: LabContainer[] = [];
@@ -16,7 +17,7 @@ describe('hostile input never takes a router down', function () {
 
   before(async () => {
     lab = await Lab.create({ hosts: 2 });
-    await launchAll(lab, ['h1', 'h2'], ['--datapath', 'sleeve-pcap']); // hostile datagrams for our userspace, not the kernel's vxlan
+    await launchAll(lab, ['h1', 'h2'], ['--datapath', datapath]);
     await waitForMesh(lab);
     for (const [i, h] of ['h1', 'h2'].entries()) {
       c.push(await lab.addContainer(h, 'c'));
