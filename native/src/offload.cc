@@ -159,9 +159,9 @@ int Split(const VnetHdr& h, const uint8_t* f, size_t len, const SplitOut& out) {
   if (out.headroom > per || hdrs > per - out.headroom) return -1;
 
   const uint64_t pseudo = PseudoSum(ip, v6, proto);
-  const uint32_t seq0 = Get32(f + l4 + 4);  // TCP only
-  const uint16_t id0 = Get16(ip + 4);       // IPv4 only
-  const uint8_t flags = f[l4 + 13];         // TCP only
+  const uint32_t seq0 = tcp ? Get32(f + l4 + 4) : 0;
+  const uint8_t flags = tcp ? f[l4 + 13] : 0;
+  const uint16_t id0 = Get16(ip + 4);  // IPv4 only
   const bool no_udp_csum = !tcp && !v6 && Get16(f + l4 + 6) == 0;
   uint8_t* seg = out.buf;
   for (size_t i = 0, off = 0; i < n; i++, off += mss) {
@@ -241,10 +241,8 @@ struct Coalescer::State {
     len += s.payload, count++, next_seq += uint32_t(s.payload), last_id = s.id, psh = s.psh;
   }
 
-  // Nothing more can join: PSH, a short segment, or no room for another full one.
-  bool Ended(const Segment& last) const {
-    return psh || last.payload < first.payload || count == kMaxRun || len + first.payload > kMaxFrame;
-  }
+  // Nothing more can join: PSH, a short segment, or the most segments.
+  bool Ended(const Segment& last) const { return psh || last.payload < first.payload || count == kMaxRun; }
 };
 
 Coalescer::Coalescer(Write write) : s_(new State), write_(std::move(write)) {}

@@ -53,12 +53,13 @@ struct SplitOut {
 //    IPv6 payload length; TCP sequence number (+ bytes before it), FIN and PSH only on the last,
 //    CWR only on the first; full TCP checksum with the pseudo-header. Header lengths come from
 //    parsing the headers (hdr_len is not trusted); IPv4 options and IPv6 without extension headers
-//    only (anything else: malformed).
+//    only, and not a fragment (anything else: malformed).
 //  - UDP_L4 (USO): the same into UDP datagrams of gso_size payload each, with their own UDP length
 //    and checksum (a zero checksum stays zero only over IPv4).
 // A frame whose headers are too short, inconsistent with its length (IP length must match the
 // frame), of another protocol than its gso_type says, or that yields more than max_segments
-// segments or more bytes than cap, is malformed: returns -1 and nothing written is to be used.
+// segments, a segment over 65535 bytes (lens are 16-bit) or more bytes than cap, is malformed:
+// returns -1 and nothing written is to be used.
 // Otherwise returns the number of segments (>= 1). Never reads outside [frame, frame+len) nor
 // writes outside [out.buf, out.buf+out.cap). frame is not modified.
 int Split(const VnetHdr& h, const uint8_t* frame, size_t len, const SplitOut& out);
@@ -88,6 +89,7 @@ class Coalescer {
   Coalescer& operator=(const Coalescer&) = delete;
 
   // A frame (Ethernet header onwards) to write. Frames of any content are accepted; none crashes.
+  // One longer than kMaxFrame (more than one datagram carries) is dropped.
   void Add(const uint8_t* frame, size_t len);
   // Writes what is pending (at the end of each batch of received datagrams).
   void Flush();
@@ -100,7 +102,8 @@ class Coalescer {
 
 // The Internet checksum (RFC 1071) of data, folded and complemented, with an initial 32-bit sum.
 uint16_t Checksum(const uint8_t* data, size_t len, uint32_t initial = 0);
-// The unfolded sum of data's 16-bit big-endian words (odd last byte padded), added to initial.
+// The sum of data's 16-bit big-endian words (odd last byte padded) plus initial, unfolded: equal to
+// the plain sum modulo 0xffff (ones' complement), not necessarily as an integer; fold before use.
 uint64_t SumWords(const uint8_t* data, size_t len, uint64_t initial = 0);
 
 }  // namespace weave::offload
