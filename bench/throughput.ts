@@ -1,8 +1,12 @@
 import '../common/polyfill.js';
 // `make bench`: TCP throughput (iperf3), ping RTT and CPU cost between two lab hosts over every
-// path: the underlay itself, the Linux kernel vxlan driver, and our router with each datapath
-// (fastdp, the native sleeve, then sleeve-pcap, a restart between each). One lab, always torn down.
-import { readFileSync } from 'node:fs';
+// path: the underlay itself, the Linux kernel vxlan driver, userspace WireGuard (Debian's
+// wireguard-go), and our router with each datapath (fastdp, the native sleeve, the sleeve with a
+// password, then sleeve-pcap, a restart between each). One lab, always torn down.
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { iperf } from '../lab/iperf.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
@@ -81,15 +85,75 @@ async function kernelVxlan(lab: Lab): Promise<string[]> {
   return namespaces;
 }
 
+const WG_PORT = 51820;
+
+/**
+ * wireguard-go on each host (in its namespace, in the foreground: its PID is the child's), a TUN
+ * named after the lab (its UAPI socket, /var/run/wireguard/<name>.sock, is shared by every
+ * namespace), 10.98.0.<n>/24, the other host's underlay address as its peer's endpoint. Returns
+ * the teardown, which stops the processes by PID (their TUNs go with them).
+ */
+async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
+  const pairs = [['h1', 'h2'], ['h2', 'h1']] as const;
+  const ifname = (h: string) => `wg${lab.id}${h.slice(1)}`; // at most 15 characters: ids are at most 12
+  const procs: { host: string; child: ChildProcess; log: () => string }[] = [];
+  const teardown = async (): Promise<void> => {
+    for (const p of procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
+        p.child.kill('SIGTERM');
+        const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000).unref());
+        if ((await Promise.race([exited, timeout])) === 'timeout') { p.child.kill('SIGKILL'); await exited; }
+      }
+      // The TUN is not persistent: it goes with the process. Only a leftover is deleted.
+      const name = ifname(p.host);
+      if ((await lab.exec(p.host, ['ip', 'link', 'show', 'dev', name])).code === 0) await lab.execOk(p.host, ['ip', 'link', 'del', 'dev', name]);
+    }
+  };
+  try {
+    const keys = new Map<string, { priv: string; pub: string }>();
+    for (const [self] of pairs) {
+      const priv = (await lab.execOk(self, ['wg', 'genkey'])).trim();
+      keys.set(self, { priv, pub: (await lab.execOk(self, ['wg', 'pubkey'], { input: `${priv}\n` })).trim() });
+    }
+    for (const [self] of pairs) {
+      let out = '';
+      const child = lab.spawn(self, ['wireguard-go', '-f', ifname(self)]);
+      for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000); });
+      procs.push({ host: self, child, log: () => out });
+    }
+    for (const [i, [self, other]] of pairs.entries()) {
+      const name = ifname(self);
+      const p = procs[i];
+      await waitFor(`wireguard-go ${name} on ${self}`, async () => {
+        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`wireguard-go exited: ${p.log().trim()}`);
+        return (await lab.exec(self, ['wg', 'show', name])).code === 0;
+      }, 10_000);
+      const keyFile = join(lab.host(self).dataDir, 'wireguard-go.key'); // wg reads a key from a file only (stdin is a socket here)
+      writeFileSync(keyFile, `${keys.get(self)!.priv}\n`, { mode: 0o600 });
+      await lab.execOk(self, ['wg', 'set', name, 'listen-port', String(WG_PORT), 'private-key', keyFile,
+        'peer', keys.get(other)!.pub, 'endpoint', `${lab.host(other).addrs[0]}:${WG_PORT}`, 'allowed-ips', '10.98.0.0/24']);
+      await lab.execOk(self, ['ip', 'addr', 'add', `10.98.0.${i + 1}/24`, 'dev', name]);
+      await lab.execOk(self, ['ip', 'link', 'set', name, 'up']);
+    }
+  } catch (e) {
+    await teardown().catch(() => {});
+    throw e;
+  }
+  return teardown;
+}
+
 const HOSTS = ['h1', 'h2'];
 
-/** Our routers on both hosts with the datapath asked for (checked in their reports), meshed. */
-async function launchOurs(lab: Lab, datapath: string): Promise<void> {
-  await launchAll(lab, HOSTS, ['--datapath', datapath]);
+/** Our routers on both hosts with the datapath asked for (checked in their reports), meshed; env: e.g. WEAVE_PASSWORD. */
+async function launchOurs(lab: Lab, datapath: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  await launchAll(lab, HOSTS, ['--datapath', datapath], env);
   await waitForMesh(lab);
   for (const h of HOSTS) {
     const r = await report(lab, h);
     if (r.datapath !== datapath) throw new Error(`${h}: asked for datapath ${datapath}, the router runs ${r.datapath}`);
+    const password = /password/.test(r.encryption.controlPlane);
+    if (password !== !!env?.WEAVE_PASSWORD) throw new Error(`${h}: ${env?.WEAVE_PASSWORD ? 'launched with' : 'launched without'} a password, the router reports encryption ${JSON.stringify(r.encryption)}`);
   }
 }
 
@@ -123,9 +187,10 @@ const droppedCounters = async (lab: Lab): Promise<Record<string, Record<string, 
 
 function print(lab: Lab, opts: Options, rows: Row[], ratios: Record<string, number>, dropped: Record<string, unknown>): void {
   console.log(`lab ${lab.id}: 2 hosts, iperf3 -t ${opts.seconds}, ping -c 50 -i 0.02; CPU: whole machine during iperf3 (iperf3 included)`);
-  console.log(`${'path'.padEnd(14)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}${'CPU s/GB'.padStart(10)}${'TCP retr'.padStart(10)}`);
+  const w = Math.max(14, ...rows.map((r) => r.path.length + 1)); // 14 unless a path name needs more
+  console.log(`${'path'.padEnd(w)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}${'CPU s/GB'.padStart(10)}${'TCP retr'.padStart(10)}`);
   for (const r of rows) {
-    console.log(`${r.path.padEnd(14)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}${r.cpuSecondsPerGb.toFixed(2).padStart(10)}${String(r.retransmits).padStart(10)}`);
+    console.log(`${r.path.padEnd(w)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}${r.cpuSecondsPerGb.toFixed(2).padStart(10)}${String(r.retransmits).padStart(10)}`);
   }
   for (const [name, v] of Object.entries(ratios)) console.log(`ratio ${name}: ${v.toFixed(3)}`);
   for (const [path, byHost] of Object.entries(dropped)) console.log(`${path} counters.dropped: ${JSON.stringify(byHost)}`);
@@ -141,23 +206,38 @@ async function main(): Promise<void> {
     rows.push(await measure(lab, 'underlay', h1.netns, h2.netns, h2.addrs[0], opts.seconds));
     const [k1, k2] = await kernelVxlan(lab);
     rows.push(await measure(lab, 'kernel-vxlan', k1, k2, '10.99.0.2', opts.seconds));
-
-    // Each datapath in turn, the same containers: a restart keeps their attachments.
-    let containers: string[] = [];
-    for (const datapath of ['fastdp', 'sleeve', 'sleeve-pcap'] as const) {
-      if (containers.length) await stopOurs(lab);
-      await launchOurs(lab, datapath);
-      if (!containers.length) containers = await attachContainers(lab);
-      await waitForPaths(lab, datapath === 'fastdp' ? 'fastdp' : 'sleeve');
-      rows.push(await measure(lab, datapath, containers[0], containers[1], '10.32.0.2', opts.seconds));
-      dropped[datapath] = await droppedCounters(lab);
+    // Stopped before our routers start, so it takes no CPU from them.
+    const wgDown = await wireguardGo(lab);
+    try {
+      rows.push(await measure(lab, 'wireguard-go', h1.netns, h2.netns, '10.98.0.2', opts.seconds));
+    } finally {
+      await wgDown();
     }
 
-    const [underlay, kernel, ...ours] = rows;
+    // Each datapath in turn, the same containers: a restart keeps their attachments.
+    const runs: { path: string; datapath: 'fastdp' | 'sleeve' | 'sleeve-pcap'; env?: NodeJS.ProcessEnv }[] = [
+      { path: 'fastdp', datapath: 'fastdp' },
+      { path: 'sleeve', datapath: 'sleeve' },
+      { path: 'sleeve+password', datapath: 'sleeve', env: { WEAVE_PASSWORD: randomBytes(16).toString('hex') } },
+      { path: 'sleeve-pcap', datapath: 'sleeve-pcap' },
+    ];
+    let containers: string[] = [];
+    for (const { path, datapath, env } of runs) {
+      if (containers.length) await stopOurs(lab);
+      await launchOurs(lab, datapath, env);
+      if (!containers.length) containers = await attachContainers(lab);
+      await waitForPaths(lab, datapath === 'fastdp' ? 'fastdp' : 'sleeve');
+      rows.push(await measure(lab, path, containers[0], containers[1], '10.32.0.2', opts.seconds));
+      dropped[path] = await droppedCounters(lab);
+    }
+
+    const [underlay, kernel, ...rest] = rows; // wireguard-go, then ours
+    const row = (path: string): Row => rows.find((r) => r.path === path)!;
     const ratios: Record<string, number> = {};
-    for (const r of ours) ratios[`${r.path}/kernel-vxlan throughput`] = r.gbps / kernel.gbps;
-    for (const r of ours) ratios[`${r.path}/kernel-vxlan CPU per GB`] = r.cpuSecondsPerGb / kernel.cpuSecondsPerGb;
+    for (const r of rest) ratios[`${r.path}/kernel-vxlan throughput`] = r.gbps / kernel.gbps;
+    for (const r of rest) ratios[`${r.path}/kernel-vxlan CPU per GB`] = r.cpuSecondsPerGb / kernel.cpuSecondsPerGb;
     ratios['kernel-vxlan/underlay throughput'] = kernel.gbps / underlay.gbps;
+    ratios['sleeve+password/wireguard-go throughput'] = row('sleeve+password').gbps / row('wireguard-go').gbps;
     print(lab, opts, rows, ratios, dropped);
     if (opts.json) console.log(JSON.stringify({ seconds: opts.seconds, rows, ratios, dropped }));
   } finally {

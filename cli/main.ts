@@ -84,7 +84,9 @@ program.command('launch')
   .option('--http-addr <addr>', 'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)', httpAddress, DEFAULTS.httpAddr)
   .option('--no-discovery', 'do not connect to the peers our peers know')
   .option('--conn-limit <n>', 'most connections to other peers', intIn('connection limit', 1, 10000), DEFAULTS.connLimit)
-  .addOption(new Option('--password <password>', 'make the control plane a private network (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
+  .addOption(new Option('--password <password>', 'a private network: peers without it never join, and every frame between routers is encrypted (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
+  .option('--trusted-subnets <cidr,...>', 'with a password: frames between peers that both have each other in these subnets go unencrypted', (v: string) => v.split(',').map(subnetArg('--trusted-subnets')))
+  .option('--key-rotation <seconds>', 'with a password: how often each pair of peers agrees new data-plane keys', intIn('key rotation', 1, 86400), DEFAULTS.keyRotationMs / 1000)
   .option('--ipalloc-range <cidr>', 'the range IPAM hands container addresses out of, the same on every peer', subnetArg('--ipalloc-range'), DEFAULTS.ipallocRange)
   .option('--ipalloc-default-subnet <cidr>', 'the subnet of the range used when none is asked for (default: the whole range)', subnetArg('--ipalloc-default-subnet'))
   .option('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', intIn('grace', 0, 86400), DEFAULTS.releaseGraceMs / 1000)
@@ -101,6 +103,7 @@ program.command('launch')
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
       releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
       proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
+      trustedSubnets: o.trustedSubnets ?? [], keyRotationMs: o.keyRotation * 1000,
     };
     if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
     const proxyPort = Number(cfg.proxy?.tcp?.split(':')[1]);

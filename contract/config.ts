@@ -11,7 +11,9 @@ export interface RouterConfig {
   peers: string[];   // routers to connect to, host[:port]
   vxlanPeers: string[]; // plain VXLAN endpoints (no router there), ip[:udpport]
   discovery: boolean;
-  password?: string; // makes the control plane a private network
+  password?: string; // makes the control plane a private network and seals the data plane
+  trustedSubnets?: string[]; // peers in these subnets (both ways) exchange frames unencrypted
+  keyRotationMs?: number; // how often data-plane keys are agreed again
   connLimit: number;
   ipallocRange: string;
   ipallocDefaultSubnet?: string;
@@ -38,6 +40,7 @@ export const DEFAULTS = {
   connLimit: 100,
   ipallocRange: '10.32.0.0/12',
   releaseGraceMs: 30_000,
+  keyRotationMs: 120_000,
   dnsDomain: 'weave.local',
   resolvConf: '/etc/resolv.conf',
 };

@@ -15,8 +15,13 @@ export interface ConnectionView {
   nickname?: string;
   /** The data path to this peer: fastdp or sleeve. */
   datapath?: string;
+  /** With a password: how its frames are sealed (aes-256-gcm, chacha20-poly1305), or none (trusted subnet), or pending. */
+  encryption?: string;
   traffic?: { tx: Traffic; rx: Traffic };
 }
+
+/** One neighbour's data-plane keys: the cipher, the epoch (one more at each rotation) and the age of the keys in use. */
+export interface PeerKeysView { encryption: string; epoch: number; rotations: number; ageSeconds: number }
 
 export interface PeerLinkView { peer: string; addr: string; outbound: boolean; nickname: string; established: boolean }
 export interface PeerView { name: string; nickname: string; self: boolean; reachable: boolean; nextHop?: string; version: number; connections: PeerLinkView[] }
@@ -56,9 +61,9 @@ export interface RouterReport {
   datapath: string;
   /**
    * What is encrypted: the control plane always is (noise), and with a password it is a private
-   * network too; data-plane frames are plain VXLAN today.
+   * network too, and every frame between routers is sealed with keys agreed per neighbour (peers).
    */
-  encryption: { controlPlane: string; dataPlane: string };
+  encryption: { enabled: boolean; controlPlane: string; dataPlane: string; peers?: Record<string, PeerKeysView> };
   peerDiscovery: boolean;
   vni: number;
   mtu: number;

@@ -10,7 +10,7 @@ export const WEAVE = join(CHECKOUT, 'bin', 'weave');
 /** Each host's own Docker engine (lab.startDockerd), or nothing answering: never the machine's own. */
 export const dockerHost = (lab: Lab, host: string) => `unix://${join(lab.host(host).dataDir, 'docker.sock')}`;
 
-const env = (lab: Lab, host: string) => ({ ...process.env, WEAVE_DATA_DIR: lab.host(host).dataDir, DOCKER_HOST: dockerHost(lab, host) });
+const env = (lab: Lab, host: string, extra: NodeJS.ProcessEnv = {}) => ({ ...process.env, ...extra, WEAVE_DATA_DIR: lab.host(host).dataDir, DOCKER_HOST: dockerHost(lab, host) });
 
 /** The docker CLI against a lab host's engine, as a user types it there. */
 export const dockerOk = (lab: Lab, host: string, args: string[]): Promise<string> =>
@@ -19,17 +19,18 @@ export const dockerOk = (lab: Lab, host: string, args: string[]): Promise<string
 export const weave = (lab: Lab, host: string, args: string[]): Promise<ExecResult> =>
   lab.exec(host, [WEAVE, ...args], { env: env(lab, host), timeoutMs: 60_000 });
 
-export const weaveOk = (lab: Lab, host: string, args: string[]): Promise<string> =>
-  lab.execOk(host, [WEAVE, ...args], { env: env(lab, host), timeoutMs: 60_000 });
+/** extraEnv: variables for this one run on top of the usual ones (e.g. WEAVE_PASSWORD for a launch). */
+export const weaveOk = (lab: Lab, host: string, args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<string> =>
+  lab.execOk(host, [WEAVE, ...args], { env: env(lab, host, extraEnv), timeoutMs: 60_000 });
 
 export const report = async (lab: Lab, host: string): Promise<Report> => JSON.parse(await weaveOk(lab, host, ['report'])) as Report;
 
 /** Launches a router on each host; every host after the first is told the first one's address. */
-export async function launchAll(lab: Lab, hosts = lab.hosts.map((h) => h.name), extra: string[] = []): Promise<Map<string, string>> {
+export async function launchAll(lab: Lab, hosts = lab.hosts.map((h) => h.name), extra: string[] = [], extraEnv?: NodeJS.ProcessEnv): Promise<Map<string, string>> {
   const names = new Map<string, string>();
   const first = lab.host(hosts[0]).addrs[0];
   for (const [i, h] of hosts.entries()) {
-    const out = await weaveOk(lab, h, ['launch', '--nickname', h, ...extra, ...(i === 0 ? [] : [first])]);
+    const out = await weaveOk(lab, h, ['launch', '--nickname', h, ...extra, ...(i === 0 ? [] : [first])], extraEnv);
     names.set(h, out.trim());
   }
   return names;

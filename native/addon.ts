@@ -1,9 +1,18 @@
 // The weave_native addon (native/src/addon.cc), loaded once: its rtnetlink part (netlink.ts) and
 // the native sleeve datapath. A missing or broken build is a reason the caller can show, not an exception.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { CHECKOUT } from '../common/checkout.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Netlink } from './netlink.js';
+
+// Source runs from native/, compiled code from dist/native/: both find the build from the checkout
+// (native/ stands apart from common/, so it walks up itself).
+function checkout(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
 
 interface Traffic { frames: number; bytes: number }
 interface Datagrams { datagrams: number; bytes: number }
@@ -18,6 +27,8 @@ export interface NativeSleeve {
   routePeer(mac: number, ip: number, port: number, mtu: number): void;
   unroute(mac: number): void;
   setPeers(ips: number[]): void;
+  /** With encryption: a peer address's keys; null: none (nothing passes to or from it). */
+  secure(ip: number, s: null | { plain: true } | { plain: false; cipher: string; tx: { id: number; key: Buffer }; rx: { id: number; key: Buffer }[] }): void;
   inject(frame: Buffer): boolean;
   send(datagram: Buffer, ip: number, port: number): boolean;
   drain(): Buffer | null;
@@ -30,7 +41,7 @@ export interface NativeSleeve {
 }
 
 export type NativeLoad =
-  | { ok: true; netlink: Netlink; Sleeve: new (cfg: { tap: string; port: number; vni: number; mtu: number }) => NativeSleeve }
+  | { ok: true; netlink: Netlink; Sleeve: new (cfg: { tap: string; port: number; vni: number; mtu: number; encrypt: boolean }) => NativeSleeve; aesGcmHardware: boolean }
   | { ok: false; reason: string };
 
 let loaded: NativeLoad | undefined;
@@ -38,8 +49,8 @@ let loaded: NativeLoad | undefined;
 export function loadNative(): NativeLoad {
   if (!loaded) {
     try {
-      const addon = createRequire(import.meta.url)(join(CHECKOUT, 'native/build/Release/weave_native.node'));
-      loaded = { ok: true, netlink: addon.netlink as Netlink, Sleeve: addon.Sleeve };
+      const addon = createRequire(import.meta.url)(join(checkout(), 'native/build/Release/weave_native.node'));
+      loaded = { ok: true, netlink: addon.netlink as Netlink, Sleeve: addon.Sleeve, aesGcmHardware: addon.aesGcmHardware === true };
     } catch (err) {
       const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
       loaded = { ok: false, reason: `the native addon is not built (run make build): ${why}` };

@@ -4,13 +4,14 @@
   "targets": [
     {
       "target_name": "weave_native",
-      "sources": ["src/addon.cc", "src/netlink.cc", "src/rtnl.cc", "src/offload.cc", "src/sleeve-io.cc", "src/sleeve-engine.cc", "src/sleeve.cc"],
+      "sources": ["src/addon.cc", "src/netlink.cc", "src/rtnl.cc", "src/offload.cc", "src/sleeve-io.cc", "src/sleeve-engine.cc", "src/sleeve.cc", "src/seal.cc"],
       # N-API (not V8) so one build runs on Node 20, 22 and 24; C++ exceptions on, and a thrown
       # std::exception becomes a JS Error instead of an abort.
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],
       "defines": ["NAPI_VERSION=8"],
       "cflags_cc": ["-Wall", "-Wextra", "-O2", "-std=c++17"],
-      "ldflags": ["-pthread"]
+      "ldflags": ["-pthread"],
+      "libraries": ["-lcrypto"]
     }
   ]
 }

@@ -24,6 +24,9 @@ import { DataPlane } from './data-plane.js';
 import { lockDataDir } from '../common/data-dir-lock.js';
 import { routerSubsystem } from './router-subsystem.js';
 import { openDatapath } from './open-datapath.js';
+import { SEAL_OVERHEAD } from './seal.js';
+import { loadNative } from '../native/addon.js';
+import { parseSubnet } from '../common/subnet.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -32,13 +35,18 @@ async function main(cfg: RouterConfig): Promise<void> {
   const unlock = lockDataDir(cfg.dataDir);
   cfg.nickname ||= hostname();
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
-  const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD;
+  // Sealed datagrams carry a header and a tag more: the overlay MTU leaves room for them.
+  const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD - (cfg.password ? SEAL_OVERHEAD : 0);
   const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));
   if (cfg.proxy?.enabled !== false) await checkProxy(cfg.dataDir, cfg.proxy ?? {});
-  const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers }, cfg.port);
+  const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password }, cfg.port);
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
-  const data = new DataPlane(mtu, cfg.vni, datapath, control);
+  const native = loadNative();
+  const data = new DataPlane(mtu, cfg.vni, datapath, control, cfg.password ? {
+    password: cfg.password, trustedSubnets: (cfg.trustedSubnets ?? []).map((t) => parseSubnet(t)),
+    rotateMs: cfg.keyRotationMs ?? DEFAULTS.keyRotationMs, aes: native.ok && native.aesGcmHardware,
+  } : undefined);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
   const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, PROXY_SOCKET)));
   const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, 'attachments.json'));
@@ -85,7 +93,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane unencrypted`);
+  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane ${cfg.password ? 'encrypted' : 'unencrypted'}`);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {

@@ -5,6 +5,16 @@ import { log } from '../common/log.js';
 import type { Datapath, PeerLink } from './datapath.js';
 import { LOCAL } from './mac-table.js';
 import { routingOf } from './routing.js';
+import { DataKeys } from './data-keys.js';
+import type { RequestHandler } from '../common/channel.js';
+import { handler, requestSpec } from '../gossip/typed-channel.js';
+import { weave } from '../proto/gen/weave.js';
+import { ipToNum, type Subnet } from '../common/subnet.js';
+
+const DATA_KEY = requestSpec('datakey', weave.DataKeyRequest, weave.DataKeyReply);
+
+/** The encrypted data plane's settings: the password keys are mixed with, the subnets trusted to go plain. */
+export interface DataSecurity { password: string; trustedSubnets: Subnet[]; rotateMs: number; aes: boolean }
 
 /** Where the MACs of what is attached here live: the attachments tell the data plane, which tells every peer. */
 export interface LocalMacs {
@@ -22,7 +32,22 @@ export class DataPlane implements LocalMacs {
   private readonly modes = new Map<string, string>();
   private learnedFromTraffic = 0;
 
-  constructor(readonly mtu: number, readonly vni: number, readonly datapath: Datapath, private readonly control: ControlPlane) {
+  /** With a password: the keys of each neighbour, agreed over the control plane. */
+  readonly keys?: DataKeys;
+  readonly requests: RequestHandler[] = [];
+
+  constructor(readonly mtu: number, readonly vni: number, readonly datapath: Datapath, private readonly control: ControlPlane, security?: DataSecurity) {
+    if (security) {
+      const trusted = security.trustedSubnets;
+      const keys = new DataKeys({
+        self: control.name, password: security.password, aes: security.aes, rotateMs: security.rotateMs,
+        trusts: (ip) => trusted.some((s) => ipToNum(ip) >= s.start && ipToNum(ip) <= s.end),
+        ask: (peer, req) => control.request(peer, DATA_KEY, req),
+        install: (peer, st) => datapath.setSecurity?.(peer, st),
+      });
+      this.keys = keys;
+      this.requests.push(handler(DATA_KEY, (from, req) => keys.handle(from, req)));
+    }
     control.on('routes', () => this.follow());
     control.macChannel.on(({ mac, owner }) => datapath.setMac(mac, owner === control.name ? LOCAL : owner));
   }
@@ -37,9 +62,13 @@ export class DataPlane implements LocalMacs {
       },
     });
     this.follow();
+    this.keys?.start();
   }
 
-  async stop(): Promise<void> { await this.datapath.stop(); }
+  async stop(): Promise<void> {
+    this.keys?.stop();
+    await this.datapath.stop();
+  }
 
   add(mac: string): void {
     const m = parseMac(mac);
@@ -61,6 +90,7 @@ export class DataPlane implements LocalMacs {
     for (const p of now.values()) if (!this.peers.has(p.name)) log.info(`connected to ${p.name}(${p.nickname}) at ${p.ip}`);
     this.peers = now;
     this.datapath.setPeers([...now.values()]);
+    this.keys?.setNeighbours([...now.values()]);
   }
 
   private label(peer: string): string { return `${peer}(${this.control.nickname(peer)})`; }

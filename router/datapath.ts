@@ -1,6 +1,7 @@
 import type { Mac } from '../common/mac.js';
 import type { MacEntryView } from './mac-table.js';
 import type { ForwarderCounters } from './forwarder.js';
+import type { PeerSecurity } from './data-keys.js';
 
 /**
  * A datapath owns its whole frame path (capture or kernel, the UDP sockets, its tables). The data
@@ -18,6 +19,8 @@ export interface Datapath {
   setRouting(routing: Routing): void;
   /** Where a MAC lives: LOCAL (this host), a peer's name, or undefined (withdrawn). */
   setMac(mac: Mac, owner: string | undefined): void;
+  /** With encryption on: how frames to and from a neighbour are protected (undefined: not yet agreed; none pass). */
+  setSecurity?(peer: string, s: PeerSecurity | undefined): void;
   report(): DatapathReport;
   stop(): Promise<void>;
 }
@@ -75,4 +78,8 @@ export interface DatapathReport {
 }
 
 /** A datapath is made in two steps: its ports are taken first, so a launch that cannot run changes nothing. */
-export interface DatapathConfig { vni: number; udpPort: number; sleevePort: number; mtu: number; vxlanPeers: { ip: string; port: number }[] }
+export interface DatapathConfig {
+  vni: number; udpPort: number; sleevePort: number; mtu: number; vxlanPeers: { ip: string; port: number }[];
+  /** Seal every datagram between routers (a password was given): plain VXLAN peers excepted, they cannot. */
+  encrypt?: boolean;
+}

@@ -62,7 +62,7 @@ export class Fastdp implements Datapath {
    */
   static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
     const device = vxlanDevice(cfg.udpPort);
-    const sleeve = new Sleeve({ ...cfg, vxlanPeers: [] }, await PcapIo.open(cfg.sleevePort, true)); // the kernel floods to plain VXLAN peers
+    const sleeve = new Sleeve({ ...cfg, vxlanPeers: [] }, await PcapIo.open(cfg.sleevePort, { inner: true })); // the kernel floods to plain VXLAN peers
     const found = await vxlanSettings(device);
     let existed = found !== undefined;
     // One a router left with another VNI or port (launched differently before) is made again.

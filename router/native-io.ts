@@ -2,6 +2,7 @@ import type { Mac } from '../common/mac.js';
 import { run, runOk } from '../common/exec.js';
 import { loadNative, type NativeSleeve } from '../native/addon.js';
 import { BRIDGE, BRIDGE_PORT_IF, quietIPv6 } from './bridge.js';
+import type { PeerSecurity } from './data-keys.js';
 import type { FastRoute, IoReport, SleeveIo, SleeveUp } from './sleeve-io.js';
 
 export const TAP_IF = 'vethwe-tap';
@@ -28,10 +29,10 @@ export class NativeIo implements SleeveIo {
   private constructor(private readonly native: NativeSleeve, private readonly mtu: number) {}
 
   /** Takes the UDP port and makes the TAP (it goes when the process does); throws a one-line Error. */
-  static open(cfg: { udpPort: number; vni: number; mtu: number }): NativeIo {
+  static open(cfg: { udpPort: number; vni: number; mtu: number; encrypt?: boolean }): NativeIo {
     const n = loadNative();
     if (!n.ok) throw new Error(n.reason);
-    return new NativeIo(new n.Sleeve({ tap: TAP_IF, port: cfg.udpPort, vni: cfg.vni, mtu: cfg.mtu }), cfg.mtu);
+    return new NativeIo(new n.Sleeve({ tap: TAP_IF, port: cfg.udpPort, vni: cfg.vni, mtu: cfg.mtu, encrypt: cfg.encrypt ?? false }), cfg.mtu);
   }
 
   async start(up: SleeveUp): Promise<void> {
@@ -64,6 +65,9 @@ export class NativeIo implements SleeveIo {
   /** The native send copies the datagram before it returns: one buffer serves every send. */
   buffer(): Buffer { return this.scratch; }
   peers(ips: string[]): void { this.native.setPeers(ips.map(ipNumber)); }
+
+  /** The threads seal and open (native/src/seal.h); the keys go down as they are agreed. */
+  secure(ip: string, s: PeerSecurity | undefined): void { this.native.secure(ipNumber(ip), s ?? null); }
 
   route(mac: Mac, to: FastRoute | undefined): void {
     if (to === undefined) this.native.unroute(mac);

@@ -14,6 +14,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
   const started = Date.now();
   const report = (): RouterReport => {
     const c = control.view();
+    const keys = data.keys?.report();
     const d = data.report({ name: control.name, nickname: cfg.nickname });
     const topo = control.topology;
     const reachable = new Set(control.routes.reachable);
@@ -25,7 +26,10 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       supervisorPid: Number(process.env.WEAVE_SUPERVISOR) || undefined,
       dataDir: cfg.dataDir,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      encryption: { controlPlane: cfg.password ? 'noise, private network (password)' : 'noise', dataPlane: 'none' },
+      encryption: {
+        enabled: !!data.keys, controlPlane: cfg.password ? 'noise, private network (password)' : 'noise',
+        dataPlane: data.keys ? 'sealed per connection' : 'none', peers: keys,
+      },
       peerDiscovery: cfg.discovery,
       port: cfg.port,
       udpPort: cfg.udpPort,
@@ -33,7 +37,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
       targets: c.targets,
       connections: c.connections.map((x) => {
         const p = x.name ? d.paths[x.name] : undefined;
-        return { ...x, datapath: p?.mode, traffic: p ? { tx: p.tx, rx: p.rx } : undefined };
+        return { ...x, datapath: p?.mode, encryption: x.name ? keys?.[x.name]?.encryption : undefined, traffic: p ? { tx: p.tx, rx: p.rx } : undefined };
       }),
       peers: [...topo.peers.values()].map((p) => ({
         name: p.name, nickname: p.nickname, self: p.name === control.name, reachable: p.name === control.name || reachable.has(p.name),
@@ -48,6 +52,7 @@ export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: 
   const targets = () => ({ targets: control.view().targets });
   return {
     name: 'router',
+    requests: data.requests,
     routes: [
       route({ method: 'POST', path: '/connect', body: { peers: 'string[]', replace: 'boolean?' }, handle: ({ body }) => {
         control.connect(body.peers, body.replace === true);

@@ -1,5 +1,6 @@
 import type { Mac } from '../common/mac.js';
 import type { Traffic } from './datapath.js';
+import type { PeerSecurity } from './data-keys.js';
 
 /**
  * How a sleeve moves frames (the idea of wireguard-go's Bind and Device, in one): a port on the
@@ -23,6 +24,11 @@ export interface SleeveIo {
    * and MTU; undefined hands them up. Absent where every frame is handed up.
    */
   route?(mac: Mac, to: FastRoute | undefined): void;
+  /**
+   * With encryption on (it was opened so), how datagrams to and from a peer's address go: sealed
+   * under these keys, or plain; undefined: not at all (no keys yet, or gone).
+   */
+  secure(ip: string, s: PeerSecurity | undefined): void;
   /** What moved without the forwarder (a native I/O), to add to its counters. */
   report?(): IoReport;
   stop(): Promise<void>;
@@ -35,6 +41,8 @@ export interface SleeveUp {
   fromPeer(datagram: Buffer, ip: string): void;
   /** Traffic showed mac sending from the bridge (ip undefined) or from ip. */
   seen(mac: Mac, ip: string | undefined): void;
+  /** The I/O dropped a datagram (it could not be opened, or could not be sealed). */
+  dropped(reason: string): void;
 }
 
 export interface IoReport {

@@ -6,6 +6,7 @@ import { Forwarder, type ForwarderCounters } from './forwarder.js';
 import { heartbeatDatagram, heartbeatSender, HEARTBEAT_INTERVAL_MS, Heartbeats } from './heartbeat.js';
 import { LOCAL, MAC_LIMIT, MacTable } from './mac-table.js';
 import type { FastRoute, IoReport, SleeveIo } from './sleeve-io.js';
+import type { PeerSecurity } from './data-keys.js';
 
 const MAC_AGE_MS = 300_000;
 const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () => [], linked: () => false, peerOf: () => undefined, shortIdOf: () => 0n };
@@ -34,6 +35,8 @@ export class Sleeve implements Datapath {
   private timers: NodeJS.Timeout[] = [];
   /** The routes the I/O was given, by MAC, as text to compare. */
   private readonly pushed = new Map<Mac, string>();
+  /** With encryption: each neighbour's keys, by name (its address may come after them). */
+  private readonly security = new Map<string, PeerSecurity>();
 
   constructor(readonly cfg: DatapathConfig, private readonly io: SleeveIo) {
     const buffer = () => io.buffer();
@@ -47,7 +50,10 @@ export class Sleeve implements Datapath {
       via: (ep) => (ep.kind !== 'router' || this.heartbeats.reaches(ep.name) ? ep : this.detour(ep)),
       learned: (mac, owner) => this.learned(mac, owner),
     });
-    for (const { ip, port } of cfg.vxlanPeers) this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan', cfg.mtu));
+    for (const { ip, port } of cfg.vxlanPeers) {
+      this.endpoints.add(makeEndpoint(`vxlan:${ip}`, 'vxlan', ip, port, 'vxlan', cfg.mtu));
+      if (cfg.encrypt) io.secure(ip, { plain: true }); // a plain VXLAN device cannot seal: the user named it
+    }
     this.heartbeats = new Heartbeats({
       send: (peer, kind, flags) => {
         const ep = this.endpoints.named(peer);
@@ -60,7 +66,7 @@ export class Sleeve implements Datapath {
   async start(events: DatapathEvents): Promise<void> {
     this.events = events;
     this.io.peers(this.endpoints.list.map((e) => e.ip));
-    await this.io.start({ fromBridge: this.fromBridge, fromPeer: this.fromPeer, seen: this.seen });
+    await this.io.start({ fromBridge: this.fromBridge, fromPeer: this.fromPeer, seen: this.seen, dropped: this.dropped });
     this.timers.push(setInterval(() => { this.clock = Date.now(); }, 1000));
     this.timers.push(setInterval(() => { this.macs.expire(); this.routeAll(); }, 10_000));
     this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => ({ name: e.name, twoPorts: e.sleevePort !== e.port }))), HEARTBEAT_INTERVAL_MS));
@@ -80,13 +86,17 @@ export class Sleeve implements Datapath {
       const p = now.get(ep.name);
       if (!p || p.ip !== ep.ip || p.udpPort !== ep.port || p.sleevePort !== ep.sleevePort || Math.min(p.mtu, this.cfg.mtu) !== ep.mtu) {
         this.endpoints.remove(ep.name);
-        if (!p) this.macs.forgetPeer(ep.name);
+        if (this.cfg.encrypt && this.endpoints.fromIp(ep.ip) === undefined) this.io.secure(ep.ip, undefined);
+        if (!p) { this.macs.forgetPeer(ep.name); this.security.delete(ep.name); }
       }
     }
     for (const p of now.values()) {
       const ep = this.endpoints.named(p.name);
       if (ep) ep.nickname = p.nickname; // it may arrive after the connection
-      else this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
+      else {
+        this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
+        if (this.cfg.encrypt) this.io.secure(p.ip, this.security.get(p.name));
+      }
     }
     this.io.peers(this.endpoints.list.map((e) => e.ip));
     this.routeAll();
@@ -102,6 +112,12 @@ export class Sleeve implements Datapath {
       if (owner === LOCAL) this.macs.learn(mac, LOCAL); else if (this.macs.lookup(mac) !== undefined) this.macs.learn(mac, owner);
     }
     this.route(mac);
+  }
+
+  setSecurity(peer: string, s: PeerSecurity | undefined): void {
+    if (s) this.security.set(peer, s); else this.security.delete(peer);
+    const ep = this.endpoints.named(peer);
+    if (ep && this.cfg.encrypt) this.io.secure(ep.ip, s);
   }
 
   /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
@@ -198,6 +214,11 @@ export class Sleeve implements Datapath {
   private readonly seen = (mac: Mac, ip: string | undefined): void => {
     const owner = ip === undefined ? LOCAL : this.endpoints.fromIp(ip)?.name;
     if (owner !== undefined && this.macs.learn(mac, owner)) this.learned(mac, owner);
+  };
+
+  private readonly dropped = (reason: string): void => {
+    const d = this.forwarder.counters.dropped;
+    d[reason] = (d[reason] ?? 0) + 1;
   };
 
   private fault(err: unknown): void {

@@ -1,10 +1,12 @@
 import type { RouterReport } from '../contract/report.js';
 import { peerName } from '../common/format.js';
 
+const connectionCrypto = (e: string): string => (e === 'pending' ? 'keys-pending' : e.startsWith('none') ? 'unencrypted' : `encrypted(${e})`);
+
 /** `weave status connections`: one line per connection, Weave's arrows. */
 export function renderConnections(r: Pick<RouterReport, 'connections'>): string {
   return r.connections.map((c) => [c.direction === 'outbound' ? '->' : '<-', c.address.padEnd(21), c.state.padEnd(12),
-    c.name ? `${c.datapath ? `${c.datapath} ` : ''}${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
+    c.name ? `${c.datapath ? `${c.datapath} ` : ''}${c.encryption ? `${connectionCrypto(c.encryption)} ` : ''}${peerName(c.name, c.nickname)} ${c.info}` : c.info].join(' ').trimEnd()).join('\n') + (r.connections.length ? '\n' : '');
 }
 
 /** `weave status peers`: every peer in the topology, then one line per connection it reports. */
@@ -30,7 +32,7 @@ export function routerRows(r: RouterReport): [string, string][] {
   return [
     ['Protocol', 'weave-ts 1 (VXLAN)'],
     ['Name', peerName(r.name, r.nickname)],
-    ['Encryption', `control plane: ${r.encryption.controlPlane}; data plane: ${r.encryption.dataPlane}`],
+    ['Encryption', `${r.encryption.enabled ? 'enabled (' : ''}control plane: ${r.encryption.controlPlane}; data plane: ${r.encryption.dataPlane}${r.encryption.enabled ? ')' : ''}`],
     ['PeerDiscovery', r.peerDiscovery ? 'enabled' : 'disabled'],
     ['Targets', String(r.targets.length)],
     ['Connections', `${r.connections.length}${r.connections.length ? ` (${parts.join(', ')})` : ''}`],

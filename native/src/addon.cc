@@ -3,11 +3,13 @@
 #include <napi.h>
 
 #include "netlink.h"
+#include "seal.h"
 #include "sleeve.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netlink", weave::netlink::Exports(env));
   exports.Set("Sleeve", weave::sleeve::Exports(env));
+  exports.Set("aesGcmHardware", Napi::Boolean::New(env, weave::seal::HasAesGcmHardware()));
   return exports;
 }
 

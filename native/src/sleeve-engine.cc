@@ -19,6 +19,9 @@ namespace {
 using offload::VnetHdr;
 
 constexpr size_t kVxlan = 8;
+// Sealed, a segment's datagram is [seal header][VXLAN header][segment][tag]; Split leaves this much
+// before each segment, so the previous one's tag, this one's headers and the segment lie back to back.
+constexpr size_t kSealedRoom = seal::kHeader + kVxlan + seal::kTag;
 constexpr size_t kMaxSegments = 1024;     // a 64 KiB super-frame at an MSS of 64
 constexpr size_t kUpLimit = 8 << 20;      // beyond this the TypeScript side is not keeping up: drop
 constexpr int64_t kConfirmMs = 30'000;    // the TypeScript MAC table ages entries out after minutes
@@ -101,6 +104,35 @@ void Engine::Unroute(uint64_t mac) {
   routes_.erase(mac);
 }
 
+void Engine::Secure(uint32_t ip, const SecuritySpec* spec) {
+  std::shared_ptr<Crypto> c;
+  if (spec) {
+    c = std::make_shared<Crypto>();
+    c->plain = spec->plain;
+    c->cipher = spec->cipher;
+    c->tx = spec->tx;
+    if (!spec->plain) {
+      c->txTap = std::make_unique<seal::Aead>(spec->cipher, spec->tx.key);
+      c->txJs = std::make_unique<seal::Aead>(spec->cipher, spec->tx.key);
+    }
+  }
+  std::unique_lock l(tableMu_);
+  auto it = crypto_.find(ip);
+  Crypto* old = it == crypto_.end() ? nullptr : it->second.get();
+  if (c && !c->plain) {
+    bool same = old && !old->plain && old->cipher == c->cipher;
+    if (same && memcmp(&old->tx, &c->tx, sizeof c->tx) == 0) c->counter = old->counter.load();
+    for (const KeySpec& k : spec->rx) {
+      Crypto::Rx* was = nullptr;
+      if (same) for (auto& r : old->rx) if (memcmp(&r.key, &k, sizeof k) == 0) was = &r;
+      if (was) c->rx.push_back(std::move(*was));
+      else c->rx.push_back({k, std::make_unique<seal::Aead>(spec->cipher, k.key), {}});
+    }
+  }
+  if (c) crypto_[ip] = std::move(c);
+  else crypto_.erase(ip);
+}
+
 void Engine::SetPeers(const std::vector<uint32_t>& ips) {
   std::unique_lock l(tableMu_);
   peers_.clear();
@@ -128,6 +160,19 @@ bool Engine::Send(const uint8_t* datagram, size_t len, uint32_t ip, uint16_t por
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = ip;
   to.sin_port = htons(port);
+  if (cfg_.encrypt) {
+    std::shared_lock l(tableMu_);
+    auto it = crypto_.find(ip);
+    if (it == crypto_.end()) { counters_.noKey++; return true; }  // keys not agreed yet: dropped, counted
+    Crypto& c = *it->second;
+    if (!c.plain) {
+      jsScratch_.resize(len + seal::kOverhead);
+      memcpy(jsScratch_.data() + seal::kHeader, datagram, len);
+      if (!c.txJs->Seal(jsScratch_.data(), len, c.tx.id, c.counter++)) return false;
+      datagram = jsScratch_.data();
+      len += seal::kOverhead;
+    }
+  }
   return sendto(udp_.fd, datagram, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to) >= 0;
 }
 
@@ -175,7 +220,7 @@ void Engine::Learn(Upcall kind, uint64_t mac, uint32_t ip, const Route* r, int64
 void Engine::TapLoop() {
   std::vector<uint8_t> in(sizeof(VnetHdr) + offload::kMaxFrame);
   // Each segment repeats the headers (at most 14 + 60 + 60 bytes) after its VXLAN header.
-  std::vector<uint8_t> out(offload::kMaxFrame + kMaxSegments * (kVxlan + 134));
+  std::vector<uint8_t> out(offload::kMaxFrame + kMaxSegments * (kSealedRoom + 134) + seal::kTag);
   std::vector<uint16_t> lens(kMaxSegments);
   Reported rep;
   for (;;) {
@@ -196,11 +241,10 @@ void Engine::FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, 
   const uint8_t* f = buf + sizeof h;
   size_t len = n - sizeof h;
   counters_.captured.Add(1, len);
-  int segs = offload::Split(h, f, len, {out, cap, kVxlan, lens, kMaxSegments});
-  if (segs <= 0) { counters_.malformed++; return; }
   sockaddr_in to;
   unsigned mtu = 0;
   PeerTraffic* t = nullptr;
+  std::shared_ptr<Crypto> crypto;
   {
     std::shared_lock l(tableMu_);
     if (!(f[6] & 1)) {
@@ -212,21 +256,34 @@ void Engine::FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, 
       auto it = routes_.find(MacAt(f));
       if (it != routes_.end() && !it->second.local) { to = it->second.to; mtu = it->second.mtu; t = it->second.traffic; }
     }
+    if (t && cfg_.encrypt) {
+      auto c = crypto_.find(to.sin_addr.s_addr);
+      if (c == crypto_.end()) { counters_.noKey++; return; }  // keys not agreed yet: as a wire would, it drops
+      if (!c->second->plain) crypto = c->second;
+    }
   }
+  const size_t room = crypto ? kSealedRoom : kVxlan;
+  int segs = offload::Split(h, f, len, {out, cap - seal::kTag, room, lens, kMaxSegments});
+  if (segs <= 0) { counters_.malformed++; return; }
   // Segments are alike but the last, which is no larger: the first says whether they fit the peer.
   if (t && lens[0] <= mtu + 14) {
-    uint8_t* p = out;
+    // Each datagram: [seal header][VXLAN header][segment][tag] sealed, [VXLAN header][segment] plain.
+    const size_t over = crypto ? seal::kOverhead : 0;
+    uint8_t* first = out + room - kVxlan - (crypto ? seal::kHeader : 0);
+    uint8_t* p = first;
     size_t bytes = 0;
     for (int i = 0; i < segs; i++) {
+      uint8_t* vx = p + (crypto ? seal::kHeader : 0);
       uint32_t flags = htonl(0x08000000), vni = htonl(cfg_.vni << 8);
-      memcpy(p, &flags, 4);
-      memcpy(p + 4, &vni, 4);
-      bytes += kVxlan + lens[i];
-      p += kVxlan + lens[i];
+      memcpy(vx, &flags, 4);
+      memcpy(vx + 4, &vni, 4);
+      if (crypto && !crypto->txTap->Seal(p, kVxlan + lens[i], crypto->tx.id, crypto->counter++)) { counters_.sendFailed++; return; }
+      bytes += kVxlan + lens[i] + over;
+      p += kVxlan + lens[i] + over;
     }
     uint64_t failed = 0;
     bool gso = gsoSend_.load(std::memory_order_relaxed);
-    if (!SendDatagrams(udp_.fd, to, out, segs, kVxlan + lens[0], kVxlan + lens[segs - 1], gso, &failed)) gsoSend_ = gso = false;
+    if (!SendDatagrams(udp_.fd, to, first, segs, kVxlan + over + lens[0], kVxlan + over + lens[segs - 1], gso, &failed)) gsoSend_ = gso = false;
     if (gso && segs > 1) counters_.gsoSends++;
     counters_.sendFailed += failed;
     counters_.sent.Add(segs - failed, bytes);
@@ -236,9 +293,35 @@ void Engine::FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, 
   // TypeScript decides: floods, relays, too big (it answers with ICMP), unknown destinations.
   const uint8_t* p = out;
   for (int i = 0; i < segs; i++) {
-    Up(kFrame, 0, p + kVxlan, lens[i]);
-    p += kVxlan + lens[i];
+    Up(kFrame, 0, p + room, lens[i]);
+    p += room + lens[i];
   }
+}
+
+bool Engine::Open(Crypto* c, uint8_t* d, size_t len, size_t* inner, size_t* innerLen) {
+  *inner = 0;
+  *innerLen = len;
+  if (d[0] != seal::kType) {
+    if (c && c->plain) return true;
+    counters_.unencrypted++;
+    return false;
+  }
+  uint8_t id;
+  uint64_t counter;
+  if (!seal::ReadHeader(d, len, &id, &counter)) { counters_.truncated++; return false; }
+  Crypto::Rx* rx = nullptr;
+  if (c) for (auto& r : c->rx) if (r.key.id == id) rx = &r;
+  if (!rx) { counters_.noKey++; return false; }
+  switch (rx->window.Check(counter)) {
+    case seal::ReplayWindow::kReplay: counters_.replay++; return false;
+    case seal::ReplayWindow::kTooOld: counters_.tooOld++; return false;
+    case seal::ReplayWindow::kFresh: break;
+  }
+  if (!rx->aead->Open(d, len)) { counters_.auth++; return false; }
+  rx->window.Accept(counter);
+  *inner = seal::kHeader;
+  *innerLen = len - seal::kOverhead;
+  return true;
 }
 
 void Engine::UdpLoop() {
@@ -283,11 +366,17 @@ void Engine::UdpLoop() {
         uint32_t ip = from[i].sin_addr.s_addr;
         PeerTraffic* t = nullptr;
         if (peers_.count(ip)) t = traffic_.find(ip)->second.get();  // SetPeers made it
-        const uint8_t* d = bufs.data() + i * kRecvBytes;
+        Crypto* c = nullptr;
+        if (cfg_.encrypt) {
+          auto it = crypto_.find(ip);
+          if (it != crypto_.end()) c = it->second.get();
+        }
+        uint8_t* d = bufs.data() + i * kRecvBytes;
         for (size_t off = 0; off < len; off += seg) {
-          size_t dl = std::min(seg, len - off);
+          size_t dl = std::min(seg, len - off), at = 0;
           counters_.received.Add(1, dl);
-          if (!t || !ToBridge(d + off, dl, ip, t, now, rep, co)) Up(kDatagram, ip, d + off, dl);
+          if (cfg_.encrypt && !Open(c, d + off, dl, &at, &dl)) continue;
+          if (!t || !ToBridge(d + off + at, dl, ip, t, now, rep, co)) Up(kDatagram, ip, d + off + at, dl);
         }
       }
     }

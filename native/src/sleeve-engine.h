@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "offload.h"
+#include "seal.h"
 #include "sleeve-io.h"
 
 namespace weave::sleeve {
@@ -44,11 +45,23 @@ struct Counters {
   Traffic captured, injected, sent, received, upFrames, upDatagrams;
   std::atomic<uint64_t> gsoSends{0}, gsoWrites{0};
   std::atomic<uint64_t> malformed{0}, sendFailed{0}, writeFailed{0}, queueFull{0};
+  // Encryption: datagrams that could not be opened (or sealed), by reason.
+  std::atomic<uint64_t> noKey{0}, unencrypted{0}, auth{0}, replay{0}, tooOld{0}, truncated{0};
+};
+
+// With encryption, how datagrams to and from one peer address go: plain (both trust each other's
+// subnet), or sealed under a send key and opened under the newest receive keys.
+struct KeySpec { uint8_t id; uint8_t key[32]; };
+struct SecuritySpec {
+  bool plain = false;
+  seal::Cipher cipher = seal::Cipher::kChaCha20Poly1305;
+  KeySpec tx{};
+  std::vector<KeySpec> rx;
 };
 
 class Engine {
  public:
-  struct Config { std::string tap; uint16_t port; uint32_t vni; unsigned mtu; };
+  struct Config { std::string tap; uint16_t port; uint32_t vni; unsigned mtu; bool encrypt; };
   // Opens the TAP and takes the UDP port; throws a one-line std::runtime_error.
   explicit Engine(const Config& cfg);
   ~Engine();
@@ -63,6 +76,9 @@ class Engine {
   void Unroute(uint64_t mac);
   // The addresses datagrams are taken from (every endpoint's); anything else goes up.
   void SetPeers(const std::vector<uint32_t>& ips);
+  // With encryption: a peer address's keys (nullptr: none, nothing passes). A receive key it had
+  // before keeps its replay window, and an unchanged send key its counter.
+  void Secure(uint32_t ip, const SecuritySpec* spec);
 
   // From TypeScript: a frame onto the bridge, a datagram to a peer. false when the kernel refused.
   bool Inject(const uint8_t* frame, size_t len);
@@ -88,12 +104,24 @@ class Engine {
     // When this location was last confirmed to TypeScript: its MAC table ages entries out.
     std::atomic<int64_t> confirmed{0};
   };
+  struct Crypto {
+    bool plain = false;
+    seal::Cipher cipher{};
+    KeySpec tx{};
+    std::atomic<uint64_t> counter{0};
+    std::unique_ptr<seal::Aead> txTap, txJs;  // one per sending thread: a cipher context is not shared
+    struct Rx { KeySpec key; std::unique_ptr<seal::Aead> aead; seal::ReplayWindow window; };
+    std::vector<Rx> rx;  // used by the UDP thread alone
+  };
   // Per thread: the last MAC location reported, so a stream from one unknown MAC is reported once a second.
   struct Reported { uint64_t mac = ~0ull; uint32_t where = 0; int64_t at = -1; };
 
   void TapLoop();
   void UdpLoop();
   void FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, uint16_t* lens, Reported& rep);
+  // Opens a sealed datagram in place (or lets a plain one through from a trusted peer): the inner
+  // datagram's offset and length, or false (counted) when it is dropped.
+  bool Open(Crypto* c, uint8_t* d, size_t len, size_t* inner, size_t* innerLen);
   bool ToBridge(const uint8_t* d, size_t len, uint32_t ip, PeerTraffic* t, int64_t now, Reported& rep, offload::Coalescer& co);
   void Up(Upcall kind, uint32_t ip, const uint8_t* data, size_t len);
   void Learn(Upcall kind, uint64_t mac, uint32_t ip, const Route* r, int64_t now, Reported& rep);
@@ -114,6 +142,8 @@ class Engine {
   std::unordered_map<uint64_t, Route> routes_;
   std::unordered_map<uint32_t, std::unique_ptr<PeerTraffic>> traffic_;  // never shrinks: routes point into it
   std::unordered_map<uint32_t, bool> peers_;
+  std::unordered_map<uint32_t, std::shared_ptr<Crypto>> crypto_;
+  std::vector<uint8_t> jsScratch_;  // Send's sealing room (Node's thread only)
 
   std::mutex upMu_;
   std::vector<uint8_t> up_;

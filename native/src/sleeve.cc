@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <memory>
 
 #include "sleeve-engine.h"
@@ -41,6 +42,7 @@ class Sleeve : public Napi::ObjectWrap<Sleeve> {
       InstanceMethod("start", &Sleeve::Start), InstanceMethod("stop", &Sleeve::Stop),
       InstanceMethod("routeLocal", &Sleeve::RouteLocal), InstanceMethod("routePeer", &Sleeve::RoutePeer),
       InstanceMethod("unroute", &Sleeve::Unroute), InstanceMethod("setPeers", &Sleeve::SetPeers),
+      InstanceMethod("secure", &Sleeve::Secure),
       InstanceMethod("inject", &Sleeve::Inject), InstanceMethod("send", &Sleeve::Send),
       InstanceMethod("drain", &Sleeve::Drain), InstanceMethod("stats", &Sleeve::Stats),
     });
@@ -53,7 +55,7 @@ class Sleeve : public Napi::ObjectWrap<Sleeve> {
     Napi::Value tap = o.Get("tap");
     if (!tap.IsString()) throw Napi::TypeError::New(env, "tap: want a device name");
     Engine::Config cfg{tap.As<Napi::String>().Utf8Value(), static_cast<uint16_t>(Number(o.Get("port"), "port", 65535)),
-                       Number(o.Get("vni"), "vni", 16777215), Number(o.Get("mtu"), "mtu", 65535)};
+                       Number(o.Get("vni"), "vni", 16777215), Number(o.Get("mtu"), "mtu", 65535), o.Get("encrypt").ToBoolean().Value()};
     engine_ = std::make_unique<Engine>(cfg);
   }
 
@@ -108,6 +110,43 @@ class Sleeve : public Napi::ObjectWrap<Sleeve> {
     return info.Env().Undefined();
   }
 
+  // secure(ip, null | {plain: true} | {cipher: 'aes-256-gcm' | 'chacha20-poly1305', tx: {id, key}, rx: [{id, key}]})
+  Napi::Value Secure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t ip = IpArg(info[0]);
+    if (info[1].IsNull() || info[1].IsUndefined()) {
+      engine(env).Secure(ip, nullptr);
+      return env.Undefined();
+    }
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "secure: want null or keys");
+    Napi::Object o = info[1].As<Napi::Object>();
+    SecuritySpec spec;
+    spec.plain = o.Get("plain").ToBoolean().Value();
+    if (!spec.plain) {
+      std::string cipher = o.Get("cipher").IsString() ? o.Get("cipher").As<Napi::String>().Utf8Value() : "";
+      if (cipher == "aes-256-gcm") spec.cipher = seal::Cipher::kAes256Gcm;
+      else if (cipher == "chacha20-poly1305") spec.cipher = seal::Cipher::kChaCha20Poly1305;
+      else throw Napi::TypeError::New(env, "secure: cipher must be aes-256-gcm or chacha20-poly1305");
+      spec.tx = Key(o.Get("tx"));
+      if (!o.Get("rx").IsArray()) throw Napi::TypeError::New(env, "secure: rx: want an array of keys");
+      Napi::Array rx = o.Get("rx").As<Napi::Array>();
+      for (uint32_t i = 0; i < rx.Length(); i++) spec.rx.push_back(Key(rx.Get(i)));
+    }
+    engine(env).Secure(ip, &spec);
+    return env.Undefined();
+  }
+
+  static KeySpec Key(const Napi::Value& v) {
+    Napi::Env env = v.Env();
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "secure: a key is {id, key}");
+    Napi::Object o = v.As<Napi::Object>();
+    KeySpec k{static_cast<uint8_t>(Number(o.Get("id"), "key id", 255)), {}};
+    Napi::Value key = o.Get("key");
+    if (!key.IsBuffer() || key.As<Napi::Buffer<uint8_t>>().Length() != sizeof k.key) throw Napi::TypeError::New(env, "secure: a key is 32 bytes");
+    memcpy(k.key, key.As<Napi::Buffer<uint8_t>>().Data(), sizeof k.key);
+    return k;
+  }
+
   Napi::Value Inject(const Napi::CallbackInfo& info) {
     if (!info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "inject: want a Buffer");
     auto b = info[0].As<Napi::Buffer<uint8_t>>();
@@ -144,6 +183,12 @@ class Sleeve : public Napi::ObjectWrap<Sleeve> {
     dropped.Set("send-failed", static_cast<double>(c.sendFailed.load()));
     dropped.Set("write-failed", static_cast<double>(c.writeFailed.load()));
     dropped.Set("queue-full", static_cast<double>(c.queueFull.load()));
+    dropped.Set("no-key", static_cast<double>(c.noKey.load()));
+    dropped.Set("unencrypted", static_cast<double>(c.unencrypted.load()));
+    dropped.Set("auth", static_cast<double>(c.auth.load()));
+    dropped.Set("replay", static_cast<double>(c.replay.load()));
+    dropped.Set("too-old", static_cast<double>(c.tooOld.load()));
+    dropped.Set("truncated", static_cast<double>(c.truncated.load()));
     o.Set("dropped", dropped);
     Napi::Object off = Napi::Object::New(env);
     off.Set("tso", e.tap().tso);
