@@ -52,5 +52,5 @@ async function openSleeve(cfg: Config, io: 'native' | 'pcap'): Promise<Sleeve> {
   const dev = vxlanDevice(cfg.udpPort);
   if (await vxlanSettings(dev)) await run(['ip', 'link', 'del', 'dev', dev]);
   const c = { ...cfg, sleevePort: cfg.udpPort };
-  return new Sleeve(c, io === 'native' ? NativeIo.open(c) : await PcapIo.open(c.udpPort));
+  return new Sleeve(c, io === 'native' ? NativeIo.open(c) : await PcapIo.open(c.udpPort, { encrypt: c.encrypt }));
 }

@@ -12,23 +12,23 @@ export const SEAL_TAG = 16;
 export const SEAL_OVERHEAD = SEAL_HEADER + SEAL_TAG;
 const WINDOW = 4096;
 
-/** Which counters were taken under one key: the highest and the WINDOW before it. */
+/** Which counters were taken under one key: the highest, H, and the WINDOW before it (as native/src/seal.h: H - WINDOW .. H). */
 export class ReplayWindow {
-  private top = 0; // the highest accepted + 1
-  private readonly seen = new Uint8Array(WINDOW);
+  private top = 0; // H + 1
+  private readonly seen = new Uint8Array(WINDOW + 1);
 
   check(c: number): 'fresh' | 'replay' | 'too-old' {
     if (c >= this.top) return 'fresh';
-    if (c + WINDOW < this.top) return 'too-old';
-    return this.seen[c % WINDOW] ? 'replay' : 'fresh';
+    if (c + WINDOW + 1 < this.top) return 'too-old';
+    return this.seen[c % (WINDOW + 1)] ? 'replay' : 'fresh';
   }
 
   accept(c: number): void {
     if (c >= this.top) {
-      for (let i = this.top; i < c && i < this.top + WINDOW; i++) this.seen[i % WINDOW] = 0;
+      for (let i = this.top; i < c && i <= this.top + WINDOW; i++) this.seen[i % (WINDOW + 1)] = 0;
       this.top = c + 1;
     }
-    this.seen[c % WINDOW] = 1;
+    this.seen[c % (WINDOW + 1)] = 1;
   }
 }
 

@@ -66,6 +66,7 @@ void NonceOf(const uint8_t header[kHeader], uint8_t nonce[12]) {
 
 bool HasAesGcmHardware() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();  // in case this runs from a static initializer, before libgcc's own
   return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
 #else
   return false;
