@@ -61,7 +61,9 @@ export class Forwarder {
     const c = this.counters;
     c.captured.frames++; c.captured.bytes += frame.length;
     if (frame.length < ETH_HEADER) return this.drop('truncated');
-    if (frame.length > this.d.maxFrame) return this.drop('oversized');
+    // Larger than our MTU (a container attached before the MTU went down, say a password was
+    // added): its sender is told, as a router would, and TCP lowers its segment size.
+    if (frame.length > this.d.maxFrame) return this.tooBig(frame, this.d.maxFrame - ETH_HEADER);
     // Capture sees only frames entering from the bridge, never our own injections, so the
     // source is here now, even if it lived at a peer before (the container moved).
     if (!isGroupMac(frame, 6)) this.learn(readMac(frame, 6), LOCAL);
@@ -162,11 +164,7 @@ export class Forwarder {
    * told, as a router on the path would, so TCP lowers its segment size instead of stalling.
    */
   private sendTo(frame: Buffer, ep: Endpoint, origin: string | undefined, hops: number, final = false): void {
-    if (frame.length > ep.mtu + ETH_HEADER) {
-      const icmp = origin === undefined ? fragmentationNeeded(frame, ep.mtu) : undefined;
-      if (icmp) this.deliver(icmp);
-      return this.drop('too-big');
-    }
+    if (frame.length > ep.mtu + ETH_HEADER) return origin === undefined ? this.tooBig(frame, ep.mtu) : this.drop('too-big');
     const into = this.d.buffer?.();
     const via = this.d.via ? this.d.via(ep) : ep;
     if (!via) return this.drop('no-data-path');
@@ -185,6 +183,13 @@ export class Forwarder {
     c.sent.datagrams++; c.sent.bytes += datagram.length;
     ep.tx.frames++; ep.tx.bytes += datagram.length;
     try { this.d.send(datagram, ep, final); } catch { this.drop('send-failed'); }
+  }
+
+  /** A frame from the bridge larger than mtu: an ICMP "fragmentation needed" back to its sender (for an IPv4 DF packet), and dropped. */
+  private tooBig(frame: Buffer, mtu: number): void {
+    const icmp = fragmentationNeeded(frame, mtu);
+    if (icmp) this.deliver(icmp);
+    this.drop('too-big');
   }
 
   private drop(reason: string): void {

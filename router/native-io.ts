@@ -2,14 +2,13 @@ import type { Mac } from '../common/mac.js';
 import { run, runOk } from '../common/exec.js';
 import { loadNative, type NativeSleeve } from '../native/addon.js';
 import { BRIDGE, BRIDGE_PORT_IF, quietIPv6 } from './bridge.js';
+import { ipToNum, numToIp } from '../common/subnet.js';
 import type { PeerSecurity } from './data-keys.js';
 import type { FastRoute, IoReport, SleeveIo, SleeveUp } from './sleeve-io.js';
 
 export const TAP_IF = 'vethwe-tap';
 
-const ipNumber = (ip: string): number => ip.split('.').reduce((n, b) => n * 256 + Number(b), 0);
 const ipText = (b: Buffer, at: number): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-const ipOf = (n: number): string => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 
 // The upcall records the native threads queue (native/src/sleeve-engine.h).
 const FRAME = 1, DATAGRAM = 2, LOCAL_MAC = 3, PEER_MAC = 4;
@@ -61,18 +60,18 @@ export class NativeIo implements SleeveIo {
   };
 
   inject(frame: Buffer): void { if (!this.native.inject(frame)) throw new Error('the TAP refused the frame'); }
-  send(datagram: Buffer, ip: string, port: number): void { if (!this.native.send(datagram, ipNumber(ip), port)) throw new Error('the socket refused the datagram'); }
+  send(datagram: Buffer, ip: string, port: number): void { if (!this.native.send(datagram, ipToNum(ip), port)) throw new Error('the socket refused the datagram'); }
   /** The native send copies the datagram before it returns: one buffer serves every send. */
   buffer(): Buffer { return this.scratch; }
-  peers(ips: string[]): void { this.native.setPeers(ips.map(ipNumber)); }
+  peers(ips: string[]): void { this.native.setPeers(ips.map(ipToNum)); }
 
   /** The threads seal and open (native/src/seal.h); the keys go down as they are agreed. */
-  secure(ip: string, s: PeerSecurity | undefined): void { this.native.secure(ipNumber(ip), s ?? null); }
+  secure(ip: string, s: PeerSecurity | undefined): void { this.native.secure(ipToNum(ip), s ?? null); }
 
   route(mac: Mac, to: FastRoute | undefined): void {
     if (to === undefined) this.native.unroute(mac);
     else if (to === 'local') this.native.routeLocal(mac);
-    else this.native.routePeer(mac, ipNumber(to.ip), to.port, to.mtu);
+    else this.native.routePeer(mac, ipToNum(to.ip), to.port, to.mtu);
   }
 
   report(): IoReport {
@@ -80,7 +79,7 @@ export class NativeIo implements SleeveIo {
     return {
       captured: s.captured, received: s.received, injected: s.injected, sent: s.sent,
       dropped: Object.fromEntries(Object.entries(s.dropped).filter(([, n]) => n > 0)),
-      peers: new Map(s.peers.map((p) => [ipOf(p.ip), { tx: p.tx, rx: p.rx }])),
+      peers: new Map(s.peers.map((p) => [numToIp(p.ip), { tx: p.tx, rx: p.rx }])),
       offloads: { ...s.offloads, gsoSends: s.gsoSends, gsoWrites: s.gsoWrites },
     };
   }

@@ -21,6 +21,7 @@
 #include <set>
 #include <vector>
 
+#include "rng.h"
 #include "../src/seal.h"
 
 using namespace weave::seal;
@@ -33,23 +34,6 @@ bool Crypt(void* ctx, bool seal, const uint8_t nonce[12], const uint8_t* aad, si
 }  // namespace weave::seal::detail
 
 namespace {
-
-// splitmix64: the same numbers on every platform (std's distributions are not).
-struct Rng {
-  uint64_t s;
-  uint64_t Next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-    return z ^ (z >> 31);
-  }
-  size_t Below(size_t n) { return n ? Next() % n : 0; }
-  size_t Range(size_t lo, size_t hi) { return lo + Below(hi - lo + 1); }
-  bool Chance(unsigned pct) { return Below(100) < pct; }
-  void Fill(uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = uint8_t(Next());
-  }
-};
 
 // ---- Reporting. A case stops being checked at its first failure (the rest would follow from it).
 uint64_t g_seed;
