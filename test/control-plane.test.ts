@@ -175,7 +175,7 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
     }, 15_000);
     assert.match(why, /password/);
     assert.ok(!(await established(lab, 'h1')).some((c) => c.nickname === 'h4'), 'h4 never joined');
-    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Encryption: control plane: noise, private network \(password\); data plane: none$/m);
+    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Encryption: enabled \(control plane: noise, private network \(password\); data plane: sealed per connection\)$/m);
   });
 });
 
