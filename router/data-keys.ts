@@ -19,7 +19,12 @@ export interface DataKeysDeps {
   ask(peer: string, req: weave.IDataKeyRequest): Promise<weave.IDataKeyReply>;
   install(peer: string, s: PeerSecurity | undefined): void;
   rotateMs: number;
+  /** Datagrams sent to a neighbour so far: keys are agreed again after ROTATE_FRAMES of them too. */
+  sent(peer: string): number;
 }
+
+/** AES-GCM's and ChaCha20-Poly1305's comfortable use of one key: new keys well before it is worn. */
+export const ROTATE_FRAMES = 2 ** 32;
 
 // An X25519 public key as DER (SubjectPublicKeyInfo): this prefix, then the 32 raw bytes.
 const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
@@ -28,7 +33,11 @@ const rawPublic = (k: KeyObject): Buffer => k.export({ format: 'der', type: 'spk
 const SWITCH_MS = 1000;
 const NUDGE_AFTER_MS = 3000;
 
-interface Peer { ip: string; epoch: number; state?: PeerSecurity; since: number; rotations: number; busy: boolean; asked: number; switchTimer?: NodeJS.Timeout }
+interface Peer {
+  ip: string; epoch: number; state?: PeerSecurity; since: number; sentAt: number; rotations: number; busy: boolean; asked: number;
+  /** The answering side's keys with the new sending key, installed when switchTimer fires. */
+  pending?: PeerSecurity; switchTimer?: NodeJS.Timeout;
+}
 
 /**
  * The keys of the encrypted data plane, per pair of neighbours and per direction: an ephemeral
@@ -56,12 +65,13 @@ export class DataKeys {
   setNeighbours(list: { name: string; ip: string }[]): void {
     const now = new Map(list.map((n) => [n.name, n.ip]));
     for (const [name, p] of this.peers) {
+      if (p.ip === '' && now.has(name)) p.ip = now.get(name)!; // it asked before we saw it connected
       if (now.get(name) === p.ip) continue;
       clearTimeout(p.switchTimer);
       this.peers.delete(name);
       this.d.install(name, undefined);
     }
-    for (const [name, ip] of now) if (!this.peers.has(name)) this.peers.set(name, { ip, epoch: 0, since: Date.now(), rotations: 0, busy: false, asked: 0 });
+    for (const [name, ip] of now) if (!this.peers.has(name)) this.peers.set(name, { ip, epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
     this.tick();
   }
 
@@ -71,7 +81,7 @@ export class DataKeys {
     for (const [name, p] of this.peers) {
       if (p.busy) continue;
       if (this.d.self < name) {
-        if (!p.state || (!p.state.plain && now - p.since >= this.d.rotateMs)) void this.exchange(name, p);
+        if (!p.state || (!p.state.plain && (now - p.since >= this.d.rotateMs || this.d.sent(name) - p.sentAt >= ROTATE_FRAMES))) void this.exchange(name, p);
       } else if (!p.state && now - p.since >= NUDGE_AFTER_MS && now - p.asked >= NUDGE_AFTER_MS) {
         p.asked = now;
         this.d.ask(name, { nudge: true }).catch(() => { /* it asks again on its own */ });
@@ -102,17 +112,21 @@ export class DataKeys {
 
   /** A neighbour's request (it is the lower-named one), or its nudge. */
   async handle(from: string, req: weave.IDataKeyRequest): Promise<weave.IDataKeyReply> {
-    const p = this.peers.get(from);
+    let p = this.peers.get(from);
     if (req.nudge) {
       if (p && this.d.self < from && !p.busy) void this.exchange(from, p);
       return {};
     }
-    if (!p || !(from < this.d.self)) throw new Error('not a neighbour that may ask');
+    if (!(from < this.d.self)) throw new Error('only the lower-named peer of a pair asks');
+    // It may ask before our routes show the connection: its address (for --trusted-subnets) comes with them.
+    if (!p) this.peers.set(from, p = { ip: '', epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
     const epoch = req.epoch ?? 0;
     const mine = generateKeyPairSync('x25519');
     const theirs = Buffer.from(req.publicKey ?? []);
     const keys = this.derive(mine.privateKey, theirs, epoch, [from, theirs], [this.d.self, rawPublic(mine.publicKey)]);
     const trusts = this.d.trusts(p.ip);
+    // A switch still pending is done now: the asker has had those keys since it got our last answer.
+    if (p.pending) { clearTimeout(p.switchTimer); this.installed(from, p, p.epoch, p.pending); p.pending = undefined; }
     if (trusts && req.trusts) this.installed(from, p, epoch, { plain: true });
     else {
       const cipher: Cipher = this.d.aes && req.aes ? 'aes-256-gcm' : 'chacha20-poly1305';
@@ -122,8 +136,10 @@ export class DataKeys {
       // Until the asker has our answer, our frames stay under the key it can open.
       if (old && !old.plain && old.cipher === cipher) {
         this.installed(from, p, epoch, { ...next, tx: old.tx });
-        clearTimeout(p.switchTimer);
-        p.switchTimer = setTimeout(() => { if (p.state && !p.state.plain && p.epoch === epoch) this.installed(from, p, epoch, next); }, SWITCH_MS);
+        p.pending = next;
+        p.switchTimer = setTimeout(() => {
+          if (p.pending === next) { p.pending = undefined; this.installed(from, p, epoch, next); }
+        }, Math.min(SWITCH_MS, this.d.rotateMs / 2));
       } else this.installed(from, p, epoch, next);
     }
     return { publicKey: rawPublic(mine.publicKey), aes: this.d.aes, trusts };
@@ -134,6 +150,7 @@ export class DataKeys {
     p.epoch = epoch;
     p.state = s;
     p.since = Date.now();
+    p.sentAt = this.d.sent(name);
     this.d.install(name, s);
   }
 

@@ -44,6 +44,7 @@ export class DataPlane implements LocalMacs {
         trusts: (ip) => trusted.some((s) => ipToNum(ip) >= s.start && ipToNum(ip) <= s.end),
         ask: (peer, req) => control.request(peer, DATA_KEY, req),
         install: (peer, st) => datapath.setSecurity?.(peer, st),
+        sent: (peer) => datapath.sentTo?.(peer) ?? 0,
       });
       this.keys = keys;
       this.requests.push(handler(DATA_KEY, (from, req) => keys.handle(from, req)));

@@ -21,6 +21,8 @@ export interface Datapath {
   setMac(mac: Mac, owner: string | undefined): void;
   /** With encryption on: how frames to and from a neighbour are protected (undefined: not yet agreed; none pass). */
   setSecurity?(peer: string, s: PeerSecurity | undefined): void;
+  /** Datagrams sent to a neighbour so far (for key rotation by use). */
+  sentTo?(peer: string): number;
   report(): DatapathReport;
   stop(): Promise<void>;
 }

@@ -120,6 +120,15 @@ export class Sleeve implements Datapath {
     if (ep && this.cfg.encrypt) this.io.secure(ep.ip, s);
   }
 
+  sentTo(peer: string): number {
+    const ep = this.endpoints.named(peer);
+    if (!ep) return 0;
+    if (this.io.report && Date.now() - this.ioReportAt > 1000) { this.ioReport = this.io.report(); this.ioReportAt = Date.now(); }
+    return ep.tx.frames + (this.ioReport?.peers.get(ep.ip)?.tx.frames ?? 0);
+  }
+  private ioReport?: IoReport;
+  private ioReportAt = 0;
+
   /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
   ownerOf(mac: Mac): string | undefined { return this.macs.lookup(mac) ?? this.announced.get(mac); }
 
