@@ -25,7 +25,6 @@ constexpr size_t kSealedRoom = seal::kHeader + kVxlan + seal::kTag;
 constexpr size_t kMaxSegments = 1024;     // a 64 KiB super-frame at an MSS of 64
 constexpr size_t kUpLimit = 8 << 20;      // beyond this the TypeScript side is not keeping up: drop
 constexpr int64_t kConfirmMs = 30'000;    // the TypeScript MAC table ages entries out after minutes
-constexpr size_t kRecvBatch = 16;
 constexpr size_t kRecvBytes = 65536;
 const VnetHdr kZeroHdr{};
 
@@ -74,10 +73,10 @@ void Engine::Stop() {
 }
 
 // True when fd is readable, false when the engine stops.
-bool Engine::WaitReadable(int fd) {
-  pollfd p[2] = {{fd, POLLIN, 0}, {stopFd_, POLLIN, 0}};
+bool Engine::Wait(int fd) {
+  pollfd p[2] = {{stopFd_, POLLIN, 0}, {fd, POLLIN, 0}};
   while (poll(p, 2, -1) < 0 && errno == EINTR) {}
-  return !(p[1].revents & POLLIN);
+  return !(p[0].revents & POLLIN);
 }
 
 void Engine::RouteLocal(uint64_t mac) {
@@ -217,21 +216,22 @@ void Engine::Learn(Upcall kind, uint64_t mac, uint32_t ip, const Route* r, int64
   Up(kind, ip, m, sizeof m);
 }
 
-void Engine::TapLoop() {
-  std::vector<uint8_t> in(sizeof(VnetHdr) + offload::kMaxFrame);
-  // Each segment repeats the headers (at most 14 + 60 + 60 bytes) after its VXLAN header.
-  std::vector<uint8_t> out(offload::kMaxFrame + kMaxSegments * (kSealedRoom + 134) + seal::kTag);
-  std::vector<uint16_t> lens(kMaxSegments);
-  Reported rep;
-  for (;;) {
-    ssize_t n = read(tap_.fd, in.data(), in.size());
+Engine::TapSide::TapSide()
+    : in(sizeof(VnetHdr) + offload::kMaxFrame),
+      // Each segment repeats the headers (at most 14 + 60 + 60 bytes) after its VXLAN (and seal) headers.
+      out(offload::kMaxFrame + kMaxSegments * (kSealedRoom + 134) + seal::kTag),
+      lens(kMaxSegments) {}
+
+bool Engine::FromTap(TapSide& s, int max) {
+  for (int i = 0; i < max; i++) {
+    ssize_t n = read(tap_.fd, s.in.data(), s.in.size());
     if (n < 0) {
       if (errno != EAGAIN && errno != EINTR) counters_.malformed++;
-      if (!WaitReadable(tap_.fd)) return;
-      continue;
+      return i > 0;
     }
-    FromBridge(in.data(), n, out.data(), out.size(), lens.data(), rep);
+    FromBridge(s.in.data(), n, s.out.data(), s.out.size(), s.lens.data(), s.rep);
   }
+  return true;
 }
 
 void Engine::FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, uint16_t* lens, Reported& rep) {
@@ -324,64 +324,69 @@ bool Engine::Open(Crypto* c, uint8_t* d, size_t len, size_t* inner, size_t* inne
   return true;
 }
 
-void Engine::UdpLoop() {
-  std::vector<uint8_t> bufs(kRecvBatch * kRecvBytes);
-  mmsghdr msgs[kRecvBatch];
-  iovec iovs[kRecvBatch];
-  sockaddr_in from[kRecvBatch];
-  alignas(cmsghdr) char ctl[kRecvBatch][CMSG_SPACE(sizeof(int))];
-  offload::Coalescer co([this](const uint8_t* d, size_t n) { Write(d, n); });
-  Reported rep;
-  for (;;) {
-    for (size_t i = 0; i < kRecvBatch; i++) {
-      iovs[i] = {bufs.data() + i * kRecvBytes, kRecvBytes};
-      msgs[i] = {};
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-      msgs[i].msg_hdr.msg_iov = &iovs[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_control = ctl[i];
-      msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
-    }
-    int n = recvmmsg(udp_.fd, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) {
-      // EAGAIN: nothing yet; anything else (an ICMP error a peer sent back) is no reason to stop.
-      if (n < 0 && (errno == EAGAIN || errno == EINTR) && !WaitReadable(udp_.fd)) return;
-      continue;
-    }
-    int64_t now = NowMs();
-    {
-      std::shared_lock l(tableMu_);
-      for (int i = 0; i < n; i++) {
-        const msghdr& m = msgs[i].msg_hdr;
-        size_t len = msgs[i].msg_len, seg = len;
-        if (m.msg_flags & MSG_TRUNC) { counters_.malformed++; continue; }
-        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
-          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-            int s;
-            memcpy(&s, CMSG_DATA(c), sizeof s);
-            if (s > 0) seg = s;
-          }
-        }
-        uint32_t ip = from[i].sin_addr.s_addr;
-        PeerTraffic* t = nullptr;
-        if (peers_.count(ip)) t = traffic_.find(ip)->second.get();  // SetPeers made it
-        Crypto* c = nullptr;
-        if (cfg_.encrypt) {
-          auto it = crypto_.find(ip);
-          if (it != crypto_.end()) c = it->second.get();
-        }
-        uint8_t* d = bufs.data() + i * kRecvBytes;
-        for (size_t off = 0; off < len; off += seg) {
-          size_t dl = std::min(seg, len - off), at = 0;
-          counters_.received.Add(1, dl);
-          if (cfg_.encrypt && !Open(c, d + off, dl, &at, &dl)) continue;
-          if (!t || !ToBridge(d + off + at, dl, ip, t, now, rep, co)) Up(kDatagram, ip, d + off + at, dl);
+Engine::UdpSide::UdpSide(Engine* e) : bufs(kRecvBatch * kRecvBytes), co([e](const uint8_t* d, size_t n) { e->Write(d, n); }) {}
+
+bool Engine::FromUdp(UdpSide& s) {
+  auto& [bufs, msgs, iovs, from, ctl, co, rep] = s;
+  for (size_t i = 0; i < kRecvBatch; i++) {
+    iovs[i] = {bufs.data() + i * kRecvBytes, kRecvBytes};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_control = ctl[i];
+    msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
+  }
+  int n = recvmmsg(udp_.fd, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+  // EAGAIN: nothing yet; anything else (an ICMP error a peer sent back) is no reason to stop.
+  if (n <= 0) return n < 0 && errno != EAGAIN && errno != EINTR;
+  int64_t now = NowMs();
+  {
+    std::shared_lock l(tableMu_);
+    for (int i = 0; i < n; i++) {
+      const msghdr& m = msgs[i].msg_hdr;
+      size_t len = msgs[i].msg_len, seg = len;
+      if (m.msg_flags & MSG_TRUNC) { counters_.malformed++; continue; }
+      for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int size;
+          memcpy(&size, CMSG_DATA(c), sizeof size);
+          if (size > 0) seg = size;
         }
       }
+      uint32_t ip = from[i].sin_addr.s_addr;
+      PeerTraffic* t = nullptr;
+      if (peers_.count(ip)) t = traffic_.find(ip)->second.get();  // SetPeers made it
+      Crypto* c = nullptr;
+      if (cfg_.encrypt) {
+        auto it = crypto_.find(ip);
+        if (it != crypto_.end()) c = it->second.get();
+      }
+      uint8_t* d = bufs.data() + i * kRecvBytes;
+      for (size_t off = 0; off < len; off += seg) {
+        size_t dl = std::min(seg, len - off), at = 0;
+        counters_.received.Add(1, dl);
+        if (cfg_.encrypt && !Open(c, d + off, dl, &at, &dl)) continue;
+        if (!t || !ToBridge(d + off + at, dl, ip, t, now, rep, co)) Up(kDatagram, ip, d + off + at, dl);
+      }
     }
-    co.Flush();
   }
+  co.Flush();
+  return true;
+}
+
+// One thread each way: the two directions run in parallel, and each sleeps when its side is quiet.
+// (One thread for both that spins 200 us before it sleeps was tried: RTT p50 0.30-0.34 ms against
+// 0.25 here, the same throughput: on two cores the spinning takes the CPU the replies need.)
+void Engine::TapLoop() {
+  TapSide s;
+  for (;;) if (!FromTap(s, 1 << 30) && !Wait(tap_.fd)) return;
+}
+
+void Engine::UdpLoop() {
+  UdpSide s(this);
+  for (;;) if (!FromUdp(s) && !Wait(udp_.fd)) return;
 }
 
 // A plain VXLAN datagram from a peer, for a MAC on our bridge: on its way. Anything else goes up.

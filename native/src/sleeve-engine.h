@@ -7,6 +7,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdint>
@@ -116,8 +117,29 @@ class Engine {
   // Per thread: the last MAC location reported, so a stream from one unknown MAC is reported once a second.
   struct Reported { uint64_t mac = ~0ull; uint32_t where = 0; int64_t at = -1; };
 
+  struct TapSide {
+    TapSide();
+    std::vector<uint8_t> in, out;
+    std::vector<uint16_t> lens;
+    Reported rep;
+  };
+  static constexpr size_t kRecvBatch = 16;
+  struct UdpSide {
+    explicit UdpSide(Engine* e);
+    std::vector<uint8_t> bufs;
+    mmsghdr msgs[kRecvBatch];
+    iovec iovs[kRecvBatch];
+    sockaddr_in from[kRecvBatch];
+    alignas(cmsghdr) char ctl[kRecvBatch][CMSG_SPACE(sizeof(int))];
+    offload::Coalescer co;
+    Reported rep;
+  };
+  // Each moves what is waiting on its side now: false when nothing was.
+  bool FromTap(TapSide& s, int max);
+  bool FromUdp(UdpSide& s);
   void TapLoop();
   void UdpLoop();
+  bool Wait(int fd);
   void FromBridge(const uint8_t* buf, size_t n, uint8_t* out, size_t cap, uint16_t* lens, Reported& rep);
   // Opens a sealed datagram in place (or lets a plain one through from a trusted peer): the inner
   // datagram's offset and length, or false (counted) when it is dropped.
@@ -128,7 +150,6 @@ class Engine {
   void Write(const uint8_t* data, size_t len);
   void WriteFrame(const uint8_t* frame, size_t len);
   PeerTraffic* TrafficOf(uint32_t ip);  // under the table lock, held exclusively
-  bool WaitReadable(int fd);
 
   const Config cfg_;
   Tap tap_;
