@@ -3,17 +3,29 @@ import { formatMac, parseMac, type Mac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
 import type { Netlink } from '../native/netlink.js';
-import { BRIDGE, BRIDGE_PORT_IF } from './bridge.js';
+import { BRIDGE } from './bridge.js';
 import { Capture } from './capture.js';
 import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
 import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE, isHeartbeat } from './heartbeat.js';
 import { LOCAL } from './mac-table.js';
 import { PcapIo } from './pcap-io.js';
+import { NativeIo } from './native-io.js';
+import type { SleeveIo } from './sleeve-io.js';
 import { Sleeve } from './sleeve.js';
 import { ETH_HEADER, VXLAN_HEADER } from './vxlan.js';
 
 export const vxlanDevice = (udpPort: number): string => `vxlan-${udpPort}`;
+
+async function innerIo(cfg: DatapathConfig): Promise<SleeveIo> {
+  try {
+    return NativeIo.open({ udpPort: cfg.sleevePort, vni: cfg.vni, mtu: cfg.mtu }, true);
+  } catch (err) {
+    if (/in use/.test((err as Error).message)) throw err;
+    log.info(`fastdp's sleeve: the native one cannot run here (${(err as Error).message}): sleeve-pcap`);
+    return PcapIo.open(cfg.sleevePort, { inner: true });
+  }
+}
 
 /** The VNI and port of the vxlan device by that name, or undefined when there is none (or that link is not a vxlan device). */
 export async function vxlanSettings(device: string): Promise<{ id?: number; port?: number } | undefined> {
@@ -62,7 +74,8 @@ export class Fastdp implements Datapath {
    */
   static async open(cfg: DatapathConfig, nl: Netlink): Promise<Fastdp> {
     const device = vxlanDevice(cfg.udpPort);
-    const sleeve = new Sleeve({ ...cfg, vxlanPeers: [] }, await PcapIo.open(cfg.sleevePort, { inner: true })); // the kernel floods to plain VXLAN peers
+    // The native sleeve where it can run, else sleeve-pcap; the kernel floods to plain VXLAN peers itself.
+    const sleeve = new Sleeve({ ...cfg, vxlanPeers: [] }, await innerIo(cfg));
     const found = await vxlanSettings(device);
     let existed = found !== undefined;
     // One a router left with another VNI or port (launched differently before) is made again.
@@ -86,8 +99,8 @@ export class Fastdp implements Datapath {
   async start(events: DatapathEvents): Promise<void> {
     this.events = events;
     await runOk(['ip', 'link', 'set', 'dev', this.device, 'master', BRIDGE]);
-    for (const dev of [this.device, BRIDGE_PORT_IF]) await runOk(['bridge', 'link', 'set', 'dev', dev, 'learning', 'off', 'isolated', 'on']);
-    this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(BRIDGE_PORT_IF), this.cfg.vxlanPeers.map((p) => p.ip));
+    await runOk(['bridge', 'link', 'set', 'dev', this.device, 'learning', 'off', 'isolated', 'on']);
+    this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(this.sleeve.bridgePort), this.cfg.vxlanPeers.map((p) => p.ip));
     await this.sleeve.start({
       learned: (batch) => { for (const { mac } of batch) this.program(mac); events.learned(batch); },
       pathChanged: (peer) => this.repath(peer),

@@ -4,7 +4,7 @@ import { loadNative, type NativeSleeve } from '../native/addon.js';
 import { BRIDGE, BRIDGE_PORT_IF, quietIPv6 } from './bridge.js';
 import { ipToNum, numToIp } from '../common/subnet.js';
 import type { PeerSecurity } from './data-keys.js';
-import type { FastRoute, IoReport, SleeveIo, SleeveUp } from './sleeve-io.js';
+import { portFlags, type FastRoute, type IoReport, type SleeveIo, type SleeveUp } from './sleeve-io.js';
 
 export const TAP_IF = 'vethwe-tap';
 
@@ -22,16 +22,17 @@ const RECORD = 12;
  */
 export class NativeIo implements SleeveIo {
   readonly name = 'sleeve';
+  readonly port = TAP_IF;
   private scratch = Buffer.allocUnsafeSlow(65536 + 32);
   private up?: SleeveUp;
 
-  private constructor(private readonly native: NativeSleeve, private readonly mtu: number) {}
+  private constructor(private readonly native: NativeSleeve, private readonly mtu: number, private readonly inner: boolean) {}
 
   /** Takes the UDP port and makes the TAP (it goes when the process does); throws a one-line Error. */
-  static open(cfg: { udpPort: number; vni: number; mtu: number; encrypt?: boolean }): NativeIo {
+  static open(cfg: { udpPort: number; vni: number; mtu: number; encrypt?: boolean }, inner = false): NativeIo {
     const n = loadNative();
     if (!n.ok) throw new Error(n.reason);
-    return new NativeIo(new n.Sleeve({ tap: TAP_IF, port: cfg.udpPort, vni: cfg.vni, mtu: cfg.mtu, encrypt: cfg.encrypt ?? false }), cfg.mtu);
+    return new NativeIo(new n.Sleeve({ tap: TAP_IF, port: cfg.udpPort, vni: cfg.vni, mtu: cfg.mtu, encrypt: cfg.encrypt ?? false }), cfg.mtu, inner);
   }
 
   async start(up: SleeveUp): Promise<void> {
@@ -39,6 +40,7 @@ export class NativeIo implements SleeveIo {
     // The TAP is the bridge's overlay port: the capture pair another datapath left there goes off it.
     await run(['ip', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'nomaster', 'down']);
     await runOk(['ip', 'link', 'set', 'dev', TAP_IF, 'mtu', String(this.mtu), 'master', BRIDGE]);
+    await runOk(['bridge', 'link', 'set', 'dev', TAP_IF, ...portFlags(this.inner)]);
     quietIPv6(TAP_IF);
     await runOk(['ip', 'link', 'set', 'dev', TAP_IF, 'up']);
     this.native.start(this.drain);

@@ -3,7 +3,7 @@ import { BRIDGE_PORT_IF, CAPTURE_IF } from './bridge.js';
 import { Capture } from './capture.js';
 import type { PeerSecurity } from './data-keys.js';
 import { PeerSeal, SEAL_TYPE } from './seal.js';
-import type { SleeveIo, SleeveUp } from './sleeve-io.js';
+import { portFlags, type SleeveIo, type SleeveUp } from './sleeve-io.js';
 import { UdpTransport } from './udp.js';
 
 /**
@@ -14,6 +14,7 @@ import { UdpTransport } from './udp.js';
  */
 export class PcapIo implements SleeveIo {
   readonly name = 'sleeve-pcap';
+  readonly port = BRIDGE_PORT_IF;
   private readonly capture = new Capture(CAPTURE_IF, 'inbound', 16 << 20);
   private readonly seals = new Map<string, PeerSeal | 'plain'>();
   private up?: SleeveUp;
@@ -29,8 +30,7 @@ export class PcapIo implements SleeveIo {
 
   async start(up: SleeveUp): Promise<void> {
     this.up = up;
-    // Alone, the sleeve is the bridge's only overlay port and learns like any other (fastdp changes that).
-    if (!this.inner) await runOk(['bridge', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'learning', 'on', 'isolated', 'off']);
+    await runOk(['bridge', 'link', 'set', 'dev', BRIDGE_PORT_IF, ...portFlags(this.inner)]);
     this.onUdp.fn = this.encrypt ? this.opened : up.fromPeer;
     this.capture.open(up.fromBridge);
   }

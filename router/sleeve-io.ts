@@ -10,7 +10,13 @@ import type { PeerSecurity } from './data-keys.js';
 export interface SleeveIo {
   /** The datapath's name: what `weave status` shows. */
   readonly name: string;
-  /** Puts its port on the bridge and starts handing frames up. */
+  /** Its port on the bridge (fastdp points MACs that take the sleeve at it). */
+  readonly port: string;
+  /**
+   * Puts its port on the bridge and starts handing frames up. Alone it is the bridge's overlay port
+   * and learns like any other; the sleeve of a fastdp datapath (inner) neither learns nor forwards
+   * to the vxlan device (both are isolated), and fastdp tells the bridge which MACs it serves.
+   */
   start(up: SleeveUp): Promise<void>;
   /** A frame onto the bridge. Throws when the bridge refused it. */
   inject(frame: Buffer): void;
@@ -56,3 +62,6 @@ export interface IoReport {
   peers: Map<string, { tx: Traffic; rx: Traffic }>;
   offloads: Record<string, boolean | number>;
 }
+
+/** `bridge link set` flags for a sleeve's port: alone it learns; inner (fastdp's) it is isolated from the vxlan device and learns nothing. */
+export const portFlags = (inner: boolean): string[] => (inner ? ['learning', 'off', 'isolated', 'on'] : ['learning', 'on', 'isolated', 'off']);

@@ -21,6 +21,8 @@ const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () =>
 export class Sleeve implements Datapath {
   get name(): string { return this.io.name; }
   get sleevePort(): number { return this.cfg.sleevePort; }
+  /** Its port on the bridge. */
+  get bridgePort(): string { return this.io.port; }
   /** The MAC table's clock: read per frame, so a second's precision, refreshed by a timer (ages are minutes). */
   private clock = Date.now();
   readonly macs = new MacTable(MAC_AGE_MS, () => this.clock, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));

@@ -4,6 +4,8 @@ import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/wea
 import { iperf as runIperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
+/** The bridge port of a fastdp host's sleeve: the native sleeve's TAP. */
+const SLEEVE_PORT = 'vethwe-tap';
 
 interface FdbEntry { mac: string; dst?: string; master?: string; state?: string; flags?: string[] }
 const fdb = async (lab: Lab, host: string, dev: string): Promise<FdbEntry[]> =>
@@ -56,7 +58,7 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
     await waitFor('h1 holds a vxlan entry for c2', async () => (await fdb(lab, 'h1', 'vxlan-6784')).some((e) => e.mac === m2 && e.dst === addr('h2')));
     const bridge = (await fdb(lab, 'h1', 'vxlan-6784')).filter((e) => e.master === 'weave' && e.state === 'static').map((e) => e.mac);
     assert.ok(bridge.includes(m2), 'and the bridge sends that MAC to the vxlan port');
-    assert.ok((await fdb(lab, 'h1', 'vethwe-bridge')).some((e) => e.mac === m3 && e.state === 'static'), 'c3 (on the sleeve host) goes to the sleeve');
+    assert.ok((await fdb(lab, 'h1', SLEEVE_PORT)).some((e) => e.mac === m3 && e.state === 'static'), 'c3 (on the sleeve host) goes to the sleeve');
     assert.equal((await pathTo(lab, 'h1', names.get('h3')!)).reason, 'it runs sleeve-pcap');
   });
 
@@ -80,7 +82,7 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
       await waitFor('h1 falls back to the sleeve for h2', async () => (await pathTo(lab, 'h1', h2))?.mode === 'sleeve', 10_000);
       const m2 = await macOf(lab, c[1]);
       await waitFor('the bridge sends c2\'s MAC to the sleeve port', async () =>
-        (await fdb(lab, 'h1', 'vethwe-bridge')).some((e) => e.mac === m2 && e.state === 'static'));
+        (await fdb(lab, 'h1', SLEEVE_PORT)).some((e) => e.mac === m2 && e.state === 'static'));
       assert.ok(!(await fdb(lab, 'h1', 'vxlan-6784')).some((e) => e.mac === m2 && e.dst), 'no vxlan entry left for it');
       await waitForPing(lab, c[0].netns, ip(2));
       assert.ok(await iperf(lab, c[0], c[1], ip(2)) > 0, 'a TCP stream crosses on the sleeve');
@@ -118,7 +120,7 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
   it('a restarted router rebuilds the FDB, removes stale entries, and traffic resumes within 3 s', async () => {
     const STALE = '02:de:ad:00:00:01';
     await lab.execOk('h1', ['bridge', 'fdb', 'replace', STALE, 'dev', 'vxlan-6784', 'dst', '198.18.0.99', 'self', 'permanent']);
-    await lab.execOk('h1', ['bridge', 'fdb', 'replace', STALE, 'dev', 'vethwe-bridge', 'master', 'static']);
+    await lab.execOk('h1', ['bridge', 'fdb', 'replace', STALE, 'dev', SLEEVE_PORT, 'master', 'static']);
     const pid = (await report(lab, 'h1')).pid;
     // Pings every 20 ms from h2 across the restart: the longest silence is how long traffic stopped.
     const ping = lab.spawnIn(c[1].netns, ['ping', '-D', '-n', '-i', '0.02', '-W', '1', '-w', '8', ip(1)], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -136,7 +138,7 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
     await waitFor('a new router pid', async () => (await report(lab, 'h1').catch(() => undefined))?.pid !== pid);
     const m2 = await macOf(lab, c[1]);
     await waitFor('stale entries gone, c2 programmed', async () => {
-      const vx = await fdb(lab, 'h1', 'vxlan-6784'), br = await fdb(lab, 'h1', 'vethwe-bridge');
+      const vx = await fdb(lab, 'h1', 'vxlan-6784'), br = await fdb(lab, 'h1', SLEEVE_PORT);
       return !vx.some((e) => e.mac === STALE) && !br.some((e) => e.mac === STALE) && vx.some((e) => e.mac === m2 && e.dst === addr('h2'));
     }, 20_000);
     await waitForPing(lab, c[0].netns, ip(2));
