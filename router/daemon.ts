@@ -42,6 +42,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password }, cfg.port);
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
+  if (!cfg.password && cfg.trustedSubnets?.length) log.warn('--trusted-subnets has no effect without a password: the data plane is not encrypted');
   const native = loadNative();
   const data = new DataPlane(mtu, cfg.vni, datapath, control, cfg.password ? {
     password: cfg.password, trustedSubnets: (cfg.trustedSubnets ?? []).map((t) => parseSubnet(t)),

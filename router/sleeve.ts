@@ -39,6 +39,9 @@ export class Sleeve implements Datapath {
   private readonly pushed = new Map<Mac, string>();
   /** With encryption: each neighbour's keys, by name (its address may come after them). */
   private readonly security = new Map<string, PeerSecurity>();
+  /** The I/O's counters, read at most once a second for sentTo. */
+  private ioReport?: IoReport;
+  private ioReportAt = 0;
 
   constructor(readonly cfg: DatapathConfig, private readonly io: SleeveIo) {
     const buffer = () => io.buffer();
@@ -128,9 +131,6 @@ export class Sleeve implements Datapath {
     if (this.io.report && Date.now() - this.ioReportAt > 1000) { this.ioReport = this.io.report(); this.ioReportAt = Date.now(); }
     return ep.tx.frames + (this.ioReport?.peers.get(ep.ip)?.tx.frames ?? 0);
   }
-  private ioReport?: IoReport;
-  private ioReportAt = 0;
-
   /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
   ownerOf(mac: Mac): string | undefined { return this.macs.lookup(mac) ?? this.announced.get(mac); }
 
