@@ -2,6 +2,9 @@
 #include "offload.h"
 
 #include <algorithm>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <utility>
 
@@ -73,6 +76,26 @@ bool ParseSegment(const uint8_t* f, size_t len, Segment* s) {
 
 }  // namespace
 
+#if defined(__x86_64__)
+// The sum of data's 32-bit host-order words (len a multiple of 32), each lane widened to 64 bits:
+// modulo 0xffff it equals the sum of its 16-bit words, as the 64-bit words below do.
+__attribute__((target("avx2"))) static unsigned __int128 SumAvx2(const uint8_t* data, size_t len) {
+  __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+  const __m256i zero = _mm256_setzero_si256();
+  for (size_t i = 0; i < len; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + i));
+    a = _mm256_add_epi64(a, _mm256_unpacklo_epi32(v, zero));
+    b = _mm256_add_epi64(b, _mm256_unpackhi_epi32(v, zero));
+  }
+  alignas(32) uint64_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), a);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 4), b);
+  unsigned __int128 sum = 0;
+  for (uint64_t l : lanes) sum += l;
+  return sum;
+}
+#endif
+
 uint64_t SumWords(const uint8_t* data, size_t len, uint64_t initial) {
   // Sum 64-bit host-order words into 128 bits (the carries pile up in the high half, an add-with-
   // carry per word), then fold: the ones' complement sum commutes with byte swapping (RFC 1071
@@ -80,6 +103,17 @@ uint64_t SumWords(const uint8_t* data, size_t len, uint64_t initial) {
   __extension__ typedef unsigned __int128 u128;
   u128 acc = 0;
   uint64_t w[4];
+#if defined(__x86_64__)
+  // Where the CPU has AVX2, 32 bytes a step in four lanes (the received side verifies every
+  // segment's checksum: it was the largest cost of ours on that path); the rest as below.
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2 && len >= 256) {
+    const size_t done = len & ~size_t(31);
+    acc += SumAvx2(data, done);
+    data += done;
+    len -= done;
+  }
+#endif
   for (; len >= 32; len -= 32, data += 32) {
     memcpy(w, data, 32);
     acc += w[0], acc += w[1], acc += w[2], acc += w[3];
