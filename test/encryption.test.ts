@@ -157,6 +157,17 @@ describe('encrypted data plane: keys rotating every second, and trusted subnets'
     }
   });
 
+  it('a router killed and started again agrees new keys with its neighbours, and traffic resumes (time printed)', async () => {
+    const before = await report(lab, 'h3');
+    for (const pid of [before.supervisorPid!, before.pid]) process.kill(pid, 'SIGKILL'); // nothing restarts it
+    await waitFor('h1 notices h3 is gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === names.get('h3') && x.state === 'established'));
+    const t0 = Date.now();
+    await weaveOk(lab, 'h3', ['launch', '--nickname', 'h3', '--datapath', 'sleeve', '--key-rotation', '1', lab.host('h1').addrs[0]], PASSWORD);
+    await waitFor('pings again', async () => (await lab.execIn(c[0].netns, ['ping', '-c1', '-W1', ip(3)])).code === 0, 20_000, 100);
+    console.log(`      launch to pinging through new keys: ${Date.now() - t0} ms`);
+    assert.match(await weaveOk(lab, 'h1', ['status', 'connections']), /encrypted\((aes-256-gcm|chacha20-poly1305)\) \S+\(h3\)/);
+  });
+
   it('peers that both trust each other\'s subnet go unencrypted; with a third that does not, frames are sealed', async () => {
     const conns = await weaveOk(lab, 'h1', ['status', 'connections']);
     assert.match(conns, new RegExp(`unencrypted h2|unencrypted ${names.get('h2')}`));
