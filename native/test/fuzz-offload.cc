@@ -649,18 +649,14 @@ int Bench() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && !strcmp(argv[1], "--bench")) return Bench();
-  bool one = argc == 4 && !strcmp(argv[2], "--case");
-  if (argc != 3 && !one) {
-    fprintf(stderr, "usage: fuzz-offload SEED ITERATIONS | SEED --case N | --bench\n");
-    return 2;
-  }
-  g_seed = strtoull(argv[1], nullptr, 10);
-  const size_t from = one ? strtoull(argv[3], nullptr, 10) : 0, to = one ? from + 1 : strtoull(argv[2], nullptr, 10);
+  Cases cases;
+  if (!ParseCases(argc, argv, "fuzz-offload", &cases)) return 2;
+  if (cases.bench) return Bench();
+  g_seed = cases.seed;
+  const size_t from = cases.from, to = cases.to;
   static const char* const kKinds[] = {"split", "round trip", "coalescer stream"};
   for (g_case = from; g_case < to; g_case++) {
-    Rng r{g_seed * 0x9e3779b97f4a7c15 ^ g_case};
-    r.Next();
+    Rng r = CaseRng(g_seed, g_case);
     g_case_failed = false;
     g_kind = kKinds[g_case % 3];
     g_cases++;

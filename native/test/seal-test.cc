@@ -428,18 +428,14 @@ int Bench() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && !strcmp(argv[1], "--bench")) return Bench();
-  bool one = argc == 4 && !strcmp(argv[2], "--case");
-  if (argc != 3 && !one) {
-    fprintf(stderr, "usage: seal-test SEED ITERATIONS | SEED --case N | --bench\n");
-    return 2;
-  }
-  g_seed = strtoull(argv[1], nullptr, 10);
+  Cases cases;
+  if (!ParseCases(argc, argv, "seal-test", &cases)) return 2;
+  if (cases.bench) return Bench();
+  g_seed = cases.seed;
   KnownAnswers();
-  const size_t from = one ? strtoull(argv[3], nullptr, 10) : 0, to = one ? from + 1 : strtoull(argv[2], nullptr, 10);
+  const size_t from = cases.from, to = cases.to;
   for (g_case = from; g_case < to; g_case++) {
-    Rng r{g_seed * 0x9e3779b97f4a7c15 ^ g_case};
-    r.Next();
+    Rng r = CaseRng(g_seed, g_case);
     g_case_failed = false;
     const Cipher c = g_case % 2 ? Cipher::kAes256Gcm : Cipher::kChaCha20Poly1305;
     g_kind = Name(c);
