@@ -17,6 +17,9 @@ export function parseSubnet(text: string, what = 'range'): Subnet {
   return { start, end: start + size, prefix, text };
 }
 
+/** Whether addr lies in [start, end): a subnet, or any range of addresses. */
+export const contains = (r: { start: number; end: number }, addr: number): boolean => addr >= r.start && addr < r.end;
+
 export const within = (inner: Subnet, outer: Subnet): boolean => inner.start >= outer.start && inner.end <= outer.end;
 
 /** Addresses that may be handed out in a subnet: not its network or broadcast address. */

@@ -1,6 +1,6 @@
 import { UserError } from '../common/errors.js';
 import { weave } from '../proto/gen/weave.js';
-import { numToIp, parseSubnet, Subnet, usable, within } from '../common/subnet.js';
+import { contains, numToIp, parseSubnet, Subnet, usable, within } from '../common/subnet.js';
 import { Allocation, Entry, IpamState } from './state.js';
 
 /** How an allocator reaches the others: the libp2p control plane in the router, a simulated network in tests. */
@@ -58,7 +58,7 @@ export class Allocator {
   allocate(ident: string, subnetText?: string): Promise<Allocated> {
     return this.serial(async () => {
       const subnet = subnetText ? this.subnet(subnetText) : this.o.defaultSubnet;
-      const held = this.state.identAllocations(ident).find((a) => a.addr >= subnet.start && a.addr < subnet.end);
+      const held = this.state.identAllocations(ident).find((a) => contains(subnet, a.addr));
       if (held) return this.adopt(ident, held.addr, subnet.prefix);
       await this.ensureRing();
       let addr = this.findFree(subnet);
@@ -113,7 +113,7 @@ export class Allocator {
       if (mine.length === 0) return undefined;
       if (!heir) throw new IpamError('no reachable peer to hand our address space to');
       const changed = mine.map((p) => this.state.setEntry(p.start, heir));
-      const delta = this.state.encode(changed, [...this.state.allocations.values()].filter((a) => mine.some((p) => a.addr >= p.start && a.addr < p.end)));
+      const delta = this.state.encode(changed, [...this.state.allocations.values()].filter((a) => mine.some((p) => contains(p, a.addr))));
       const reply = await this.t.request(heir, { kind: 'adopt', range: this.o.range.text, state: delta });
       if (reply.error) throw new IpamError(`${heir} refused our space: ${reply.error}`);
       this.commit(changed, []);
@@ -155,7 +155,7 @@ export class Allocator {
     const allocated = [...this.state.allocations.values()].filter((a) => !a.released).map((a) => a.addr);
     for (const p of this.state.pieces()) {
       const s = byPeer.get(p.entry.peer) ?? { owned: 0, free: 0 };
-      const used = allocated.filter((a) => a >= p.start && a < p.end).length;
+      const used = allocated.filter((a) => contains(p, a)).length;
       s.owned += p.end - p.start;
       s.free += p.end - p.start - used;
       byPeer.set(p.entry.peer, s);

@@ -3,7 +3,7 @@ import { weave } from '../proto/gen/weave.js';
 import type { ControlPlane } from '../gossip/control-plane.js';
 import { channelSpec, GossipChannel, handler, requestSpec } from '../gossip/typed-channel.js';
 import type { IpamReport } from '../contract/report.js';
-import { ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
+import { contains, ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
 import { Allocator, IpamError } from './allocator.js';
 import { IpamStore } from './persist.js';
 
@@ -82,7 +82,7 @@ export class IpamService {
   release(ident: string, ip?: string) { return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip)); }
 
   /** Whether an address is IPAM's to hand out. */
-  inRange(ip: string): boolean { const n = ipToNum(ip); return n >= this.range.start && n < this.range.end; }
+  inRange(ip: string): boolean { return contains(this.range, ipToNum(ip)); }
 
   lookup(ident: string) {
     return this.allocator.lookup(ident).map((a) => ({ ip: numToIp(a.addr), cidr: `${numToIp(a.addr)}/${this.prefixFor(a.addr)}` }));
@@ -99,7 +99,7 @@ export class IpamService {
 
   /** The prefix length an address is announced with: the default subnet's if inside it, else the range's. */
   prefixFor(addr: number): number {
-    return addr >= this.defaultSubnet.start && addr < this.defaultSubnet.end ? this.defaultSubnet.prefix : this.range.prefix;
+    return contains(this.defaultSubnet, addr) ? this.defaultSubnet.prefix : this.range.prefix;
   }
 
   report(): IpamReport {

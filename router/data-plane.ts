@@ -9,7 +9,7 @@ import { DataKeys } from './data-keys.js';
 import type { RequestHandler } from '../common/channel.js';
 import { handler, requestSpec } from '../gossip/typed-channel.js';
 import { weave } from '../proto/gen/weave.js';
-import { ipToNum, type Subnet } from '../common/subnet.js';
+import { contains, ipToNum, type Subnet } from '../common/subnet.js';
 
 const DATA_KEY = requestSpec('datakey', weave.DataKeyRequest, weave.DataKeyReply);
 
@@ -41,7 +41,7 @@ export class DataPlane implements LocalMacs {
       const trusted = security.trustedSubnets;
       const keys = new DataKeys({
         self: control.name, password: security.password, aes: security.aes, rotateMs: security.rotateMs,
-        trusts: (ip) => trusted.some((s) => ipToNum(ip) >= s.start && ipToNum(ip) <= s.end),
+        trusts: (ip) => trusted.some((s) => contains(s, ipToNum(ip))),
         ask: (peer, req) => control.request(peer, DATA_KEY, req),
         install: (peer, st) => datapath.setSecurity?.(peer, st),
         sent: (peer) => datapath.sentTo?.(peer) ?? 0,
