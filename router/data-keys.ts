@@ -32,6 +32,7 @@ const rawPublic = (k: KeyObject): Buffer => k.export({ format: 'der', type: 'spk
 /** The responder keeps sending under the old key this long, so the asker has the new one when it arrives. */
 const SWITCH_MS = 1000;
 const NUDGE_AFTER_MS = 3000;
+const newPeer = (ip: string): Peer => ({ ip, epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
 
 interface Peer {
   ip: string; epoch: number; state?: PeerSecurity; since: number; sentAt: number; rotations: number; busy: boolean; asked: number;
@@ -71,7 +72,7 @@ export class DataKeys {
       this.peers.delete(name);
       this.d.install(name, undefined);
     }
-    for (const [name, ip] of now) if (!this.peers.has(name)) this.peers.set(name, { ip, epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
+    for (const [name, ip] of now) if (!this.peers.has(name)) this.peers.set(name, newPeer(ip));
     this.tick();
   }
 
@@ -100,7 +101,7 @@ export class DataKeys {
       const theirs = Buffer.from(r.publicKey ?? []);
       const keys = this.derive(mine.privateKey, theirs, epoch, [this.d.self, rawPublic(mine.publicKey)], [name, theirs]);
       this.installed(name, p, epoch, trusts && !!r.trusts ? { plain: true } : {
-        plain: false, cipher: this.d.aes && r.aes ? 'aes-256-gcm' : 'chacha20-poly1305',
+        plain: false, cipher: this.cipherWith(r),
         tx: { id: epoch & 255, key: keys.lowToHigh }, rx: this.rxWith(p, { id: epoch & 255, key: keys.highToLow }),
       });
     } catch (err) {
@@ -119,7 +120,7 @@ export class DataKeys {
     }
     if (!(from < this.d.self)) throw new Error('only the lower-named peer of a pair asks');
     // It may ask before our routes show the connection: its address (for --trusted-subnets) comes with them.
-    if (!p) this.peers.set(from, p = { ip: '', epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
+    if (!p) this.peers.set(from, p = newPeer(''));
     const epoch = req.epoch ?? 0;
     const mine = generateKeyPairSync('x25519');
     const theirs = Buffer.from(req.publicKey ?? []);
@@ -129,7 +130,7 @@ export class DataKeys {
     if (p.pending) { clearTimeout(p.switchTimer); this.installed(from, p, p.epoch, p.pending); p.pending = undefined; }
     if (trusts && req.trusts) this.installed(from, p, epoch, { plain: true });
     else {
-      const cipher: Cipher = this.d.aes && req.aes ? 'aes-256-gcm' : 'chacha20-poly1305';
+      const cipher = this.cipherWith(req);
       const rx = this.rxWith(p, { id: epoch & 255, key: keys.lowToHigh });
       const next: PeerSecurity = { plain: false, cipher, tx: { id: epoch & 255, key: keys.highToLow }, rx };
       const old = p.state;
@@ -153,6 +154,9 @@ export class DataKeys {
     p.sentAt = this.d.sent(name);
     this.d.install(name, s);
   }
+
+  /** AES-GCM when both ends have it in hardware, else ChaCha20-Poly1305. */
+  private cipherWith(other: { aes?: boolean | null }): Cipher { return this.d.aes && other.aes ? 'aes-256-gcm' : 'chacha20-poly1305'; }
 
   /** The new receive key first, then the one in use until now (frames sealed under it may still come). */
   private rxWith(p: Peer, key: DirectionKey): DirectionKey[] {

@@ -192,7 +192,8 @@ export class Forwarder {
     this.drop('too-big');
   }
 
-  private drop(reason: string): void {
+  /** Counts a frame or datagram dropped, by reason (the I/O below the forwarder counts its own here too). */
+  drop(reason: string): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
   }
 }

@@ -8,7 +8,6 @@ import { portFlags, type FastRoute, type IoReport, type SleeveIo, type SleeveUp 
 
 export const TAP_IF = 'vethwe-tap';
 
-const ipText = (b: Buffer, at: number): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 
 // The upcall records the native threads queue (native/src/sleeve-engine.h).
 const FRAME = 1, DATAGRAM = 2, LOCAL_MAC = 3, PEER_MAC = 4;
@@ -54,9 +53,9 @@ export class NativeIo implements SleeveIo {
     for (let at = 0; at + RECORD <= b.length;) {
       const kind = b[at], len = b.readUInt32LE(at + 8), data = b.subarray(at + RECORD, at + RECORD + len);
       if (kind === FRAME) up.fromBridge(data);
-      else if (kind === DATAGRAM) up.fromPeer(data, ipText(b, at + 4));
+      else if (kind === DATAGRAM) up.fromPeer(data, numToIp(b.readUInt32BE(at + 4)));
       else if (kind === LOCAL_MAC) up.seen(data.readUIntBE(0, 6), undefined);
-      else if (kind === PEER_MAC) up.seen(data.readUIntBE(0, 6), ipText(b, at + 4));
+      else if (kind === PEER_MAC) up.seen(data.readUIntBE(0, 6), numToIp(b.readUInt32BE(at + 4)));
       at += RECORD + len;
     }
   };

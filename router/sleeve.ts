@@ -227,15 +227,11 @@ export class Sleeve implements Datapath {
     if (owner !== undefined && this.macs.learn(mac, owner)) this.learned(mac, owner);
   };
 
-  private readonly dropped = (reason: string): void => {
-    const d = this.forwarder.counters.dropped;
-    d[reason] = (d[reason] ?? 0) + 1;
-  };
+  private readonly dropped = (reason: string): void => this.forwarder.drop(reason);
 
   private fault(err: unknown): void {
-    const d = this.forwarder.counters.dropped;
-    if (!d.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
-    d.fault = (d.fault ?? 0) + 1;
+    if (!this.forwarder.counters.dropped.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
+    this.forwarder.drop('fault');
   }
 }
 
