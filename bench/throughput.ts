@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { iperf } from '../lab/iperf.js';
-import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/throughput.js [--seconds N] [--json]';
 const USER_HZ = 100; // /proc/stat counts in USER_HZ ticks, 100 on every Linux architecture we run on
@@ -158,16 +158,6 @@ async function launchOurs(lab: Lab, datapath: string, env?: NodeJS.ProcessEnv): 
 }
 
 /** One container on each host, attached once: a restarted router takes its attachments back. */
-async function attachContainers(lab: Lab): Promise<string[]> {
-  const namespaces: string[] = [];
-  for (const [i, h] of HOSTS.entries()) {
-    const c = await lab.addContainer(h, 'c1');
-    await weaveOk(lab, h, ['attach', `10.32.0.${i + 1}/12`, `netns:${c.netns}`]);
-    namespaces.push(c.netns);
-  }
-  return namespaces;
-}
-
 /** Until every router sends to its peers the way asked (fastdp waits for the data-path heartbeat). */
 async function waitForPaths(lab: Lab, mode: 'fastdp' | 'sleeve'): Promise<void> {
   for (const h of HOSTS) {
@@ -225,7 +215,7 @@ async function main(): Promise<void> {
     for (const { path, datapath, env } of runs) {
       if (containers.length) await stopOurs(lab);
       await launchOurs(lab, datapath, env);
-      if (!containers.length) containers = await attachContainers(lab);
+      if (!containers.length) containers = (await attachEach(lab, HOSTS)).map((c) => c.netns);
       await waitForPaths(lab, datapath === 'fastdp' ? 'fastdp' : 'sleeve');
       rows.push(await measure(lab, path, containers[0], containers[1], '10.32.0.2', opts.seconds));
       dropped[path] = await droppedCounters(lab);

@@ -1,7 +1,7 @@
 import { CHECKOUT } from '../common/checkout.js';
 import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
-import type { ExecResult } from './lab.js';
+import type { ExecResult, LabContainer } from './lab.js';
 import type { Report } from '../contract/report.js';
 
 /** The checkout's CLI, run inside lab hosts exactly as a user runs it on a real host. */
@@ -43,6 +43,24 @@ export async function waitForMesh(lab: Lab, hosts = lab.hosts.map((h) => h.name)
       const r = await report(lab, h);
       return r.connections.filter((c) => c.state === 'established').length === hosts.length - 1;
     }, timeoutMs);
+  }
+}
+
+/** A container c1 on each host, attached at 10.32.0.N/12, N being the host's place in hosts (from 1). */
+export async function attachEach(lab: Lab, hosts: string[]): Promise<LabContainer[]> {
+  const containers: LabContainer[] = [];
+  for (const [i, h] of hosts.entries()) {
+    const c = await lab.addContainer(h, 'c1');
+    await weaveOk(lab, h, ['attach', `10.32.0.${i + 1}/12`, `netns:${c.netns}`]);
+    containers.push(c);
+  }
+  return containers;
+}
+
+/** Waits until every router knows every host as reachable in the topology (on a line not all are neighbours: waitForMesh does not apply). */
+export async function waitForReachable(lab: Lab, hosts = lab.hosts.map((h) => h.name), timeoutMs = 15_000): Promise<void> {
+  for (const h of hosts) {
+    await waitFor(`${h} knows all ${hosts.length} peers as reachable`, async () => (await report(lab, h)).peers.filter((p) => p.reachable).length === hosts.length, timeoutMs);
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Lab, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, waitForPing, weave, weaveOk, WEAVE as WEAVE_BIN } from '../lab/weave.js';
+import { launchAll, report, waitForMesh, waitForPing, waitForReachable, weave, weaveOk, WEAVE as WEAVE_BIN } from '../lab/weave.js';
 
 /** A container without IPv6, whose autoconfiguration chatter would blur frame counts. */
 async function quietContainer(lab: Lab, host: string, name: string): Promise<string> {
@@ -32,9 +32,7 @@ describe('control plane: a line h1 - h2 - h3 where h1 and h3 cannot reach each o
   after(async () => { await lab?.down(); });
 
   it('agrees on the topology on every router, with h3 one hop behind h2', async () => {
-    for (const h of ['h1', 'h2', 'h3']) {
-      await waitFor(`${h} knows all three peers as reachable`, async () => (await report(lab, h)).peers.filter((p) => p.reachable).length === 3);
-    }
+    await waitForReachable(lab);
     const r1 = await report(lab, 'h1');
     assert.equal(r1.peers.find((p) => p.name === names.get('h3'))!.nextHop, names.get('h2'));
     const peers = await weaveOk(lab, 'h1', ['status', 'peers']);

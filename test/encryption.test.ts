@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Lab, LabContainer, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 import { iperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
@@ -42,7 +42,7 @@ const dropped = async (lab: Lab, host: string, reason: string) => (await report(
 describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, one password', function () {
   this.timeout(180_000);
   let lab: Lab;
-  const c: LabContainer[] = [];
+  let c: LabContainer[] = [];
   let names: Map<string, string>;
   const addr = (h: string) => lab.host(h).addrs[0];
 
@@ -54,10 +54,7 @@ describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, o
       ...await launchAll(lab, ['h3'], ['--datapath', 'sleeve-pcap', addr('h1')], PASSWORD),
     ]);
     await waitForMesh(lab, ['h1', 'h2', 'h3']);
-    for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
-      c.push(await lab.addContainer(h, 'c1'));
-      await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`]);
-    }
+    c = await attachEach(lab, ['h1', 'h2', 'h3']);
   });
   after(async () => { await lab?.down(); });
 
@@ -124,7 +121,7 @@ describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, o
 describe('encrypted data plane: keys rotating every second, and trusted subnets', function () {
   this.timeout(120_000);
   let lab: Lab;
-  const c: LabContainer[] = [];
+  let c: LabContainer[] = [];
   let names: Map<string, string>;
 
   before(async () => {
@@ -135,10 +132,7 @@ describe('encrypted data plane: keys rotating every second, and trusted subnets'
       ...await launchAll(lab, ['h3'], ['--datapath', 'sleeve', '--key-rotation', '1', lab.host('h1').addrs[0]], PASSWORD),
     ]);
     await waitForMesh(lab);
-    for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
-      c.push(await lab.addContainer(h, 'c1'));
-      await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`]);
-    }
+    c = await attachEach(lab, ['h1', 'h2', 'h3']);
   });
   after(async () => { await lab?.down(); });
 

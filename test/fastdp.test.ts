@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Lab, LabContainer, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 import { iperf as runIperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
@@ -22,7 +22,7 @@ const iperf = async (lab: Lab, from: LabContainer, to: LabContainer, toIp: strin
 describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3 sleeve-pcap)', function () {
   this.timeout(120_000);
   let lab: Lab;
-  const c: LabContainer[] = [];
+  let c: LabContainer[] = [];
   let names: Map<string, string>;
   const addr = (h: string) => lab.host(h).addrs[0];
 
@@ -30,10 +30,7 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
     lab = await Lab.create({ hosts: 3 });
     names = new Map([...await launchAll(lab, ['h1', 'h2'], ['--datapath', 'fastdp']), ...await launchAll(lab, ['h3'], ['--datapath', 'sleeve-pcap', addr('h1')])]);
     await waitForMesh(lab);
-    for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
-      c.push(await lab.addContainer(h, 'c1'));
-      await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`]);
-    }
+    c = await attachEach(lab, ['h1', 'h2', 'h3']);
   });
   after(async () => { await lab?.down(); });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Lab, LabContainer, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { attachEach, launchAll, report, waitForMesh, waitForPing, waitForReachable, weaveOk } from '../lab/weave.js';
 import { iperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
@@ -10,7 +10,7 @@ const macOf = async (lab: Lab, c: LabContainer): Promise<string> =>
 describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () {
   this.timeout(120_000);
   let lab: Lab;
-  const c: LabContainer[] = [];
+  let c: LabContainer[] = [];
   let names: Map<string, string>;
   const HOSTS = ['h1', 'h2', 'h3', 'h4'];
 
@@ -22,10 +22,7 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
       ...await launchAll(lab, ['h4'], ['--datapath', 'fastdp', lab.host('h1').addrs[0]]),
     ]);
     await waitForMesh(lab);
-    for (const [i, h] of HOSTS.entries()) {
-      c.push(await lab.addContainer(h, 'c1'));
-      await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`]);
-    }
+    c = await attachEach(lab, HOSTS);
   });
   after(async () => { await lab?.down(); });
 
@@ -103,19 +100,14 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
 describe('native sleeve on a line: h1 — h2 — h3, h1 and h3 not directly reachable', function () {
   this.timeout(120_000);
   let lab: Lab;
-  const c: LabContainer[] = [];
+  let c: LabContainer[] = [];
   before(async () => {
     lab = await Lab.create({ hosts: 3, topology: 'line' });
     await launchAll(lab, ['h2'], ['--datapath', 'sleeve']);
     await launchAll(lab, ['h1'], ['--datapath', 'sleeve', lab.host('h2').addrs[0]]);
     await launchAll(lab, ['h3'], ['--datapath', 'sleeve', lab.host('h2').addrs[1]]);
-    for (const h of ['h1', 'h2', 'h3']) {
-      await waitFor(`${h} knows all three peers as reachable`, async () => (await report(lab, h)).peers.filter((p) => p.reachable).length === 3);
-    }
-    for (const [i, h] of ['h1', 'h2', 'h3'].entries()) {
-      c.push(await lab.addContainer(h, 'c1'));
-      await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`]);
-    }
+    await waitForReachable(lab);
+    c = await attachEach(lab, ['h1', 'h2', 'h3']);
   });
   after(async () => { await lab?.down(); });
 

@@ -34,6 +34,14 @@ uint64_t MacAt(const uint8_t* p) {
   return m;
 }
 
+sockaddr_in Address(uint32_t ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = ip;
+  a.sin_port = htons(port);
+  return a;
+}
+
 int64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -90,10 +98,7 @@ void Engine::RoutePeer(uint64_t mac, uint32_t ip, uint16_t port, unsigned mtu) {
   std::unique_lock l(tableMu_);
   Route& r = routes_[mac];
   r.local = false;
-  r.to = {};
-  r.to.sin_family = AF_INET;
-  r.to.sin_addr.s_addr = ip;
-  r.to.sin_port = htons(port);
+  r.to = Address(ip, port);
   r.mtu = mtu;
   r.traffic = TrafficOf(ip);
 }
@@ -135,7 +140,7 @@ void Engine::Secure(uint32_t ip, const SecuritySpec* spec) {
 void Engine::SetPeers(const std::vector<uint32_t>& ips) {
   std::unique_lock l(tableMu_);
   peers_.clear();
-  for (uint32_t ip : ips) { peers_[ip] = true; TrafficOf(ip); }
+  for (uint32_t ip : ips) { peers_.insert(ip); TrafficOf(ip); }
 }
 
 PeerTraffic* Engine::TrafficOf(uint32_t ip) {
@@ -155,10 +160,7 @@ bool Engine::Inject(const uint8_t* frame, size_t len) {
 }
 
 bool Engine::Send(const uint8_t* datagram, size_t len, uint32_t ip, uint16_t port) {
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = ip;
-  to.sin_port = htons(port);
+  sockaddr_in to = Address(ip, port);
   if (cfg_.encrypt) {
     std::shared_lock l(tableMu_);
     auto it = crypto_.find(ip);

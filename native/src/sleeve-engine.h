@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "offload.h"
@@ -162,7 +163,7 @@ class Engine {
   std::shared_mutex tableMu_;
   std::unordered_map<uint64_t, Route> routes_;
   std::unordered_map<uint32_t, std::unique_ptr<PeerTraffic>> traffic_;  // never shrinks: routes point into it
-  std::unordered_map<uint32_t, bool> peers_;
+  std::unordered_set<uint32_t> peers_;
   std::unordered_map<uint32_t, std::shared_ptr<Crypto>> crypto_;
   std::vector<uint8_t> jsScratch_;  // Send's sealing room (Node's thread only)
 
