@@ -13,8 +13,8 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
   try { return JSON.parse(text) as T; } catch { throw new Error(`bad answer from the router: ${text.slice(0, 80)}`); }
 }
 
-/** GET of a text answer (`weave status`, rendered by the router as Weave's is). */
-export const callText = (path: string): Promise<string> => request('GET', path, 'text/plain');
+/** A text answer (`weave status`, rendered by the router as Weave's is). */
+export const callText = (path: string, method = 'GET', body?: unknown): Promise<string> => request(method, path, 'text/plain', body);
 
 function request(method: string, path: string, accept: string, body?: unknown, timeoutMs = 60_000): Promise<string> {
   const addr = httpAddr();

@@ -1,8 +1,8 @@
 import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
-import { join, resolve } from 'node:path';
-import { existsSync, rmSync } from 'node:fs';
-import { DATAPATHS, DEFAULTS, parseDomain, parseVni, RouterConfig } from '../contract/config.js';
+import { basename, join, resolve } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { DATAPATHS, DEFAULTS, parseDomain, parseLabel, parseVni, RouterConfig } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { parseSubnet, within } from '../common/subnet.js';
@@ -95,6 +95,8 @@ program.command('launch')
   .option('--no-proxy', 'do not start the Docker API proxy (weave env)')
   .option('--proxy-tcp <[ip:]port>', 'also serve the Docker API proxy on TCP (default IP 127.0.0.1)', proxyTcp)
   .option('--proxy-adapters <file>', 'Powerstrip-style adapters for the Docker API proxy (YAML)')
+  .option('--label <key=value>', 'a host label for the scheduler\'s constraints and spread (repeatable; os and arch are read from the host)', parseLabel, {})
+  .option('--host-timeout <seconds>', 'how long a majority of hosts must have lost a host before its replicas are placed elsewhere', intIn('host timeout', 2, 3600), DEFAULTS.hostTimeoutMs / 1000)
   .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
@@ -103,7 +105,7 @@ program.command('launch')
       ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
       releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
       proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
-      trustedSubnets: o.trustedSubnets ?? [], keyRotationMs: o.keyRotation * 1000,
+      trustedSubnets: o.trustedSubnets ?? [], keyRotationMs: o.keyRotation * 1000, labels: o.label, hostTimeoutMs: o.hostTimeout * 1000,
     };
     if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
     const proxyPort = Number(cfg.proxy?.tcp?.split(':')[1]);
@@ -245,6 +247,24 @@ program.command('setup-cni')
     for (const f of o.remove ? removeCni(o) : setupCni(o)) out(`${o.remove ? 'removed' : 'wrote'} ${f}`);
   });
 
+program.command('deploy')
+  .description('deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, restart); again after an edit to change it')
+  .argument('<file>', 'the manifest')
+  .option('--name <stack>', 'the stack\'s name (default: the file\'s name without its extension)')
+  .action(async (file: string, o: { name?: string }) => {
+    let manifest: string;
+    try { manifest = readFileSync(file, 'utf8'); } catch (err) { throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
+    const name = o.name ?? basename(file).replace(/\.[^.]*$/, '');
+    out(await callText('/stacks', 'POST', { name, manifest, source: file }));
+  });
+
+const stack = program.command('stack').description('deployed stacks: weave stack ls | ps NAME | rm NAME');
+stack.command('ls').description('list deployed stacks').action(async () => { out(await callText('/stacks')); });
+stack.command('ps').description('where each replica of a stack runs: replica, host, address, state, since').argument('<name>')
+  .action(async (name: string) => { out(await callText(`/stacks/${encodeURIComponent(name)}`)); });
+stack.command('rm').description('remove a stack: its replicas stop and release their addresses').argument('<name>')
+  .action(async (name: string) => { await call('DELETE', `/stacks/${encodeURIComponent(name)}`); });
+
 program.command('rmpeer')
   .description("take over a dead peer's share of the IP range (only once it is gone for good)")
   .argument('<peer>', 'peer name or nickname')
@@ -259,7 +279,7 @@ program.command('reset')
     const r = await call<ResetResult>('POST', '/ipam/reset');
     const report = await call<Report>('GET', '/report');
     await stop();
-    for (const f of ['ipam.json', 'ipam.json.log', 'targets.json', 'attachments.json']) rmSync(join(report.dataDir, f), { force: true });
+    for (const f of ['ipam.json', 'ipam.json.log', 'targets.json', 'attachments.json', 'scheduler.json']) rmSync(join(report.dataDir, f), { force: true });
     if (r.heir) out(`handed the address space to ${r.heir}`);
   });
 

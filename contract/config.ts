@@ -21,6 +21,10 @@ export interface RouterConfig {
   releaseGraceMs?: number; // how long a dead container keeps its address, so a restart keeps it
   dnsDomain?: string; // the cluster domain, lower case, no trailing dot (weave.local)
   resolvConf?: string; // where the upstream resolvers are named
+  /** Host labels for the scheduler's constraints and spread (os and arch are read from the host unless given). */
+  labels?: Record<string, string>;
+  /** How long a majority must have lost a host before its replicas are placed elsewhere. */
+  hostTimeoutMs?: number;
   /** The Docker API proxy: on the unix socket weave.sock in the data directory unless disabled, and on TCP if asked. */
   proxy?: { enabled: boolean; tcp?: string; adapters?: string };
 }
@@ -43,6 +47,7 @@ export const DEFAULTS = {
   keyRotationMs: 120_000,
   dnsDomain: 'weave.local',
   resolvConf: '/etc/resolv.conf',
+  hostTimeoutMs: 10_000,
 };
 
 export const VERSION = '0.1.0';
@@ -62,4 +67,13 @@ export function parseDomain(text: string): string {
   const d = text.toLowerCase().replace(/\.$/, '');
   if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) || d.length > 200) throw new Error(`invalid DNS domain "${text}": expected a name like weave.local`);
   return d;
+}
+
+const LABEL = /^([a-zA-Z0-9_.-]{1,63})=([^\s=]{1,253})$/;
+
+/** `--label k=v`, repeatable; a bad one is refused at launch. */
+export function parseLabel(text: string, prev: Record<string, string> = {}): Record<string, string> {
+  const m = LABEL.exec(text);
+  if (!m) throw new Error(`invalid --label "${text.slice(0, 80)}": expected KEY=VALUE (letters, digits, _ . - in the key; no spaces)`);
+  return { ...prev, [m[1]]: m[2] };
 }

@@ -14,7 +14,7 @@ export interface ContainerInfo {
   Config: { Hostname: string; Image: string };
 }
 
-export interface ContainerSummary { Id: string; Names: string[]; State: string }
+export interface ContainerSummary { Id: string; Names: string[]; State: string; Status?: string; Labels?: Record<string, string> }
 
 /** What an events stream hands us (only the fields we read). */
 export interface DockerEvent { Type: string; Action: string; id?: string; Actor?: { ID: string }; time?: number }
@@ -56,7 +56,11 @@ export class DockerClient implements ContainerEngine {
     }
   }
 
-  list(all = false): Promise<ContainerSummary[]> { return this.request('GET', `/containers/json${all ? '?all=1' : ''}`); }
+  /** Containers (running ones unless all), only those carrying `label` when given. */
+  list(all = false, label?: string): Promise<ContainerSummary[]> {
+    const q = [...(all ? ['all=1'] : []), ...(label ? [`filters=${encodeURIComponent(JSON.stringify({ label: [label] }))}`] : [])];
+    return this.request('GET', `/containers/json${q.length ? `?${q.join('&')}` : ''}`);
+  }
 
   async create(body: object, name?: string): Promise<string> {
     const q = name ? `?name=${encodeURIComponent(name)}` : '';

@@ -8,3 +8,6 @@ export interface ContainerEngine {
   inspect(ref: string): Promise<ContainerInfo>;
   events(filters: Record<string, string[]>, onEvent: (e: DockerEvent) => void, onEnd: (err?: Error) => void): { close(): void };
 }
+
+/** Containers the scheduler runs carry their replica's identity in this label: the scheduler attaches, adopts and releases them itself. */
+export const REPLICA_LABEL = 'weave.replica';

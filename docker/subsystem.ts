@@ -48,26 +48,36 @@ export function containersSubsystem(docker: DockerClient, attachments: Attachmen
 
 /**
  * `weave run [ADDR...] <docker run args>`: creates and starts the container, then attaches it.
- * On any failure the container is removed again, so nothing is left half-made. `env` carries the
- * caller's values of variables named by `-e NAME`. The container's resolver is the router's DNS
- * unless `--without-dns`.
+ * `env` carries the caller's values of variables named by `-e NAME`. The container's resolver is
+ * the router's DNS unless `--without-dns`.
  */
 async function run(docker: DockerClient, attachments: Attachments, req: RunRequest, dns?: ContainerDns): Promise<RunResult> {
   const env = Object.fromEntries((req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const create = parseRunArgs(req.args, env);
-  const resolver = dns && !create.withoutDns ? await dns.resolver() : undefined;
-  if (resolver) Object.assign(create.body.HostConfig, { Dns: [resolver.ip], DnsSearch: [dns!.domain] });
+  const id = await runAttached(docker, create.body, create.name, (id) => attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs }), create.withoutDns ? undefined : dns);
+  return { id };
+}
+
+/**
+ * Creates and starts a container, then attaches it with `attach`; on any failure the container
+ * is removed again, so nothing is left half-made. With `dns`, the container's resolver is the
+ * router's DNS. Used by `weave run` and by the scheduler for its replicas.
+ */
+export async function runAttached(docker: DockerClient, body: { HostConfig?: object }, name: string | undefined,
+                                  attach: (id: string) => Promise<unknown>, dns?: ContainerDns): Promise<string> {
+  const resolver = dns ? await dns.resolver() : undefined;
+  if (resolver) body.HostConfig = { ...body.HostConfig, Dns: [resolver.ip], DnsSearch: [dns!.domain] };
   let id: string | undefined;
   try {
-    id = await docker.create(create.body, create.name);
+    id = await docker.create(body, name);
     await docker.start(id);
-    await attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs });
+    await attach(id);
   } catch (err) {
     if (id) await docker.remove(id, true).catch(() => {});
     await resolver?.undo?.().catch(() => {});
     throw err;
   }
-  return { id };
+  return id;
 }
 
 /** The attachments as the container events watcher sees them: containers are known by their full id. */

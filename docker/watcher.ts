@@ -1,6 +1,6 @@
 import { log } from '../common/log.js';
 import type { DockerEvent } from './client.js';
-import type { ContainerEngine } from './engine.js';
+import { REPLICA_LABEL, type ContainerEngine } from './engine.js';
 
 /** What the watcher needs from the router; the composition root provides it. */
 export interface ContainerHost {
@@ -77,7 +77,7 @@ export class ContainerWatcher {
     const all = await this.docker.list(true);
     const state = new Map(all.map((c) => [c.Id, c.State]));
     for (const c of all) {
-      if (c.State !== 'running' || this.host.isAttached(c.Id)) continue;
+      if (c.State !== 'running' || c.Labels?.[REPLICA_LABEL] || this.host.isAttached(c.Id)) continue;
       void this.host.serial(c.Id, async () => {
         const info = await this.docker.inspect(c.Id);
         if (!info.State.Running || this.host.isAttached(c.Id)) return;

@@ -26,6 +26,8 @@ export interface AllocatorOptions {
    */
   save?: (delta: { entries: Entry[]; allocations: Allocation[] }, s: IpamState, durable: boolean) => void;
   waitMs?: number;
+  /** Whether an identity still runs here: its address is not handed over until it stops (no address live twice). */
+  busy?: (ident: string) => boolean;
 }
 
 /** An allocation that cannot be done as asked: the caller's to fix (400 in the API). */
@@ -102,6 +104,27 @@ export class Allocator {
       for (const p of this.state.pieces()) if (p.entry.peer === peer) { n += p.end - p.start; changed.push(this.state.setEntry(p.start, this.self)); }
       this.commit(changed, []);
       return n;
+    });
+  }
+
+  /**
+   * Takes over one address of a peer declared dead, with its allocation for ident (a scheduled
+   * replica placed here now): the address becomes a piece of its own, ours, and the rest of the dead
+   * peer's piece stays its. The piece after it is written at version 0, below any real write, so two
+   * peers taking neighbouring addresses of the same dead peer at once do not undo each other.
+   */
+  takeover(ident: string, addr: number, prefix: number, dead: string): Promise<Allocated> {
+    return this.serial(async () => {
+      const owner = this.state.owner(addr);
+      const cur = this.state.allocations.get(addr);
+      if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+      if (owner !== this.self) {
+        if (owner !== dead) throw new IpamError(`${numToIp(addr)} belongs to ${owner ?? 'nobody'}, not ${dead}`);
+        const changed = [this.state.setEntry(addr, this.self)];
+        if (addr + 1 < this.o.range.end && !this.state.entries.has(addr + 1)) changed.push(this.state.putEntry({ token: addr + 1, peer: dead, version: 0 }));
+        this.commit(changed, []);
+      }
+      return this.write(addr, ident, prefix);
     });
   }
 
@@ -249,6 +272,7 @@ export class Allocator {
   /** Hands over one address with its allocation (the identity moved to the requester). */
   private handover(to: string, addr: number, ident: string): weave.IIpamState {
     if (this.state.owner(addr) !== this.self) throw new IpamError(`${numToIp(addr)} is not ours to hand over`);
+    if (this.o.busy?.(ident)) throw new IpamError(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
     const cur = this.state.allocations.get(addr);
     if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
     return this.give(to, addr, addr + 1);

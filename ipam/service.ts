@@ -79,6 +79,15 @@ export class IpamService {
   }
 
   claim(ident: string, ip: string, prefix: number) { return this.allocator.claim(ident, ipToNum(ip), prefix); }
+
+  /** Takes ident's address over from a peer declared dead (the scheduler re-placed ident here). */
+  takeover(ident: string, ip: string, dead: string) { const a = ipToNum(ip); return this.allocator.takeover(ident, a, this.prefixFor(a), dead); }
+
+  /** The peer that owns an address in our view of the ring. */
+  ownerOf(ip: string): string | undefined { return this.allocator.state.owner(ipToNum(ip)); }
+
+  /** Addresses of identities that `busy` says still run here are not handed over (the scheduler's replicas). */
+  guard(busy: (ident: string) => boolean): void { this.allocator.o.busy = busy; }
   release(ident: string, ip?: string) { return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip)); }
 
   /** Whether an address is IPAM's to hand out. */

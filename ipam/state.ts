@@ -48,6 +48,12 @@ export class IpamState {
     return e;
   }
 
+  /** Writes a piece as given (a takeover's remainder at version 0); returns it. */
+  putEntry(e: Entry): Entry {
+    this.put(e);
+    return e;
+  }
+
   setAllocation(addr: number, ident: string, released: boolean): Allocation {
     const a = { addr, ident, released, version: (this.allocations.get(addr)?.version ?? 0) + 1 };
     this.allocations.set(addr, a);

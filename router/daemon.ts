@@ -27,6 +27,10 @@ import { openDatapath } from './open-datapath.js';
 import { SEAL_OVERHEAD } from './seal.js';
 import { loadNative } from '../native/addon.js';
 import { parseSubnet } from '../common/subnet.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { dockerReplicas } from '../scheduler/replicas.js';
+import { schedulerSubsystem } from '../scheduler/subsystem.js';
+import { hostLabels } from '../scheduler/host-labels.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -60,15 +64,21 @@ async function main(cfg: RouterConfig): Promise<void> {
     return ip ? { ip } : { ip: (await attachments.expose()).cidrs[0].split('/')[0], undo: () => attachments.hide() };
   };
 
+  const containerDns = { domain: dns.domain, resolver };
+  const scheduler = new Scheduler({ name: control.name, reachable: (p) => control.routes.nextHop(p) !== undefined, nickname: (p) => control.nickname(p) },
+    ipam, dockerReplicas(docker, attachments, cfg.nickname, containerDns),
+    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, 'scheduler.json') });
+
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
     routerSubsystem(cfg, control, data),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
-    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, { domain: dns.domain, resolver }),
-    ...(cfg.proxy?.enabled === false ? [] : [proxySubsystem(docker, attachments, { domain: dns.domain, resolver }, { dataDir: cfg.dataDir, tcp: cfg.proxy?.tcp, adaptersFile: cfg.proxy?.adapters })]),
+    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, containerDns),
+    ...(cfg.proxy?.enabled === false ? [] : [proxySubsystem(docker, attachments, containerDns, { dataDir: cfg.dataDir, tcp: cfg.proxy?.tcp, adaptersFile: cfg.proxy?.adapters })]),
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
+    schedulerSubsystem(scheduler),
   ];
   await registerGossip(control, subsystems);
 

@@ -1,0 +1,67 @@
+import { existingAttachment, resolveTarget } from '../router/attach.js';
+import type { Attachments } from '../router/attachments.js';
+import type { DockerClient } from '../docker/client.js';
+import { REPLICA_LABEL } from '../docker/engine.js';
+import { runAttached, type ContainerDns } from '../docker/subsystem.js';
+import type { Placement } from './placement.js';
+import type { ServiceSpec } from './stack.js';
+
+const DIGEST_LABEL = 'weave.digest';
+
+/** A replica's container on this host. */
+export interface LocalReplica { id: string; ident: string; digest: string; running: boolean; exitCode?: number }
+
+/** How the scheduler runs replicas on this host; Docker through its Engine API here. */
+export interface ReplicaEngine {
+  list(): Promise<LocalReplica[]>;
+  /** Creates, starts and attaches a replica's container with its address (CIDR); returns its id. */
+  start(p: Placement, s: ServiceSpec, digest: string, cidr: string): Promise<string>;
+  /** Removes a replica's container, with its attachment (not its address: IPAM's, kept or released by the caller). */
+  remove(r: LocalReplica): Promise<void>;
+  /** Takes back the attachment of a running replica (after a router restart); false when it has none. */
+  adopt(r: LocalReplica): Promise<boolean>;
+  /** Whether the replica's attachment is known here. */
+  attached(ident: string): boolean;
+}
+
+/** A container name for a replica: stack_service_index, as Compose names them. */
+const containerName = (p: Placement) => `${p.stack}_${p.service}_${p.index}`;
+
+/** DNS names: the service (every replica answers) and the replica itself, in the stack: web.shop, web-3.shop. */
+const names = (p: Placement) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
+
+export function dockerReplicas(docker: DockerClient, attachments: Attachments, nickname: string, dns?: ContainerDns): ReplicaEngine {
+  const resolved = (p: Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>, id: string, pid: number) =>
+    ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p as Placement), container: id, names: names(p as Placement) });
+  return {
+    list: async () => (await docker.list(true, REPLICA_LABEL)).map((c) => {
+      const exited = /^Exited \((\d+)\)/.exec(c.Status ?? '');
+      return { id: c.Id, ident: c.Labels?.[REPLICA_LABEL] ?? '', digest: c.Labels?.[DIGEST_LABEL] ?? '', running: c.State === 'running',
+        exitCode: exited ? Number(exited[1]) : undefined };
+    }).filter((r) => r.ident),
+    start: (p, s, digest, cidr) => {
+      const body = {
+        Image: s.image, ...(s.cmd ? { Cmd: s.cmd } : {}), Hostname: `${p.service}-${p.index}`,
+        Env: [...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), `WEAVE_REPLICA=${p.ident}`, `WEAVE_HOST=${nickname}`],
+        Labels: { [REPLICA_LABEL]: p.ident, [DIGEST_LABEL]: digest, 'weave.stack': p.stack, 'weave.service': p.service },
+        HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${v.name}:${v.path}${v.readOnly ? ':ro' : ''}`) },
+      };
+      return runAttached(docker, body, containerName(p), async (id) => {
+        await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr]));
+      }, dns);
+    },
+    remove: async (r) => {
+      await docker.remove(r.id, true).catch((err: Error & { status?: number }) => { if (err.status !== 404) throw err; });
+      attachments.unregister(r.ident);
+    },
+    adopt: async (r) => {
+      const info = await docker.inspect(r.id);
+      const found = await existingAttachment(resolveTarget(`pid:${info.State.Pid}`));
+      if (!found || found.cidrs.length === 0) return false;
+      const [stack, service, index] = r.ident.split('/');
+      attachments.register(resolved({ ident: r.ident, stack, service, index: Number(index) }, r.id, info.State.Pid), found.mac, found.cidrs);
+      return true;
+    },
+    attached: (ident) => attachments.attached.has(ident),
+  };
+}

@@ -1,0 +1,325 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { log } from '../common/log.js';
+import { UserError } from '../common/errors.js';
+import { writeFileAtomic } from '../common/files.js';
+import { GossipChannel } from '../gossip/typed-channel.js';
+import type { IpamService } from '../ipam/service.js';
+import type { weave } from '../proto/gen/weave.js';
+import { canonicalService, parseManifest, serviceDigest } from './manifest.js';
+import { Membership, type MembershipView } from './membership.js';
+import { place, unplaceable, type Placement } from './placement.js';
+import type { LocalReplica, ReplicaEngine } from './replicas.js';
+import { SCHEDULER, SchedulerState, type ReplicaState } from './state.js';
+import type { Stack } from './stack.js';
+
+/** What the scheduler needs of the control plane: who we are, whom the topology reaches. */
+export interface SchedulerNet {
+  readonly name: string;
+  reachable(peer: string): boolean;
+  nickname(peer: string): string;
+}
+
+export interface SchedulerOptions {
+  hostTimeoutMs: number;
+  labels: Record<string, string>;
+  nickname: string;
+  /** Where deployed stacks are kept across restarts. */
+  file?: string;
+  tickMs?: number;
+}
+
+/** Replica starts at once per host: Docker and IPAM serialise much of it anyway. */
+const PARALLEL_STARTS = 4;
+/** A router that just started acts on its state after it has heard from a peer, or after this long alone. */
+const SETTLE_MS = 3000;
+
+/**
+ * The leaderless scheduler in one router. Every router holds the same deployed stacks and host
+ * records (a gossip channel), computes the same placement from them and the hosts not declared
+ * dead, and runs only its own replicas. A replica's address belongs to its identity
+ * (stack/service/index): it is claimed from whichever host had it, or taken over from a dead one.
+ */
+export class Scheduler {
+  readonly channel: GossipChannel<weave.ISchedulerState>;
+  readonly state: SchedulerState;
+  private readonly membership: Membership;
+  private incarnation = Date.now();
+  private view: MembershipView = { lost: [], dead: [], fenced: false, quorum: true };
+  /** This host's replica containers, by identity: their addresses are not handed over while here. */
+  private local = new Map<string, LocalReplica>();
+  private readonly replicas = new Map<string, ReplicaState>();
+  private published = '';
+  private readonly started = Date.now();
+  private heard = false;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly net: SchedulerNet, private readonly ipam: IpamService, private readonly engine: ReplicaEngine, private readonly o: SchedulerOptions) {
+    const state = this.state = new SchedulerState(net.name, Date.now, () => this.kick());
+    this.channel = new GossipChannel(SCHEDULER, () => ({
+      merge: (m, from, sender) => { if (sender !== net.name) this.heard = true; return state.merge(m, from); },
+      state: () => state.state(),
+      get rejected() { return state.rejected; },
+    }));
+    this.membership = new Membership(net.name, o.hostTimeoutMs);
+    this.load();
+    ipam.guard((ident) => this.local.has(ident));
+  }
+
+  start(): void {
+    this.timer = setInterval(() => { this.observe(); this.kick(); }, this.o.tickMs ?? 1000);
+    this.observe();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  // ---- what users ask ----
+
+  /** `weave deploy`: the manifest becomes the stack's desired state everywhere; deploying the same again changes nothing. */
+  deploy(text: string, name: string, source: string): { stack: string; changed: boolean; replicas: number } {
+    const stack = parseManifest(text, name, source);
+    const hosts = this.hosts();
+    for (const [svc, s] of Object.entries(stack.services)) {
+      const why = unplaceable(s, hosts);
+      if (why) throw new UserError(`${source}: service ${svc}: ${why}`);
+    }
+    const spec = canonicalStack(stack);
+    const replicas = Object.values(stack.services).reduce((n, s) => n + s.replicas, 0);
+    const cur = this.state.stacks.get(name);
+    if (cur && !cur.deleted && cur.spec === spec) return { stack: name, changed: false, replicas };
+    this.channel.publish(this.state.putStack(name, spec));
+    log.info(`stack ${name} deployed: ${replicas} replicas of ${Object.keys(stack.services).length} services`);
+    return { stack: name, changed: true, replicas };
+  }
+
+  remove(name: string): { stack: string } {
+    const cur = this.state.stacks.get(name);
+    if (!cur || cur.deleted) throw new UserError(`no stack "${name}" is deployed`);
+    this.channel.publish(this.state.putStack(name, undefined));
+    log.info(`stack ${name} removed`);
+    return { stack: name };
+  }
+
+  /** Every deployed stack: its services and how many of its replicas run. */
+  list(): { name: string; services: number; replicas: number; running: number }[] {
+    const rows = this.ps();
+    return this.state.liveStacks().map((s) => ({
+      name: s.name, services: Object.keys(s.services).length,
+      replicas: Object.values(s.services).reduce((n, x) => n + x.replicas, 0),
+      running: rows.filter((r) => r.stack === s.name && r.state === 'running').length,
+    }));
+  }
+
+  /** Each replica: where it is placed, its address, and what that host says of it. */
+  ps(name?: string) {
+    if (name !== undefined && !this.state.liveStacks().some((s) => s.name === name)) throw new UserError(`no stack "${name}" is deployed`);
+    const reported = new Map<string, ReplicaState & { host: string }>();
+    for (const h of this.state.members()) for (const r of h.peer === this.net.name ? [...this.replicas.values()] : h.replicas) reported.set(`${h.peer} ${r.ident}`, { ...r, host: h.peer });
+    return this.placement().filter((p) => name === undefined || p.stack === name).map((p) => {
+      const r = p.host ? reported.get(`${p.host} ${p.ident}`) : undefined;
+      const state = !p.host ? 'unplaced' : r?.state ?? (p.host === this.net.name || this.net.reachable(p.host) ? 'pending' : 'host unreachable');
+      return { replica: p.ident, stack: p.stack, service: p.service, index: p.index, host: p.host ?? '', nickname: p.host ? this.nick(p.host) : '',
+        address: r?.address || this.ipam.lookup(p.ident)[0]?.ip || '', state, since: r?.since ?? 0, error: r?.error || p.why || '' };
+    });
+  }
+
+  report() {
+    return {
+      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.labels(), quorum: this.view.quorum, fenced: this.view.fenced, lost: this.view.lost,
+      hosts: this.state.members().map((h) => ({ name: h.peer, nickname: this.nick(h.peer), labels: h.labels, reachable: h.peer === this.net.name || this.net.reachable(h.peer), fenced: h.fenced })),
+      dead: [...this.state.deaths.values()].filter((d) => this.state.isDead(d.peer)).map((d) => ({ name: d.peer, nickname: this.nick(d.peer), at: d.at })),
+      stacks: this.list(),
+      replicas: this.ps(),
+    };
+  }
+
+  // ---- the loop ----
+
+  /** Runs the reconcile loop now, or once more after the run in progress. */
+  private kick(): void {
+    if (this.stopped || !this.timer) return;
+    if (this.running) { this.again = true; return; }
+    this.running = this.reconcile().catch((err: Error) => log.warn(`scheduler: ${err.message}`)).finally(() => {
+      this.running = undefined;
+      if (this.again) { this.again = false; this.kick(); }
+    });
+  }
+
+  /** Membership, every tick and apart from the (slower) container work: whom we lost, who is dead, whether we are fenced. */
+  private observe(): void {
+    const now = Date.now();
+    const death = this.state.deaths.get(this.net.name);
+    if (death && death.incarnation >= this.incarnation) {
+      this.incarnation = Math.max(now, death.incarnation + 1);
+      log.warn(`the other hosts declared this one dead at ${new Date(death.at).toISOString()}: rejoining`);
+    }
+    const wasFenced = this.view.fenced;
+    this.view = this.membership.observe(this.state.members(), (p) => this.net.reachable(p), now);
+    if (this.view.fenced !== wasFenced) log.warn(this.view.fenced ? 'fenced: fewer than half of the hosts are reachable; this host stops its replicas' : 'a majority of the hosts is reachable again');
+    for (const d of this.view.dead) {
+      if (this.state.isDead(d.peer)) continue;
+      log.warn(`host ${this.nick(d.peer)} is dead: a majority has lost it for ${this.o.hostTimeoutMs / 1000}s; its replicas are placed elsewhere`);
+      this.channel.publish(this.state.declareDead(d.peer, d.incarnation));
+    }
+    this.publishSelf();
+  }
+
+  private async reconcile(): Promise<void> {
+    this.save();
+    const all = await this.engine.list();
+    this.local = new Map(all.map((r) => [r.ident, r]));
+    if (this.view.fenced) await this.fence(all);
+    else if (this.heard || Date.now() - this.started > SETTLE_MS) await this.converge(all);
+    this.publishSelf();
+  }
+
+  /** Cut off from the majority: stop every replica here before the others can start them elsewhere. */
+  private async fence(all: LocalReplica[]): Promise<void> {
+    await Promise.all(all.map((r) => this.drop(r, false)));
+  }
+
+  private async converge(all: LocalReplica[]): Promise<void> {
+    const placement = this.placement();
+    const wanted = new Set(placement.map((p) => p.ident));
+    const mine = placement.filter((p) => p.host === this.net.name);
+    const mineIds = new Set(mine.map((p) => p.ident));
+    for (const r of all) if (!mineIds.has(r.ident)) await this.drop(r, !wanted.has(r.ident));
+    for (const id of this.replicas.keys()) if (!mineIds.has(id)) this.replicas.delete(id);
+    await this.releaseUnwanted(wanted);
+    const stacks = new Map(this.state.liveStacks().map((s) => [s.name, s]));
+    const tasks = mine.map((p) => () => this.ensure(p, stacks.get(p.stack)!, placement));
+    await pool(tasks, PARALLEL_STARTS);
+  }
+
+  /** One replica placed here: running the current spec, restarted per its policy, rolled when its turn comes. */
+  private async ensure(p: Placement, stack: Stack, placement: Placement[]): Promise<void> {
+    const spec = stack.services[p.service];
+    const digest = serviceDigest(spec);
+    const r = this.local.get(p.ident);
+    if (r?.running && r.digest === digest) {
+      if (!this.engine.attached(p.ident) && !(await this.engine.adopt(r))) return this.restart(p, spec, digest, r);
+      return this.mark(p.ident, 'running', digest, r.id);
+    }
+    if (r?.running) return this.mayRoll(p, digest, placement) ? this.restart(p, spec, digest, r) : this.mark(p.ident, 'running', r.digest, r.id);
+    if (r && (spec.restart === 'no' || (spec.restart === 'on-failure' && r.exitCode === 0))) return this.mark(p.ident, 'exited', r.digest, r.id, r.exitCode === undefined ? '' : `exit code ${r.exitCode}`);
+    return this.restart(p, spec, digest, r);
+  }
+
+  /** A rolling update takes one replica of a service at a time: this one when every lower-numbered one runs the new spec. */
+  private mayRoll(p: Placement, digest: string, placement: Placement[]): boolean {
+    const hosts = new Map(this.state.members().map((h) => [h.peer, h]));
+    return placement.filter((q) => q.stack === p.stack && q.service === p.service && q.index < p.index && q.host).every((q) => {
+      const r = q.host === this.net.name ? this.replicas.get(q.ident) : hosts.get(q.host!)?.replicas.find((x) => x.ident === q.ident);
+      return r?.state === 'running' && r.digest === digest;
+    });
+  }
+
+  private async restart(p: Placement, spec: Stack['services'][string], digest: string, old?: LocalReplica): Promise<void> {
+    if (old) await this.drop(old, false);
+    if (this.view.fenced) return;
+    try {
+      this.mark(p.ident, 'starting', digest, '');
+      const cidr = await this.address(p.ident);
+      this.local.set(p.ident, { id: '', ident: p.ident, digest, running: true }); // not handed over from here while it starts
+      const id = await this.engine.start(p, spec, digest, cidr);
+      this.local.set(p.ident, { id, ident: p.ident, digest, running: true });
+      this.mark(p.ident, 'running', digest, id);
+      log.info(`replica ${p.ident} started with ${cidr}`);
+    } catch (err) {
+      if (!this.local.get(p.ident)?.id) this.local.delete(p.ident);
+      this.mark(p.ident, 'waiting', digest, '', (err as Error).message.split('\n')[0]);
+    }
+  }
+
+  /** The replica's own address: claimed where it is, taken over from a dead host, or allocated the first time. */
+  private async address(ident: string): Promise<string> {
+    const held = this.ipam.lookup(ident)[0];
+    if (!held) return (await this.ipam.allocate(ident)).cidr;
+    const owner = this.ipam.ownerOf(held.ip);
+    if (owner && owner !== this.net.name && this.state.isDead(owner)) return (await this.ipam.takeover(ident, held.ip, owner)).cidr;
+    return (await this.ipam.claim(ident, held.ip, Number(held.cidr.split('/')[1]))).cidr;
+  }
+
+  /** Removes a replica's container here; its address too when the replica is gone from every stack. */
+  private async drop(r: LocalReplica, release: boolean): Promise<void> {
+    await this.engine.remove(r);
+    this.local.delete(r.ident);
+    this.replicas.delete(r.ident);
+    if (release) await this.ipam.release(r.ident).catch(() => {});
+    log.info(`replica ${r.ident} stopped here${release ? ' and its address released' : ''}`);
+  }
+
+  /** Addresses we own of replicas no stack wants any more (scaled down, or their stack removed while elsewhere). */
+  private async releaseUnwanted(wanted: Set<string>): Promise<void> {
+    const stacks = new Set(this.state.stacks.keys());
+    for (const a of this.ipam.report().allocations) {
+      const [stack, , index, extra] = a.container.split('/');
+      if (extra === undefined && index !== undefined && stacks.has(stack) && !wanted.has(a.container) && !this.local.has(a.container)) {
+        await this.ipam.release(a.container).catch(() => {});
+      }
+    }
+  }
+
+  private mark(ident: string, state: string, digest: string, container: string, error = ''): void {
+    const cur = this.replicas.get(ident);
+    const address = this.ipam.lookup(ident)[0]?.ip ?? '';
+    const since = cur?.state === state ? cur.since : Date.now();
+    this.replicas.set(ident, { ident, state, since, address, digest, container, error });
+    if (cur?.state !== state || cur.address !== address || cur.error !== error) this.publishSelf();
+  }
+
+  // ---- helpers ----
+
+  private placement(): Placement[] { return place(this.state.liveStacks(), this.hosts()); }
+  private hosts() { return this.state.members().map((h) => ({ name: h.peer, labels: h.labels })); }
+  private labels(): Record<string, string> { return this.o.labels; }
+  private nick(peer: string): string { return peer === this.net.name ? this.o.nickname : this.net.nickname(peer) || this.state.hosts.get(peer)?.nickname || peer.slice(0, 12); }
+
+  /** Our record, published when anything in it changed. */
+  private publishSelf(): void {
+    const r = { incarnation: this.incarnation, nickname: this.o.nickname, labels: this.labels(), lost: this.view.lost,
+      replicas: [...this.replicas.values()].sort((a, b) => (a.ident < b.ident ? -1 : 1)), fenced: this.view.fenced };
+    const text = JSON.stringify(r);
+    if (text === this.published) return;
+    this.published = text;
+    this.channel.publish(this.state.putSelf(r));
+  }
+
+  /** Stacks and deaths outlive a restart of every router: they are on disk. */
+  private save(): void {
+    if (!this.o.file) return;
+    const s = this.state.state();
+    const text = JSON.stringify({ stacks: s.stacks, deaths: s.deaths });
+    if (text === this.saved) return;
+    writeFileAtomic(this.o.file, text);
+    this.saved = text;
+  }
+  private saved = '';
+
+  private load(): void {
+    if (!this.o.file || !existsSync(this.o.file)) return;
+    try {
+      const s = JSON.parse(readFileSync(this.o.file, 'utf8')) as weave.ISchedulerState;
+      this.state.merge({ stacks: s.stacks, deaths: s.deaths }, undefined);
+      this.saved = JSON.stringify({ stacks: this.state.state().stacks, deaths: this.state.state().deaths });
+    } catch (err) { log.warn(`cannot read ${this.o.file}: ${(err as Error).message}; stacks come back from peers`); }
+  }
+}
+
+/** A stack as every router stores it: services in name order, each in canonical form, so equal manifests are equal text. */
+const canonicalStack = (s: Stack): string =>
+  JSON.stringify({ name: s.name, services: Object.fromEntries(Object.keys(s.services).sort().map((k) => [k, JSON.parse(canonicalService(s.services[k])) as unknown])) });
+
+/** Runs tasks with at most n at once. */
+async function pool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
+  let next = 0;
+  const worker = async () => { while (next < tasks.length) await tasks[next++](); };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+}
