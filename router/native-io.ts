@@ -61,7 +61,8 @@ export class NativeIo implements SleeveIo {
   };
 
   inject(frame: Buffer): void { if (!this.native.inject(frame)) throw new Error('the TAP refused the frame'); }
-  send(datagram: Buffer, ip: string, port: number): void { if (!this.native.send(datagram, ipToNum(ip), port)) throw new Error('the socket refused the datagram'); }
+  /** A datagram the socket refuses (the underlay is down: ENETUNREACH) is a drop, as a lost one would be, not an error. */
+  send(datagram: Buffer, ip: string, port: number): void { if (!this.native.send(datagram, ipToNum(ip), port)) this.up?.dropped('send'); }
   /** The native send copies the datagram before it returns: one buffer serves every send. */
   buffer(): Buffer { return this.scratch; }
   peers(ips: string[]): void { this.native.setPeers(ips.map(ipToNum)); }

@@ -20,6 +20,7 @@ export interface SleeveIo {
   start(up: SleeveUp): Promise<void>;
   /** A frame onto the bridge. Throws when the bridge refused it. */
   inject(frame: Buffer): void;
+  /** Best effort, like the network: a datagram that cannot be sent is counted as dropped, never thrown. */
   send(datagram: Buffer, ip: string, port: number): void;
   /** Where to build the next datagram (a pooled buffer the transport knows is free). */
   buffer(): Buffer;

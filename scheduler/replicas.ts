@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existingAttachment, resolveTarget } from '../router/attach.js';
 import type { Attachments } from '../router/attachments.js';
 import type { DockerClient } from '../docker/client.js';
@@ -27,6 +28,13 @@ export interface ReplicaEngine {
 /** A container name for a replica: stack_service_index, as Compose names them. */
 const containerName = (p: Placement) => `${p.stack}_${p.service}_${p.index}`;
 
+/** A replica's MAC follows from its identity, like its address: peers' MAC tables and neighbours' ARP caches stay right when it moves. */
+export const replicaMac = (ident: string): string => {
+  const b = createHash('sha256').update(ident).digest().subarray(0, 6);
+  b[0] = (b[0] & 0xfc) | 0x02; // unicast, locally administered
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+};
+
 /** DNS names: the service (every replica answers) and the replica itself, in the stack: web.shop, web-3.shop. */
 const names = (p: Placement) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
 
@@ -47,7 +55,7 @@ export function dockerReplicas(docker: DockerClient, attachments: Attachments, n
         HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${v.name}:${v.path}${v.readOnly ? ':ro' : ''}`) },
       };
       return runAttached(docker, body, containerName(p), async (id) => {
-        await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr]));
+        await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr], { mac: replicaMac(p.ident) }));
       }, dns);
     },
     remove: async (r) => {

@@ -25,11 +25,13 @@ export interface SchedulerOptions {
   nickname: string;
   /** Where deployed stacks are kept across restarts. */
   file?: string;
-  tickMs?: number;
 }
 
 /** Replica starts at once per host: Docker and IPAM serialise much of it anyway. */
 const PARALLEL_STARTS = 4;
+const OBSERVE_MS = 250;
+/** Containers are looked at every RECONCILE_EVERY membership ticks, and at once on any change of the scheduler's state. */
+const RECONCILE_EVERY = 4;
 /** A router that just started acts on its state after it has heard from a peer, or after this long alone. */
 const SETTLE_MS = 3000;
 
@@ -69,7 +71,9 @@ export class Scheduler {
   }
 
   start(): void {
-    this.timer = setInterval(() => { this.observe(); this.kick(); }, this.o.tickMs ?? 1000);
+    // Membership is cheap and decides how soon a death is acted on: it is looked at more often than containers.
+    let n = 0;
+    this.timer = setInterval(() => { this.observe(); if (++n % RECONCILE_EVERY === 0) this.kick(); }, OBSERVE_MS);
     this.observe();
     this.kick();
   }
@@ -176,7 +180,8 @@ export class Scheduler {
     const all = await this.engine.list();
     this.local = new Map(all.map((r) => [r.ident, r]));
     if (this.view.fenced) await this.fence(all);
-    else if (this.heard || Date.now() - this.started > SETTLE_MS) await this.converge(all);
+    // Replicas start only where a majority is in sight: a host cut off never starts what the others may be starting.
+    else if (this.view.quorum && (this.heard || Date.now() - this.started > SETTLE_MS)) await this.converge(all);
     this.publishSelf();
   }
 
@@ -292,11 +297,13 @@ export class Scheduler {
     this.channel.publish(this.state.putSelf(r));
   }
 
-  /** Stacks and deaths outlive a restart of every router: they are on disk. */
+  /**
+   * Stacks, hosts and deaths outlive a restart: a router that comes back cut off must still know
+   * the cluster it belongs to (alone, it would otherwise be a majority of one and run everything).
+   */
   private save(): void {
     if (!this.o.file) return;
-    const s = this.state.state();
-    const text = JSON.stringify({ stacks: s.stacks, deaths: s.deaths });
+    const text = JSON.stringify(this.state.state());
     if (text === this.saved) return;
     writeFileAtomic(this.o.file, text);
     this.saved = text;
@@ -307,9 +314,9 @@ export class Scheduler {
     if (!this.o.file || !existsSync(this.o.file)) return;
     try {
       const s = JSON.parse(readFileSync(this.o.file, 'utf8')) as weave.ISchedulerState;
-      this.state.merge({ stacks: s.stacks, deaths: s.deaths }, undefined);
-      this.saved = JSON.stringify({ stacks: this.state.state().stacks, deaths: this.state.state().deaths });
-    } catch (err) { log.warn(`cannot read ${this.o.file}: ${(err as Error).message}; stacks come back from peers`); }
+      // Whom each host had lost was true then, not now: no death is declared on old votes.
+      this.state.merge({ ...s, hosts: (s.hosts ?? []).map((h) => ({ ...h, lost: [], replicas: [] })) }, undefined);
+    } catch (err) { log.warn(`cannot read ${this.o.file}: ${(err as Error).message}; the cluster's state comes back from peers`); }
   }
 }
 

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, waitFor } from '../lab/lab.js';
+import type { LabContainer } from '../lab/lab.js';
+import { dockerOk, launchAll, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
+
+// Web servers that say which replica they are and where they run.
+const WEB = `sh -c 'echo "$WEAVE_REPLICA $WEAVE_HOST" > /www/index.html && exec httpd -f -p 80 -h /www'`;
+const manifest = (web: number, extra = '') => `# the seeds' stack: web servers half on Ubuntu, half on CentOS
+web:
+  image: busybox:latest
+  cmd: ${WEB}
+  replicas: ${web}
+  spread: os
+db:
+  image: busybox:latest
+  cmd: ${WEB}
+  replicas: 2
+  constraints: ["os==centos"]
+${extra}`;
+
+interface Row { replica: string; host: string; nickname: string; address: string; state: string }
+
+describe('the scheduler: a stack deployed across four hosts, re-placed when a host dies, addresses kept', function () {
+  this.timeout(600_000);
+  let lab: Lab;
+  let client: LabContainer;
+  const names = new Map<string, string>();
+  after(async () => {
+    // SCHED_LOGS=DIR keeps each router's log for a look afterwards.
+    if (process.env.SCHED_LOGS && lab) for (const h of lab.hosts) await lab.exec(h.name, ['cp', join(h.dataDir, 'weave.log'), join(process.env.SCHED_LOGS, `${h.name}.log`)]);
+    await lab?.down();
+  });
+
+  before(async () => {
+    lab = await Lab.create({ hosts: 4 });
+    await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => lab.startDockerd(h)));
+    const os = { h1: 'ubuntu', h2: 'ubuntu', h3: 'centos', h4: 'centos' } as Record<string, string>;
+    const first = lab.host('h1').addrs[0];
+    for (const h of ['h1', 'h2', 'h3', 'h4']) names.set(h, (await weaveOk(lab, h, ['launch', '--nickname', h, '--label', `os=${os[h]}`, ...(h === 'h1' ? [] : [first])])).trim());
+    await waitForMesh(lab);
+    client = await lab.addContainer('h2', 'client');
+    await weaveOk(lab, 'h2', ['attach', 'net:default', `netns:${client.netns}`]);
+  });
+
+  const file = (text: string, name = 'shop.yml') => { const f = join(lab.host('h1').dataDir, name); writeFileSync(f, text); return f; };
+  const ps = async (host: string, stack = 'shop'): Promise<Row[]> => (JSON.parse(await weaveOk(lab, host, ['report'])) as { scheduler: { replicas: (Row & { stack: string })[] } }).scheduler.replicas.filter((r) => r.stack === stack);
+  const fetchFrom = async (netns: string, ip: string, timeoutS = 3) => (await lab.execIn(netns, ['timeout', String(timeoutS), 'busybox', 'wget', '-qO-', `http://${ip}/`])).stdout.trim();
+  const allRunning = (n: number, host = 'h2') => waitFor(`${n} replicas running`, async () => {
+    const rows = await ps(host);
+    return rows.length === n && rows.every((r) => r.state === 'running' && r.address) ? rows : undefined;
+  }, 120_000, 250);
+  const containers = async (h: string) => (await dockerOk(lab, h, ['ps', '-q', '--filter', 'label=weave.replica'])).split('\n').filter(Boolean).sort();
+
+  it('lands 20 web servers 10/10 over os and the db only on centos; every replica answers at its address', async () => {
+    const out = await weaveOk(lab, 'h1', ['deploy', file(manifest(20))]);
+    assert.match(out, /^shop: deployed \(22 replicas\)/);
+    const rows = await allRunning(22);
+    const osOf = (h: string) => (['h1', 'h2'].includes(h) ? 'ubuntu' : 'centos');
+    const hostOf = new Map([...names].map(([h, n]) => [n, h]));
+    const web = rows.filter((r) => r.replica.startsWith('shop/web/'));
+    assert.equal(web.filter((r) => osOf(hostOf.get(r.host)!) === 'ubuntu').length, 10);
+    assert.equal(web.filter((r) => osOf(hostOf.get(r.host)!) === 'centos').length, 10);
+    assert.ok(rows.filter((r) => r.replica.startsWith('shop/db/')).every((r) => osOf(hostOf.get(r.host)!) === 'centos'), 'db only on centos hosts');
+    assert.equal(new Set(rows.map((r) => r.address)).size, 22, 'an address each');
+    for (const r of rows) assert.equal(await fetchFrom(client.netns, r.address), `${r.replica} ${hostOf.get(r.host)}`);
+    const text = await weaveOk(lab, 'h3', ['stack', 'ps', 'shop']);
+    assert.match(text, /^REPLICA\s+HOST\s+ADDRESS\s+STATE\s+SINCE\n/);
+    assert.equal(text.trim().split('\n').length, 23);
+    assert.match(await weaveOk(lab, 'h4', ['stack', 'ls']), /\nshop\s+2\s+22\s+22\n?$/);
+    assert.match(await weaveOk(lab, 'h1', ['status']), /Stack shop: 22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+/);
+  });
+
+  it('changes nothing when the same file is deployed again', async () => {
+    const before = await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers));
+    assert.match(await weaveOk(lab, 'h2', ['deploy', '--name', 'shop', file(manifest(20), 'again.yml')]), /^shop: unchanged/);
+    await new Promise((r) => setTimeout(r, 2000)); // two reconcile rounds: nothing may have been restarted in them
+    assert.deepEqual(await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers)), before);
+  });
+
+  it('refuses bad manifests with one line naming the place, and changes nothing', async () => {
+    const cases: [string, RegExp][] = [
+      ['web:\n  image: busybox\n  replicas: [1\n', /^weave: .*bad\.yml:\d+:\d+: /],
+      ['web:\n  image: busybox\n  imagee: x\n', /^weave: .*bad\.yml:3:3: .*unknown key "imagee"/],
+      ['web:\n  image: busybox\n  replicas: -1\n', /^weave: .*bad\.yml:3:13: .*replicas: must be >= 0/],
+      ['web:\n  image: busybox\n  constraints: ["os==solaris"]\n', /^weave: .*service web: no host has os==solaris/],
+    ];
+    for (const [text, expected] of cases) {
+      const r = await weave(lab, 'h1', ['deploy', '--name', 'shop', file(text, 'bad.yml')]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, expected);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    assert.equal((await ps('h3')).length, 22);
+  });
+
+  it('scales down, releasing the addresses of the replicas gone, and up again', async () => {
+    const gone = (await ps('h1')).filter((r) => /^shop\/web\/(1[7-9]|20)$/.test(r.replica));
+    await weaveOk(lab, 'h1', ['deploy', file(manifest(16))]);
+    await allRunning(18);
+    await waitFor('the addresses of web 17..20 released everywhere', async () => {
+      const reports = await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => report(lab, h)));
+      return reports.every((x) => !x.ipam.allocations.some((a) => gone.some((g) => g.replica === a.container || g.address === a.address)));
+    }, 15_000);
+    await weaveOk(lab, 'h1', ['deploy', file(manifest(20))]);
+    await allRunning(22);
+  });
+
+  it('places the replicas of a killed host elsewhere with the same addresses, answering within 15 s', async () => {
+    const before = await ps('h1');
+    const victims = before.filter((r) => r.host === names.get('h3'));
+    assert.ok(victims.length > 0);
+    const r3 = await report(lab, 'h3');
+    const pids = (await dockerOk(lab, 'h3', ['ps', '-q'])).split('\n').filter(Boolean);
+    const containerPids = await Promise.all(pids.map(async (id) => Number(await dockerOk(lab, 'h3', ['inspect', '-f', '{{.State.Pid}}', id]))));
+    const dockerdPid = Number((await lab.execOk('h3', ['cat', join(lab.dockerds.find((d) => d.host === 'h3')!.dataRoot, 'docker.pid')])).trim());
+    const t0 = Date.now();
+    // The host's power goes: its router, its engine and every process of its containers, at once.
+    for (const pid of [r3.supervisorPid!, r3.pid, dockerdPid, ...containerPids]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ } }
+    const answered = new Map<string, number>();
+    await waitFor('every replica of h3 answers from elsewhere at its address', async () => {
+      for (const v of victims) {
+        if (answered.has(v.replica)) continue;
+        const body = await fetchFrom(client.netns, v.address);
+        if (body.startsWith(`${v.replica} `) && !body.endsWith(' h3')) answered.set(v.replica, Date.now() - t0);
+      }
+      return answered.size === victims.length;
+    }, 60_000, 200);
+    const times = [...answered.values()].sort((a, b) => a - b);
+    console.log(`      (${victims.length} replicas of h3 answered again after ${times[0]}..${times.at(-1)} ms)`);
+    assert.ok(times.at(-1)! < 15_000, `the last replica answered after ${times.at(-1)} ms`);
+    const after = await allRunning(22);
+    for (const v of victims) assert.equal(after.find((r) => r.replica === v.replica)?.address, v.address);
+    assert.ok(after.every((r) => r.host !== names.get('h3')));
+  });
+
+  it('fences a host cut off from the majority before its replicas start elsewhere, and takes it back when it returns', async () => {
+    // h3 is dead: h4 is the only centos host, so its web servers move to ubuntu and the db (centos only) cannot be placed.
+    const onH4 = (await ps('h1')).filter((r) => r.host === names.get('h4'));
+    const isolated = onH4.filter((r) => r.replica.startsWith('shop/web/'));
+    assert.ok(isolated.length > 0 && onH4.some((r) => r.replica.startsWith('shop/db/')));
+    const inside = await lab.addContainer('h4', 'probe');
+    await weaveOk(lab, 'h4', ['attach', 'net:default', `netns:${inside.netns}`]);
+    for (const v of isolated.slice(0, 1)) await waitFor('the probe reaches h4\'s replica', async () => (await fetchFrom(inside.netns, v.address)) !== '', 10_000);
+    await lab.execOk('h4', ['ip', 'link', 'set', 'eth0', 'down']);
+    const t0 = Date.now();
+    const overlaps: string[] = [];
+    let fencedAt = 0, movedAt = 0;
+    // Both sides, over and over: an address answering on h4's side and on the majority's at once would be live twice.
+    await waitFor('every replica of h4 answers on the majority side', async () => {
+      const answers = await Promise.all(isolated.map((v) => Promise.all([fetchFrom(inside.netns, v.address, 1), fetchFrom(client.netns, v.address, 1)])));
+      const at = Date.now() - t0;
+      answers.forEach(([mine, theirs], i) => { if (mine && theirs) overlaps.push(`${isolated[i].address}: "${mine}" and "${theirs}" at ${at} ms`); });
+      if (!fencedAt && answers.every(([mine]) => !mine)) fencedAt = at;
+      const moved = answers.filter(([, theirs]) => theirs && !theirs.endsWith(' h4')).length;
+      if (moved === isolated.length) movedAt = at;
+      return moved === isolated.length;
+    }, 90_000, 100);
+    console.log(`      (h4 stopped its replicas ${fencedAt} ms after its link went down; they all answered on the majority side after ${movedAt} ms)`);
+    assert.deepEqual(overlaps, []);
+    assert.ok((await report(lab, 'h4') as unknown as { scheduler: { fenced: boolean } }).scheduler.fenced);
+    assert.deepEqual((await ps('h1')).filter((r) => r.replica.startsWith('shop/db/')).map((r) => r.state), ['unplaced', 'unplaced']);
+    await lab.execOk('h4', ['ip', 'link', 'set', 'eth0', 'up']);
+    await waitFor('h4 is a member again with its share', async () => {
+      const rows = await ps('h1');
+      return rows.length === 22 && rows.every((r) => r.state === 'running') && rows.some((r) => r.host === names.get('h4'));
+    }, 90_000, 250);
+    const rows = await allRunning(22, 'h4');
+    for (const r of rows) {
+      const want = `${r.replica} ${[...names].find(([, n]) => n === r.host)![0]}`;
+      await waitFor(`${r.replica} answers from ${want.split(' ')[1]}`, async () => (await fetchFrom(client.netns, r.address, 1)) === want, 5000);
+    }
+  });
+
+  it('removes a stack: every replica stops and every address is released', async () => {
+    await weaveOk(lab, 'h2', ['stack', 'rm', 'shop']);
+    for (const h of ['h1', 'h2', 'h4']) await waitFor(`${h} runs no replica`, async () => (await containers(h)).length === 0, 30_000);
+    await waitFor('no replica address is allocated', async () => {
+      for (const h of ['h1', 'h2', 'h4']) if ((await report(lab, h)).ipam.allocations.some((a) => a.container.startsWith('shop/'))) return false;
+      return true;
+    }, 30_000);
+    assert.match((await weave(lab, 'h1', ['stack', 'ps', 'shop'])).stderr, /no stack "shop" is deployed/);
+  });
+});
