@@ -1,4 +1,5 @@
 import { CHECKOUT } from '../common/checkout.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
 import type { ExecResult, LabContainer } from './lab.js';
@@ -67,4 +68,20 @@ export async function waitForReachable(lab: Lab, hosts = lab.hosts.map((h) => h.
 /** Pings until one answer comes back (ARP and MAC learning may need a moment), then returns. */
 export async function waitForPing(lab: Lab, fromNetns: string, ip: string, timeoutMs = 10_000): Promise<void> {
   await waitFor(`ping ${ip} from ${fromNetns}`, async () => (await lab.execIn(fromNetns, ['ping', '-c1', '-W1', ip])).code === 0, timeoutMs);
+}
+
+/**
+ * A host's power goes: its router (and supervisor), its Docker engine and every process of its
+ * containers are killed at once, by PID. Its namespace stays for the lab's teardown.
+ */
+export async function killHost(lab: Lab, host: string): Promise<void> {
+  const r = await report(lab, host);
+  const engine = lab.dockerds.find((d) => d.host === host);
+  const pids = [r.supervisorPid, r.pid];
+  if (engine) {
+    const ids = (await dockerOk(lab, host, ['ps', '-q'])).split('\n').filter(Boolean);
+    for (const id of ids) pids.push(Number(await dockerOk(lab, host, ['inspect', '-f', '{{.State.Pid}}', id])));
+    pids.push(Number(readFileSync(join(engine.dataRoot, 'docker.pid'), 'utf8')));
+  }
+  for (const pid of pids) { if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ } }
 }

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import type { LabContainer } from '../lab/lab.js';
-import { dockerOk, launchAll, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
+import { dockerOk, killHost, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 
 // Web servers that say which replica they are and where they run.
 const WEB = `sh -c 'echo "$WEAVE_REPLICA $WEAVE_HOST" > /www/index.html && exec httpd -f -p 80 -h /www'`;
@@ -111,13 +111,8 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
     const before = await ps('h1');
     const victims = before.filter((r) => r.host === names.get('h3'));
     assert.ok(victims.length > 0);
-    const r3 = await report(lab, 'h3');
-    const pids = (await dockerOk(lab, 'h3', ['ps', '-q'])).split('\n').filter(Boolean);
-    const containerPids = await Promise.all(pids.map(async (id) => Number(await dockerOk(lab, 'h3', ['inspect', '-f', '{{.State.Pid}}', id]))));
-    const dockerdPid = Number((await lab.execOk('h3', ['cat', join(lab.dockerds.find((d) => d.host === 'h3')!.dataRoot, 'docker.pid')])).trim());
+    await killHost(lab, 'h3');
     const t0 = Date.now();
-    // The host's power goes: its router, its engine and every process of its containers, at once.
-    for (const pid of [r3.supervisorPid!, r3.pid, dockerdPid, ...containerPids]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ } }
     const answered = new Map<string, number>();
     await waitFor('every replica of h3 answers from elsewhere at its address', async () => {
       for (const v of victims) {
