@@ -50,7 +50,7 @@ describe('scheduler membership: death by majority, self-fencing', () => {
 
   it('an even split fences both halves', () => {
     const members = ['a', 'b', 'c', 'd'].map((p) => record(p));
-    for (const [self, side] of [['a', ['a', 'b']], ['c', ['c', 'd']]] as const) {
+    for (const [self, side] of [['a', ['a', 'b']], ['c', ['c', 'd']]] as [string, string[]][]) {
       const m = new Membership(self, TIMEOUT);
       m.observe(members, (p) => side.includes(p), 0);
       assert.equal(m.observe(members, (p) => side.includes(p), TIMEOUT).fenced, true, `${self}'s half`);
