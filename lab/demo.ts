@@ -1,46 +1,147 @@
 import '../common/polyfill.js';
-// `make demo`: three hosts, a router on each, a container on each, pings across, then the status.
-import { Lab } from './lab.js';
-import { launchAll, waitForMesh, waitForPing, weaveOk } from './weave.js';
+// `make demo`: the seeds' story in a lab of four hosts, each with its own Docker engine and a router
+// labelled with its os (h1, h2 ubuntu; h3, h4 centos). The network: a container on each host, pings
+// across, the status. The scheduler: a manifest of 8 web servers spread half and half over the os
+// label, deployed, each fetched at its own address; then h4's power goes and its replicas answer
+// again from other hosts at the same addresses, with the time it took.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, waitFor } from './lab.js';
+import { killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
 
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
 const say = (s: string) => console.log(process.stdout.isTTY ? `\n\x1b[1m### ${s}\x1b[0m` : `\n### ${s}`);
+const indent = (text: string) => text.trimEnd().split('\n').map((l) => `  ${l}`).join('\n');
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const clock = (t: number) => new Date(t).toISOString().slice(11, 23);
 
-const lab = await Lab.create({ hosts: 3 }, keep ? { id: 'demo', keep: true } : {});
+const HOSTS = ['h1', 'h2', 'h3', 'h4'];
+const OS: Record<string, string> = { h1: 'ubuntu', h2: 'ubuntu', h3: 'centos', h4: 'centos' };
+const VICTIM = 'h4'; // not h1: the client that fetches the web servers lives there
+const REPLICAS = 8;
+const MANIFEST = `# shop: the seeds' web servers, half on Ubuntu, half on CentOS
+web:
+  image: busybox:latest
+  cmd: sh -c 'echo "$WEAVE_REPLICA $WEAVE_HOST" > /www/index.html && exec httpd -f -p 80 -h /www'
+  replicas: ${REPLICAS}
+  spread: os
+`;
+
+interface Row { replica: string; stack: string; host: string; nickname: string; address: string; state: string }
+
+const lab = await Lab.create({ hosts: HOSTS.length }, keep ? { id: 'demo', keep: true } : {});
 try {
-  say(`lab ${lab.id}: 3 hosts on the underlay ${lab.hosts.map((h) => `${h.name}=${h.addrs[0]}`).join(' ')}`);
-  say('weave launch on each host (h2 and h3 are given h1\'s address; they find each other)');
-  const names = await launchAll(lab);
-  for (const [h, n] of names) console.log(`  ${h}: weave launch -> ${n}`);
+  const replicas = async (host = 'h1'): Promise<Row[]> =>
+    ((await report(lab, host)).scheduler as { replicas: Row[] }).replicas.filter((r) => r.stack === 'shop');
+  const fetchFrom = async (netns: string, ip: string) =>
+    (await lab.execIn(netns, ['timeout', '1', 'busybox', 'wget', '-qO-', `http://${ip}/`])).stdout.trim();
+  const byOs = (rows: Row[]) => ['ubuntu', 'centos'].map((os) => {
+    const hosts = HOSTS.filter((h) => OS[h] === os);
+    const on = rows.filter((r) => hosts.includes(r.nickname));
+    return `  ${os} (${hosts.join(', ')}): ${on.length} replicas (${hosts.map((h) => `${h} ${on.filter((r) => r.nickname === h).length}`).join(', ')})`;
+  }).join('\n');
+
+  say(`lab ${lab.id}: ${HOSTS.length} hosts on the underlay ${lab.hosts.map((h) => `${h.name}=${h.addrs[0]}`).join(' ')}`);
+  say('a Docker engine on each host (its own dockerd in the host\'s namespace, with a busybox image)');
+  let t = Date.now();
+  await Promise.all(HOSTS.map((h) => lab.startDockerd(h)));
+  console.log(`  ${HOSTS.length} engines up in ${secs(Date.now() - t)}`);
+
+  say('weave launch on each host, labelled with its os (h2..h4 are given h1\'s address; they find each other)');
+  const first = lab.host('h1').addrs[0];
+  for (const h of HOSTS) {
+    const args = ['launch', '--nickname', h, '--label', `os=${OS[h]}`, ...(h === 'h1' ? [] : [first])];
+    console.log(`  ${h}: weave ${args.join(' ')} -> ${(await weaveOk(lab, h, args)).trim()}`);
+  }
   await waitForMesh(lab);
 
-  say('weave attach: one container on each host, each with its own IP from IPAM (10.32.0.0/12)');
-  const containers = [];
-  for (const h of ['h1', 'h2', 'h3']) {
-    const c = await lab.addContainer(h, 'web');
+  say('weave attach: a container (a namespace) on each host, each with its own IP from IPAM (10.32.0.0/12)');
+  const containers: { host: string; netns: string; ip: string }[] = [];
+  for (const h of HOSTS) {
+    const c = await lab.addContainer(h, 'c1');
     const ip = (await weaveOk(lab, h, ['attach', `netns:${c.netns}`])).trim();
     console.log(`  ${h}: weave attach netns:${c.netns} -> ${ip}`);
     containers.push({ host: h, netns: c.netns, ip });
   }
 
-  say('every container pings every other, across hosts');
+  say('every container pings every other, across hosts (2 pings each, average round trip)');
   for (const from of containers) {
+    const results: string[] = [];
     for (const to of containers.filter((x) => x !== from)) {
       await waitForPing(lab, from.netns, to.ip);
       const r = await lab.execIn(from.netns, ['ping', '-c2', '-i0.2', to.ip]);
       const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1];
-      console.log(`  ${from.host}/web (${from.ip}) -> ${to.host}/web (${to.ip}): ${/(\d+) received/.exec(r.stdout)?.[1]}/2 replies, avg ${rtt} ms`);
+      results.push(`${to.host} ${/(\d+) received/.exec(r.stdout)?.[1]}/2 ${rtt} ms`);
     }
+    console.log(`  ${from.host}/c1 (${from.ip}) -> ${results.join(', ')}`);
   }
 
   say('weave status (on h1)');
   process.stdout.write(await weaveOk(lab, 'h1', ['status']));
   say('weave status connections (on h1)');
   process.stdout.write(await weaveOk(lab, 'h1', ['status', 'connections']));
-  say('weave status ipam (on h1)');
-  process.stdout.write(await weaveOk(lab, 'h1', ['status', 'ipam']));
-  if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave status", then "bin/lab down --id demo".`);
+
+  // The scheduler: cattle, not pets.
+  const client = containers[0]; // h1's container fetches the web servers
+  const file = join(lab.host('h1').dataDir, 'shop.yml');
+  writeFileSync(file, MANIFEST);
+  say(`the manifest, ${file}: ${REPLICAS} web servers spread evenly over the hosts' os label`);
+  console.log(indent(MANIFEST));
+
+  say('weave deploy shop.yml (on h1): the scheduler decides what runs where');
+  t = Date.now();
+  process.stdout.write(indent(await weaveOk(lab, 'h1', ['deploy', file])) + '\n');
+  const rows = await waitFor(`all ${REPLICAS} replicas running`, async () => {
+    const rs = await replicas();
+    return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address) ? rs : undefined;
+  }, 120_000, 250);
+  console.log(`  all ${REPLICAS} running after ${secs(Date.now() - t)}`);
+
+  say('weave stack ps shop (on h3: every host knows the whole stack)');
+  process.stdout.write(await weaveOk(lab, 'h3', ['stack', 'ps', 'shop']));
+
+  say('half on Ubuntu, half on CentOS');
+  console.log(byOs(rows));
+
+  say(`each web server answers at its own address, on port 80 (busybox wget from h1/c1, ${client.ip})`);
+  for (const r of [...rows].sort((a, b) => Number(a.replica.split('/').at(-1)) - Number(b.replica.split('/').at(-1)))) {
+    const body = await waitFor(`${r.replica} answering at ${r.address}`, async () => fetchFrom(client.netns, r.address), 10_000, 200);
+    console.log(`  ${r.address} -> ${body}`);
+  }
+
+  const victims = rows.filter((r) => r.nickname === VICTIM);
+  say(`${VICTIM} dies: its router, its Docker engine and its containers are killed (SIGKILL)`);
+  console.log(`  ${VICTIM} ran ${victims.map((v) => `${v.replica} (${v.address})`).join(', ')}`);
+  await killHost(lab, VICTIM);
+  const t0 = Date.now();
+  console.log(`  killed at ${clock(t0)}; now each of its replicas is fetched from h1/c1 until it answers from another host`);
+  const moved = new Set<string>();
+  let deadAfter: number | undefined;
+  await waitFor(`the replicas of ${VICTIM} answering from elsewhere`, async () => {
+    await Promise.all(victims.filter((v) => !moved.has(v.replica)).map(async (v) => {
+      const body = await fetchFrom(client.netns, v.address);
+      if (!body.startsWith(`${v.replica} `) || body.endsWith(` ${VICTIM}`) || moved.has(v.replica)) return;
+      moved.add(v.replica);
+      console.log(`  ${v.address}: ${v.replica} moved ${VICTIM} -> ${body.split(' ')[1]}, answering again after ${secs(Date.now() - t0)}`);
+    }));
+    if (deadAfter === undefined) {
+      const d = ((await report(lab, 'h1')).scheduler as { dead?: { nickname: string; at: number }[] }).dead?.find((x) => x.nickname === VICTIM);
+      if (d) deadAfter = d.at - t0;
+    }
+    return moved.size === victims.length;
+  }, 90_000, 100);
+  if (deadAfter !== undefined) console.log(`  (the others declared ${VICTIM} dead ${secs(deadAfter)} after the kill)`);
+
+  const after = await waitFor(`all ${REPLICAS} replicas running again, none on ${VICTIM}`, async () => {
+    const rs = await replicas();
+    return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address && r.nickname !== VICTIM) ? rs : undefined;
+  }, 60_000, 250);
+  say('weave stack ps shop (on h1): same addresses, no replica on h4');
+  process.stdout.write(await weaveOk(lab, 'h1', ['stack', 'ps', 'shop']));
+  console.log(byOs(after));
+
+  if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop", then "bin/lab down --id demo".`);
 } finally {
   if (!keep) await lab.down();
 }
