@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { percentile } from '../lab/seeds.js';
-import { killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
+import { keepLogs, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/scheduler.js [--replicas R] [--hosts N]';
 const GOAL_MS = 15_000;
@@ -88,5 +88,6 @@ try {
   console.log(`${last} killed: declared dead after ${s(deadAfter)}; ${victims.length} replicas moved (${count(after)}), same addresses`);
   console.log(`host death to each answering again: ${stats(backMs)}; goal max < ${s(GOAL_MS)}: ${max < GOAL_MS ? 'met' : 'NOT met'}`);
 } finally {
+  await keepLogs(lab);
   await lab.down();
 }

@@ -85,3 +85,9 @@ export async function killHost(lab: Lab, host: string): Promise<void> {
   }
   for (const pid of pids) { if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ } }
 }
+
+/** With WEAVE_LAB_LOGS=DIR set, copies each host's router log there (before teardown), for a look afterwards. */
+export async function keepLogs(lab: Lab): Promise<void> {
+  const dir = process.env.WEAVE_LAB_LOGS;
+  if (dir) for (const h of lab.hosts) await lab.exec(h.name, ['cp', join(h.dataDir, 'weave.log'), join(dir, `${h.name}.log`)]);
+}

@@ -1,11 +1,15 @@
 import type { HostRecord } from './state.js';
 
+/** A peer unreachable this far into the host timeout is suspected: its replicas get warm standbys elsewhere (a router restarting is back sooner). */
+export const SUSPECT_FRACTION = 0.1;
 /** A host on the minority side stops its replicas this far into the host timeout, before the majority can declare it dead. */
 export const FENCE_FRACTION = 0.7;
 
 export interface MembershipView {
   /** Members we have not been able to reach for the whole host timeout (published in our record). */
   lost: string[];
+  /** Members unreachable for SUSPECT_FRACTION of the timeout (the lost among them). */
+  suspected: string[];
   /** Members that a majority of members has lost: each to be declared dead at its incarnation. */
   dead: { peer: string; incarnation: number }[];
   /** We have not seen a majority of the members for FENCE_FRACTION of the timeout: stop our replicas. */
@@ -33,11 +37,13 @@ export class Membership {
     const names = new Set(members.map((m) => m.peer));
     for (const p of this.unreachableSince.keys()) if (!names.has(p)) this.unreachableSince.delete(p);
     const lost: string[] = [];
+    const suspected: string[] = [];
     let seen = 0;
     for (const m of members) {
       if (m.peer === this.self || reachable(m.peer)) { this.unreachableSince.delete(m.peer); seen++; continue; }
       const since = this.unreachableSince.get(m.peer) ?? now;
       this.unreachableSince.set(m.peer, since);
+      if (now - since >= this.timeoutMs * SUSPECT_FRACTION) suspected.push(m.peer);
       if (now - since >= this.timeoutMs) lost.push(m.peer);
     }
     const quorum = seen * 2 > members.length;
@@ -48,6 +54,6 @@ export class Membership {
     const dead = quorum ? members.filter((m) => m.peer !== this.self
       && members.filter((v) => v.peer !== m.peer && (v.peer === this.self ? lost : v.lost).includes(m.peer)).length * 2 > members.length)
       .map((m) => ({ peer: m.peer, incarnation: m.incarnation })) : [];
-    return { lost, dead, fenced, quorum };
+    return { lost, suspected, dead, fenced, quorum };
   }
 }

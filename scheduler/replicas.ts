@@ -15,8 +15,13 @@ export interface LocalReplica { id: string; ident: string; digest: string; runni
 /** How the scheduler runs replicas on this host; Docker through its Engine API here. */
 export interface ReplicaEngine {
   list(): Promise<LocalReplica[]>;
-  /** Creates, starts and attaches a replica's container with its address (CIDR); returns its id. */
-  start(p: Placement, s: ServiceSpec, digest: string, cidr: string): Promise<string>;
+  /**
+   * Creates and starts a replica's container, attached with its address (CIDR); returns its id.
+   * Without an address it runs unattached: a warm standby, on no network, for a host that may die.
+   */
+  start(p: Placement, s: ServiceSpec, digest: string, cidr?: string): Promise<string>;
+  /** Attaches a running container of the replica (a standby taking over) with its address. */
+  attach(p: Placement, id: string, cidr: string): Promise<void>;
   /** Removes a replica's container, with its attachment (not its address: IPAM's, kept or released by the caller). */
   remove(r: LocalReplica): Promise<void>;
   /** Takes back the attachment of a running replica (after a router restart); false when it has none. */
@@ -41,6 +46,9 @@ const names = (p: Placement) => [`${p.service}.${p.stack}`, `${p.service}-${p.in
 export function dockerReplicas(docker: DockerClient, attachments: Attachments, nickname: string, dns?: ContainerDns): ReplicaEngine {
   const resolved = (p: Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>, id: string, pid: number) =>
     ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p as Placement), container: id, names: names(p as Placement) });
+  const attach = async (p: Placement, id: string, cidr: string) => {
+    await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr], { mac: replicaMac(p.ident) }));
+  };
   return {
     list: async () => (await docker.list(true, REPLICA_LABEL)).map((c) => {
       const exited = /^Exited \((\d+)\)/.exec(c.Status ?? '');
@@ -54,10 +62,9 @@ export function dockerReplicas(docker: DockerClient, attachments: Attachments, n
         Labels: { [REPLICA_LABEL]: p.ident, [DIGEST_LABEL]: digest, 'weave.stack': p.stack, 'weave.service': p.service },
         HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${v.name}:${v.path}${v.readOnly ? ':ro' : ''}`) },
       };
-      return runAttached(docker, body, containerName(p), async (id) => {
-        await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr], { mac: replicaMac(p.ident) }));
-      }, dns);
+      return runAttached(docker, body, containerName(p), (id) => (cidr ? attach(p, id, cidr) : Promise.resolve()), dns);
     },
+    attach: (p, id, cidr) => attach(p, id, cidr),
     remove: async (r) => {
       await docker.remove(r.id, true).catch((err: Error & { status?: number }) => { if (err.status !== 404) throw err; });
       attachments.unregister(r.ident);

@@ -46,10 +46,12 @@ export class Scheduler {
   readonly state: SchedulerState;
   private readonly membership: Membership;
   private incarnation = Date.now();
-  private view: MembershipView = { lost: [], dead: [], fenced: false, quorum: true };
+  private view: MembershipView = { lost: [], suspected: [], dead: [], fenced: false, quorum: true };
   /** This host's replica containers, by identity: their addresses are not handed over while here. */
   private local = new Map<string, LocalReplica>();
   private readonly replicas = new Map<string, ReplicaState>();
+  /** Replicas between taking their address and being attached. */
+  private readonly connecting = new Set<string>();
   private published = '';
   private readonly started = Date.now();
   private heard = false;
@@ -67,7 +69,8 @@ export class Scheduler {
     }));
     this.membership = new Membership(net.name, o.hostTimeoutMs);
     this.load();
-    ipam.guard((ident) => this.local.has(ident));
+    // An address is live here while its replica is attached, or being attached: it is not handed over then.
+    ipam.guard((ident) => engine.attached(ident) || this.connecting.has(ident));
   }
 
   start(): void {
@@ -141,6 +144,7 @@ export class Scheduler {
       dead: [...this.state.deaths.values()].filter((d) => this.state.isDead(d.peer)).map((d) => ({ name: d.peer, nickname: this.nick(d.peer), at: d.at })),
       stacks: this.list(),
       replicas: this.ps(),
+      standby: [...this.local.keys()].filter((id) => !this.replicas.has(id)).sort(),
     };
   }
 
@@ -195,12 +199,40 @@ export class Scheduler {
     const wanted = new Set(placement.map((p) => p.ident));
     const mine = placement.filter((p) => p.host === this.net.name);
     const mineIds = new Set(mine.map((p) => p.ident));
-    for (const r of all) if (!mineIds.has(r.ident)) await this.drop(r, !wanted.has(r.ident));
+    const stacks = new Map(this.state.liveStacks().map((s) => [s.name, s]));
+    const standby = this.standbys(stacks, mineIds);
+    for (const r of all) if (!mineIds.has(r.ident) && !standby.has(r.ident)) await this.drop(r, !wanted.has(r.ident));
     for (const id of this.replicas.keys()) if (!mineIds.has(id)) this.replicas.delete(id);
     await this.releaseUnwanted(wanted);
-    const stacks = new Map(this.state.liveStacks().map((s) => [s.name, s]));
-    const tasks = mine.map((p) => () => this.ensure(p, stacks.get(p.stack)!, placement));
+    const tasks = [...mine.map((p) => () => this.ensure(p, stacks.get(p.stack)!, placement)), ...[...standby.values()].map((p) => () => this.warm(p, stacks.get(p.stack)!))];
     await pool(tasks, PARALLEL_STARTS);
+  }
+
+  /**
+   * Warm standbys: while a host is unreachable but not yet declared dead, the replicas that would
+   * come here if it died are started already, unattached (on no network, no address): when the
+   * death is declared they only need their addresses. Stateful services (volumes) wait for the death.
+   */
+  private standbys(stacks: Map<string, Stack>, mine: Set<string>): Map<string, Placement> {
+    const hosts = this.hosts();
+    const suspects = new Set(this.view.suspected);
+    if (suspects.size === 0 || !this.view.quorum) return new Map();
+    return new Map(place([...stacks.values()], hosts.filter((h) => !suspects.has(h.name)))
+      .filter((p) => p.host === this.net.name && !mine.has(p.ident) && stacks.get(p.stack)!.services[p.service].volumes.length === 0)
+      .map((p) => [p.ident, p]));
+  }
+
+  private async warm(p: Placement, stack: Stack): Promise<void> {
+    const spec = stack.services[p.service];
+    const digest = serviceDigest(spec);
+    const r = this.local.get(p.ident);
+    if (r?.running && r.digest === digest) return;
+    if (r) await this.drop(r, false);
+    if (this.view.fenced) return;
+    try {
+      const id = await this.engine.start(p, spec, digest);
+      this.local.set(p.ident, { id, ident: p.ident, digest, running: true });
+    } catch (err) { log.warn(`standby for ${p.ident}: ${(err as Error).message.split('\n')[0]}`); }
   }
 
   /** One replica placed here: running the current spec, restarted per its policy, rolled when its turn comes. */
@@ -209,8 +241,8 @@ export class Scheduler {
     const digest = serviceDigest(spec);
     const r = this.local.get(p.ident);
     if (r?.running && r.digest === digest) {
-      if (!this.engine.attached(p.ident) && !(await this.engine.adopt(r))) return this.restart(p, spec, digest, r);
-      return this.mark(p.ident, 'running', digest, r.id);
+      if (this.engine.attached(p.ident) || (await this.engine.adopt(r))) return this.mark(p.ident, 'running', digest, r.id);
+      return this.connect(p, digest, r.id); // a standby taking over (or a start cut short)
     }
     if (r?.running) return this.mayRoll(p, digest, placement) ? this.restart(p, spec, digest, r) : this.mark(p.ident, 'running', r.digest, r.id);
     if (r && (spec.restart === 'no' || (spec.restart === 'on-failure' && r.exitCode === 0))) return this.mark(p.ident, 'exited', r.digest, r.id, r.exitCode === undefined ? '' : `exit code ${r.exitCode}`);
@@ -228,18 +260,26 @@ export class Scheduler {
 
   private async restart(p: Placement, spec: Stack['services'][string], digest: string, old?: LocalReplica): Promise<void> {
     if (old) await this.drop(old, false);
+    await this.connect(p, digest, undefined, spec);
+  }
+
+  /** Takes the replica's address and attaches its container: the one given, or a new one of spec. */
+  private async connect(p: Placement, digest: string, id: string | undefined, spec?: Stack['services'][string]): Promise<void> {
     if (this.view.fenced) return;
+    this.connecting.add(p.ident);
     try {
-      this.mark(p.ident, 'starting', digest, '');
+      this.mark(p.ident, 'starting', digest, id ?? '');
+      const t0 = Date.now();
       const cidr = await this.address(p.ident);
-      this.local.set(p.ident, { id: '', ident: p.ident, digest, running: true }); // not handed over from here while it starts
-      const id = await this.engine.start(p, spec, digest, cidr);
+      if (id) await this.engine.attach(p, id, cidr);
+      else id = await this.engine.start(p, spec!, digest, cidr);
       this.local.set(p.ident, { id, ident: p.ident, digest, running: true });
       this.mark(p.ident, 'running', digest, id);
-      log.info(`replica ${p.ident} started with ${cidr}`);
+      log.info(`replica ${p.ident} ${spec ? 'started' : 'taken over by its standby'} with ${cidr} in ${Date.now() - t0} ms`);
     } catch (err) {
-      if (!this.local.get(p.ident)?.id) this.local.delete(p.ident);
-      this.mark(p.ident, 'waiting', digest, '', (err as Error).message.split('\n')[0]);
+      this.mark(p.ident, 'waiting', digest, id ?? '', (err as Error).message.split('\n')[0]);
+    } finally {
+      this.connecting.delete(p.ident);
     }
   }
 

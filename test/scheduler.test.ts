@@ -3,13 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import type { LabContainer } from '../lab/lab.js';
-import { dockerOk, killHost, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
+import { dockerOk, keepLogs, killHost, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 
 // Web servers that say which replica they are and where they run.
 const WEB = `sh -c 'echo "$WEAVE_REPLICA $WEAVE_HOST" > /www/index.html && exec httpd -f -p 80 -h /www'`;
-const manifest = (web: number, extra = '') => `# the seeds' stack: web servers half on Ubuntu, half on CentOS
+const manifest = (web: number, image = 'busybox:latest') => `# the seeds' stack: web servers half on Ubuntu, half on CentOS
 web:
-  image: busybox:latest
+  image: ${image}
   cmd: ${WEB}
   replicas: ${web}
   spread: os
@@ -18,7 +18,7 @@ db:
   cmd: ${WEB}
   replicas: 2
   constraints: ["os==centos"]
-${extra}`;
+`;
 
 interface Row { replica: string; host: string; nickname: string; address: string; state: string }
 
@@ -28,8 +28,7 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
   let client: LabContainer;
   const names = new Map<string, string>();
   after(async () => {
-    // SCHED_LOGS=DIR keeps each router's log for a look afterwards.
-    if (process.env.SCHED_LOGS && lab) for (const h of lab.hosts) await lab.exec(h.name, ['cp', join(h.dataDir, 'weave.log'), join(process.env.SCHED_LOGS, `${h.name}.log`)]);
+    if (lab) await keepLogs(lab);
     await lab?.down();
   });
 
@@ -105,6 +104,26 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
     }, 15_000);
     await weaveOk(lab, 'h1', ['deploy', file(manifest(20))]);
     await allRunning(22);
+  });
+
+  it('rolls an image change over the replicas one at a time, each keeping its address', async () => {
+    await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => dockerOk(lab, h, ['tag', 'busybox:latest', 'busybox:v2'])));
+    const before = await ps('h1');
+    const dbIds = (await Promise.all(['h3', 'h4'].map((h) => dockerOk(lab, h, ['ps', '-q', '--filter', 'label=weave.service=db'])))).join('');
+    await weaveOk(lab, 'h1', ['deploy', file(manifest(20, 'busybox:v2'))]);
+    // What runs, from the engines themselves: a replica between its old container and its new one has none.
+    const images = async () => (await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => dockerOk(lab, h, ['ps', '--filter', 'label=weave.service=web', '--format', '{{.Image}}'])))).join('').split('\n').filter(Boolean);
+    let fewest = 20;
+    await waitFor('every web server runs busybox:v2', async () => {
+      const now = await images();
+      fewest = Math.min(fewest, now.length);
+      return now.length === 20 && now.every((i) => i === 'busybox:v2');
+    }, 120_000, 50);
+    console.log(`      (at least ${fewest} of 20 web servers running at every look during the roll)`);
+    assert.ok(fewest >= 19, `only ${fewest} web servers were running at one point`);
+    const after = await allRunning(22);
+    for (const r of before) assert.equal(after.find((x) => x.replica === r.replica)?.address, r.address, `${r.replica} kept its address`);
+    assert.equal((await Promise.all(['h3', 'h4'].map((h) => dockerOk(lab, h, ['ps', '-q', '--filter', 'label=weave.service=db'])))).join(''), dbIds, 'the db was not touched');
   });
 
   it('places the replicas of a killed host elsewhere with the same addresses, answering within 15 s', async () => {
