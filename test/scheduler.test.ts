@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
+import { LabBrowser } from './fixtures/lab-browser.js';
 import type { LabContainer } from '../lab/lab.js';
 import { dockerOk, keepLogs, killHost, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 
@@ -69,6 +70,17 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
     assert.equal(text.trim().split('\n').length, 23);
     assert.match(await weaveOk(lab, 'h4', ['stack', 'ls']), /\nshop\s+2\s+22\s+22\n?$/);
     assert.match(await weaveOk(lab, 'h1', ['status']), /Stack shop: 22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+/);
+  });
+
+  it('shows the stack and where its replicas run on the status page, in a real browser', async () => {
+    const browser = new LabBrowser(lab, 'h1');
+    try {
+      await browser.open('http://127.0.0.1:6784/');
+      const v = await waitFor('the page shows the stack', async () => { const x = await browser.read(); return x.services.scheduler?.['Stack shop'] ? x : undefined; }, 20_000);
+      assert.match(v.services.scheduler['Stack shop'], /^22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+$/);
+      assert.match(v.services.scheduler.Hosts, /^4 \(4 reachable\)/);
+      assert.deepEqual(v.errors, []);
+    } finally { await browser.close(); }
   });
 
   it('changes nothing when the same file is deployed again', async () => {
