@@ -201,5 +201,10 @@ const sortKeys = (v: unknown): unknown =>
 /** A service as stable JSON (keys sorted at every level, absent fields left out): equal iff the service is unchanged. */
 export const canonicalService = (s: ServiceSpec): string => JSON.stringify(sortKeys(s));
 
-/** A short name for a service's version: the first 12 hex digits of the sha256 of its canonical form. */
-export const serviceDigest = (s: ServiceSpec): string => createHash('sha256').update(canonicalService(s)).digest('hex').slice(0, 12);
+/**
+ * A short name for what a replica's container runs: the first 12 hex digits of the sha256 of the
+ * container's part of the service (not replicas, constraints or spread: scaling or moving a service
+ * restarts nothing). A replica whose container has another digest is rolled.
+ */
+export const serviceDigest = ({ replicas: _r, constraints: _c, spread: _s, ...container }: ServiceSpec): string =>
+  createHash('sha256').update(JSON.stringify(sortKeys(container))).digest('hex').slice(0, 12);

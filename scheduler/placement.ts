@@ -1,8 +1,9 @@
 // Where every replica runs. Each router computes this on its own from the same stacks and the same agreed set of
 // live hosts, so it must be a pure function of those inputs, independent of their order: no leader, no coordination.
 //
-// Rendezvous (highest-random-weight) hashing keeps placement stable as hosts come and go; a per-host capacity bound
-// (ceil of the fair share) keeps the load even; `spread` deals replicas round-robin over a label's values first.
+// Rendezvous (highest-random-weight) hashing keeps placement stable as hosts come and go; a per-host load bound
+// (1.5 times an even share of the replicas placed so far) keeps the load near even; `spread` deals replicas
+// round-robin over a label's values first.
 
 import { hash } from 'node:crypto';
 import { replicaIdent, type Constraint, type SchedHost, type ServiceSpec, type Stack } from './stack.js';
@@ -53,6 +54,12 @@ export function unplaceable(s: ServiceSpec, hosts: readonly SchedHost[]): string
   return `no host${s.constraints.length ? ` with ${s.constraints.map(show).join(' and ')}` : ''} has label ${spread} to spread on (hosts: ${summary(matching, [spread])})`;
 }
 
+/**
+ * How far over an even share a host may go: a little room lets most replicas stay on their rendezvous
+ * host when another host comes or goes, instead of being pushed along by full hosts.
+ */
+const SLACK = 1.5;
+
 /** Replica index → host name for one service, over hosts already sorted by name. */
 function placeService(stack: string, service: string, s: ServiceSpec, hosts: readonly SchedHost[]): Map<number, string> {
   const out = new Map<number, string>();
@@ -71,23 +78,25 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
     groups = [...by].sort(([a], [b]) => cmp(a, b)).map(([, hs]) => hs);
   }
 
-  // Replica i goes to group (i-1) mod G, so group g holds ceil((R-g)/G) of them; each host takes at most its
-  // fair share of its group's replicas, rounded up.
+  // Replica i goes to group (i-1) mod G. Within its group, the k-th replica may go to a host that
+  // holds fewer than ceil(k·SLACK / hosts): the cap grows with k, not with the service's replica count,
+  // so replica i's host depends only on replicas 1..i-1, and scaling never moves a replica that stays.
   const G = groups.length;
-  const caps = groups.map((hs, g) => Math.ceil(Math.ceil((s.replicas - g) / G) / hs.length));
   const load = new Map<string, number>();
   for (let i = 1; i <= s.replicas; i++) {
     const g = (i - 1) % G;
+    const k = Math.floor((i - 1) / G) + 1;
+    const cap = Math.ceil((k * SLACK) / groups[g].length);
     const ident = replicaIdent(stack, service, i);
     let best: string | undefined;
     let bestScore = -1;
     // Hosts are in name order and only a strictly higher score wins, so ties go to the lower name.
     for (const h of groups[g]) {
-      if ((load.get(h.name) ?? 0) >= caps[g]) continue;
+      if ((load.get(h.name) ?? 0) >= cap) continue;
       const w = score(ident, h.name);
       if (w > bestScore) { best = h.name; bestScore = w; }
     }
-    // The caps sum to at least the group's replicas, so some host always has room.
+    // k-1 replicas are placed in the group and the caps sum to at least k, so some host has room.
     out.set(i, best!);
     load.set(best!, (load.get(best!) ?? 0) + 1);
   }

@@ -108,14 +108,19 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
 
   it('scales down, releasing the addresses of the replicas gone, and up again', async () => {
     const gone = (await ps('h1')).filter((r) => /^shop\/web\/(1[7-9]|20)$/.test(r.replica));
+    const kept = (await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat().length - gone.length;
     await weaveOk(lab, 'h1', ['deploy', file(manifest(16))]);
     await allRunning(18);
     await waitFor('the addresses of web 17..20 released everywhere', async () => {
       const reports = await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => report(lab, h)));
       return reports.every((x) => !x.ipam.allocations.some((a) => gone.some((g) => g.replica === a.container || g.address === a.address)));
     }, 15_000);
+    const survivors = (await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat();
+    assert.equal(survivors.length, kept);
     await weaveOk(lab, 'h1', ['deploy', file(manifest(20))]);
     await allRunning(22);
+    const now = new Set((await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat());
+    assert.ok(survivors.every((id) => now.has(id)), 'scaling restarted no replica that stayed');
   });
 
   it('rolls an image change over the replicas one at a time, each keeping its address', async () => {

@@ -140,13 +140,16 @@ describe('stack manifest', () => {
     assert.equal(refusal('web:\n'), 'stack.yml:1:5: services.web: must be a map');
   });
 
-  it('gives a canonical form and digest that ignore key order but not content', () => {
+  it('gives a canonical form and a digest of what the container runs, both ignoring key order', () => {
     const a = only('web:\n  image: a\n  env: {X: "1", Y: "2"}\n  replicas: 2\n');
     const b = only('web:\n  replicas: 2\n  env: {Y: "2", X: "1"}\n  image: a\n');
     assert.equal(canonicalService(a), canonicalService(b));
     assert.equal(canonicalService(a), '{"constraints":[],"env":{"X":"1","Y":"2"},"image":"a","replicas":2,"restart":"always","volumes":[]}');
     assert.match(serviceDigest(a), /^[0-9a-f]{12}$/);
     assert.equal(serviceDigest(a), serviceDigest(b));
-    assert.notEqual(serviceDigest(a), serviceDigest({ ...a, replicas: 3 }));
+    assert.notEqual(serviceDigest(a), serviceDigest({ ...a, image: 'b' }), 'another image: the replicas roll');
+    assert.notEqual(serviceDigest(a), serviceDigest({ ...a, env: { X: '1', Y: '3' } }));
+    assert.equal(serviceDigest(a), serviceDigest({ ...a, replicas: 3, spread: 'os', constraints: [{ label: 'os', op: '==', value: 'x' }] }),
+      'scaling or moving a service restarts nothing');
   });
 });

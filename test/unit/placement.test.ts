@@ -57,17 +57,31 @@ describe('placement', () => {
     assert.deepEqual(place([stacks[2]], hs), want.filter((p) => p.stack === 'zz'));
   });
 
-  it('shares replicas evenly over eligible hosts', () => {
-    assert.deepEqual(Object.values(counts(place(one('web', svc(100)), hosts(5)), (p) => p.host)), [20, 20, 20, 20, 20]);
-    assert.deepEqual(Object.values(counts(place(one('web', svc(7)), hosts(3)), (p) => p.host)).sort(), [2, 2, 3]);
+  it('shares replicas over eligible hosts, none more than 1.5 times its even share', () => {
+    for (const [r, n] of [[100, 5], [7, 3], [30, 4], [1000, 100]]) {
+      const load = Object.values(counts(place(one('web', svc(r)), hosts(n)), (p) => p.host));
+      assert.ok(Math.max(...load) <= Math.ceil((1.5 * r) / n), `${r} over ${n}: ${load}`);
+      assert.equal(load.reduce((a, b) => a + b), r);
+    }
     assert.deepEqual(Object.values(counts(place(one('web', svc(2)), hosts(5)), (p) => p.host)), [1, 1]);
+  });
+
+  it('never moves a replica that stays when a service is scaled', () => {
+    const hs = hosts(5);
+    for (const name of ['web', 'api', 'db']) {
+      const big = place(one(name, svc(60)), hs);
+      for (const r of [1, 7, 20, 33, 59]) {
+        const small = place(one(name, svc(r)), hs);
+        for (const p of small) assert.equal(p.host, big.find((q) => q.ident === p.ident)!.host, `${p.ident} at ${r} and at 60 replicas`);
+      }
+    }
   });
 
   it('spreads exactly over a label: 10/10 over two os, 3/2/2 over three zones', () => {
     const hs = hosts(4);
     const ps = place(one('web', svc(20, { spread: 'os' })), hs);
     assert.deepEqual(counts(ps, labelOf(hs, 'os')), { centos: 10, ubuntu: 10 });
-    assert.deepEqual(Object.values(counts(ps, (p) => p.host)), [5, 5, 5, 5]);
+    assert.ok(Object.values(counts(ps, (p) => p.host)).every((n) => n <= 8), 'within a group, at most 1.5 times the even share');
 
     const zoned = [host('h1', { zone: 'c' }), host('h2', { zone: 'a' }), host('h3', { zone: 'b' }), host('h4', { zone: 'a' }), host('h5', { zone: 'c' }), host('h6')];
     const zs = place(one('web', svc(7, { spread: 'zone' })), zoned);
@@ -82,7 +96,7 @@ describe('placement', () => {
     assert.deepEqual(counts(place(one('web', svc(12, { constraints: [c('os==ubuntu')] })), hs), osOf), { ubuntu: 12 });
     const notCentos = place(one('web', svc(12, { constraints: [c('os!=centos')] })), hs);
     assert.ok(notCentos.every((p) => osOf(p) !== 'centos'));
-    assert.ok(Object.values(counts(notCentos, (p) => p.host)).every((n) => n <= 3), 'five eligible hosts, capacity 3');
+    assert.ok(Object.values(counts(notCentos, (p) => p.host)).every((n) => n <= 4), 'five eligible hosts: at most 1.5 × 12/5, rounded up');
     const both = place(one('web', svc(5, { constraints: [c('os==ubuntu'), c('arch!=arm64')] })), hs);
     assert.ok(both.every((p) => ['host-2', 'host-4', 'host-6'].includes(p.host!)));
     // != also matches a host without the label at all.
@@ -126,15 +140,14 @@ describe('placement', () => {
         const after = place(stacks, rest);
         const moved = after.filter((p, i) => p.host !== before[i].host);
         const wasOnGone = before.filter((p) => p.host === gone.name).length;
-        assert.equal(wasOnGone, 20);
         assert.ok(after.every((p) => p.host !== gone.name));
         worstMoved = Math.max(worstMoved, moved.length);
         worstOthers = Math.max(worstOthers, moved.length - wasOnGone);
         assert.deepEqual(place(stacks, [...rest, gone]), before, 'adding the host back restores the placement');
       }
     }
-    // Measured: at most 26 of 100 move (the 20 that must, plus ≤ 6 the capacity bound shuffles).
-    assert.ok(worstMoved <= 26, `moved ${worstMoved}`);
+    // Measured: at most 31 of 100 move (the ≤ 29 that must, plus ≤ 6 that the load bound shuffles).
+    assert.ok(worstMoved <= 31, `moved ${worstMoved}`);
     assert.ok(worstOthers <= 6, `others moved ${worstOthers}`);
   });
 
@@ -162,7 +175,7 @@ describe('placement', () => {
     const ps = place(one('big', svc(1000)), hosts(100));
     const ms = performance.now() - t;
     assert.equal(ps.length, 1000);
-    assert.ok(Object.values(counts(ps, (p) => p.host)).every((n) => n === 10));
+    assert.ok(Object.values(counts(ps, (p) => p.host)).every((n) => n <= 15));
     assert.ok(ms < 2000, `${ms} ms`);
   });
 });
