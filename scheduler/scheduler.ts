@@ -52,6 +52,8 @@ export class Scheduler {
   private readonly replicas = new Map<string, ReplicaState>();
   /** Replicas between taking their address and being attached. */
   private readonly connecting = new Set<string>();
+  /** Why the container engine cannot be used, or '' (it answered last time). */
+  private engineError = '';
   private published = '';
   private readonly started = Date.now();
   private heard = false;
@@ -69,8 +71,9 @@ export class Scheduler {
     }));
     this.membership = new Membership(net.name, o.hostTimeoutMs);
     this.load();
-    // An address is live here while its replica is attached, or being attached: it is not handed over then.
-    ipam.guard((ident) => engine.attached(ident) || this.connecting.has(ident));
+    // A replica's address is live here while it is attached, or being attached: it is not handed over then.
+    // (Other identities move as their users say: `weave attach` on another host takes the address.)
+    ipam.guard((ident) => this.connecting.has(ident) || (this.local.has(ident) && engine.attached(ident)));
   }
 
   start(): void {
@@ -93,6 +96,7 @@ export class Scheduler {
   deploy(text: string, name: string, source: string): { stack: string; changed: boolean; replicas: number } {
     const stack = parseManifest(text, name, source);
     const hosts = this.hosts();
+    if (hosts.length === 0) throw new UserError(`no host can run containers now${this.engineError ? ` (here: ${this.engineError})` : ''}`);
     for (const [svc, s] of Object.entries(stack.services)) {
       const why = unplaceable(s, hosts);
       if (why) throw new UserError(`${source}: service ${svc}: ${why}`);
@@ -139,8 +143,9 @@ export class Scheduler {
 
   report() {
     return {
-      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.labels(), quorum: this.view.quorum, fenced: this.view.fenced, lost: this.view.lost,
-      hosts: this.state.members().map((h) => ({ name: h.peer, nickname: this.nick(h.peer), labels: h.labels, reachable: h.peer === this.net.name || this.net.reachable(h.peer), fenced: h.fenced })),
+      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.labels(), engineError: this.engineError, quorum: this.view.quorum, fenced: this.view.fenced, lost: this.view.lost,
+      hosts: this.state.members().map((h) => ({ name: h.peer, nickname: this.nick(h.peer), labels: h.labels, reachable: h.peer === this.net.name || this.net.reachable(h.peer),
+        fenced: h.fenced, engineError: h.engineError })),
       dead: [...this.state.deaths.values()].filter((d) => this.state.isDead(d.peer)).map((d) => ({ name: d.peer, nickname: this.nick(d.peer), at: d.at })),
       stacks: this.list(),
       replicas: this.ps(),
@@ -181,7 +186,18 @@ export class Scheduler {
 
   private async reconcile(): Promise<void> {
     this.save();
-    const all = await this.engine.list();
+    let all: LocalReplica[];
+    try {
+      all = await this.engine.list();
+    } catch (err) {
+      const why = (err as Error).message.split('\n')[0];
+      if (why !== this.engineError) log.warn(`scheduler: this host runs no replicas while its container engine cannot be used: ${why}`);
+      this.engineError = why;
+      this.replicas.clear();
+      return this.publishSelf();
+    }
+    if (this.engineError) log.info('scheduler: the container engine answers again');
+    this.engineError = '';
     this.local = new Map(all.map((r) => [r.ident, r]));
     if (this.view.fenced) await this.fence(all);
     // Replicas start only where a majority is in sight: a host cut off never starts what the others may be starting.
@@ -323,14 +339,15 @@ export class Scheduler {
   // ---- helpers ----
 
   private placement(): Placement[] { return place(this.state.liveStacks(), this.hosts()); }
-  private hosts() { return this.state.members().map((h) => ({ name: h.peer, labels: h.labels })); }
+  /** The hosts replicas may be placed on: members whose container engine answers. */
+  private hosts() { return this.state.members().filter((h) => !h.engineError).map((h) => ({ name: h.peer, labels: h.labels })); }
   private labels(): Record<string, string> { return this.o.labels; }
   private nick(peer: string): string { return peer === this.net.name ? this.o.nickname : this.net.nickname(peer) || this.state.hosts.get(peer)?.nickname || peer.slice(0, 12); }
 
   /** Our record, published when anything in it changed. */
   private publishSelf(): void {
     const r = { incarnation: this.incarnation, nickname: this.o.nickname, labels: this.labels(), lost: this.view.lost,
-      replicas: [...this.replicas.values()].sort((a, b) => (a.ident < b.ident ? -1 : 1)), fenced: this.view.fenced };
+      replicas: [...this.replicas.values()].sort((a, b) => (a.ident < b.ident ? -1 : 1)), fenced: this.view.fenced, engineError: this.engineError };
     const text = JSON.stringify(r);
     if (text === this.published) return;
     this.published = text;

@@ -10,6 +10,8 @@ export interface ReplicaState { ident: string; state: string; since: number; add
 export interface HostRecord {
   peer: string; version: number; incarnation: number; nickname: string; labels: Record<string, string>;
   lost: string[]; replicas: ReplicaState[]; fenced: boolean;
+  /** Why this host cannot run containers now (empty when it can): it is placed nothing. */
+  engineError: string;
 }
 export interface Death { peer: string; incarnation: number; at: number }
 
@@ -119,7 +121,7 @@ const toWire = (h: HostRecord): weave.ISchedHost => ({ ...h, replicas: h.replica
 function fromWire(w: weave.ISchedHost): HostRecord {
   return {
     peer: w.peer ?? '', version: Number(w.version ?? 0), incarnation: Number(w.incarnation ?? 0), nickname: w.nickname ?? '',
-    labels: { ...(w.labels ?? {}) }, lost: [...(w.lost ?? [])], fenced: !!w.fenced,
+    labels: { ...(w.labels ?? {}) }, lost: [...(w.lost ?? [])], fenced: !!w.fenced, engineError: w.engineError ?? '',
     replicas: (w.replicas ?? []).map((r) => ({ ident: r.ident ?? '', state: r.state ?? '', since: Number(r.since ?? 0), address: r.address ?? '',
       digest: r.digest ?? '', container: r.container ?? '', error: r.error ?? '' })),
   };

@@ -48,6 +48,7 @@ export function schedulerSubsystem(s: Scheduler): Subsystem {
       return { service: 'scheduler', rows: [
         ['Hosts', `${r.hosts.length} (${r.hosts.filter((h) => h.reachable).length} reachable${r.dead.length ? `, ${r.dead.length} declared dead` : ''})${r.fenced ? ' - FENCED: this host cannot see a majority' : ''}`],
         ['Labels', Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(' ')],
+        ...(r.engineError ? [['Engine', `runs no replicas: ${r.engineError}`] as [string, string]] : []),
         ...r.stacks.map((x): [string, string] => [`Stack ${x.name}`, `${x.running}/${x.replicas} running${x.running ? `: ${where(x.name)}` : ''}`]),
       ] };
     },

@@ -181,7 +181,9 @@ describe("a new user's first hour", function () {
     this.timeout(120_000);
     const r = await run([process.execPath, join(ROOT, 'dist', 'lab', 'demo.js')], { timeoutMs: 110_000 });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^### every container pings every other, across hosts$/m);
+    assert.match(r.stdout, /^### every container pings every other, across hosts/m);
+    assert.match(r.stdout, /^  ubuntu \(h1, h2\): 4 replicas .*\n  centos \(h3, h4\): 4 replicas/m, 'the stack half on ubuntu, half on centos');
+    assert.match(r.stdout, /^  10\.\d+\.\d+\.\d+: shop\/web\/\d+ moved h4 -> h\d, answering again after [\d.]+ s$/m, "h4's replicas answer again elsewhere");
     assert.doesNotMatch(r.stdout, /\x1b\[/);
   });
 });

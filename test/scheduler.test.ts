@@ -23,7 +23,7 @@ db:
 
 interface Row { replica: string; host: string; nickname: string; address: string; state: string }
 
-describe('the scheduler: a stack deployed across four hosts, re-placed when a host dies, addresses kept', function () {
+describe('the scheduler: a stack deployed across four hosts with a dockerd each (and one without), re-placed when a host dies, addresses kept', function () {
   this.timeout(600_000);
   let lab: Lab;
   let client: LabContainer;
@@ -34,11 +34,12 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
   });
 
   before(async () => {
-    lab = await Lab.create({ hosts: 4 });
+    // h5 has no Docker engine: a member of the cluster that is placed nothing.
+    lab = await Lab.create({ hosts: 5 });
     await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => lab.startDockerd(h)));
-    const os = { h1: 'ubuntu', h2: 'ubuntu', h3: 'centos', h4: 'centos' } as Record<string, string>;
+    const os = { h1: 'ubuntu', h2: 'ubuntu', h3: 'centos', h4: 'centos', h5: 'ubuntu' } as Record<string, string>;
     const first = lab.host('h1').addrs[0];
-    for (const h of ['h1', 'h2', 'h3', 'h4']) names.set(h, (await weaveOk(lab, h, ['launch', '--nickname', h, '--label', `os=${os[h]}`, ...(h === 'h1' ? [] : [first])])).trim());
+    for (const h of ['h1', 'h2', 'h3', 'h4', 'h5']) names.set(h, (await weaveOk(lab, h, ['launch', '--nickname', h, '--label', `os=${os[h]}`, ...(h === 'h1' ? [] : [first])])).trim());
     await waitForMesh(lab);
     client = await lab.addContainer('h2', 'client');
     await weaveOk(lab, 'h2', ['attach', 'net:default', `netns:${client.netns}`]);
@@ -70,6 +71,8 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
     assert.equal(text.trim().split('\n').length, 23);
     assert.match(await weaveOk(lab, 'h4', ['stack', 'ls']), /\nshop\s+2\s+22\s+22\n?$/);
     assert.match(await weaveOk(lab, 'h1', ['status']), /Stack shop: 22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+/);
+    assert.match(await weaveOk(lab, 'h5', ['status']), /Engine: runs no replicas: no Docker engine answers/);
+    assert.ok(rows.every((r) => r.host !== names.get('h5')), 'nothing on the host without an engine');
   });
 
   it('shows the stack and where its replicas run on the status page, in a real browser', async () => {
@@ -78,7 +81,7 @@ describe('the scheduler: a stack deployed across four hosts, re-placed when a ho
       await browser.open('http://127.0.0.1:6784/');
       const v = await waitFor('the page shows the stack', async () => { const x = await browser.read(); return x.services.scheduler?.['Stack shop'] ? x : undefined; }, 20_000);
       assert.match(v.services.scheduler['Stack shop'], /^22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+$/);
-      assert.match(v.services.scheduler.Hosts, /^4 \(4 reachable\)/);
+      assert.match(v.services.scheduler.Hosts, /^5 \(5 reachable\)/);
       assert.deepEqual(v.errors, []);
     } finally { await browser.close(); }
   });

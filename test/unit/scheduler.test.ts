@@ -7,7 +7,7 @@ import { SchedulerState, type HostRecord } from '../../scheduler/state.js';
 
 const TIMEOUT = 10_000;
 const record = (peer: string, lost: string[] = [], incarnation = 1): HostRecord =>
-  ({ peer, version: 1, incarnation, nickname: peer, labels: { os: 'debian' }, lost, replicas: [], fenced: false });
+  ({ peer, version: 1, incarnation, nickname: peer, labels: { os: 'debian' }, lost, replicas: [], fenced: false, engineError: '' });
 /** What a peer's delta looks like on the wire: encoded and decoded again. */
 const wire = (m: weave.ISchedulerState) => weave.SchedulerState.decode(weave.SchedulerState.encode(m).finish());
 
@@ -71,7 +71,7 @@ describe('scheduler state (the gossip channel)', () => {
 
   it('takes a host record only from that host (or in a full state), never a copy of our own', () => {
     const a = new SchedulerState('a', () => 1000), b = new SchedulerState('b', () => 1000);
-    const delta = b.putSelf({ incarnation: 5, nickname: 'b', labels: { os: 'centos' }, lost: [], replicas: [], fenced: false });
+    const delta = b.putSelf({ incarnation: 5, nickname: 'b', labels: { os: 'centos' }, lost: [], replicas: [], fenced: false, engineError: '' });
     assert.equal(a.merge(wire(delta), 'c'), false, 'c may not speak for b');
     assert.equal(a.rejected, 1);
     assert.ok(a.merge(wire(delta), 'b'));
