@@ -371,8 +371,9 @@ export class Scheduler {
     if (!this.o.file || !existsSync(this.o.file)) return;
     try {
       const s = JSON.parse(readFileSync(this.o.file, 'utf8')) as weave.ISchedulerState;
-      // Whom each host had lost was true then, not now: no death is declared on old votes.
-      this.state.merge({ ...s, hosts: (s.hosts ?? []).map((h) => ({ ...h, lost: [], replicas: [] })) }, undefined);
+      // Who the hosts are, not what they said then: no death is declared on old votes, and version 0
+      // lets the hosts' live records (whatever their versions) replace these at the first exchange.
+      this.state.merge({ ...s, hosts: (s.hosts ?? []).map((h) => ({ ...h, version: 0, lost: [], replicas: [] })) }, undefined);
     } catch (err) { log.warn(`cannot read ${this.o.file}: ${(err as Error).message}; the cluster's state comes back from peers`); }
   }
 }

@@ -93,6 +93,16 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     assert.deepEqual(await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers)), before);
   });
 
+  it('takes back the running replicas of a router that was killed and restarted: nothing restarts, nothing moves', async () => {
+    const before = await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers));
+    const old = await report(lab, 'h2');
+    process.kill(old.pid, 'SIGKILL'); // the supervisor starts it again
+    await waitFor('h2\'s router is back', async () => { const r = await report(lab, 'h2').catch(() => undefined); return r && r.pid !== old.pid; }, 30_000);
+    const rows = await allRunning(22, 'h2');
+    assert.deepEqual(await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers)), before);
+    for (const r of rows.filter((x) => x.host === names.get('h2'))) assert.equal(await fetchFrom(client.netns, r.address), `${r.replica} h2`);
+  });
+
   it('refuses bad manifests with one line naming the place, and changes nothing', async () => {
     const cases: [string, RegExp][] = [
       ['web:\n  image: busybox\n  replicas: [1\n', /^weave: .*bad\.yml:\d+:\d+: /],
@@ -194,6 +204,12 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     console.log(`      (h4 stopped its replicas ${fencedAt} ms after its link went down; they all answered on the majority side after ${movedAt} ms)`);
     assert.deepEqual(overlaps, []);
     assert.ok((await report(lab, 'h4') as unknown as { scheduler: { fenced: boolean } }).scheduler.fenced);
+    // Its router restarted while still cut off knows the cluster from its disk: a minority, it starts nothing.
+    const old = await report(lab, 'h4');
+    process.kill(old.pid, 'SIGKILL');
+    await waitFor('h4\'s router is back', async () => { const r = await report(lab, 'h4').catch(() => undefined); return r && r.pid !== old.pid; }, 30_000);
+    await waitFor('h4 knows it is cut off', async () => (await report(lab, 'h4') as unknown as { scheduler: { quorum: boolean } }).scheduler.quorum === false, 10_000);
+    assert.deepEqual(await containers('h4'), [], 'no replica runs on the minority side');
     assert.deepEqual((await ps('h1')).filter((r) => r.replica.startsWith('shop/db/')).map((r) => r.state), ['unplaced', 'unplaced']);
     await lab.execOk('h4', ['ip', 'link', 'set', 'eth0', 'up']);
     await waitFor('h4 is a member again with its share', async () => {
