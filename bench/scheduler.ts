@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { percentile } from '../lab/seeds.js';
+import { intArg } from './args.js';
 import { keepLogs, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/scheduler.js [--replicas R] [--hosts N]';
@@ -17,11 +18,7 @@ const WEB = `sh -c 'echo "$WEAVE_REPLICA $WEAVE_HOST" > /www/index.html && exec 
 
 function parseArgs(argv: string[]): { replicas: number; hosts: number } {
   const opts = { replicas: 100, hosts: 3 };
-  const int = (flag: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v ?? ''}"\n${USAGE}`);
-    return n;
-  };
+  const int = (flag: string, v: string | undefined, min: number) => intArg(flag, v, min, USAGE);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--replicas') opts.replicas = int(a, argv[++i], 1);
