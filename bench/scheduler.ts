@@ -31,7 +31,9 @@ function parseArgs(argv: string[]): { replicas: number; hosts: number } {
 interface Row { replica: string; stack: string; host: string; nickname: string; address: string; state: string }
 interface Sched { hostTimeoutMs: number; dead: { nickname: string; at: number }[]; replicas: Row[] }
 
-const { replicas: R, hosts: N } = parseArgs(process.argv.slice(2));
+let args: { replicas: number; hosts: number };
+try { args = parseArgs(process.argv.slice(2)); } catch (err) { console.error((err as Error).message); process.exit(2); }
+const { replicas: R, hosts: N } = args;
 const names = Array.from({ length: N }, (_, i) => `h${i + 1}`);
 const last = names.at(-1)!;
 const sched = async (host: string) => (await report(lab, host)).scheduler as Sched;
