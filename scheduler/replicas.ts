@@ -46,8 +46,12 @@ const names = (p: Placement) => [`${p.service}.${p.stack}`, `${p.service}-${p.in
 export function dockerReplicas(docker: DockerClient, attachments: Attachments, nickname: string, dns?: ContainerDns): ReplicaEngine {
   const resolved = (p: Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>, id: string, pid: number) =>
     ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p as Placement), container: id, names: names(p as Placement) });
+  /** A container that already finished (a job, or one that crashed at once) is left for its restart policy, not attached. */
   const attach = async (p: Placement, id: string, cidr: string) => {
-    await attachments.serial(p.ident, async () => attachments.attachResolved(resolved(p, id, (await docker.inspect(id)).State.Pid), [cidr], { mac: replicaMac(p.ident) }));
+    await attachments.serial(p.ident, async () => {
+      const info = await docker.inspect(id);
+      if (info.State.Running) await attachments.attachResolved(resolved(p, id, info.State.Pid), [cidr], { mac: replicaMac(p.ident) });
+    });
   };
   return {
     list: async () => (await docker.list(true, REPLICA_LABEL)).map((c) => {

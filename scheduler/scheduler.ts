@@ -30,6 +30,8 @@ export interface SchedulerOptions {
 /** Replica starts at once per host: Docker and IPAM serialise much of it anyway. */
 const PARALLEL_STARTS = 4;
 const OBSERVE_MS = 250;
+/** A replica running this long after a restart has its restart backoff forgotten. */
+const BACKOFF_RESET_MS = 10_000;
 /** Containers are looked at every RECONCILE_EVERY membership ticks, and at once on any change of the scheduler's state. */
 const RECONCILE_EVERY = 4;
 /** A router that just started acts on its state after it has heard from a peer, or after this long alone. */
@@ -52,6 +54,8 @@ export class Scheduler {
   private readonly replicas = new Map<string, ReplicaState>();
   /** Replicas between taking their address and being attached. */
   private readonly connecting = new Set<string>();
+  /** Replicas whose containers died: how many restarts in a row, and when the last was. */
+  private readonly backoff = new Map<string, { n: number; at: number }>();
   /** Why the container engine cannot be used, or '' (it answered last time). */
   private engineError = '';
   private published = '';
@@ -219,6 +223,7 @@ export class Scheduler {
     const standby = this.standbys(stacks, mineIds);
     for (const r of all) if (!mineIds.has(r.ident) && !standby.has(r.ident)) await this.drop(r, !wanted.has(r.ident));
     for (const id of this.replicas.keys()) if (!mineIds.has(id)) this.replicas.delete(id);
+    for (const id of this.backoff.keys()) if (!mineIds.has(id)) this.backoff.delete(id);
     await this.releaseUnwanted(wanted);
     const tasks = [...mine.map((p) => () => this.ensure(p, stacks.get(p.stack)!, placement)), ...[...standby.values()].map((p) => () => this.warm(p, stacks.get(p.stack)!))];
     await pool(tasks, PARALLEL_STARTS);
@@ -257,11 +262,17 @@ export class Scheduler {
     const digest = serviceDigest(spec);
     const r = this.local.get(p.ident);
     if (r?.running && r.digest === digest) {
+      if (Date.now() - (this.backoff.get(p.ident)?.at ?? 0) > BACKOFF_RESET_MS) this.backoff.delete(p.ident);
       if (this.engine.attached(p.ident) || (await this.engine.adopt(r))) return this.mark(p.ident, 'running', digest, r.id);
       return this.connect(p, digest, r.id); // a standby taking over (or a start cut short)
     }
     if (r?.running) return this.mayRoll(p, digest, placement) ? this.restart(p, spec, digest, r) : this.mark(p.ident, 'running', r.digest, r.id);
-    if (r && (spec.restart === 'no' || (spec.restart === 'on-failure' && r.exitCode === 0))) return this.mark(p.ident, 'exited', r.digest, r.id, r.exitCode === undefined ? '' : `exit code ${r.exitCode}`);
+    const exited = r?.exitCode === undefined ? '' : `exit code ${r.exitCode}`;
+    if (r && (spec.restart === 'no' || (spec.restart === 'on-failure' && r.exitCode === 0))) return this.mark(p.ident, 'exited', r.digest, r.id, exited);
+    // A container that keeps dying is started again after 1, 2, 4 ... 60 s, as Docker's restart policies do.
+    const b = this.backoff.get(p.ident);
+    if (r && b && Date.now() < b.at + Math.min(1000 * 2 ** b.n, 60_000)) return this.mark(p.ident, 'restarting', r.digest, r.id, exited);
+    if (r) this.backoff.set(p.ident, { n: b ? b.n + 1 : 0, at: Date.now() });
     return this.restart(p, spec, digest, r);
   }
 

@@ -104,6 +104,18 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     for (const r of rows.filter((x) => x.host === names.get('h2'))) assert.equal(await fetchFrom(client.netns, r.address), `${r.replica} h2`);
   });
 
+  it('restarts a replica whose container died (restart: always), and leaves a finished one be (restart: no)', async () => {
+    const [victim] = (await ps('h1')).filter((r) => r.replica.startsWith('shop/web/') && r.host === names.get('h1'));
+    const id = (await dockerOk(lab, 'h1', ['ps', '-q', '--filter', `label=weave.replica=${victim.replica}`])).trim();
+    await dockerOk(lab, 'h1', ['kill', id]);
+    await waitFor(`${victim.replica} answers again`, async () => (await fetchFrom(client.netns, victim.address, 1)) === `${victim.replica} h1`
+      && (await dockerOk(lab, 'h1', ['ps', '-q', '--filter', `label=weave.replica=${victim.replica}`])).trim() !== id, 20_000);
+    await weaveOk(lab, 'h1', ['deploy', file('once:\n  image: busybox:latest\n  cmd: exit 3\n  restart: "no"\n', 'jobs.yml')]);
+    const row = await waitFor('the job ran', async () => (await ps('h1', 'jobs')).find((r) => r.state === 'exited'), 20_000);
+    assert.match(JSON.stringify(row), /exit code 3/);
+    await weaveOk(lab, 'h1', ['stack', 'rm', 'jobs']);
+  });
+
   it('refuses bad manifests with one line naming the place, and changes nothing', async () => {
     const cases: [string, RegExp][] = [
       ['web:\n  image: busybox\n  replicas: [1\n', /^weave: .*bad\.yml:\d+:\d+: /],
