@@ -16,6 +16,11 @@ export interface Channel {
   merge(data: Uint8Array, from: string | undefined, sender: string): boolean | Uint8Array;
   /** The whole state, encoded. */
   state(): Uint8Array;
+  /**
+   * What anti-entropy hashes to compare this channel with a peer's: equal whenever the states are
+   * equal, and cheaper to make than the whole state (versions, not records). The state when absent.
+   */
+  digest?(): Uint8Array;
   /** Entries refused as hostile or impossible (a peer claiming to be us, versions from the future). */
   readonly rejected: number;
   /** Given by the gossip engine when the channel is added: sends one of our deltas to every peer. */

@@ -21,6 +21,8 @@ import { Liveness } from './liveness.js';
 const KNOWN_FILE = 'known-peers.json';
 /** How long changes to our connections, or records from peers, are gathered before we act on them. */
 const COALESCE_MS = 50;
+/** How long topology changes are gathered before the neighbours' addresses are saved. */
+const SAVE_KNOWN_MS = 1000;
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -64,6 +66,7 @@ export class ControlPlane extends EventEmitter {
   private selfUpdate?: NodeJS.Timeout;
   private routesUpdate?: NodeJS.Timeout;
   private known = '';
+  private saveTimer?: NodeJS.Timeout;
   private gcTimer?: NodeJS.Timeout;
 
   private constructor(private readonly node: Node, readonly name: string, signer: Signer, private readonly o: ControlPlaneOptions) {
@@ -114,6 +117,7 @@ export class ControlPlane extends EventEmitter {
     clearInterval(this.gcTimer);
     clearTimeout(this.selfUpdate);
     clearTimeout(this.routesUpdate);
+    if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = undefined; this.saveKnown(); }
     await this.node.stop();
   }
 
@@ -218,8 +222,17 @@ export class ControlPlane extends EventEmitter {
     try { writeFileAtomic(join(this.o.dataDir, KNOWN_FILE), text + '\n'); } catch { /* best effort: only speeds up a restart */ }
   }
 
+  /**
+   * The neighbours' addresses are written (and fsync'd) at most once a second: while a hundred
+   * routers start, the topology changes many times a second, and only the last list matters.
+   */
+  private scheduleSaveKnown(): void {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => { this.saveTimer = undefined; this.saveKnown(); }, SAVE_KNOWN_MS);
+  }
+
   private topologyChanged(): void {
-    this.saveKnown();
+    this.scheduleSaveKnown();
     this.routes = new Routes(this.topology);
     if (this.o.discovery) {
       const connected = new Set(this.openConnections().map((c) => c.remotePeer.toString()));

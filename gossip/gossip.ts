@@ -7,8 +7,14 @@ import { requestProtocol } from './requests.js';
 export const SYNC_PROTOCOL = '/weave-ts/sync/1.0.0';
 export const topic = (channel: string) => `weave-ts/${channel}/1`;
 const DIGEST = 'digest';
-/** How often a router compares digests with a random neighbour: a lost delta is back within about this long. */
+/**
+ * How often a router compares digests with a random neighbour while things change: a lost delta is
+ * back within about this long. Each round that finds nothing doubles the wait, up to
+ * ANTI_ENTROPY_BACKOFF times this; any change here brings it back at once (a router whose delta
+ * was lost has just changed, so it is the one that compares often, as are all who got the delta).
+ */
 const ANTI_ENTROPY_MS = 500;
+const ANTI_ENTROPY_BACKOFF = 8;
 /** How long a channel must have been still before anti-entropy compares it. */
 const QUIET_MS = 250;
 /** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
@@ -36,9 +42,17 @@ export class Gossip {
   private readonly digests = new Map<string, { hash: Buffer; at: number }>();
   private readonly changedAt = new Map<string, number>();
   private antiEntropy?: NodeJS.Timeout;
+  /** When the pending round is due, and the wait after the next round that finds nothing. */
+  private antiEntropyDue = 0;
+  private antiEntropyWait: number;
   private started = false;
+  private stopped = false;
 
-  constructor(private readonly net: GossipNet, private readonly onChange: (channel: string) => void, private readonly o: GossipOptions = {}) {}
+  constructor(private readonly net: GossipNet, private readonly onChange: (channel: string) => void, private readonly o: GossipOptions = {}) {
+    this.antiEntropyWait = this.antiEntropyMs;
+  }
+
+  private get antiEntropyMs(): number { return this.o.antiEntropyMs ?? ANTI_ENTROPY_MS; }
 
   addChannel(c: Channel): void {
     if (this.channels.has(c.name)) throw new Error(`gossip channel ${c.name} is registered twice`);
@@ -79,17 +93,35 @@ export class Gossip {
       this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
       return reply;
     });
-    this.antiEntropy = setInterval(() => void this.repair(), this.o.antiEntropyMs ?? ANTI_ENTROPY_MS);
+    this.scheduleRound(this.antiEntropyMs);
   }
 
-  stop(): void { clearInterval(this.antiEntropy); }
+  stop(): void { this.stopped = true; clearTimeout(this.antiEntropy); }
+
+  /** Sets the next anti-entropy round `delay` from now, unless one is due sooner. */
+  private scheduleRound(delay: number): void {
+    if (this.stopped || !this.started) return;
+    const due = Date.now() + delay;
+    if (this.antiEntropy && this.antiEntropyDue <= due) return;
+    clearTimeout(this.antiEntropy);
+    this.antiEntropyDue = due;
+    this.antiEntropy = setTimeout(() => { this.antiEntropy = undefined; void this.round(); }, delay);
+  }
+
+  /** One anti-entropy round; still (nothing differed), the next one waits twice as long, up to the cap. */
+  private async round(): Promise<void> {
+    const differed = await this.repair();
+    if (differed !== undefined) this.antiEntropyWait = differed ? this.antiEntropyMs : Math.min(this.antiEntropyWait * 2, this.antiEntropyMs * ANTI_ENTROPY_BACKOFF);
+    this.scheduleRound(this.antiEntropyWait);
+  }
 
   /**
    * Compares digests with one random neighbour; both sides end with the union of what differed.
    * With `all` (a connection that just came up), every channel is compared, changing or not.
+   * Whether any channel differed; undefined when no comparison was made (no peer, or it failed).
    */
-  async repair(peer = pick(this.net.peers()), all = false): Promise<void> {
-    if (!peer) return;
+  async repair(peer = pick(this.net.peers()), all = false): Promise<boolean | undefined> {
+    if (!peer) return undefined;
     try {
       const mine = weave.Digest.encode({ all, channels: [...this.channels.values()].filter((c) => all || this.quiet(c)).map((c) => ({ channel: c.name, hash: this.digest(c) })) }).finish();
       this.repairs.rounds++;
@@ -99,7 +131,8 @@ export class Gossip {
       const merged = this.mergeStates(weave.Sync.decode(data), peer);
       for (const { ch, changed } of merged) if (changed) this.push(ch.name, changed, peer);
       if (merged.length) await this.send(peer, merged.map(({ ch }) => ({ channel: ch.name, state: ch.state() })));
-    } catch { /* the peer went away: another one next time */ }
+      return merged.length > 0;
+    } catch { return undefined; /* the peer went away: another one next time */ }
   }
 
   /**
@@ -111,7 +144,7 @@ export class Gossip {
   private digest(c: Channel): Buffer {
     const d = this.digests.get(c.name);
     if (d && Date.now() - d.at < DIGEST_TTL_MS) return d.hash;
-    const fresh = { hash: hash(c.state()), at: Date.now() };
+    const fresh = { hash: hash(c.digest ? c.digest() : c.state()), at: Date.now() };
     this.digests.set(c.name, fresh);
     return fresh.hash;
   }
@@ -119,6 +152,10 @@ export class Gossip {
   private changed(channel: string): void {
     this.digests.delete(channel);
     this.changedAt.set(channel, Date.now());
+    if (this.antiEntropyWait !== this.antiEntropyMs) {
+      this.antiEntropyWait = this.antiEntropyMs;
+      this.scheduleRound(this.antiEntropyMs);
+    }
   }
 
   /**

@@ -8,6 +8,15 @@ import { gossipsub } from '@libp2p/gossipsub';
 import { preSharedKey } from '@libp2p/pnet';
 import type { PrivateKey } from '@libp2p/interface';
 import { swarmKey } from './identity.js';
+import { cachedSigningKey } from './signer.js';
+
+/**
+ * gossipsub's id of a message as it arrives (origin and sequence number, what its message id is
+ * made of): a copy already seen is dropped before its signature is checked again. Without it every
+ * copy from every mesh peer is verified, several times the work of the messages themselves.
+ */
+const fastMsgId = (m: { from?: Uint8Array; seqno?: Uint8Array }): string =>
+  m.from && m.seqno ? `${Buffer.from(m.from.buffer, m.from.byteOffset, m.from.byteLength).toString('base64')}/${Buffer.from(m.seqno.buffer, m.seqno.byteOffset, m.seqno.byteLength).toString('hex')}` : '';
 
 export interface NodeOptions { key: PrivateKey; host: string; port: number; password?: string; connLimit: number }
 
@@ -16,7 +25,7 @@ export type Node = Awaited<ReturnType<typeof createNode>>;
 /** The libp2p node of one router: TCP, noise, yamux, identify, ping, gossipsub; pnet when a password is set. */
 export async function createNode(o: NodeOptions) {
   const node = await createLibp2p({
-    privateKey: o.key,
+    privateKey: cachedSigningKey(o.key),
     addresses: { listen: [`/ip4/${o.host}/tcp/${o.port}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -29,7 +38,7 @@ export async function createNode(o: NodeOptions) {
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 1000 }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 1000, fastMsgIdFn: fastMsgId }),
     },
     start: false,
   });

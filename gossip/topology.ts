@@ -64,6 +64,17 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
   state(): weave.ITopology { return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }; }
 
+  /**
+   * Each peer's name and version, sorted: a peer's record changes only with a new version, so
+   * equal lists are equal states, without encoding every record and link twice a second.
+   */
+  digest(): string {
+    const names = [...this.peers.keys()].sort();
+    let out = '';
+    for (const n of names) out += `${n} ${this.peers.get(n)!.version}\n`;
+    return out;
+  }
+
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {
     const rec = this.peers.get(name);

@@ -19,6 +19,8 @@ export interface Crdt<M> {
    */
   merge(m: M, from: string | undefined, sender: string): boolean | M;
   state(): M;
+  /** See Channel.digest: a canonical summary that is equal whenever the states are. */
+  digest?(): string;
   readonly rejected: number;
 }
 
@@ -42,6 +44,7 @@ export class GossipChannel<M, E = void> implements Channel {
     return typeof r === 'boolean' ? r : this.spec.codec.encode(r).finish();
   }
   state(): Uint8Array { return this.spec.codec.encode(this.crdt.state()).finish(); }
+  digest(): Uint8Array { return this.crdt.digest ? Buffer.from(this.crdt.digest()) : this.state(); }
   attach(publish: (delta: Uint8Array) => void): void { this.out = publish; }
 
   /** Sends one of our own changes to every peer (before registration, the full state sent on add carries it). */

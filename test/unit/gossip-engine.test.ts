@@ -101,6 +101,27 @@ describe('gossip engine over a fake network', () => {
     } finally { stopAll(rs); }
   });
 
+  it('compares less and less often while nothing changes, and often again as soon as something does', async () => {
+    const net = new FakeNetwork();
+    const rs = await routers(net, ['a', 'b'], 20); // rounds every 20 ms while changing, at most 160 ms apart when still
+    net.link('a', 'b');
+    try {
+      await waitFor('connected: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+      await new Promise((r) => setTimeout(r, 400)); // time for the wait to grow, not a readiness wait
+      const still = rs[0].gossip.repairs.rounds;
+      await new Promise((r) => setTimeout(r, 800)); // the window under test
+      const stillRounds = rs[0].gossip.repairs.rounds - still;
+      assert.ok(stillRounds <= 8, `still: ${stillRounds} rounds in 800 ms (every 20 ms would be 40)`);
+      net.loss = 1;
+      rs[0].add('x'); // lost on the way: only anti-entropy brings it to b, and soon, since a has just changed
+      await new Promise((r) => setImmediate(r));
+      net.loss = 0;
+      const t = Date.now();
+      await waitFor('b has x', () => rs[1].set.items.has('x'), 2000);
+      assert.ok(Date.now() - t < 400, `repaired after ${Date.now() - t} ms`);
+    } finally { stopAll(rs); }
+  });
+
   it('carries a channel added after start to peers already connected', async () => {
     const net = new FakeNetwork();
     const rs = await routers(net, ['a', 'b']);

@@ -70,6 +70,22 @@ describe('topology channel', () => {
     assert.equal(a.merge(b.state(), undefined), false, 'and the same state again changes nothing');
   });
 
+  it('digests by versions: equal for equal states, whatever the order they arrived in, and different after any new record', () => {
+    let clock = 1000;
+    const graph = { a: ['b'], b: ['a', 'c'], c: ['b'] };
+    const a = topologyOf('a', graph, () => clock);
+    const b = topologyOf('b', graph, () => clock);
+    a.merge(b.state(), undefined); b.merge(a.state(), undefined);
+    assert.equal(a.digest(), b.digest());
+    assert.deepEqual(new GossipChannel(TOPOLOGY, () => a).digest(), new GossipChannel(TOPOLOGY, () => b).digest());
+    clock = 2000;
+    const c = new TopologyChannel('c', () => clock);
+    b.merge(c.setSelf(rec(['b', 'd'])), 'c');
+    assert.notEqual(a.digest(), b.digest(), 'a newer record of c');
+    a.merge(b.state(), undefined);
+    assert.equal(a.digest(), b.digest(), 'and equal again once merged');
+  });
+
   it('forgets peers that can no longer be reached, after a grace period', () => {
     let clock = 1000;
     const t = topologyOf('a', { a: ['b'], b: ['a', 'c'], c: ['b'] }, () => clock);
