@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChannelCounters } from '../gossip/gossip.js';
 import { Peer, type Command, type PeerState, type Reply } from './gossip-peer.js';
+import { intArg } from './args.js';
 
 const USAGE = 'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] [--sequential] [--json]';
 const BASE_PORT = 21000;
@@ -27,11 +28,7 @@ interface Options { peers: number; degree: number; restSeconds: number; json: bo
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = { peers: 100, degree: 3, restSeconds: 10, json: false, oneProcess: false, sequential: false };
-  const int = (flag: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v ?? ''}"\n${USAGE}`);
-    return n;
-  };
+  const int = (flag: string, v: string | undefined, min: number) => intArg(flag, v, min, USAGE);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
