@@ -73,6 +73,10 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     assert.match(await weaveOk(lab, 'h4', ['stack', 'ls']), /\nshop\s+2\s+22\s+22\n?$/);
     assert.match(await weaveOk(lab, 'h1', ['status']), /Stack shop: 22\/22 running: h1 \d+, h2 \d+, h3 \d+, h4 \d+/);
     assert.match(await weaveOk(lab, 'h5', ['status']), /Engine: runs no replicas: no Docker engine answers/);
+    // DNS names each replica, and the service by all of them.
+    const web3 = rows.find((r) => r.replica === 'shop/web/3')!;
+    await waitFor('web-3.shop in DNS', async () => (await weaveOk(lab, 'h4', ['dns-lookup', 'web-3.shop'])).trim() === web3.address, 10_000);
+    assert.equal((await weaveOk(lab, 'h4', ['dns-lookup', 'web.shop'])).trim().split('\n').length, 20);
     assert.ok(rows.every((r) => r.host !== names.get('h5')), 'nothing on the host without an engine');
   });
 
