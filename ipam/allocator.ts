@@ -116,8 +116,7 @@ export class Allocator {
   takeover(ident: string, addr: number, prefix: number, dead: string): Promise<Allocated> {
     return this.serial(async () => {
       const owner = this.state.owner(addr);
-      const cur = this.state.allocations.get(addr);
-      if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+      this.allocationFor(addr, ident);
       if (owner !== this.self) {
         if (owner !== dead) throw new IpamError(`${numToIp(addr)} belongs to ${owner ?? 'nobody'}, not ${dead}`);
         const changed = [this.state.setEntry(addr, this.self)];
@@ -208,10 +207,16 @@ export class Allocator {
     return { addr, ip: numToIp(addr), cidr: `${numToIp(addr)}/${prefix}` };
   }
 
-  /** Makes an address ours for ident: it is free or already ident's; its owner hands it over if needed. */
-  private async adopt(ident: string, addr: number, prefix: number): Promise<Allocated> {
+  /** The allocation record of addr, when no other identity holds it (else the refusal every path gives). */
+  private allocationFor(addr: number, ident: string): Allocation | undefined {
     const cur = this.state.allocations.get(addr);
     if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+    return cur;
+  }
+
+  /** Makes an address ours for ident: it is free or already ident's; its owner hands it over if needed. */
+  private async adopt(ident: string, addr: number, prefix: number): Promise<Allocated> {
+    const cur = this.allocationFor(addr, ident);
     const owner = this.state.owner(addr);
     if (owner === this.self && cur && !cur.released) return { addr, ip: numToIp(addr), cidr: `${numToIp(addr)}/${prefix}` }; // asking twice: same answer
     if (owner !== this.self) {
@@ -273,8 +278,7 @@ export class Allocator {
   private handover(to: string, addr: number, ident: string): weave.IIpamState {
     if (this.state.owner(addr) !== this.self) throw new IpamError(`${numToIp(addr)} is not ours to hand over`);
     if (this.o.busy?.(ident)) throw new IpamError(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
-    const cur = this.state.allocations.get(addr);
-    if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+    this.allocationFor(addr, ident);
     return this.give(to, addr, addr + 1);
   }
 
