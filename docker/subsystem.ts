@@ -96,6 +96,6 @@ function containerHost(a: Attachments): ContainerHost {
     gone: (id) => a.unregister(id),
     lookup: (id) => a.ipam.lookup(id).map((x) => x.cidr),
     release: async (id) => { await a.ipam.release(id); },
-    allocated: () => [...new Set(a.ipam.report().allocations.map((x) => x.container))],
+    allocated: () => a.ipam.heldHere(),
   };
 }

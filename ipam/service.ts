@@ -111,11 +111,20 @@ export class IpamService {
     return contains(this.defaultSubnet, addr) ? this.defaultSubnet.prefix : this.range.prefix;
   }
 
+  /** The identities with live addresses in our pieces of the ring (without building the whole report). */
+  heldHere(): string[] { return [...new Set(this.owned().map((x) => x.ident))]; }
+
+  /** Live allocations of addresses we own. */
+  private owned() {
+    const s = this.allocator.state;
+    return [...s.allocations.values()].filter((x) => !x.released && s.owner(x.addr) === this.cp.name);
+  }
+
   report(): IpamReport {
     const reachable = new Set([this.cp.name, ...this.cp.routes.reachable]);
     const total = this.range.end - this.range.start;
     const a = this.allocator;
-    const local = [...a.state.allocations.values()].filter((x) => !x.released && a.state.owner(x.addr) === this.cp.name);
+    const local = this.owned();
     const shares = a.shares();
     return {
       status: a.state.empty ? 'idle (the range is split at the first allocation)' : 'ready',

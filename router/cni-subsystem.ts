@@ -59,7 +59,7 @@ export function cniSubsystem(a: Attachments, mtu: number, gateway: () => Promise
       route({ method: 'POST', path: '/cni/gc', body: { valid: 'string[]' }, handle: async ({ body }) => {
         const valid = new Set(body.valid);
         let released = 0;
-        for (const ident of new Set(a.ipam.report().allocations.map((x) => x.container))) {
+        for (const ident of a.ipam.heldHere()) {
           const m = CNI_IDENT.exec(ident);
           if (!m || valid.has(`${m[1]}:${m[2]}`)) continue;
           await a.serial(ident, async () => { a.unregister(ident); released += (await a.ipam.release(ident).catch(() => [])).length; });

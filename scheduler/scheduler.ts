@@ -331,10 +331,10 @@ export class Scheduler {
   /** Addresses we own of replicas no stack wants any more (scaled down, or their stack removed while elsewhere). */
   private async releaseUnwanted(wanted: Set<string>): Promise<void> {
     const stacks = new Set(this.state.stacks.keys());
-    for (const a of this.ipam.report().allocations) {
-      const [stack, , index, extra] = a.container.split('/');
-      if (extra === undefined && index !== undefined && stacks.has(stack) && !wanted.has(a.container) && !this.local.has(a.container)) {
-        await this.ipam.release(a.container).catch(() => {});
+    for (const ident of this.ipam.heldHere()) {
+      const [stack, , index, extra] = ident.split('/');
+      if (extra === undefined && index !== undefined && stacks.has(stack) && !wanted.has(ident) && !this.local.has(ident)) {
+        await this.ipam.release(ident).catch(() => {});
       }
     }
   }
