@@ -201,6 +201,9 @@ const sortKeys = (v: unknown): unknown =>
 /** A service as stable JSON (keys sorted at every level, absent fields left out): equal iff the service is unchanged. */
 export const canonicalService = (s: ServiceSpec): string => JSON.stringify(sortKeys(s));
 
+/** A stack as every router stores it: services in name order, each in canonical form, so equal manifests are equal text. */
+export const canonicalStack = (s: Stack): string => JSON.stringify(sortKeys(s));
+
 /**
  * A short name for what a replica's container runs: the first 12 hex digits of the sha256 of the
  * container's part of the service (not replicas, constraints or spread: scaling or moving a service

@@ -30,8 +30,11 @@ export interface ReplicaEngine {
   attached(ident: string): boolean;
 }
 
+/** What names a replica: its identity and where it sits in its stack. */
+type ReplicaName = Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>;
+
 /** A container name for a replica: stack_service_index, as Compose names them. */
-const containerName = (p: Placement) => `${p.stack}_${p.service}_${p.index}`;
+const containerName = (p: ReplicaName) => `${p.stack}_${p.service}_${p.index}`;
 
 /** A replica's MAC follows from its identity, like its address: peers' MAC tables and neighbours' ARP caches stay right when it moves. */
 export const replicaMac = (ident: string): string => {
@@ -41,11 +44,11 @@ export const replicaMac = (ident: string): string => {
 };
 
 /** DNS names: the service (every replica answers) and the replica itself, in the stack: web.shop, web-3.shop. */
-const names = (p: Placement) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
+const names = (p: ReplicaName) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
 
 export function dockerReplicas(docker: DockerClient, attachments: Attachments, nickname: string, dns?: ContainerDns): ReplicaEngine {
-  const resolved = (p: Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>, id: string, pid: number) =>
-    ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p as Placement), container: id, names: names(p as Placement) });
+  const resolved = (p: ReplicaName, id: string, pid: number) =>
+    ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p), container: id, names: names(p) });
   /** A container that already finished (a job, or one that crashed at once) is left for its restart policy, not attached. */
   const attach = async (p: Placement, id: string, cidr: string) => {
     await attachments.serial(p.ident, async () => {

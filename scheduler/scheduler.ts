@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../common/files.js';
 import { GossipChannel } from '../gossip/typed-channel.js';
 import type { IpamService } from '../ipam/service.js';
 import type { weave } from '../proto/gen/weave.js';
-import { canonicalService, parseManifest, serviceDigest } from './manifest.js';
+import { canonicalStack, parseManifest, serviceDigest } from './manifest.js';
 import { Membership, type MembershipView } from './membership.js';
 import { place, unplaceable, type Placement } from './placement.js';
 import type { LocalReplica, ReplicaEngine } from './replicas.js';
@@ -122,9 +122,8 @@ export class Scheduler {
     return { stack: name };
   }
 
-  /** Every deployed stack: its services and how many of its replicas run. */
-  list(): { name: string; services: number; replicas: number; running: number }[] {
-    const rows = this.ps();
+  /** Every deployed stack: its services and how many of its replicas run (of `rows`, ps() when not given). */
+  list(rows = this.ps()): { name: string; services: number; replicas: number; running: number }[] {
     return this.state.liveStacks().map((s) => ({
       name: s.name, services: Object.keys(s.services).length,
       replicas: Object.values(s.services).reduce((n, x) => n + x.replicas, 0),
@@ -146,13 +145,14 @@ export class Scheduler {
   }
 
   report() {
+    const replicas = this.ps();
     return {
-      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.labels(), engineError: this.engineError, quorum: this.view.quorum, fenced: this.view.fenced, lost: this.view.lost,
+      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.o.labels, engineError: this.engineError, quorum: this.view.quorum, fenced: this.view.fenced, lost: this.view.lost,
       hosts: this.state.members().map((h) => ({ name: h.peer, nickname: this.nick(h.peer), labels: h.labels, reachable: h.peer === this.net.name || this.net.reachable(h.peer),
         fenced: h.fenced, engineError: h.engineError })),
       dead: [...this.state.deaths.values()].filter((d) => this.state.isDead(d.peer)).map((d) => ({ name: d.peer, nickname: this.nick(d.peer), at: d.at })),
-      stacks: this.list(),
-      replicas: this.ps(),
+      stacks: this.list(replicas),
+      replicas,
       standby: [...this.local.keys()].filter((id) => !this.replicas.has(id)).sort(),
     };
   }
@@ -352,12 +352,11 @@ export class Scheduler {
   private placement(): Placement[] { return place(this.state.liveStacks(), this.hosts()); }
   /** The hosts replicas may be placed on: members whose container engine answers. */
   private hosts() { return this.state.members().filter((h) => !h.engineError).map((h) => ({ name: h.peer, labels: h.labels })); }
-  private labels(): Record<string, string> { return this.o.labels; }
   private nick(peer: string): string { return peer === this.net.name ? this.o.nickname : this.net.nickname(peer) || this.state.hosts.get(peer)?.nickname || peer.slice(0, 12); }
 
   /** Our record, published when anything in it changed. */
   private publishSelf(): void {
-    const r = { incarnation: this.incarnation, nickname: this.o.nickname, labels: this.labels(), lost: this.view.lost,
+    const r = { incarnation: this.incarnation, nickname: this.o.nickname, labels: this.o.labels, lost: this.view.lost,
       replicas: [...this.replicas.values()].sort((a, b) => (a.ident < b.ident ? -1 : 1)), fenced: this.view.fenced, engineError: this.engineError };
     const text = JSON.stringify(r);
     if (text === this.published) return;
@@ -368,10 +367,14 @@ export class Scheduler {
   /**
    * Stacks, hosts and deaths outlive a restart: a router that comes back cut off must still know
    * the cluster it belongs to (alone, it would otherwise be a majority of one and run everything).
+   * Of each host only who it is is kept, not what it said (whom it lost, its replicas' states): no
+   * death is declared on old votes, and the file changes when the cluster does, not at every start.
+   * Version 0 lets the hosts' live records (whatever their versions) replace these at the first exchange.
    */
   private save(): void {
     if (!this.o.file) return;
-    const text = JSON.stringify(this.state.state());
+    const s = this.state.state();
+    const text = JSON.stringify({ ...s, hosts: s.hosts!.map((h) => ({ peer: h.peer, incarnation: h.incarnation, nickname: h.nickname, labels: h.labels, version: 0 })) });
     if (text === this.saved) return;
     writeFileAtomic(this.o.file, text);
     this.saved = text;
@@ -381,17 +384,10 @@ export class Scheduler {
   private load(): void {
     if (!this.o.file || !existsSync(this.o.file)) return;
     try {
-      const s = JSON.parse(readFileSync(this.o.file, 'utf8')) as weave.ISchedulerState;
-      // Who the hosts are, not what they said then: no death is declared on old votes, and version 0
-      // lets the hosts' live records (whatever their versions) replace these at the first exchange.
-      this.state.merge({ ...s, hosts: (s.hosts ?? []).map((h) => ({ ...h, version: 0, lost: [], replicas: [] })) }, undefined);
+      this.state.merge(JSON.parse(readFileSync(this.o.file, 'utf8')) as weave.ISchedulerState, undefined);
     } catch (err) { log.warn(`cannot read ${this.o.file}: ${(err as Error).message}; the cluster's state comes back from peers`); }
   }
 }
-
-/** A stack as every router stores it: services in name order, each in canonical form, so equal manifests are equal text. */
-const canonicalStack = (s: Stack): string =>
-  JSON.stringify({ name: s.name, services: Object.fromEntries(Object.keys(s.services).sort().map((k) => [k, JSON.parse(canonicalService(s.services[k])) as unknown])) });
 
 /** Runs tasks with at most n at once. */
 async function pool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
