@@ -52,7 +52,15 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     const rows = await ps(host);
     return rows.length === n && rows.every((r) => r.state === 'running' && r.address) ? rows : undefined;
   }, 120_000, 250);
+  /** Kills a host's router (not its supervisor, which starts it again) and waits until the new one answers. */
+  const restartRouter = async (host: string) => {
+    const old = await report(lab, host);
+    process.kill(old.pid, 'SIGKILL');
+    await waitFor(`${host}'s router is back`, async () => { const r = await report(lab, host).catch(() => undefined); return r && r.pid !== old.pid; }, 30_000);
+  };
   const containers = async (h: string) => (await dockerOk(lab, h, ['ps', '-q', '--filter', 'label=weave.replica'])).split('\n').filter(Boolean).sort();
+  /** The replica containers running on each engine (h1..h4). */
+  const everyEngine = () => Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers));
 
   it('lands 20 web servers 10/10 over os and the db only on centos; every replica answers at its address', async () => {
     // Deployed from h3, the host that dies later: the stack lives in every router, not where it was deployed.
@@ -92,19 +100,17 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
   });
 
   it('changes nothing when the same file is deployed again', async () => {
-    const before = await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers));
+    const before = await everyEngine();
     assert.match(await weaveOk(lab, 'h2', ['deploy', '--name', 'shop', file(manifest(20), 'again.yml')]), /^shop: unchanged/);
     await new Promise((r) => setTimeout(r, 2000)); // two reconcile rounds: nothing may have been restarted in them
-    assert.deepEqual(await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers)), before);
+    assert.deepEqual(await everyEngine(), before);
   });
 
   it('takes back the running replicas of a router that was killed and restarted: nothing restarts, nothing moves', async () => {
-    const before = await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers));
-    const old = await report(lab, 'h2');
-    process.kill(old.pid, 'SIGKILL'); // the supervisor starts it again
-    await waitFor('h2\'s router is back', async () => { const r = await report(lab, 'h2').catch(() => undefined); return r && r.pid !== old.pid; }, 30_000);
+    const before = await everyEngine();
+    await restartRouter('h2');
     const rows = await allRunning(22, 'h2');
-    assert.deepEqual(await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers)), before);
+    assert.deepEqual(await everyEngine(), before);
     for (const r of rows.filter((x) => x.host === names.get('h2'))) assert.equal(await fetchFrom(client.netns, r.address), `${r.replica} h2`);
   });
 
@@ -138,18 +144,18 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
 
   it('scales down, releasing the addresses of the replicas gone, and up again', async () => {
     const gone = (await ps('h1')).filter((r) => /^shop\/web\/(1[7-9]|20)$/.test(r.replica));
-    const kept = (await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat().length - gone.length;
+    const kept = (await everyEngine()).flat().length - gone.length;
     await weaveOk(lab, 'h1', ['deploy', file(manifest(16))]);
     await allRunning(18);
     await waitFor('the addresses of web 17..20 released everywhere', async () => {
       const reports = await Promise.all(['h1', 'h2', 'h3', 'h4'].map((h) => report(lab, h)));
       return reports.every((x) => !x.ipam.allocations.some((a) => gone.some((g) => g.replica === a.container || g.address === a.address)));
     }, 15_000);
-    const survivors = (await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat();
+    const survivors = (await everyEngine()).flat();
     assert.equal(survivors.length, kept);
     await weaveOk(lab, 'h1', ['deploy', file(manifest(20))]);
     await allRunning(22);
-    const now = new Set((await Promise.all(['h1', 'h2', 'h3', 'h4'].map(containers))).flat());
+    const now = new Set((await everyEngine()).flat());
     assert.ok(survivors.every((id) => now.has(id)), 'scaling restarted no replica that stayed');
   });
 
@@ -222,9 +228,7 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
     assert.deepEqual(overlaps, []);
     assert.ok((await report(lab, 'h4') as unknown as { scheduler: { fenced: boolean } }).scheduler.fenced);
     // Its router restarted while still cut off knows the cluster from its disk: a minority, it starts nothing.
-    const old = await report(lab, 'h4');
-    process.kill(old.pid, 'SIGKILL');
-    await waitFor('h4\'s router is back', async () => { const r = await report(lab, 'h4').catch(() => undefined); return r && r.pid !== old.pid; }, 30_000);
+    await restartRouter('h4');
     await waitFor('h4 knows it is cut off', async () => (await report(lab, 'h4') as unknown as { scheduler: { quorum: boolean } }).scheduler.quorum === false, 10_000);
     assert.deepEqual(await containers('h4'), [], 'no replica runs on the minority side');
     assert.deepEqual((await ps('h1')).filter((r) => r.replica.startsWith('shop/db/')).map((r) => r.state), ['unplaced', 'unplaced']);
