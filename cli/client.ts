@@ -14,7 +14,7 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
 }
 
 /** A text answer (`weave status`, rendered by the router as Weave's is). */
-export const callText = (path: string, method = 'GET', body?: unknown): Promise<string> => request(method, path, 'text/plain', body);
+export const callText = (path: string, method = 'GET', body?: unknown, timeoutMs?: number): Promise<string> => request(method, path, 'text/plain', body, timeoutMs);
 
 function request(method: string, path: string, accept: string, body?: unknown, timeoutMs = 60_000): Promise<string> {
   const addr = httpAddr();

@@ -2,7 +2,7 @@ import '../common/polyfill.js';
 import { Command, CommanderError, Option } from 'commander';
 import { basename, join, resolve } from 'node:path';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { DATAPATHS, DEFAULTS, parseDomain, parseLabel, parseVni, RouterConfig } from '../contract/config.js';
+import { DATAPATHS, DEFAULTS, parseDomain, parseLabel, parseVni, RouterConfig, VOLUME_BACKENDS } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { parseSubnet, within } from '../common/subnet.js';
@@ -97,6 +97,9 @@ program.command('launch')
   .option('--proxy-adapters <file>', 'Powerstrip-style adapters for the Docker API proxy (YAML)')
   .option('--label <key=value>', 'a host label for the scheduler\'s constraints and spread (repeatable; os and arch are read from the host)', parseLabel, {})
   .option('--host-timeout <seconds>', 'how long a majority of hosts must have lost a host before its replicas are placed elsewhere', intIn('host timeout', 2, 3600), DEFAULTS.hostTimeoutMs / 1000)
+  .option('--volume-pool <path[:size]>', 'where volumes live: a directory on btrfs, or a loop file made there (default: volumes.img in the data directory, 10G, made when a volume is first needed)')
+  .addOption(new Option('--volume-backend <kind>', 'btrfs (subvolumes, snapshots, incremental send) or dir (plain directories, for hosts without btrfs); auto: btrfs when this host has it').choices(VOLUME_BACKENDS).default('auto'))
+  .option('--replicate-interval <seconds>', 'how often volumes with more than one copy send their changes to the other copies', intIn('replicate interval', 1, 3600), DEFAULTS.replicateIntervalMs / 1000)
   .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
   .action(async (peers: string[], o) => {
     const cfg: RouterConfig = {
@@ -106,6 +109,8 @@ program.command('launch')
       releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
       proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
       trustedSubnets: o.trustedSubnets ?? [], keyRotationMs: o.keyRotation * 1000, labels: o.label, hostTimeoutMs: o.hostTimeout * 1000,
+      volumes: { pool: o.volumePool?.replace(/^[^:]+/, (p: string) => resolve(p)), backend: o.volumeBackend, replicateIntervalMs: o.replicateInterval * 1000, pluginDir: process.env.WEAVE_PLUGIN_DIR || DEFAULTS.pluginDir,
+        mountNs: process.env.WEAVE_MOUNT_NS || undefined },
     };
     if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
     const proxyPort = Number(cfg.proxy?.tcp?.split(':')[1]);
@@ -264,6 +269,18 @@ stack.command('ps').description('where each replica of a stack runs: replica, ho
   .action(async (name: string) => { out(await callText(`/stacks/${encodeURIComponent(name)}`)); });
 stack.command('rm').description('remove a stack: its replicas stop and release their addresses').argument('<name>')
   .action(async (name: string) => { await call('DELETE', `/stacks/${encodeURIComponent(name)}`); });
+
+const volume = program.command('volume').description('volumes that move with their containers: weave volume create | ls | inspect | move | rm');
+volume.command('create').description('create a volume on this host (docker run -v NAME:/path --volume-driver weave mounts it on any host)').argument('<name>')
+  .option('--replicas <n>', 'copies kept, this one included: the others receive its changes every few seconds and survive this host', '1')
+  .action(async (name: string, o: { replicas: string }) => { out(await callText('/volumes', 'POST', { name, replicas: o.replicas })); });
+volume.command('ls').description('list volumes: where each is, its copies, how fresh they are').action(async () => { out(await callText('/volumes')); });
+volume.command('inspect').description('a volume as JSON: owner, copies, mounts, a transfer in progress').argument('<name>')
+  .action(async (name: string) => { out(JSON.stringify(await call('GET', `/volumes/${encodeURIComponent(name)}`), null, 2)); });
+volume.command('move').description('move a volume to another host: copied while its containers run, then they stop for the last changes').argument('<name>').argument('<host>', 'peer name or nickname')
+  .action(async (name: string, host: string) => { out(await callText(`/volumes/${encodeURIComponent(name)}/move`, 'POST', { host }, 3_600_000)); });
+volume.command('rm').description('remove a volume and every copy of it (refused while a container uses it)').argument('<name>')
+  .action(async (name: string) => { out(await callText(`/volumes/${encodeURIComponent(name)}`, 'DELETE')); });
 
 program.command('rmpeer')
   .description("take over a dead peer's share of the IP range (only once it is gone for good)")

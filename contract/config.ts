@@ -25,12 +25,21 @@ export interface RouterConfig {
   labels?: Record<string, string>;
   /** How long a majority must have lost a host before its replicas are placed elsewhere. */
   hostTimeoutMs?: number;
+  /**
+   * Volumes: the pool (`PATH[:SIZE]`: an existing btrfs directory, or a loop file made there), its kind, replication;
+   * the mount namespace a loop pool is mounted in, when not the router's own (WEAVE_MOUNT_NS: a lab host's router runs
+   * in a namespace of its own, and Docker must see the pool).
+   */
+  volumes?: { pool?: string; backend?: VolumeBackendChoice; replicateIntervalMs?: number; pluginDir?: string; mountNs?: string };
   /** The Docker API proxy: on the unix socket weave.sock in the data directory unless disabled, and on TCP if asked. */
   proxy?: { enabled: boolean; tcp?: string; adapters?: string };
 }
 
 export const DATAPATHS = ['auto', 'fastdp', 'sleeve', 'sleeve-pcap'] as const;
 export type DatapathChoice = typeof DATAPATHS[number];
+
+export const VOLUME_BACKENDS = ['auto', 'btrfs', 'dir'] as const;
+export type VolumeBackendChoice = typeof VOLUME_BACKENDS[number];
 
 export const DEFAULT_VNI = 6784;
 export const MAX_VNI = 0xffffff;
@@ -48,6 +57,9 @@ export const DEFAULTS = {
   dnsDomain: 'weave.local',
   resolvConf: '/etc/resolv.conf',
   hostTimeoutMs: 10_000,
+  replicateIntervalMs: 5000,
+  /** Where Docker looks for volume plugins' sockets (WEAVE_PLUGIN_DIR elsewhere: each lab host has its own). */
+  pluginDir: '/run/docker/plugins',
 };
 
 export const VERSION = '0.1.0';

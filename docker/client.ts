@@ -62,6 +62,16 @@ export class DockerClient implements ContainerEngine {
     return this.request('GET', `/containers/json${q.length ? `?${q.join('&')}` : ''}`);
   }
 
+  /** Running containers that mount a volume. */
+  usersOf(volume: string): Promise<ContainerSummary[]> {
+    return this.request('GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ volume: [volume] }))}`);
+  }
+
+  /** Stops a container: SIGTERM, then SIGKILL after `graceS` seconds. */
+  async stop(id: string, graceS = 10): Promise<void> {
+    await this.request('POST', `/containers/${encodeURIComponent(id)}/stop?t=${graceS}`, undefined, (graceS + 30) * 1000);
+  }
+
   async create(body: object, name?: string): Promise<string> {
     const q = name ? `?name=${encodeURIComponent(name)}` : '';
     try {

@@ -1,6 +1,7 @@
 // `weave run` takes the `docker run` flags people type every day and turns them into an Engine API
 // create request. Anything else is refused by name rather than silently dropped.
 import { UserError } from '../common/errors.js';
+import { VOLUME_DRIVER } from './engine.js';
 
 
 export interface RunRequest {
@@ -12,7 +13,7 @@ export interface RunRequest {
     Image: string; Cmd?: string[]; Entrypoint?: string[]; Env: string[]; Hostname?: string; WorkingDir?: string;
     Labels: Record<string, string>; ExposedPorts: Record<string, object>;
     HostConfig: {
-      NetworkMode: 'none'; Binds: string[]; PortBindings: Record<string, { HostIp: string; HostPort: string }[]>;
+      NetworkMode: 'none'; Binds: string[]; VolumeDriver?: string; PortBindings: Record<string, { HostIp: string; HostPort: string }[]>;
       RestartPolicy?: { Name: string; MaximumRetryCount?: number }; AutoRemove: boolean; Memory?: number; NanoCpus?: number;
       Dns?: string[]; DnsSearch?: string[];
     };
@@ -92,7 +93,10 @@ export function parseRunArgs(args: string[], env: NodeJS.ProcessEnv = process.en
         break;
       case 'volume':
         if (!/^[^:]+(:[^:]+(:[a-z,]+)?)?$/.test(v)) throw new RunArgsError(`invalid --volume "${v}": expected SRC:DEST[:OPTIONS] or DEST`);
-        body.HostConfig.Binds.push(v); break;
+        body.HostConfig.Binds.push(v);
+        // A named volume (not a host path) is a weave volume: it follows the container to any host.
+        if (v.includes(':') && !v.startsWith('/')) body.HostConfig.VolumeDriver = VOLUME_DRIVER;
+        break;
       case 'publish': parsePublish(v, body); break;
       case 'label': { const k = v.indexOf('='); body.Labels[k < 0 ? v : v.slice(0, k)] = k < 0 ? '' : v.slice(k + 1); break; }
       case 'restart': body.HostConfig.RestartPolicy = parseRestart(v); break;

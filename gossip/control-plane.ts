@@ -128,8 +128,8 @@ export class ControlPlane extends EventEmitter {
   handle(h: RequestHandler): Promise<void> { return this.requests.handle(h); }
 
   /** Asks any peer in the topology: directly when it is a neighbour, else relayed along the route. */
-  async request<Q, R>(peer: string, spec: RequestSpec<Q, R>, req: Q): Promise<R> {
-    return spec.reply.decode(await this.requests.request(peer, spec.name, spec.request.encode(req).finish()));
+  async request<Q, R>(peer: string, spec: RequestSpec<Q, R>, req: Q, timeoutMs?: number): Promise<R> {
+    return spec.reply.decode(await this.requests.request(peer, spec.name, spec.request.encode(req).finish(), timeoutMs));
   }
 
   /** Requests sent, relayed for others, and refused. */
@@ -155,6 +155,12 @@ export class ControlPlane extends EventEmitter {
   }
 
   nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
+
+  /** A peer in the topology by its name or nickname (the first, by name, when two share a nickname). */
+  resolvePeer(nameOrNickname: string): string | undefined {
+    if (this.topology.peers.has(nameOrNickname)) return nameOrNickname;
+    return [...this.topology.peers.values()].filter((p) => p.nickname === nameOrNickname).map((p) => p.name).sort()[0];
+  }
 
   /** Anti-entropy: digest exchanges we started and their bytes. */
   get repairs() { return this.gossip.repairs; }

@@ -46,6 +46,9 @@ export class IpamService {
     this.requests = [handler(IPAM_REQUEST, (from, req) => a.onRequest(from, req))];
   }
 
+  /** This peer's name: identities that belong to a host, not to something that moves, carry it. */
+  get self(): string { return this.cp.name; }
+
   close(): void {
     this.flush();
     this.store.close();

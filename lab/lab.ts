@@ -19,7 +19,8 @@ import {
 } from './state.js';
 import { hostAddrs, plan, validateSpec, type LabSpec, type Topology } from './topology.js';
 import {
-  cleanupDockerd, cleanupDockerdSync, dockerdArgv, importBusybox, removeContainers, removeContainersSync, type LabDockerd,
+  cleanupDockerd, cleanupDockerdSync, dockerdArgv, importBusybox, makeMountNs, releaseMounts, removeContainers,
+  removeContainersSync, type LabDockerd,
 } from './dockerd.js';
 import { DockerClient } from '../docker/client.js';
 import { closeSync, openSync } from 'node:fs';
@@ -86,9 +87,14 @@ export class Lab {
     if (!opts.keep) onExit(lab.exitCleanup);
 
     try {
+      // The root is a shared mount point (as `ip netns` makes /run/netns), so that what is mounted
+      // under it later (volume pools, plugin mount points) propagates into each dockerd's mount
+      // namespace, a slave of this one. Teardown unmounts it and everything below it.
+      await runOk(['mount', '--bind', lab.root, lab.root]);
+      await runOk(['mount', '--make-shared', lab.root]);
       for (const ns of state.namespaces) await addNs(ns);
       for (const h of hosts) {
-        mkdirSync(h.dataDir, { recursive: true });
+        mkdirSync(join(h.dataDir, 'plugins'), { recursive: true }); // the host's own Docker plugin directory
         // New namespaces default to no forwarding; set it explicitly because the line topology
         // relies on it (h1 must not reach h3 through h2).
         await runOk(['ip', 'netns', 'exec', h.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
@@ -221,16 +227,20 @@ export class Lab {
   /**
    * Starts a Docker engine in the host's namespace with its own data-root, exec-root and socket
    * (unix://<host data dir>/docker.sock, which lab/weave.ts hands to weave as DOCKER_HOST), and
-   * imports the busybox test image. Returns once the engine answers.
+   * imports the busybox test image. Returns once the engine answers. The engine runs in a mount
+   * namespace of its own where /run/docker/plugins is <host data dir>/plugins: it finds the
+   * volume plugin of this host's router only.
    */
   async startDockerd(host: string): Promise<LabDockerd> {
     const h = this.host(host);
     if (this.downPromise) throw new Error(`lab "${this.id}" is down`);
     if (this.refresh().dockerds?.some((d) => d.host === host)) throw new Error(`${host} already runs dockerd`);
     // exec-root holds containerd's socket: keep it short (unix socket paths are limited to 108 bytes).
-    const d: LabDockerd = { host, dataRoot: join(h.dataDir, 'docker'), execRoot: `/run/${h.netns}`, socket: join(h.dataDir, 'docker.sock') };
+    const execRoot = `/run/${h.netns}`;
+    const d = { host, dataRoot: join(h.dataDir, 'docker'), execRoot, socket: join(h.dataDir, 'docker.sock'), mountNs: join(execRoot, 'mnt.ns') };
     mkdirSync(d.dataRoot, { recursive: true });
-    this.update((s) => { (s.dockerds ??= []).push(d); });
+    this.update((s) => { (s.dockerds ??= []).push(d); }); // recorded first: cleanupDockerd unmounts the namespace file too
+    await makeMountNs(d, join(h.dataDir, 'plugins'));
     const argv = dockerdArgv(d, `/var/run/netns/${h.netns}`);
     const logFd = openSync(join(h.dataDir, 'dockerd.log'), 'a');
     const child = spawnChild(argv[0], argv.slice(1), { stdio: ['ignore', logFd, logFd] }); // nsenter execs dockerd: same PID
@@ -316,7 +326,10 @@ export class Lab {
     const errors: string[] = [];
     for (const d of dockerds) await cleanupDockerd(d).catch((e: Error) => errors.push(e.message)); // before rm: no deleting through mounts
     for (const ns of namespaces) await delNs(ns).catch((e: Error) => errors.push(e.message));
-    rmSync(this.root, { recursive: true, force: true });
+    // Pools routers left, then the root's own bind; never remove through a mount that stayed.
+    const left = releaseMounts(this.root);
+    if (left.length) errors.push(`still mounted, so ${this.root} was kept: ${left.join(', ')}`);
+    else rmSync(this.root, { recursive: true, force: true });
     if (errors.length) throw new Error(`lab "${this.id}" teardown incomplete:\n${errors.join('\n')}`);
   }
 
@@ -333,7 +346,7 @@ export class Lab {
     for (const ns of namespaces) for (const p of nsPidsSync(ns)) signal(p, 'SIGKILL');
     for (const d of s.dockerds ?? []) cleanupDockerdSync(d);
     for (const ns of namespaces) delNsSync(ns);
-    rmSync(this.root, { recursive: true, force: true });
+    if (releaseMounts(this.root).length === 0) rmSync(this.root, { recursive: true, force: true });
   }
 
   /** Recorded namespaces plus any that follow our naming (e.g. containers made by the router). */

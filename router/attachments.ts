@@ -139,12 +139,18 @@ export class Attachments {
     return rows;
   }
 
+  /**
+   * The IPAM identity of this host's bridge address: its own (an identity is cluster-wide, and one
+   * shared by every host would move the address from bridge to bridge).
+   */
+  private get exposeIdent(): string { return `${EXPOSE_ID}/${this.ipam.self}`; }
+
   /** `weave expose`: the host itself joins the overlay with an address on the bridge (IPAM identity weave:expose). */
   async expose(specs: string[] = []): Promise<ExposeResult> {
     return this.serial(EXPOSE_ID, async () => {
-      const cidrs = await this.addresses(EXPOSE_ID, specs.length ? specs : ['net:default']);
+      const cidrs = await this.addresses(this.exposeIdent, specs.length ? specs : ['net:default']);
       await addBridgeAddresses(cidrs.all).catch(async (err) => {
-        await this.releaseAll(EXPOSE_ID, cidrs.taken);
+        await this.releaseAll(this.exposeIdent, cidrs.taken);
         throw err;
       });
       await this.announceBridge();
@@ -159,7 +165,7 @@ export class Attachments {
       const { mac } = await bridgeAddresses();
       const removed = await removeBridgeAddresses();
       if (mac && removed.length) this.macs.remove(mac);
-      await this.ipam.release(EXPOSE_ID).catch(() => { /* none from IPAM */ });
+      await this.ipam.release(this.exposeIdent).catch(() => { /* none from IPAM */ });
       log.info(`hid this host (${removed.join(' ') || 'was not exposed'})`);
       return { cidrs: removed };
     });

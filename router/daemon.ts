@@ -31,6 +31,10 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { dockerReplicas } from '../scheduler/replicas.js';
 import { schedulerSubsystem } from '../scheduler/subsystem.js';
 import { hostLabels } from '../scheduler/host-labels.js';
+import { VolumeManager } from '../volumes/manager.js';
+import { volumesSubsystem } from '../volumes/subsystem.js';
+import { openPool } from '../volumes/pool.js';
+import { stopVolumeUsers } from '../docker/subsystem.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -65,9 +69,18 @@ async function main(cfg: RouterConfig): Promise<void> {
   };
 
   const containerDns = { domain: dns.domain, resolver };
-  const scheduler = new Scheduler({ name: control.name, reachable: (p) => control.routes.nextHop(p) !== undefined, nickname: (p) => control.nickname(p) },
+  // The volume manager and the scheduler need each other: volumes follow the scheduler's deaths, replicas their volumes.
+  const peerNet = { name: control.name, nickname: (p: string) => control.nickname(p), reachable: (p: string) => control.routes.nextHop(p) !== undefined };
+  const vcfg = cfg.volumes ?? {};
+  const volumes: VolumeManager = new VolumeManager({ ...peerNet, dead: (p): boolean => scheduler.isDead(p), members: (): string[] => scheduler.members(),
+    request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
+    open: () => openPool({ dataDir: cfg.dataDir, spec: vcfg.pool, backend: vcfg.backend, mountNs: vcfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
+    file: join(cfg.dataDir, 'volumes.json'), replicateIntervalMs: vcfg.replicateIntervalMs ?? DEFAULTS.replicateIntervalMs,
+  });
+  const scheduler: Scheduler = new Scheduler(peerNet,
     ipam, dockerReplicas(docker, attachments, cfg.nickname, containerDns),
-    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, 'scheduler.json') });
+    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, 'scheduler.json'),
+      volumes: { home: (v): string | undefined => volumes.home(v), ensure: async (v, replicas) => { if (!volumes.state.live(v)) await volumes.create(v, replicas); } } });
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
@@ -79,6 +92,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
     schedulerSubsystem(scheduler),
+    volumesSubsystem(volumes, { pluginDir: vcfg.pluginDir ?? DEFAULTS.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
   ];
   await registerGossip(control, subsystems);
 

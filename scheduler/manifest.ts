@@ -16,7 +16,7 @@ interface RawService {
   env?: Record<string, string | number | boolean> | string[];
   constraints?: string | string[];
   spread?: string;
-  volumes?: string[];
+  volumes?: (string | { name: string; path: string; readonly?: boolean; replicas?: number })[];
   restart?: RestartPolicy | false;
 }
 
@@ -27,7 +27,9 @@ const serviceProperties = {
   env: { type: ['object', 'array'], additionalProperties: { type: ['string', 'number', 'boolean'] }, items: { type: 'string' } },
   constraints: { type: ['string', 'array'], items: { type: 'string' } },
   spread: { type: 'string' },
-  volumes: { type: 'array', items: { type: 'string' } },
+  // name:/path[:ro], or a map that can also say how many copies of each replica's volume are kept.
+  volumes: { type: 'array', items: { type: ['string', 'object'], required: ['name', 'path'], additionalProperties: false,
+    properties: { name: { type: 'string' }, path: { type: 'string' }, readonly: { type: 'boolean' }, replicas: { type: 'integer', minimum: 1, maximum: 16 } } } },
   // YAML 1.2 reads `no` as the string "no", but `false` is the boolean: both mean the same here.
   restart: { enum: ['always', 'on-failure', 'no', false] },
 };
@@ -57,7 +59,7 @@ function schemaMessage(e: ErrorObject): string {
     case 'enum': return `must be one of ${(e.params.allowedValues as unknown[]).filter((v) => typeof v === 'string').join(', ')}`;
     case 'minLength': case 'minItems': return 'must not be empty';
     case 'required': return `missing required key "${String(e.params.missingProperty)}"`;
-    case 'additionalProperties': return `unknown key ${JSON.stringify(e.params.additionalProperty)} (expected ${SERVICE_KEYS})`;
+    case 'additionalProperties': return `unknown key ${JSON.stringify(e.params.additionalProperty)} (expected ${/\/volumes\/\d+$/.test(e.instancePath) ? 'name, path, readonly, replicas' : SERVICE_KEYS})`;
     default: return e.message ?? 'invalid';
   }
 }
@@ -168,12 +170,14 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
     }
 
     const volumes: VolumeMount[] = [];
-    (raw.volumes ?? []).forEach((text, i) => {
+    (raw.volumes ?? []).forEach((item, i) => {
+      const text = typeof item === 'string' ? item : `${item.name}:${item.path}${item.readonly ? ':ro' : ''}`;
       const m = VOLUME.exec(text);
       if (!m) throw fail([name, 'volumes', i], `invalid volume ${JSON.stringify(text)}: expected name:/absolute/path or name:/absolute/path:ro`);
       // Docker refuses two mounts on one path, but only when each replica is created.
       if (volumes.some((v) => v.path === m[2])) throw fail([name, 'volumes', i], `two volumes mounted on ${m[2]}`);
-      volumes.push({ name: m[1], path: m[2], readOnly: m[3] === 'ro' });
+      if (volumes.some((v) => v.name === m[1])) throw fail([name, 'volumes', i], `volume ${m[1]} mounted twice`);
+      volumes.push({ name: m[1], path: m[2], readOnly: m[3] === 'ro', replicas: typeof item === 'string' ? 1 : item.replicas ?? 1 });
     });
 
     const spec: ServiceSpec = {
@@ -209,5 +213,5 @@ export const canonicalStack = (s: Stack): string => JSON.stringify(sortKeys(s));
  * container's part of the service (not replicas, constraints or spread: scaling or moving a service
  * restarts nothing). A replica whose container has another digest is rolled.
  */
-export const serviceDigest = ({ replicas: _r, constraints: _c, spread: _s, ...container }: ServiceSpec): string =>
-  createHash('sha256').update(JSON.stringify(sortKeys(container))).digest('hex').slice(0, 12);
+export const serviceDigest = ({ replicas: _r, constraints: _c, spread: _s, volumes, ...container }: ServiceSpec): string =>
+  createHash('sha256').update(JSON.stringify(sortKeys({ ...container, volumes: volumes.map(({ replicas: _n, ...mount }) => mount) }))).digest('hex').slice(0, 12);

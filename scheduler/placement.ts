@@ -5,7 +5,7 @@
 // (1.5 times an even share of the replicas placed so far) keeps the load near even; `spread` deals replicas
 // round-robin over a label's values first.
 
-import { hash } from 'node:crypto';
+import { score } from '../common/rendezvous.js';
 import { replicaIdent, type Constraint, type SchedHost, type ServiceSpec, type Stack } from './stack.js';
 
 export interface Placement { ident: string; stack: string; service: string; index: number; host?: string; why?: string }
@@ -17,11 +17,7 @@ const satisfies = (h: SchedHost, c: Constraint): boolean => (h.labels[c.label] =
 
 const show = (c: Constraint): string => `${c.label}${c.op}${c.value}`;
 
-/** The rendezvous weight of a host for a replica: the top 53 bits of sha256, exact as a JS number. */
-export function score(ident: string, host: string): number {
-  const d = hash('sha256', `${ident}|${host}`, 'buffer');
-  return (d.readUInt32BE(0) >>> 11) * 2 ** 32 + d.readUInt32BE(4);
-}
+export { score };
 
 /** The hosts a service may run on (its constraints; with spread, only hosts that have the spread label). */
 export function eligible(s: ServiceSpec, hosts: readonly SchedHost[]): SchedHost[] {
@@ -60,11 +56,24 @@ export function unplaceable(s: ServiceSpec, hosts: readonly SchedHost[]): string
  */
 const SLACK = 1.5;
 
+/**
+ * Where a replica must run whatever the hashes say: the host its volume is on (the volume's owner, or
+ * after the owner's death the live host with the freshest copy). Undefined: no such tie.
+ */
+export type Pin = (p: { stack: string; service: string; index: number }, s: ServiceSpec) => string | undefined;
+
 /** Replica index → host name for one service, over hosts already sorted by name. */
-function placeService(stack: string, service: string, s: ServiceSpec, hosts: readonly SchedHost[]): Map<number, string> {
+function placeService(stack: string, service: string, s: ServiceSpec, hosts: readonly SchedHost[], pin: Pin, pinned: Map<number, string>): Map<number, string> {
   const out = new Map<number, string>();
   const elig = eligible(s, hosts);
   if (elig.length === 0 || s.replicas <= 0) return out;
+  const load = new Map<string, number>();
+  for (let i = 1; i <= s.replicas; i++) {
+    const at = pin({ stack, service, index: i }, s);
+    if (at === undefined) continue;
+    pinned.set(i, at);
+    if (hosts.some((h) => h.name === at)) { out.set(i, at); load.set(at, (load.get(at) ?? 0) + 1); }
+  }
 
   // Groups: one per spread value (sorted by value), or a single group of every eligible host.
   let groups: SchedHost[][];
@@ -82,8 +91,8 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
   // holds fewer than ceil(k·SLACK / hosts): the cap grows with k, not with the service's replica count,
   // so replica i's host depends only on replicas 1..i-1, and scaling never moves a replica that stays.
   const G = groups.length;
-  const load = new Map<string, number>();
   for (let i = 1; i <= s.replicas; i++) {
+    if (pinned.has(i)) continue;
     const g = (i - 1) % G;
     const k = Math.floor((i - 1) / G) + 1;
     const cap = Math.ceil((k * SLACK) / groups[g].length);
@@ -96,7 +105,9 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
       const w = score(ident, h.name);
       if (w > bestScore) { best = h.name; bestScore = w; }
     }
-    // k-1 replicas are placed in the group and the caps sum to at least k, so some host has room.
+    // Unpinned, k-1 replicas are in the group and the caps sum to at least k, so some host has room;
+    // pinned replicas may fill every host, and then the cap gives way.
+    if (best === undefined) for (const h of groups[g]) { const w = score(ident, h.name); if (w > bestScore) { best = h.name; bestScore = w; } }
     out.set(i, best!);
     load.set(best!, (load.get(best!) ?? 0) + 1);
   }
@@ -104,17 +115,20 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
 }
 
 /** One entry per replica (index 1..replicas) of every service of every stack, sorted by ident; host undefined when no host is eligible (why says so). */
-export function place(stacks: readonly Stack[], hosts: readonly SchedHost[]): Placement[] {
+export function place(stacks: readonly Stack[], hosts: readonly SchedHost[], pin: Pin = () => undefined): Placement[] {
   const sorted = [...hosts].sort((a, b) => cmp(a.name, b.name));
   const out: Placement[] = [];
   for (const st of stacks) {
     for (const [service, s] of Object.entries(st.services)) {
-      const where = placeService(st.name, service, s, sorted);
+      const pinned = new Map<number, string>();
+      const where = placeService(st.name, service, s, sorted, pin, pinned);
       const why = where.size === 0 ? unplaceable(s, sorted) : undefined;
       for (let index = 1; index <= s.replicas; index++) {
         const base = { ident: replicaIdent(st.name, service, index), stack: st.name, service, index };
         const host = where.get(index);
-        out.push(host !== undefined ? { ...base, host } : { ...base, why: why ?? 'no eligible host' });
+        const tied = pinned.get(index);
+        out.push(host !== undefined ? { ...base, host }
+          : { ...base, why: tied !== undefined ? `its volume is on ${tied}, which is not a live host` : why ?? 'no eligible host' });
       }
     }
   }

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { existingAttachment, resolveTarget } from '../router/attach.js';
 import type { Attachments } from '../router/attachments.js';
 import type { DockerClient } from '../docker/client.js';
-import { REPLICA_LABEL } from '../docker/engine.js';
 import { runAttached, type ContainerDns } from '../docker/subsystem.js';
 import type { Placement } from './placement.js';
-import type { ServiceSpec } from './stack.js';
+import { replicaVolume, type ServiceSpec } from './stack.js';
+import { REPLICA_LABEL, VOLUME_DRIVER } from '../docker/engine.js';
 
 const DIGEST_LABEL = 'weave.digest';
 
@@ -67,7 +67,9 @@ export function dockerReplicas(docker: DockerClient, attachments: Attachments, n
         Image: s.image, ...(s.cmd ? { Cmd: s.cmd } : {}), Hostname: `${p.service}-${p.index}`,
         Env: [...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), `WEAVE_REPLICA=${p.ident}`, `WEAVE_HOST=${nickname}`],
         Labels: { [REPLICA_LABEL]: p.ident, [DIGEST_LABEL]: digest, 'weave.stack': p.stack, 'weave.service': p.service },
-        HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${v.name}:${v.path}${v.readOnly ? ':ro' : ''}`) },
+        // Each replica's own weave volume, which follows it from host to host.
+        HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${replicaVolume(p, v.name)}:${v.path}${v.readOnly ? ':ro' : ''}`),
+          ...(s.volumes.length ? { VolumeDriver: VOLUME_DRIVER } : {}) },
       };
       return runAttached(docker, body, containerName(p), (id) => (cidr ? attach(p, id, cidr) : Promise.resolve()), dns);
     },

@@ -7,10 +7,10 @@ import type { IpamService } from '../ipam/service.js';
 import type { weave } from '../proto/gen/weave.js';
 import { canonicalStack, parseManifest, serviceDigest } from './manifest.js';
 import { Membership, type MembershipView } from './membership.js';
-import { place, unplaceable, type Placement } from './placement.js';
+import { place, unplaceable, type Pin, type Placement } from './placement.js';
 import type { LocalReplica, ReplicaEngine } from './replicas.js';
 import { SCHEDULER, SchedulerState, type ReplicaState } from './state.js';
-import type { Stack } from './stack.js';
+import { replicaVolume, type Stack } from './stack.js';
 
 /** What the scheduler needs of the control plane: who we are, whom the topology reaches. */
 export interface SchedulerNet {
@@ -25,6 +25,16 @@ export interface SchedulerOptions {
   nickname: string;
   /** Where deployed stacks are kept across restarts. */
   file?: string;
+  /** Replicas' volumes: where each is, and making one (here) the first time its replica starts. */
+  volumes?: ReplicaVolumes;
+}
+
+/** What the scheduler needs of the volume manager. */
+export interface ReplicaVolumes {
+  /** The host a volume is on (its owner; after the owner's death the live host with its freshest copy); undefined when it does not exist yet. */
+  home(name: string): string | undefined;
+  /** Creates the volume here unless it exists somewhere. */
+  ensure(name: string, replicas: number): Promise<void>;
 }
 
 /** Replica starts at once per host: Docker and IPAM serialise much of it anyway. */
@@ -238,7 +248,7 @@ export class Scheduler {
     const hosts = this.hosts();
     const suspects = new Set(this.view.suspected);
     if (suspects.size === 0 || !this.view.quorum) return new Map();
-    return new Map(place([...stacks.values()], hosts.filter((h) => !suspects.has(h.name)))
+    return new Map(place([...stacks.values()], hosts.filter((h) => !suspects.has(h.name)), this.pin)
       .filter((p) => p.host === this.net.name && !mine.has(p.ident) && stacks.get(p.stack)!.services[p.service].volumes.length === 0)
       .map((p) => [p.ident, p]));
   }
@@ -298,6 +308,7 @@ export class Scheduler {
       this.mark(p.ident, 'starting', digest, id ?? '');
       const t0 = Date.now();
       const cidr = await this.address(p.ident);
+      for (const v of spec?.volumes ?? []) await this.o.volumes?.ensure(replicaVolume(p, v.name), v.replicas);
       if (id) await this.engine.attach(p, id, cidr);
       else id = await this.engine.start(p, spec!, digest, cidr);
       this.local.set(p.ident, { id, ident: p.ident, digest, running: true });
@@ -349,7 +360,16 @@ export class Scheduler {
 
   // ---- helpers ----
 
-  private placement(): Placement[] { return place(this.state.liveStacks(), this.hosts()); }
+  private placement(): Placement[] { return place(this.state.liveStacks(), this.hosts(), this.pin); }
+
+  /** A stateful replica runs where its (first) volume is: data does not move on its own, the replica follows it. */
+  private readonly pin: Pin = (p, s) => (s.volumes.length ? this.o.volumes?.home(replicaVolume(p, s.volumes[0].name)) : undefined);
+  /** Whether a majority declared the host dead. */
+  isDead(peer: string): boolean { return this.state.isDead(peer); }
+
+  /** The hosts not declared dead, by name. */
+  members(): string[] { return this.state.members().map((h) => h.peer); }
+
   /** The hosts replicas may be placed on: members whose container engine answers. */
   private hosts() { return this.state.members().filter((h) => !h.engineError).map((h) => ({ name: h.peer, labels: h.labels })); }
   private nick(peer: string): string { return peer === this.net.name ? this.o.nickname : this.net.nickname(peer) || this.state.hosts.get(peer)?.nickname || peer.slice(0, 12); }

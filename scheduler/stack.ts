@@ -3,8 +3,14 @@
 /** `label==value` or `label!=value`, on any host label (os and arch are every host's own). */
 export interface Constraint { label: string; op: '==' | '!='; value: string }
 
-/** A named volume mounted into each replica (the volumes issue gives them owners; for now Docker's local volumes). */
-export interface VolumeMount { name: string; path: string; readOnly: boolean }
+/**
+ * A volume mounted into each replica: every replica has its own (replicaVolume), a weave volume
+ * that follows it from host to host, kept in `replicas` copies (the others receive its changes).
+ */
+export interface VolumeMount { name: string; path: string; readOnly: boolean; replicas: number }
+
+/** The weave volume of one replica: stack_service_index_name, as Compose names containers. */
+export const replicaVolume = (p: { stack: string; service: string; index: number }, v: string): string => `${p.stack}_${p.service}_${p.index}_${v}`;
 
 export type RestartPolicy = 'always' | 'on-failure' | 'no';
 

@@ -45,7 +45,7 @@ describe('stack manifest', () => {
       env: { GREETING: 'hello', PORT: '80', DEBUG: 'false' },
       constraints: [{ label: 'os', op: '==', value: 'ubuntu' }, { label: 'rack', op: '!=', value: 'r1' }],
       spread: 'os',
-      volumes: [{ name: 'data', path: '/data', readOnly: false }, { name: 'logs', path: '/var/log', readOnly: true }],
+      volumes: [{ name: 'data', path: '/data', readOnly: false, replicas: 1 }, { name: 'logs', path: '/var/log', readOnly: true, replicas: 1 }],
       restart: 'no',
     });
     assert.deepEqual(stack.services.cache, {
@@ -124,6 +124,16 @@ describe('stack manifest', () => {
     assert.match(refusal('web:\n  image: a\n  volumes: [":/data"]\n'), /^stack\.yml:3:13: .*invalid volume ":\/data"/);
     assert.match(refusal('web:\n  image: a\n  volumes: ["data:/data:rx"]\n'), /invalid volume "data:\/data:rx"/);
     assert.equal(refusal('web:\n  image: a\n  volumes: ["a:/d", "b:/d"]\n'), 'stack.yml:3:21: services.web.volumes[1]: two volumes mounted on /d');
+  });
+
+  it('takes a volume as a map too, with the copies kept of each replica\'s volume', () => {
+    const db = only('web:\n  image: a\n  volumes:\n    - name: data\n      path: /data\n      replicas: 2\n    - {name: conf, path: /etc/x, readonly: true}\n');
+    assert.deepEqual(db.volumes, [{ name: 'data', path: '/data', readOnly: false, replicas: 2 }, { name: 'conf', path: '/etc/x', readOnly: true, replicas: 1 }]);
+    assert.match(refusal('web:\n  image: a\n  volumes:\n    - name: data\n      path: /data\n      replicas: 0\n'), /^stack\.yml:6:17: services\.web\.volumes\[0\]\.replicas: must be >= 1$/);
+    assert.match(refusal('web:\n  image: a\n  volumes:\n    - {name: data, path: /data, copies: 2}\n'), /volumes\[0\]: unknown key "copies" \(expected name, path, readonly, replicas\)$/);
+    assert.match(refusal('web:\n  image: a\n  volumes:\n    - {name: data}\n'), /volumes\[0\]: missing required key "path"$/);
+    // How many copies are kept is no part of what the container runs: changing it restarts nothing.
+    assert.equal(serviceDigest(db), serviceDigest({ ...db, volumes: db.volumes.map((v) => ({ ...v, replicas: 3 })) }));
   });
 
   it('refuses bad service and stack names', () => {

@@ -178,4 +178,20 @@ describe('placement', () => {
     assert.ok(Object.values(counts(ps, (p) => p.host)).every((n) => n <= 15));
     assert.ok(ms < 2000, `${ms} ms`);
   });
+
+  it('puts a replica where its volume is, whatever the hashes say, and leaves it unplaced when that host is not live', () => {
+    const hs = hosts(4);
+    const free = place(one('db', svc(6)), hs);
+    // Pin each replica to a host it would not have had.
+    const pinTo = new Map(free.map((p) => [p.index, hs.find((h) => h.name !== p.host)!.name]));
+    const pinned = place(one('db', svc(6)), hs, (p) => pinTo.get(p.index));
+    assert.deepEqual(pinned.map((p) => p.host), pinned.map((p) => pinTo.get(p.index)));
+    const gone = place(one('db', svc(2)), hs, (p) => (p.index === 1 ? 'host-9' : undefined));
+    assert.equal(gone[0].host, undefined);
+    assert.equal(gone[0].why, 'its volume is on host-9, which is not a live host');
+    assert.equal(gone[1].host, free[1].host, 'an unpinned replica keeps its host');
+    // Pins may pile every replica on one host: the others still find a host.
+    const piled = place(one('db', svc(8)), hs.slice(0, 2), (p) => (p.index <= 6 ? 'host-1' : undefined));
+    assert.ok(piled.every((p) => p.host), 'all placed');
+  });
 });

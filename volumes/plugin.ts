@@ -1,0 +1,131 @@
+// Docker's (legacy) volume plugin API: JSON over HTTP on a unix socket in Docker's plugin directory
+// (/run/docker/plugins/weave.sock; a lab host's own directory). dockerd asks; the volume manager,
+// behind PluginVolumes, answers. Errors go back as {"Err": "..."} with status 200, as the protocol
+// wants: dockerd then shows the message itself (e.g. "VolumeDriver.Mount: <message>").
+import http from 'node:http';
+import net from 'node:net';
+import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface PluginVolumes {
+  create(name: string, opts: Record<string, string>): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Makes the volume available here (moving it here first if another host holds it); its directory. `id` is Docker's mount id. */
+  mount(name: string, id: string): Promise<string>;
+  unmount(name: string, id: string): Promise<void>;
+  /** The directory when mounted here, else undefined. */
+  path(name: string): string | undefined;
+  get(name: string): { name: string; mountpoint?: string; status?: Record<string, unknown> } | undefined;
+  list(): { name: string; mountpoint?: string }[];
+}
+
+const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
+const MAX_BODY = 64 * 1024;
+type Body = Record<string, unknown>;
+
+/**
+ * The request's JSON object (dockerd sends `null` when a call has no arguments: {} then). Not
+ * api/body.ts: volumes/ may not import api/ (ARCHITECTURE.md's layering).
+ */
+function readBody(req: http.IncomingMessage): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => { if ((text += chunk).length > MAX_BODY) { reject(new Error('request body too large')); req.destroy(); } });
+    req.on('end', () => {
+      let v: unknown;
+      try { v = text.trim() ? JSON.parse(text) : null; } catch { return reject(new Error('request body is not JSON')); }
+      if (v === null) return resolve({});
+      if (typeof v !== 'object' || Array.isArray(v)) return reject(new Error('request body is not a JSON object'));
+      resolve(v as Body);
+    });
+    req.on('error', reject);
+  });
+}
+
+const str = (b: Body, key: string, optional = false): string => {
+  const v = b[key];
+  if (v === undefined || v === null) { if (optional) return ''; throw new Error(`${key} is missing`); }
+  if (typeof v !== 'string') throw new Error(`${key} must be a string`);
+  if (!optional && v === '') throw new Error(`${key} is empty`);
+  return v;
+};
+
+const opts = (b: Body): Record<string, string> => {
+  const v = b.Opts;
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new Error('Opts must be an object');
+  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new Error(`option ${k} must be a string`);
+  return { ...(v as Record<string, string>) };
+};
+
+/** The endpoints; those whose request carries nothing ignore what the body says. */
+const endpoints: Record<string, { args: boolean; run(v: PluginVolumes, b: Body): Promise<Body> | Body }> = {
+  '/Plugin.Activate': { args: false, run: () => ({ Implements: ['VolumeDriver'] }) },
+  '/VolumeDriver.Capabilities': { args: false, run: () => ({ Capabilities: { Scope: 'global' } }) },
+  '/VolumeDriver.Create': { args: true, run: async (v, b) => { await v.create(str(b, 'Name'), opts(b)); return { Err: '' }; } },
+  '/VolumeDriver.Remove': { args: true, run: async (v, b) => { await v.remove(str(b, 'Name')); return { Err: '' }; } },
+  '/VolumeDriver.Mount': { args: true, run: async (v, b) => ({ Mountpoint: await v.mount(str(b, 'Name'), str(b, 'ID', true)), Err: '' }) },
+  '/VolumeDriver.Unmount': { args: true, run: async (v, b) => { await v.unmount(str(b, 'Name'), str(b, 'ID', true)); return { Err: '' }; } },
+  '/VolumeDriver.Path': { args: true, run: (v, b) => ({ Mountpoint: v.path(str(b, 'Name')) ?? '', Err: '' }) },
+  '/VolumeDriver.Get': {
+    args: true,
+    run: (v, b) => {
+      const vol = v.get(str(b, 'Name'));
+      if (!vol) return { Err: 'no such volume' };
+      return { Volume: { Name: vol.name, Mountpoint: vol.mountpoint ?? '', Status: vol.status ?? {} }, Err: '' };
+    },
+  },
+  '/VolumeDriver.List': { args: false, run: (v) => ({ Volumes: v.list().map((x) => ({ Name: x.name, Mountpoint: x.mountpoint ?? '' })), Err: '' }) },
+};
+
+const oneLine = (e: unknown): string =>
+  (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ') || 'failed';
+
+async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promise<[number, Body]> {
+  const ep = Object.hasOwn(endpoints, req.url ?? '') ? endpoints[req.url!] : undefined;
+  if (!ep) { req.resume(); return [404, { Err: `unknown endpoint ${(req.url ?? '').slice(0, 60)}` }]; }
+  if (req.method !== 'POST') { req.resume(); return [405, { Err: `${req.method} not allowed, use POST` }]; }
+  const body = ep.args ? await readBody(req) : await readBody(req).catch(() => ({}));
+  return [200, await ep.run(volumes, body)];
+}
+
+/** Throws when a live server answers on socketPath; removes it when stale (its server died). */
+async function clearStale(socketPath: string): Promise<void> {
+  let isSocket: boolean;
+  try { isSocket = lstatSync(socketPath).isSocket(); } catch { return; }
+  if (!isSocket) throw new Error(`${socketPath} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(socketPath, () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`another volume plugin is serving on ${socketPath}`);
+  rmSync(socketPath, { force: true });
+}
+
+export async function servePlugin(socketPath: string, volumes: PluginVolumes): Promise<{ close(): Promise<void> }> {
+  mkdirSync(dirname(socketPath), { recursive: true });
+  await clearStale(socketPath);
+  const server = http.createServer((req, res) => {
+    const reply = (status: number, body: Body) => {
+      if (res.headersSent || res.destroyed) return;
+      let text: string;
+      try { text = JSON.stringify(body); } catch (e) { [status, text] = [200, JSON.stringify({ Err: oneLine(e) })]; }
+      res.writeHead(status, { 'Content-Type': CONTENT_TYPE }).end(`${text}\n`);
+    };
+    handle(volumes, req).then(([status, body]) => reply(status, body), (e: unknown) => reply(200, { Err: oneLine(e) }))
+      .catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`cannot serve the volume plugin on ${socketPath}: ${e.message}`)));
+    server.listen(socketPath, () => resolve());
+  });
+  server.on('error', () => {}); // after listen, errors are per connection; never crash the router
+  let closing: Promise<void> | undefined;
+  return {
+    close: () => (closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }).then(() => rmSync(socketPath, { force: true }))),
+  };
+}
