@@ -3,11 +3,13 @@ import '../common/polyfill.js';
 // labelled with its os (h1, h2 ubuntu; h3, h4 centos). The network: a container on each host, pings
 // across, the status. The scheduler: a manifest of 8 web servers spread half and half over the os
 // label, deployed, each fetched at its own address; then h4's power goes and its replicas answer
-// again from other hosts at the same addresses, with the time it took.
-import { writeFileSync } from 'node:fs';
+// again from other hosts at the same addresses, with the time it took. The volumes, last: the seeds'
+// Flocker demo, a container on h1 writes to a weave volume and a container started on h2 reads the
+// same data (the volume moved to h2 when Docker mounted it there).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
-import { killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
+import { dockerOk, killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
 
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
@@ -141,7 +143,41 @@ try {
   process.stdout.write(await weaveOk(lab, 'h1', ['stack', 'ps', 'shop']));
   console.log(byOs(after));
 
-  if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop", then "bin/lab down --id demo".`);
+  // The volumes: data is not a host's either.
+  const VOLUME = 'flocker-demo';
+  const RUN = ['run', '--rm', '--volume-driver', 'weave', '-v', `${VOLUME}:/data`, 'busybox'];
+  const shown = (args: string[]) => `docker ${args.map((a) => (/[\s"$;>&|()]/.test(a) ? `'${a}'` : a)).join(' ')}`;
+  const volumeLs = async (host: string, owner: string) => waitFor(`${VOLUME} on ${owner} as ${host} sees it`, async () => {
+    const ls = await weaveOk(lab, host, ['volume', 'ls']);
+    return new RegExp(`^${VOLUME}\\s+${owner}\\s`, 'm').test(ls) ? ls : undefined;
+  }, 15_000, 200);
+
+  say(`the seeds' Flocker demo: a container on h1 writes to the volume ${VOLUME} (weave's Docker volume plugin)`);
+  const write = [...RUN, 'sh', '-c', 'echo "written by a container on h1 at $(date -u +%T) UTC" > /data/greeting && cat /data/greeting'];
+  console.log(`  h1$ ${shown(write)}`);
+  const written = (await dockerOk(lab, 'h1', write)).trim();
+  console.log(indent(written));
+
+  say('weave volume ls (on h3: every host knows where each volume is)');
+  process.stdout.write(indent(await volumeLs('h3', 'h1')) + '\n');
+
+  say(`a container on h2 reads ${VOLUME}: mounting it on h2 moves it there from h1 first`);
+  const read = [...RUN, 'cat', '/data/greeting'];
+  console.log(`  h2$ ${shown(read)}`);
+  t = Date.now();
+  const got = (await dockerOk(lab, 'h2', read)).trim();
+  const took = Date.now() - t;
+  console.log(indent(got));
+  if (got !== written) throw new Error(`h2 read "${got}", h1 wrote "${written}"`);
+  console.log(`  the same data, written on h1, read on h2; docker run on h2 took ${secs(took)} in all`);
+  const routerLog = readFileSync(join(lab.host('h2').dataDir, 'weave.log'), 'utf8');
+  const hop = [...routerLog.matchAll(new RegExp(`volume ${VOLUME} moved here from (\\S+): snapshot \\d+ in (\\d+) ms, last increment and hand-over in (\\d+) ms`, 'g'))].at(-1);
+  if (hop) console.log(`  the move ${hop[1]} -> h2 (h2's router log): ${hop[2]} ms copying a snapshot, ${hop[3]} ms for the last increment and the hand-over`);
+
+  say('weave volume ls (on h3): the volume is on h2 now');
+  process.stdout.write(indent(await volumeLs('h3', 'h2')) + '\n');
+
+  if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop" or "... h1 -- bin/weave volume ls", then "bin/lab down --id demo".`);
 } finally {
   if (!keep) await lab.down();
 }

@@ -9,6 +9,7 @@ import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { NotFound, UserError } from '../common/errors.js';
 import { nextVersion } from '../common/channel.js';
+import { formatBytes } from '../common/format.js';
 import { score } from '../common/rendezvous.js';
 import type { RequestHandler } from '../common/channel.js';
 import { GossipChannel, handler, requestSpec, type RequestSpec } from '../gossip/typed-channel.js';
@@ -197,7 +198,9 @@ export class VolumeManager {
     const here = r.owner === this.net.name;
     return {
       name, owner: r.owner, ownerNickname: this.net.nickname(r.owner), replicas: r.replicas, here, mounted: this.mounts.get(name)?.size ?? 0,
-      copies: this.state.holders(name).map((h) => ({ host: h.peer, nickname: this.net.nickname(h.peer), gen: h.gen })),
+      // The copies kept for it: a host's leftover of a move or an old replica goes at its next round.
+      copies: this.state.holders(name).filter((h) => h.peer === r.owner || this.replicaHosts(r).includes(h.peer))
+        .map((h) => ({ host: h.peer, nickname: this.net.nickname(h.peer), gen: h.gen })),
       transfer: this.transfers.get(name), ...(here && this.backendP ? { path: this.pathIfOpen(name) } : {}),
     };
   }
@@ -273,7 +276,11 @@ export class VolumeManager {
     const s = await this.ask(from, SEND, { name, parent, final }, final ? UNMOUNT_WAIT_MS + 15_000 : 30_000);
     if (s.kind !== b.kind) throw new UserError(`volume ${name}: ${this.net.nickname(from)} keeps volumes in ${s.kind}, this host in ${b.kind}`);
     // uint64s may decode as Longs: numbers, always, before a test for zero.
-    const gen = Number(s.gen), base = Number(s.parent ?? 0) || undefined;
+    const gen = Number(s.gen), base = Number(s.parent ?? 0) || undefined, size = Number(s.size ?? 0), free = await b.free();
+    if (size > free) {
+      await this.ask(from, OP, { op: 'cancel', name }, 10_000).catch(() => {});
+      throw new UserError(`no room for volume ${name} on ${this.net.nickname(this.net.name)}: it holds ${formatBytes(size)}, the pool has ${formatBytes(free)} free`);
+    }
     const t: TransferView = { name, peer: from, direction: 'in', gen, bytes: 0, started: Date.now(), full: !base };
     this.transfers.set(name, t);
     try {
@@ -325,10 +332,10 @@ export class VolumeManager {
     const asked = Number(q.parent ?? 0);
     const parent = asked && held?.snapshots.includes(asked) ? asked : undefined;
     const t: TransferView = { name, peer: from, direction: 'out', gen, bytes: 0, started: Date.now(), full: !parent };
-    const out = new Outgoing(name, gen, b.send(name, gen, parent));
+    const out = new Outgoing(name, gen, from, b.send(name, gen, parent));
     this.outgoing.set(out.id, out);
     this.transfers.set(name, t);
-    return { transfer: out.id, gen, parent: parent ?? 0, kind: b.kind };
+    return { transfer: out.id, gen, parent: parent ?? 0, kind: b.kind, size: parent ? 0 : await b.size(name) };
   }
 
   private async onChunk(q: weave.IVolumeChunkRequest): Promise<weave.IVolumeChunkReply> {
@@ -364,9 +371,18 @@ export class VolumeManager {
         return { record: this.state.live(name)! };
       });
       case 'pull': return { message: await this.move(name, this.net.name) };
+      case 'cancel': return { message: this.cancel(from, name) };
       case 'remove': return { message: await this.removeOwned(name) };
       default: throw new Error(`unknown volume operation "${String(q.op).slice(0, 20)}"`);
     }
+  }
+
+  /** A receiver gave up before it began: its transfers of the volume end, and a held volume is ours again. */
+  private cancel(from: string, name: string): string {
+    for (const [id, t] of this.outgoing) if (t.name === name && t.to === from) { t.cancel(); this.outgoing.delete(id); }
+    if (this.transfers.get(name)?.peer === from) this.transfers.delete(name);
+    if (this.leaving.get(name)?.to === from) this.leaving.delete(name);
+    return '';
   }
 
   private removeOwned(name: string): Promise<string> {

@@ -28,7 +28,7 @@ export class Outgoing {
   private left: Buffer = Buffer.alloc(0);
   private ended = false;
 
-  constructor(readonly name: string, readonly gen: number, private readonly s: SendStream) {
+  constructor(readonly name: string, readonly gen: number, readonly to: string, private readonly s: SendStream) {
     this.it = s.data[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     s.done.catch(() => {}); // read (and reported) by the last chunk
     // Start reading now: Node discards what a child process wrote to a pipe nobody listens to when

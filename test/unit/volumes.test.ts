@@ -62,7 +62,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 describe('volume transfers: pulled in chunks', () => {
   it('delivers every byte in order, asking again for chunks whose replies were lost', async () => {
     const data = randomBytes(5 * CHUNK_BYTES + 12345);
-    const out = new Outgoing('v', 1, source(data));
+    const out = new Outgoing('v', 1, 'b', source(data));
     const lost = new Set([1, 3]);
     const asked: number[] = [];
     const ask = async (seq: number): Promise<Chunk> => {
@@ -80,9 +80,9 @@ describe('volume transfers: pulled in chunks', () => {
   });
 
   it('fails the receiver when the sender\'s producer fails, and the sender stops when the receiver fails', async () => {
-    const out = new Outgoing('v', 1, source(randomBytes(3 * CHUNK_BYTES), true));
+    const out = new Outgoing('v', 1, 'b', source(randomBytes(3 * CHUNK_BYTES), true));
     await assert.rejects(pull((s) => out.chunk(s), collect([])), /btrfs send: failed/);
-    const out2 = new Outgoing('v', 2, source(randomBytes(40 * CHUNK_BYTES)));
+    const out2 = new Outgoing('v', 2, 'b', source(randomBytes(40 * CHUNK_BYTES)));
     let asked = 0;
     await assert.rejects(pull((s) => { asked++; return out2.chunk(s); }, async () => { throw new Error('no space left'); }), /no space left|receiver stopped/);
     assert.ok(asked < 20, `the puller stopped early (${asked} chunks asked of 40)`);
