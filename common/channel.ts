@@ -38,3 +38,19 @@ export const MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000;
 
 /** The next version for an entry we author: ahead of both our clock and anything seen before. */
 export const nextVersion = (prev: number, now: number): number => Math.max(now, prev + 1);
+
+/**
+ * Whether to take a record that only its own peer writes (a host's record about itself), versioned:
+ * 'take' it, 'skip' it (older than ours, or ours: our own record is ours alone, and an old copy
+ * coming back after a restart is stale), or 'reject' it (a delta from another peer speaking for
+ * it, a version from the future, a table full).
+ */
+export function selfAuthored<T extends { peer: string; version: number }>(records: ReadonlyMap<string, T>, r: T, o: {
+  from: string | undefined; self: string; now: number; max: number;
+}): 'take' | 'skip' | 'reject' {
+  if (!r.peer || (o.from !== undefined && r.peer !== o.from) || r.version > o.now + MAX_CLOCK_SKEW_MS) return 'reject';
+  if (r.peer === o.self) return 'skip';
+  const cur = records.get(r.peer);
+  if (cur && cur.version >= r.version) return 'skip';
+  return !cur && records.size >= o.max ? 'reject' : 'take';
+}

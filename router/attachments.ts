@@ -1,3 +1,4 @@
+import { KeyedSerial } from '../common/keyed-serial.js';
 import { Cidr, formatCidr, parseCidr } from '../common/cidr.js';
 import { UserError } from '../common/errors.js';
 import { isUnicastMac } from '../common/mac.js';
@@ -25,7 +26,7 @@ export type AttachmentListener = (e: { attached: boolean; entry: AttachedEntry }
 export class Attachments {
   /** Everything attached here, by IPAM identity (a container's full id, or the netns/pid target). */
   readonly attached = new Map<string, AttachedEntry>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedSerial();
   private readonly listeners: AttachmentListener[] = [];
 
   /** `file`: where attachments are kept, so that a router that died (and was restarted) takes them back. */
@@ -189,14 +190,7 @@ export class Attachments {
   }
 
   /** One attach/detach at a time per identity: the events watcher and the API may race on a container. */
-  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(ident) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(fn);
-    const tail = next.catch(() => {});
-    this.locks.set(ident, tail);
-    void tail.then(() => { if (this.locks.get(ident) === tail) this.locks.delete(ident); });
-    return next;
-  }
+  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> { return this.locks.run(ident, fn); }
 
   /** Addresses for ident from Weave-style specs, taken from IPAM where they are in its range; all or nothing. */
   private async addresses(ident: string, specs: string[], ipamOnly = false): Promise<{ all: Cidr[]; taken: string[] }> {

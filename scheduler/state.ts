@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, nextVersion, selfAuthored } from '../common/channel.js';
 import { channelSpec, type Crdt } from '../gossip/typed-channel.js';
 import type { Stack } from './stack.js';
 
@@ -85,12 +85,9 @@ export class SchedulerState implements Crdt<weave.ISchedulerState> {
     }
     for (const w of m.hosts ?? []) {
       const h = fromWire(w);
-      // Only a host speaks for itself; our own record is ours alone (an old copy after a restart is stale).
-      if (!h.peer || (from !== undefined && h.peer !== from) || h.version > future) { this.rejected++; continue; }
-      if (h.peer === this.self) continue;
-      const cur = this.hosts.get(h.peer);
-      if (cur && cur.version >= h.version) continue;
-      if (!cur && this.hosts.size >= MAX_ENTRIES) { this.rejected++; continue; }
+      const verdict = selfAuthored(this.hosts, h, { from, self: this.self, now: this.now(), max: MAX_ENTRIES });
+      if (verdict === 'reject') this.rejected++;
+      if (verdict !== 'take') continue;
       this.hosts.set(h.peer, h);
       out.hosts.push(w);
     }

@@ -2,14 +2,12 @@
 // are `btrfs send` / `btrfs receive`. An increment's parent is found on the receiving side by uuid
 // or received_uuid, so snapshots can go back and forth between hosts.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { runOk } from '../common/exec.js';
 import type { SendStream, VolumeBackend } from './backend.js';
-import { exists, exited, failedSend, oneLine, PoolDirs, reason, running } from './dir.js';
+import { exists, exited, feed, oneLine, PoolDirs, reason, running } from './pool-dirs.js';
 
 /** Inode number of every subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID). */
 const SUBVOLUME_ROOT = 256;
@@ -83,12 +81,7 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
     this.release = undefined; // once; a failed unmount may be retried
   }
 
-  send(name: string, gen: number, parent?: number): SendStream {
-    const what = `cannot send ${name}@${gen}`;
-    const snap = this.snap(name, gen);
-    const base = parent === undefined ? undefined : this.snap(name, parent);
-    if (!existsSync(snap)) return failedSend(`${what}: it is not here`);
-    if (base && !existsSync(base)) return failedSend(`${what}: its parent ${name}@${parent} is not here`);
+  protected stream(what: string, snap: string, base: string | undefined): SendStream {
 
     const child = spawn('btrfs', ['send', '-q', ...(base ? ['-p', base] : []), snap], { stdio: ['ignore', 'pipe', 'pipe'] });
     let cancelled = false;
@@ -106,42 +99,16 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
     return { data: child.stdout!, done, cancel };
   }
 
-  async receive(name: string, gen: number, parent: number | undefined, data: Readable): Promise<void> {
-    const target = this.snap(name, gen);
-    const base = parent === undefined ? undefined : this.snap(name, parent);
-    const tmp = this.temp(`${name}@${gen}`);
-    try {
-      if (await exists(target)) throw new Error(`${name}@${gen} is here already`);
-      if (base && !(await exists(base))) throw new Error(`its parent ${name}@${parent} is not here`);
-      await mkdir(tmp);
-      const child = spawn('btrfs', ['receive', '-q', tmp], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const end = exited(child);
-      let broken: Error | undefined; // the stream's own failure, rather than btrfs receive's
-      async function* source(): AsyncGenerator<Buffer> {
-        try {
-          for await (const c of data as AsyncIterable<Buffer>) yield c;
-        } catch (e) {
-          throw (broken = e as Error);
-        }
-      }
-      const fed = await pipeline(Readable.from(source(), { objectMode: false }), child.stdin!).then(() => undefined, (e: Error) => e);
-      if (fed) child.kill('SIGKILL');
-      const r = await end;
-      if (broken) throw broken;
-      if (r.code === null) throw new Error(fed ? reason(fed) : `btrfs receive was killed by ${r.signal}`);
-      if (r.code !== 0) throw new Error(oneLine(r.stderr, `btrfs receive ended with ${r.code}`));
-      const got = await readdir(tmp);
-      if (got.length !== 1) throw new Error(`the stream held ${got.length} subvolumes`);
-      // A received (read-only) subvolume cannot be moved to another directory (EROFS: its '..'
-      // would change), but a read-only snapshot of it can be made anywhere, at once, and keeps
-      // its received_uuid, which the next increment's parent is looked up by.
-      if (await exists(target)) throw new Error(`${name}@${gen} is here already`);
-      await runOk(['btrfs', 'subvolume', 'snapshot', '-r', join(tmp, got[0]), target]);
-    } catch (e) {
-      data.destroy(); // we read no more: the sender stops
-      throw new Error(`cannot receive ${name}@${gen}: ${reason(e)}`);
-    } finally {
-      await this.purge(tmp);
-    }
+  protected async land(data: Readable, tmp: string, target: string): Promise<void> {
+    // The stream names its parent (by uuid): btrfs receive finds it, or fails.
+    await mkdir(tmp);
+    await feed(spawn('btrfs', ['receive', '-q', tmp], { stdio: ['pipe', 'ignore', 'pipe'] }), data as AsyncIterable<Buffer>, 'btrfs receive');
+    const got = await readdir(tmp);
+    if (got.length !== 1) throw new Error(`the stream held ${got.length} subvolumes`);
+    // A received (read-only) subvolume cannot be moved to another directory (EROFS: its '..'
+    // would change), but a read-only snapshot of it can be made anywhere, at once, and keeps
+    // its received_uuid, which the next increment's parent is looked up by.
+    if (await exists(target)) throw new Error(`${target} is here already`);
+    await runOk(['btrfs', 'subvolume', 'snapshot', '-r', join(tmp, got[0]), target]);
   }
 }

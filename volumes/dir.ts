@@ -1,114 +1,13 @@
 // Volumes as plain directories, for hosts without btrfs. The layout is btrfs.ts's: vols/NAME is the
 // writable copy, snaps/NAME@GEN a snapshot (a full copy, reflinked where the filesystem can), and
 // incoming/ holds work in progress, so that everything appears by one rename: all or nothing.
-// Also home to what both backends share (PoolDirs and the process helpers).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, statfs } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { runOk } from '../common/exec.js';
-import { VOLUME_NAME, type HeldVolume, type SendStream, type VolumeBackend } from './backend.js';
-
-/** The pool's directories and what reads them the same way whatever the backend. */
-export abstract class PoolDirs {
-  constructor(readonly root: string) {}
-
-  path(name: string): string {
-    if (!VOLUME_NAME.test(name)) throw new Error(`bad volume name ${JSON.stringify(name)}`);
-    return join(this.root, 'vols', name);
-  }
-
-  protected snap(name: string, gen: number): string {
-    if (!VOLUME_NAME.test(name)) throw new Error(`bad volume name ${JSON.stringify(name)}`);
-    if (!Number.isSafeInteger(gen) || gen < 0) throw new Error(`bad snapshot generation ${gen}`);
-    return join(this.root, 'snaps', `${name}@${gen}`);
-  }
-
-  /** A fresh path under incoming/ (not created); whatever is left there is removed at open. */
-  protected temp(label: string): string {
-    return join(this.root, 'incoming', `${label}.${randomBytes(6).toString('hex')}`);
-  }
-
-  /** Makes the directories and removes what an interrupted run left in incoming/. */
-  protected async prepare(): Promise<void> {
-    for (const d of ['vols', 'snaps', 'incoming']) await mkdir(join(this.root, d), { recursive: true });
-    for (const e of await readdir(join(this.root, 'incoming'))) await this.purge(join(this.root, 'incoming', e));
-  }
-
-  /** Removes a path of this pool, whatever it holds; nothing when it is not there. */
-  protected abstract purge(path: string): Promise<void>;
-
-  async list(): Promise<Map<string, HeldVolume>> {
-    const out = new Map<string, HeldVolume>();
-    const held = (name: string) => {
-      let v = out.get(name);
-      if (!v) out.set(name, (v = { live: false, snapshots: [] }));
-      return v;
-    };
-    for (const name of await readdir(join(this.root, 'vols'))) if (VOLUME_NAME.test(name)) held(name).live = true;
-    for (const entry of await readdir(join(this.root, 'snaps'))) {
-      const m = /^(.+)@(\d+)$/.exec(entry);
-      if (m && VOLUME_NAME.test(m[1])) held(m[1]).snapshots.push(Number(m[2]));
-    }
-    for (const v of out.values()) v.snapshots.sort((a, b) => a - b);
-    return out;
-  }
-
-  async size(name: string): Promise<number> {
-    const p = this.path(name);
-    if (!(await exists(p))) return 0;
-    return Number((await runOk(['du', '-sb', p])).split('\t')[0]);
-  }
-
-  async free(): Promise<number> {
-    const s = await statfs(this.root);
-    return s.bavail * s.bsize;
-  }
-}
-
-export async function exists(p: string): Promise<boolean> {
-  return lstat(p).then(() => true, () => false);
-}
-
-/** The gist of a failed command's stderr, on one line. */
-export function oneLine(stderr: string, fallback: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim().replace(/^ERROR:\s*/, ''))
-    .filter((l) => l && !/Exiting with failure status/.test(l));
-  return lines.slice(-2).join('; ') || fallback;
-}
-
-/** An error's message on one line (stream errors get words a user understands). */
-export function reason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') return 'the stream broke off';
-  return String(err?.message ?? e).replace(/\s*\n\s*/g, '; ');
-}
-
-export interface Exit { code: number | null; signal: NodeJS.Signals | null; stderr: string }
-
-/** How a spawned child ended, with (the end of) its stderr. Never rejects. */
-export function exited(child: ChildProcess): Promise<Exit> {
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-8192); });
-  return new Promise((resolve) => {
-    child.once('error', (e) => resolve({ code: 127, signal: null, stderr: `${stderr}\n${e.message}` }));
-    child.once('close', (code, signal) => resolve({ code, signal, stderr }));
-  });
-}
-
-export function running(child: ChildProcess | undefined): child is ChildProcess {
-  return !!child && child.exitCode === null && child.signalCode === null;
-}
-
-/** A send that failed before producing anything. */
-export function failedSend(message: string): SendStream {
-  const done = Promise.reject(new Error(message));
-  done.catch(() => {});
-  return { data: Readable.from([], { objectMode: false }), done, cancel: () => {} };
-}
+import type { SendStream, VolumeBackend } from './backend.js';
+import { exists, exited, feed, oneLine, PoolDirs, reason, running } from './pool-dirs.js';
 
 // The dir stream: frames of a 4-byte big-endian length and that many bytes. The first holds the
 // JSON header, the next ones the tar, and an empty frame ends it: tar alone cannot tell a stream cut
@@ -283,12 +182,7 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
     }
   }
 
-  send(name: string, gen: number, parent?: number): SendStream {
-    const what = `cannot send ${name}@${gen}`;
-    const snap = this.snap(name, gen);
-    const base = parent === undefined ? undefined : this.snap(name, parent);
-    if (!existsSync(snap)) return failedSend(`${what}: it is not here`);
-    if (base && !existsSync(base)) return failedSend(`${what}: its parent ${name}@${parent} is not here`);
+  protected stream(what: string, snap: string, base: string | undefined, parent: number | undefined): SendStream {
 
     let settle!: (e?: Error) => void;
     const done = new Promise<void>((resolve, reject) => { settle = (e) => (e ? reject(e) : resolve()); });
@@ -334,54 +228,29 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
     return { data, done, cancel };
   }
 
-  async receive(name: string, gen: number, parent: number | undefined, data: Readable): Promise<void> {
-    const target = this.snap(name, gen);
-    const base = parent === undefined ? undefined : this.snap(name, parent);
-    const tmp = this.temp(`${name}@${gen}`);
-    try {
-      if (await exists(target)) throw new Error(`${name}@${gen} is here already`);
-      if (base && !(await exists(base))) throw new Error(`its parent ${name}@${parent} is not here`);
-      const frames = unframe(data)[Symbol.asyncIterator]();
-      const first = await frames.next();
-      if (first.done) throw new Error('the stream is empty');
-      const header = parseHeader(first.value);
-      if (header.parent !== (parent ?? null)) throw new Error(`the stream was made for parent ${header.parent ?? 'none'}, not ${parent ?? 'none'}`);
-
-      if (base) {
-        await runOk(['cp', '-a', '--reflink=auto', base, tmp]);
-        for (const p of header.deleted) await rm(join(tmp, p), { recursive: true, force: true });
-      } else {
-        await mkdir(tmp);
-      }
-      let broken: Error | undefined; // the stream's own failure, which explains tar's
-      async function* body(): AsyncGenerator<Buffer> {
-        try {
-          for (let f = await frames.next(); ; f = await frames.next()) {
-            if (f.done) throw new Error('the stream broke off');
-            if (f.value.length === 0) break;
-            yield f.value;
-          }
-          if (!(await frames.next()).done) throw new Error('data after the end of the stream');
-        } catch (e) {
-          throw (broken = e as Error);
-        }
-      }
-      const tar = spawn('tar', ['-C', tmp, '-xf', '-', '--numeric-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const end = exited(tar);
-      const fed = await pipeline(Readable.from(body(), { objectMode: false }), tar.stdin!).then(() => undefined, (e: Error) => e);
-      if (fed) tar.kill('SIGKILL');
-      const r = await end;
-      if (broken) throw broken;
-      if (r.code === null) throw new Error(fed ? reason(fed) : `tar was killed by ${r.signal}`);
-      if (r.code !== 0) throw new Error(oneLine(r.stderr, `tar ended with ${r.code}`));
-      if (await exists(target)) throw new Error(`${name}@${gen} is here already`);
-      await rename(tmp, target);
-    } catch (e) {
-      data.destroy(); // we read no more: the sender stops
-      throw new Error(`cannot receive ${name}@${gen}: ${reason(e)}`);
-    } finally {
-      await this.purge(tmp);
+  protected async land(data: Readable, tmp: string, target: string, base: string | undefined, parent: number | undefined): Promise<void> {
+    const frames = unframe(data)[Symbol.asyncIterator]();
+    const first = await frames.next();
+    if (first.done) throw new Error('the stream is empty');
+    const header = parseHeader(first.value);
+    if (header.parent !== (parent ?? null)) throw new Error(`the stream was made for parent ${header.parent ?? 'none'}, not ${parent ?? 'none'}`);
+    if (base) {
+      await runOk(['cp', '-a', '--reflink=auto', base, tmp]);
+      for (const p of header.deleted) await rm(join(tmp, p), { recursive: true, force: true });
+    } else {
+      await mkdir(tmp);
     }
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let f = await frames.next(); ; f = await frames.next()) {
+        if (f.done) throw new Error('the stream broke off');
+        if (f.value.length === 0) break;
+        yield f.value;
+      }
+      if (!(await frames.next()).done) throw new Error('data after the end of the stream');
+    }
+    await feed(spawn('tar', ['-C', tmp, '-xf', '-', '--numeric-owner'], { stdio: ['pipe', 'ignore', 'pipe'] }), body(), 'tar');
+    if (await exists(target)) throw new Error(`${target} is here already`);
+    await rename(tmp, target);
   }
 }
 

@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../common/files.js';
 import { NotFound, UserError } from '../common/errors.js';
 import { nextVersion } from '../common/channel.js';
 import { formatBytes } from '../common/format.js';
+import { KeyedSerial } from '../common/keyed-serial.js';
 import { score } from '../common/rendezvous.js';
 import type { RequestHandler } from '../common/channel.js';
 import { GossipChannel, handler, requestSpec, type RequestSpec } from '../gossip/typed-channel.js';
@@ -67,7 +68,7 @@ export class VolumeManager {
   /** Volumes held for the destination of a move after their last increment: nothing mounts them here. */
   private readonly leaving = new Map<string, { to: string; gen: number; until: number }>();
   /** One operation at a time per volume here (a mount, a move, a replication, a removal). */
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly busy = new KeyedSerial();
   private backendP?: Promise<VolumeBackend>;
   private timer?: NodeJS.Timeout;
   private replicating = false;
@@ -104,14 +105,7 @@ export class VolumeManager {
   }
 
   /** Runs one operation on a volume at a time, here. */
-  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.busy.get(name) ?? Promise.resolve();
-    const p = prev.catch(() => {}).then(fn);
-    const tail = p.catch(() => {});
-    this.busy.set(name, tail);
-    void tail.then(() => { if (this.busy.get(name) === tail) this.busy.delete(name); });
-    return p;
-  }
+  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> { return this.busy.run(name, fn); }
 
   // ---- what users ask (the API, the CLI, Docker's plugin calls) ----
 
@@ -455,7 +449,7 @@ export class VolumeManager {
     const b = await this.backend();
     const local = await b.list();
     for (const r of this.state.volumes.values()) {
-      if (r.deleted || r.owner === this.net.name || this.busy.has(r.name)) continue;
+      if (r.deleted || r.owner === this.net.name || this.busy.busy(r.name)) continue;
       const mine = this.replicaHosts(r).includes(this.net.name);
       if (mine && this.net.reachable(r.owner) && !this.net.dead(r.owner)) {
         await this.serial(r.name, async () => {
@@ -467,7 +461,7 @@ export class VolumeManager {
         await this.serial(r.name, () => this.dropAll(r.name)).catch(() => {});
       }
     }
-    for (const r of this.state.volumes.values()) if (!r.deleted && r.owner === this.net.name && !this.busy.has(r.name)) await this.prune(r.name, b);
+    for (const r of this.state.volumes.values()) if (!r.deleted && r.owner === this.net.name && !this.busy.busy(r.name)) await this.prune(r.name, b);
     await this.publishHeld();
   }
 

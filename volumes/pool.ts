@@ -6,7 +6,8 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { run } from '../common/exec.js';
 import type { VolumeBackend } from './backend.js';
 import { BtrfsBackend } from './btrfs.js';
-import { DirBackend, exists, oneLine, reason } from './dir.js';
+import { DirBackend } from './dir.js';
+import { exists, oneLine, reason } from './pool-dirs.js';
 
 export interface PoolOptions {
   dataDir: string;

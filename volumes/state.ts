@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, nextVersion, selfAuthored } from '../common/channel.js';
 import { channelSpec, type Crdt } from '../gossip/typed-channel.js';
 
 export const VOLUMES = channelSpec('volumes', weave.VolumesState);
@@ -73,11 +73,10 @@ export class VolumesState implements Crdt<weave.IVolumesState> {
     }
     for (const w of m.hosts ?? []) {
       const h: VolumeHost = { peer: w.peer ?? '', version: Number(w.version ?? 0), held: new Map((w.held ?? []).map((x) => [x.name ?? '', Number(x.gen ?? 0)])) };
-      if (!h.peer || (from !== undefined && h.peer !== from) || h.version > future) { this.rejected++; continue; }
-      if (h.peer === this.self) continue;
+      const verdict = selfAuthored(this.hosts, h, { from, self: this.self, now: this.now(), max: MAX_ENTRIES });
+      if (verdict === 'reject') this.rejected++;
+      if (verdict !== 'take') continue;
       const cur = this.hosts.get(h.peer);
-      if (cur && cur.version >= h.version) continue;
-      if (!cur && this.hosts.size >= MAX_ENTRIES) { this.rejected++; continue; }
       this.hosts.set(h.peer, h);
       out.hosts.push(w);
       for (const n of new Set([...h.held.keys(), ...(cur?.held.keys() ?? [])])) changed.add(n);
