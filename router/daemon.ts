@@ -34,7 +34,7 @@ import { hostLabels } from '../scheduler/host-labels.js';
 import { VolumeManager } from '../volumes/manager.js';
 import { volumesSubsystem } from '../volumes/subsystem.js';
 import { openPool } from '../volumes/pool.js';
-import { stopVolumeUsers } from '../docker/subsystem.js';
+import { stopVolumeUsers, volumeUsers } from '../docker/subsystem.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -75,6 +75,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   const volumes: VolumeManager = new VolumeManager({ ...peerNet, dead: (p): boolean => scheduler.isDead(p), members: (): string[] => scheduler.members(),
     request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
     open: () => openPool({ dataDir: cfg.dataDir, spec: vcfg.pool, backend: vcfg.backend, mountNs: vcfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
+    users: async (name) => (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
     file: join(cfg.dataDir, 'volumes.json'), replicateIntervalMs: vcfg.replicateIntervalMs ?? DEFAULTS.replicateIntervalMs,
   });
   const scheduler: Scheduler = new Scheduler(peerNet,

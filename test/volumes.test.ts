@@ -56,6 +56,10 @@ for (const kind of ['btrfs', 'dir'] as const) {
       assert.equal((await docker('h2', [...RUN, '--rm', '-v', 'flocker:/data', 'busybox', 'cat', '/data/greeting'])).trim(), 'hello from h1');
       await ownerEverywhere('flocker', 'h2');
       assert.match(await docker('h1', ['volume', 'ls']), /weave\s+flocker/, 'h1\'s Docker lists it too (a global volume)');
+      const status = await weaveOk(lab, 'h2', ['status']);
+      assert.match(status, new RegExp(`Pool: ${kind} /tmp/weave-lab/\\w+/h2/volumes`));
+      assert.match(status, /Volumes: 1 \(1 here\)/);
+      assert.equal((JSON.parse(await weaveOk(lab, 'h3', ['volume', 'inspect', 'flocker'])) as VolumeView).ownerNickname, 'h2');
       // weave run mounts named volumes from weave as well.
       const id = (await weaveOk(lab, 'h3', ['run', '-v', 'flocker:/data', 'busybox', 'sleep', '600'])).trim();
       assert.equal((await docker('h3', ['exec', id, 'cat', '/data/greeting'])).trim(), 'hello from h1');

@@ -44,6 +44,8 @@ export interface VolumeOptions {
   open(): Promise<VolumeBackend>;
   /** Stops this host's containers that use the volume (before the last increment of a move). */
   stopUsers(name: string): Promise<void>;
+  /** The names of this host's running containers that use the volume (Docker says so even after our restart). */
+  users(name: string): Promise<string[]>;
   /** Where the channel's volume records are kept across restarts. */
   file: string;
   replicateIntervalMs: number;
@@ -383,7 +385,8 @@ export class VolumeManager {
     return this.serial(name, async () => {
       const r = this.record(name);
       if (r.owner !== this.net.name) throw new Error(`volume ${name} is not here (${this.net.nickname(r.owner)} has it)`);
-      if (this.mounts.has(name)) throw new UserError(`volume ${name} is in use by a container on ${this.net.nickname(this.net.name)}`);
+      const users = await this.o.users(name);
+      if (users.length || this.mounts.has(name)) throw new UserError(`volume ${name} is in use by a container on ${this.net.nickname(this.net.name)}${users.length ? ` (${users.join(', ')})` : ''}`);
       if (this.leaving.has(name)) throw new UserError(`volume ${name} is moving to ${this.net.nickname(this.leaving.get(name)!.to)}`);
       this.publish(this.state.put({ ...r, deleted: true }));
       await this.dropAll(name);
