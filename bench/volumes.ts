@@ -219,7 +219,7 @@ try {
     [`${changedPercent}% changed, container running: move (${size(changed.bytes)} sent)`, s(changed.ms),
       floorInc === undefined ? '' : `${ratio(changed.ms, floorInc.ms)} the floor`],
     [`  of which, by the router's log`, '', changed.split ? `${s(changed.split.first)} copying while it ran, ${s(changed.split.last)} stop, last increment, hand-over` : '-'],
-    [`  floor: local btrfs send -p | receive + sync of ${changedPercent}%`, floorInc === undefined ? 'n/a' : s(floorInc.ms), floorInc === undefined ? '(tar has no increments)' : floorText(floorInc)],
+    [`  floor: local ${backend === 'btrfs' ? 'btrfs send -p | receive + sync' : 'increment'} of ${changedPercent}%`, floorInc === undefined ? 'n/a' : s(floorInc.ms), floorInc === undefined ? '(tar has no increments)' : floorText(floorInc)],
     [`container downtime, stopped on h1 -> started on h2`, s(downtime), `goal < ${s(GOAL_MS)}: ${downtime < GOAL_MS ? 'met' : 'NOT met'} ` +
       `(${s(changed.returned - stoppedAt)} until the move returned, ${s(startedAt - changed.returned)} docker run on h2)`],
   ];

@@ -29,7 +29,11 @@ export function libp2pNet(node: Node): GossipNet {
       const stream = await node.dialProtocol(peerIdFromString(peer), protocol, { signal });
       stream.send(data);
       await stream.close({ signal });
-      return o.oneWay ? new Uint8Array() : readAll(stream);
+      if (o.oneWay) return new Uint8Array();
+      // The deadline covers the wait for the reply too, not only the dial and the send.
+      const late = () => stream.abort(new Error(`no reply within ${o.timeoutMs} ms`));
+      signal.addEventListener('abort', late, { once: true });
+      try { return await readAll(stream); } finally { signal.removeEventListener('abort', late); }
     },
   };
 }

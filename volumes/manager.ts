@@ -24,6 +24,8 @@ const SEND = requestSpec('volumes.send', weave.VolumeSendRequest, weave.VolumeSe
 const CHUNK = requestSpec('volumes.chunk', weave.VolumeChunkRequest, weave.VolumeChunkReply);
 const OP = requestSpec('volumes.op', weave.VolumeOpRequest, weave.VolumeOpReply);
 
+/** The longest a move asked of another host may take. */
+const MOVE_TIMEOUT_MS = 3_600_000;
 /** How long the owner waits for a volume's users to stop and unmount it before the last increment. */
 const UNMOUNT_WAIT_MS = 15_000;
 
@@ -155,7 +157,8 @@ export class VolumeManager {
     if (r.owner === to) return `volume ${name} is on ${this.net.nickname(to)} already`;
     if (to === this.net.name) { await this.ensureLocal(name); return `volume ${name} moved to ${this.net.nickname(to)}`; }
     if (!this.net.reachable(to)) throw new UserError(`${this.net.nickname(to)} is unreachable`);
-    return (await this.ask(to, OP, { op: 'pull', name }, 60_000)).message ?? '';
+    // The destination does the work, for as long as the volume takes (a relayed request waits 60 s at most).
+    return (await this.ask(to, OP, { op: 'pull', name }, MOVE_TIMEOUT_MS)).message ?? '';
   }
 
   /** The volume's writable copy here: ours already, moved from its owner, or promoted after the owner's death. */

@@ -94,7 +94,7 @@ export async function pull(ask: (seq: number) => Promise<Chunk>, receive: (data:
       eof = c.eof;
       bytes += c.data.length;
       progress(bytes);
-      if (c.data.length && !pipe.write(c.data)) await new Promise<void>((res, rej) => { pipe.once('drain', res); pipe.once('close', () => rej(new Error('the receiver stopped'))); });
+      if (c.data.length && !pipe.write(c.data)) await drained(pipe);
       if (eof) { asked.clear(); pipe.end(); }
     }
   } catch (err) {
@@ -104,4 +104,13 @@ export async function pull(ask: (seq: number) => Promise<Chunk>, receive: (data:
   }
   await received;
   return bytes;
+}
+
+/** Waits for a stream's buffer to drain; rejects when it closes first (the receiver gave up). */
+function drained(pipe: PassThrough): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const closed = () => reject(new Error('the receiver stopped'));
+    pipe.once('close', closed);
+    pipe.once('drain', () => { pipe.off('close', closed); resolve(); });
+  });
 }
