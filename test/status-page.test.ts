@@ -110,7 +110,8 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.deepEqual(first.graph.map((n) => n.label).sort(), ['h1', 'h2', 'h3'], 'the topology graph draws every peer');
     assert.match(first.ipam, /Range10\.32\.0\.0\/12/, 'the IPAM section shows the range');
     assert.match(first.ipam, /10\.32\.0\.1\/12/, 'and the allocation on this host');
-    assert.deepEqual(Object.keys(first.services), ['router', 'ipam', 'proxy', 'dns', 'scheduler'], 'a section for every subsystem that has one, in order');
+    assert.deepEqual(Object.keys(first.services), ['router', 'ipam', 'proxy', 'dns', 'scheduler', 'volumes'], 'a section for every subsystem that has one, in order');
+    assert.equal(first.services.volumes.Pool, 'not opened (no volume here yet)');
     assert.equal(first.services.ipam.Range, '10.32.0.0/12');
     assert.equal(first.services.router.Datapath, 'fastdp');
     assert.equal(first.connections, 2);
