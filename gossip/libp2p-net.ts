@@ -1,12 +1,18 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Node } from './node.js';
 import type { GossipNet } from './net.js';
+import { Lanes, laneProtocol } from './lanes.js';
 
 const MAX_MESSAGE_BYTES = 16 << 20;
 
-/** The gossip engine's network in a router: gossipsub topics and one stream per exchange. */
+/**
+ * The gossip engine's network in a router: gossipsub topics, one stream per exchange that has a
+ * reply, and one-way messages on a long-lived stream per neighbour (lanes.ts). Both forms of a
+ * protocol are served: a router that has no lane for it is sent a stream per message.
+ */
 export function libp2pNet(node: Node): GossipNet {
   const pubsub = node.services.pubsub;
+  const lanes = new Lanes(node, MAX_MESSAGE_BYTES);
   return {
     peers: () => node.getPeers().map(String),
     subscribers: (topic) => pubsub.getSubscribers(topic).map(String),
@@ -17,15 +23,25 @@ export function libp2pNet(node: Node): GossipNet {
       if (m.type === 'signed') fn(m.topic, m.data, m.from.toString());
     }),
     onConnect: (fn) => node.addEventListener('peer:connect', (evt) => fn(evt.detail.toString())),
-    serve: (protocol, fn) => node.handle(protocol, async (stream, connection) => {
-      try {
-        const reply = await fn(connection.remotePeer.toString(), await readAll(stream));
-        if (reply) stream.send(reply);
-        await stream.close();
-      } catch (err) { stream.abort(err as Error); }
-    }, { runOnLimitedConnection: false }),
+    serve: async (protocol, fn) => {
+      await node.handle(protocol, async (stream, connection) => {
+        try {
+          const reply = await fn(connection.remotePeer.toString(), await readAll(stream));
+          if (reply) stream.send(reply);
+          await stream.close();
+        } catch (err) { stream.abort(err as Error); }
+      }, { runOnLimitedConnection: false });
+      await node.handle(laneProtocol(protocol), async (stream, connection) => {
+        try { await lanes.serve(stream, connection.remotePeer.toString(), fn); await stream.close(); } catch (err) { stream.abort(err as Error); }
+      }, { runOnLimitedConnection: false });
+    },
     call: async (peer, protocol, data, o) => {
       const signal = AbortSignal.timeout(o.timeoutMs);
+      if (o.oneWay) {
+        try { await lanes.send(peer, protocol, data, signal); return new Uint8Array(); } catch (err) {
+          if ((err as Error).name !== 'UnsupportedProtocolError') throw err; // a router without lanes: one stream for this message
+        }
+      }
       const stream = await node.dialProtocol(peerIdFromString(peer), protocol, { signal });
       stream.send(data);
       await stream.close({ signal });
