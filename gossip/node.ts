@@ -31,7 +31,9 @@ export async function createNode(o: NodeOptions) {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionProtector: o.password ? preSharedKey({ psk: swarmKey(o.password) }) : undefined,
-    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000 },
+    // Handshakes in progress are bounded by the connection limit, not libp2p's 10: a peer many dial at
+    // once (a hundred hosts started together) refused the rest, and each of them waited out its dial timeout.
+    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit },
     // Our own liveness check decides when a peer is dead; libp2p's monitor aborts connections whose
     // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
     connectionMonitor: { enabled: false },
