@@ -23,6 +23,12 @@ export interface Channel {
   digest?(): Uint8Array;
   /** Entries refused as hostile or impossible (a peer claiming to be us, versions from the future). */
   readonly rejected: number;
+  /**
+   * Deltas go only neighbour to neighbour (each change pushed on over every connection), never on
+   * gossipsub: for a channel whose every change is pushed to everyone anyway, gossipsub was a second
+   * flood of the same deltas, signed and checked at every peer.
+   */
+  readonly direct?: boolean;
   /** Given by the gossip engine when the channel is added: sends one of our deltas to every peer. */
   attach(publish: (delta: Uint8Array) => void): void;
 }

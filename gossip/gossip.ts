@@ -60,7 +60,7 @@ export class Gossip {
     this.counters.set(c.name, { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, syncs: 0 });
     c.attach((delta) => this.publish(c.name, delta));
     if (this.started) {
-      this.net.subscribe(topic(c.name));
+      if (!c.direct) this.net.subscribe(topic(c.name));
       for (const peer of this.net.peers()) this.enqueue(peer, { full: [c.name] });
     }
   }
@@ -71,7 +71,7 @@ export class Gossip {
       const ch = this.channels.get(t.split('/')[1]);
       if (ch && t === topic(ch.name)) this.receive(ch, data, from, from);
     });
-    for (const name of this.channels.keys()) this.net.subscribe(topic(name));
+    for (const c of this.channels.values()) if (!c.direct) this.net.subscribe(topic(c.name));
     await this.net.serve(SYNC_PROTOCOL, async (from, data) => {
       let sync: weave.Sync;
       try { sync = weave.Sync.decode(data); } catch (err) {
@@ -179,14 +179,16 @@ export class Gossip {
 
   /**
    * Publishes a delta of one of our channels on gossipsub, and pushes it directly to the neighbours
-   * gossipsub does not know as subscribers yet (a connection that just came up).
+   * gossipsub does not know as subscribers yet (a connection that just came up); a direct channel's
+   * goes to every neighbour by push alone.
    */
   private publish(channel: string, delta: Uint8Array): void {
     const c = this.counters.get(channel)!;
     c.messagesOut++; c.bytesOut += delta.length;
     this.changed(channel);
-    this.net.broadcast(topic(channel), delta);
-    const subscribed = new Set(this.net.subscribers(topic(channel)));
+    const direct = !!this.channels.get(channel)!.direct;
+    if (!direct) this.net.broadcast(topic(channel), delta);
+    const subscribed = new Set(direct ? [] : this.net.subscribers(topic(channel)));
     for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
   }
 

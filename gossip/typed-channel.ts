@@ -3,9 +3,9 @@ import type { Channel, RequestHandler } from '../common/channel.js';
 /** A protobufjs static message type, as far as the gossip engine needs one. */
 export interface Codec<M> { encode(m: M): { finish(): Uint8Array }; decode(data: Uint8Array): M }
 
-/** A channel's name paired with its message type: declared once, used by both ends. */
-export interface ChannelSpec<M> { readonly name: string; readonly codec: Codec<M> }
-export const channelSpec = <M>(name: string, codec: Codec<M>): ChannelSpec<M> => ({ name, codec });
+/** A channel's name paired with its message type: declared once, used by both ends. `direct`: see Channel.direct. */
+export interface ChannelSpec<M> { readonly name: string; readonly codec: Codec<M>; readonly direct?: boolean }
+export const channelSpec = <M>(name: string, codec: Codec<M>, o: { direct?: boolean } = {}): ChannelSpec<M> => ({ name, codec, ...o });
 
 /** A request kind: its name, the request's message type and the reply's. */
 export interface RequestSpec<Q, R> { readonly name: string; readonly request: Codec<Q>; readonly reply: Codec<R> }
@@ -38,6 +38,7 @@ export class GossipChannel<M, E = void> implements Channel {
   }
 
   get name(): string { return this.spec.name; }
+  get direct(): boolean { return !!this.spec.direct; }
   get rejected(): number { return this.crdt.rejected; }
   merge(data: Uint8Array, from: string | undefined, sender: string): boolean | Uint8Array {
     const r = this.crdt.merge(this.spec.codec.decode(data), from, sender);
