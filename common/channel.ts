@@ -17,6 +17,12 @@ export interface Channel {
   /** The whole state, encoded. */
   state(): Uint8Array;
   /**
+   * What of a delta queued for `peer` it may still lack, when it is sent: undefined when nothing
+   * (it sent us all of it already, or newer versions are queued behind it). Without this, every
+   * peer received each change from every neighbour.
+   */
+  prune?(delta: Uint8Array, peer: string): Uint8Array | undefined;
+  /**
    * What anti-entropy hashes to compare this channel with a peer's: equal whenever the states are
    * equal, and cheaper to make than the whole state (versions, not records). The state when absent.
    */

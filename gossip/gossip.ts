@@ -224,10 +224,14 @@ export class Gossip {
   private async flush(peer: string, box: Outbox): Promise<void> {
     while (box.full.size || box.deltas.length) {
       const full = [...box.full].filter((name) => this.channels.has(name));
-      const channels = [...full.map((name) => ({ channel: name, state: this.channels.get(name)!.state() })), ...box.deltas.filter((d) => !box.full.has(d.channel!))];
+      const deltas = box.deltas.filter((d) => !box.full.has(d.channel!)).map((d) => {
+        const ch = this.channels.get(d.channel!);
+        return ch?.prune ? { channel: d.channel, state: ch.prune(d.state!, peer) } : d;
+      }).filter((d) => d.state);
+      const channels = [...full.map((name) => ({ channel: name, state: this.channels.get(name)!.state() })), ...deltas];
       box.full.clear();
       box.deltas = [];
-      await this.send(peer, channels);
+      if (channels.length) await this.send(peer, channels);
     }
     box.busy = false;
     this.outboxes.delete(peer);

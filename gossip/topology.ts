@@ -33,6 +33,8 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   private readonly unreachableSince = new Map<string, number>();
   /** Versions of peers we forgot: an old copy coming back from a slower peer is not taken again. */
   private readonly forgotten = new Map<string, number>();
+  /** Per neighbour, the newest version of each record it sent us: it has that one, so it is not sent back. */
+  private readonly sentUs = new Map<string, Map<string, number>>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -51,9 +53,12 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
    * may be a full state), or false when nothing changed. Forgetting peers is gc's, on a timer: not
    * a walk of the whole graph for every record that arrives.
    */
-  merge(msg: weave.ITopology, from: string | undefined): weave.ITopology | false {
+  merge(msg: weave.ITopology, from: string | undefined, sender?: string): weave.ITopology | false {
     const changed: PeerRecord[] = [];
+    let seen = sender === undefined ? undefined : this.sentUs.get(sender);
+    if (sender !== undefined && !seen) this.sentUs.set(sender, seen = new Map());
     for (const rec of (msg.peers ?? []).map(toRecord)) {
+      if (seen && rec.name && rec.version > (seen.get(rec.name) ?? 0) && seen.size < MAX_PEERS) seen.set(rec.name, rec.version);
       if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
       if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
       const cur = this.peers.get(rec.name);
@@ -64,6 +69,16 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       changed.push(rec);
     }
     return changed.length ? { peers: changed } : false;
+  }
+
+  /** The records of a queued delta that `peer` has not sent us, and that are still our newest. */
+  prune(delta: weave.ITopology, peer: string): weave.ITopology | undefined {
+    const seen = this.sentUs.get(peer);
+    const peers = (delta.peers ?? []).filter((p) => {
+      const v = Number(p.version ?? 0);
+      return v > (seen?.get(p.name ?? '') ?? 0) && v >= (this.peers.get(p.name ?? '')?.version ?? 0);
+    });
+    return peers.length ? { peers } : undefined;
   }
 
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
@@ -108,6 +123,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       this.unreachableSince.set(name, since);
       if (now - since >= FORGET_AFTER_MS) {
         this.forgotten.set(name, this.peers.get(name)!.version);
+        this.sentUs.delete(name);
         this.peers.delete(name);
         this.unreachableSince.delete(name);
         forgot = true;

@@ -21,6 +21,8 @@ export interface Crdt<M> {
   state(): M;
   /** See Channel.digest: a canonical summary that is equal whenever the states are. */
   digest?(): string;
+  /** See Channel.prune. */
+  prune?(delta: M, peer: string): M | undefined;
   readonly rejected: number;
 }
 
@@ -45,6 +47,11 @@ export class GossipChannel<M, E = void> implements Channel {
     return typeof r === 'boolean' ? r : this.spec.codec.encode(r).finish();
   }
   state(): Uint8Array { return this.spec.codec.encode(this.crdt.state()).finish(); }
+  prune(delta: Uint8Array, peer: string): Uint8Array | undefined {
+    if (!this.crdt.prune) return delta;
+    const m = this.crdt.prune(this.spec.codec.decode(delta), peer);
+    return m && this.spec.codec.encode(m).finish();
+  }
   digest(): Uint8Array { return this.crdt.digest ? Buffer.from(this.crdt.digest()) : this.state(); }
   attach(publish: (delta: Uint8Array) => void): void { this.out = publish; }
 
