@@ -33,7 +33,9 @@ export async function createNode(o: NodeOptions) {
     connectionProtector: o.password ? preSharedKey({ psk: swarmKey(o.password) }) : undefined,
     // Handshakes in progress are bounded by the connection limit, not libp2p's 10: a peer many dial at
     // once (a hundred hosts started together) refused the rest, and each of them waited out its dial timeout.
-    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit },
+    // A dial gets all of its 10 s for its one address, not libp2p's 6 s per address: in the storm of a
+    // hundred routers starting at once, a third of the links missed 6 s, failed, and formed seconds later.
+    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit, addressDialTimeout: 10_000 },
     // Our own liveness check decides when a peer is dead; libp2p's monitor aborts connections whose
     // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
     connectionMonitor: { enabled: false },
