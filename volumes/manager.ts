@@ -195,10 +195,11 @@ export class VolumeManager {
     const r = this.state.live(name);
     if (!r) return undefined;
     const here = r.owner === this.net.name;
+    const kept = this.replicaHosts(r);
     return {
       name, owner: r.owner, ownerNickname: this.net.nickname(r.owner), replicas: r.replicas, here, mounted: this.mounts.get(name)?.size ?? 0,
       // The copies kept for it: a host's leftover of a move or an old replica goes at its next round.
-      copies: this.state.holders(name).filter((h) => h.peer === r.owner || this.replicaHosts(r).includes(h.peer))
+      copies: this.state.holders(name).filter((h) => h.peer === r.owner || kept.includes(h.peer))
         .map((h) => ({ host: h.peer, nickname: this.net.nickname(h.peer), gen: h.gen })),
       transfer: this.transfers.get(name), ...(here && this.backendP ? { path: this.pathIfOpen(name) } : {}),
     };
@@ -485,8 +486,10 @@ export class VolumeManager {
 const answer = <Q, R extends { error?: string | null }>(spec: RequestSpec<Q, R>, fn: (from: string, q: Q) => Promise<R>) =>
   handler(spec, async (from, q) => { try { return await fn(from, q); } catch (err) { return { error: (err as Error).message.split('\n')[0] } as R; } });
 
-function checkName(name: string): void {
+/** A volume name as a user gave it (API, CLI, Docker): returned when valid, else a one-line refusal. */
+export function checkName(name: string): string {
   if (!VOLUME_NAME.test(name)) throw new UserError(`invalid volume name "${name.slice(0, 70)}": letters, digits, _ . -, at most 128, starting with a letter or digit`);
+  return name;
 }
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {

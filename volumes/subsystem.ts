@@ -4,14 +4,10 @@ import { log } from '../common/log.js';
 import { formatBytes } from '../common/format.js';
 import { route, type ParamParser } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
-import { VOLUME_NAME } from './backend.js';
-import type { VolumeManager, VolumeView } from './manager.js';
+import { checkName, type VolumeManager, type VolumeView } from './manager.js';
 import { servePlugin } from './plugin.js';
 
-const volumeName: ParamParser<string> = (raw) => {
-  if (!VOLUME_NAME.test(raw)) throw new UserError(`invalid volume name "${raw.slice(0, 70)}": letters, digits, _ . -, at most 128, starting with a letter or digit`);
-  return raw;
-};
+const volumeName: ParamParser<string> = (raw) => checkName(raw);
 
 const copies = (v: VolumeView) => v.copies.filter((c) => c.host !== v.owner).map((c) => `${c.nickname || c.host.slice(0, 17)} ${Math.max(0, Math.round((Date.now() - c.gen) / 1000))}s ago`).join(', ');
 const moving = (v: VolumeView) => (v.transfer ? `${v.transfer.direction === 'in' ? 'arriving from' : 'sending to'} ${v.transfer.peer.slice(0, 17)}: ${formatBytes(v.transfer.bytes)}` : '');
