@@ -9,6 +9,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import type { PrivateKey } from '@libp2p/interface';
 import { swarmKey } from './identity.js';
 import { cachedSigningKey } from './signer.js';
+import { noiseCrypto } from './noise-crypto.js';
 
 /**
  * gossipsub's id of a message as it arrives (origin and sequence number, what its message id is
@@ -28,7 +29,7 @@ export async function createNode(o: NodeOptions) {
     privateKey: cachedSigningKey(o.key),
     addresses: { listen: [`/ip4/${o.host}/tcp/${o.port}`] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     connectionProtector: o.password ? preSharedKey({ psk: swarmKey(o.password) }) : undefined,
     // Handshakes in progress are bounded by the connection limit, not libp2p's 10: a peer many dial at
