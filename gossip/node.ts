@@ -2,7 +2,6 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@libp2p/yamux';
-import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { gossipsub } from '@libp2p/gossipsub';
 import { preSharedKey } from '@libp2p/pnet';
@@ -10,6 +9,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { swarmKey } from './identity.js';
 import { cachedSigningKey } from './signer.js';
 import { noiseCrypto } from './noise-crypto.js';
+import { sameProtocols } from './same-protocols.js';
 
 /**
  * gossipsub's id of a message as it arrives (origin and sequence number, what its message id is
@@ -23,7 +23,7 @@ export interface NodeOptions { key: PrivateKey; host: string; port: number; pass
 
 export type Node = Awaited<ReturnType<typeof createNode>>;
 
-/** The libp2p node of one router: TCP, noise, yamux, identify, ping, gossipsub; pnet when a password is set. */
+/** The libp2p node of one router: TCP, noise, yamux, ping, gossipsub (peers' protocols taken to be ours: same-protocols.ts); pnet when a password is set. */
 export async function createNode(o: NodeOptions) {
   const node = await createLibp2p({
     privateKey: cachedSigningKey(o.key),
@@ -41,7 +41,7 @@ export async function createNode(o: NodeOptions) {
     // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
     connectionMonitor: { enabled: false },
     services: {
-      identify: identify(),
+      sameProtocols: sameProtocols(),
       ping: ping(),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 1000, fastMsgIdFn: fastMsgId }),
     },
