@@ -82,13 +82,14 @@ export class Gossip {
       for (const { ch, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, changed, from);
       return undefined;
     });
-    this.net.onConnect((peer) => void this.repair(peer, true));
+    // A new connection: the lower-named end compares every channel (both doing it sent everything twice).
+    this.net.onConnect((peer) => { if (this.net.self < peer) void this.connected(peer); });
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
       const digest = weave.Digest.decode(data);
-      const theirs = new Map((digest.channels ?? []).map((d) => [d.channel ?? '', Buffer.from(d.hash ?? [])]));
+      const theirs = new Map((digest.channels ?? []).map((d) => [d.channel ?? '', d]));
       const differing = [...this.channels.values()]
-        .filter((c) => (digest.all || (theirs.has(c.name) && this.quiet(c))) && !this.digest(c).equals(theirs.get(c.name) ?? Buffer.alloc(0)))
-        .map((c) => ({ channel: c.name, state: c.state() }));
+        .filter((c) => (digest.all || (theirs.has(c.name) && this.quiet(c))) && !this.digest(c).equals(theirs.get(c.name)?.hash ?? EMPTY))
+        .map((c) => this.answer(c, digest.summaries ? theirs.get(c.name)?.summary ?? EMPTY : undefined));
       const reply = weave.Sync.encode({ channels: differing }).finish();
       this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
       return reply;
@@ -118,21 +119,59 @@ export class Gossip {
   /**
    * Compares digests with one random neighbour; both sides end with the union of what differed.
    * With `all` (a connection that just came up), every channel is compared, changing or not.
-   * Whether any channel differed; undefined when no comparison was made (no peer, or it failed).
+   * A channel with summaries (versions) is compared by hash first, then by summaries: each end
+   * gets only what it lacks. Whether any channel differed; undefined when no comparison was made
+   * (no peer, or it failed).
    */
   async repair(peer = pick(this.net.peers()), all = false): Promise<boolean | undefined> {
     if (!peer) return undefined;
+    this.repairs.rounds++;
     try {
-      const mine = weave.Digest.encode({ all, channels: [...this.channels.values()].filter((c) => all || this.quiet(c)).map((c) => ({ channel: c.name, hash: this.digest(c) })) }).finish();
-      this.repairs.rounds++;
-      const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
-      this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
-      // They sent the channels that differ; send back ours after merging: what we had that they lacked.
-      const merged = this.mergeStates(weave.Sync.decode(data), peer);
-      for (const { ch, changed } of merged) if (changed) this.push(ch.name, changed, peer);
-      if (merged.length) await this.send(peer, merged.map(({ ch }) => ({ channel: ch.name, state: ch.state() })));
-      return merged.length > 0;
+      let channels = [...this.channels.values()].filter((c) => all || this.quiet(c));
+      let summaries = all; // a connection just up differs for certain: summaries go with the first ask
+      let differed = false;
+      while (channels.length) {
+        const reply = await this.ask(peer, channels, all, summaries);
+        const back: weave.IChannelState[] = [];
+        const again: Channel[] = [];
+        for (const s of reply.channels ?? []) {
+          const ch = this.channels.get(s.channel ?? '');
+          if (!ch) continue;
+          differed = true;
+          this.counters.get(ch.name)!.syncs++;
+          const changed = s.state?.length ? this.receive(ch, s.state, undefined, peer) : undefined;
+          if (changed) this.push(ch.name, changed, peer);
+          // They sent what differs; what we have that they lack goes back.
+          if (!ch.newer || !s.summary?.length) back.push({ channel: ch.name, state: ch.state() });
+          else if (!summaries) again.push(ch); // they answered with their summary: now ours
+          else { const newer = ch.newer(s.summary); if (newer) back.push({ channel: ch.name, state: newer }); }
+        }
+        if (back.length) await this.send(peer, back);
+        channels = again;
+        summaries = true;
+      }
+      return differed;
     } catch { return undefined; /* the peer went away: another one next time */ }
+  }
+
+  /** Compares every channel with a peer just connected; once more after a while if that failed (it may not serve the protocol yet). */
+  private async connected(peer: string): Promise<void> {
+    if (await this.repair(peer, true) !== undefined || this.stopped) return;
+    await new Promise((r) => setTimeout(r, this.antiEntropyMs));
+    if (!this.stopped && this.net.peers().includes(peer)) await this.repair(peer, true);
+  }
+
+  private async ask(peer: string, channels: Channel[], all: boolean, summaries: boolean): Promise<weave.Sync> {
+    const mine = weave.Digest.encode({ all, summaries, channels: channels.map((c) => ({ channel: c.name, hash: this.digest(c), summary: summaries ? c.summary?.() : undefined })) }).finish();
+    const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
+    this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
+    return weave.Sync.decode(data);
+  }
+
+  /** A channel that differs from a peer's: only what is newer than its summary, with ours, when the channel has them; else the whole state. */
+  private answer(c: Channel, theirs: Uint8Array | undefined): weave.IChannelState {
+    if (!c.summary || !c.newer) return { channel: c.name, state: c.state() };
+    return { channel: c.name, state: theirs && c.newer(theirs), summary: c.summary() };
   }
 
   /**
@@ -144,7 +183,7 @@ export class Gossip {
   private digest(c: Channel): Buffer {
     const d = this.digests.get(c.name);
     if (d && Date.now() - d.at < DIGEST_TTL_MS) return d.hash;
-    const fresh = { hash: hash(c.digest ? c.digest() : c.state()), at: Date.now() };
+    const fresh = { hash: hash(c.summary ? c.summary() : c.state()), at: Date.now() };
     this.digests.set(c.name, fresh);
     return fresh.hash;
   }
@@ -266,5 +305,6 @@ interface Outbox { full: Set<string>; deltas: weave.IChannelState[]; busy: boole
 /** Deltas queued for one peer beyond which its channels are sent whole instead. */
 const MAX_QUEUED_DELTAS = 256;
 
+const EMPTY = new Uint8Array();
 const hash = (state: Uint8Array): Buffer => createHash('sha256').update(state).digest();
 const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];

@@ -20,6 +20,7 @@ export function libp2pNet(node: Node): GossipNet {
   node.addEventListener('peer:connect', (evt) => connected.add(evt.detail.toString()));
   node.addEventListener('peer:disconnect', (evt) => connected.delete(evt.detail.toString()));
   return {
+    self: node.peerId.toString(),
     peers: () => [...connected],
     subscribers: (topic) => pubsub.getSubscribers(topic).map(String),
     subscribe: (topic) => pubsub.subscribe(topic),

@@ -4,6 +4,8 @@
  * router's; tests drive the engine over an in-memory one that loses and duplicates messages.
  */
 export interface GossipNet {
+  /** Our own peer name. */
+  readonly self: string;
   /** Peers we hold a connection to. */
   peers(): string[];
   /** Connected peers known to listen on a topic (a fresh connection is not, yet). */

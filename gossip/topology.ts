@@ -84,15 +84,16 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
   state(): weave.ITopology { return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }; }
 
-  /**
-   * Each peer's name and version, sorted: a peer's record changes only with a new version, so
-   * equal lists are equal states, without encoding every record and link twice a second.
-   */
-  digest(): string {
-    const names = [...this.peers.keys()].sort();
-    let out = '';
-    for (const n of names) out += `${n} ${this.peers.get(n)!.version}\n`;
-    return out;
+  /** Each peer's name and version, sorted: a record changes only with a new version, so equal summaries are equal states. */
+  summary(): weave.ITopology {
+    return { peers: [...this.peers.keys()].sort().map((name) => ({ name, version: this.peers.get(name)!.version })) };
+  }
+
+  /** Our records newer than a peer's summary says it has. */
+  newer(summary: weave.ITopology): weave.ITopology | undefined {
+    const theirs = new Map((summary.peers ?? []).map((p) => [p.name ?? '', Number(p.version ?? 0)]));
+    const peers = [...this.peers.values()].filter((p) => p.version > (theirs.get(p.name) ?? 0));
+    return peers.length ? { peers } : undefined;
   }
 
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */

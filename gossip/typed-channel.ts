@@ -19,8 +19,10 @@ export interface Crdt<M> {
    */
   merge(m: M, from: string | undefined, sender: string): boolean | M;
   state(): M;
-  /** See Channel.digest: a canonical summary that is equal whenever the states are. */
-  digest?(): string;
+  /** See Channel.summary: canonical (equal whenever the states are), in the channel's own message. */
+  summary?(): M;
+  /** See Channel.newer. */
+  newer?(summary: M): M | undefined;
   /** See Channel.prune. */
   prune?(delta: M, peer: string): M | undefined;
   readonly rejected: number;
@@ -37,7 +39,13 @@ export class GossipChannel<M, E = void> implements Channel {
 
   constructor(readonly spec: ChannelSpec<M>, build: (emit: (e: E) => void) => Crdt<M>) {
     this.crdt = build((e) => { for (const l of this.listeners) l(e); });
+    const crdt = this.crdt, codec = spec.codec;
+    if (crdt.summary) this.summary = () => codec.encode(crdt.summary!()).finish();
+    if (crdt.newer) this.newer = (summary) => { const m = crdt.newer!(codec.decode(summary)); return m && codec.encode(m).finish(); };
   }
+
+  readonly summary?: () => Uint8Array;
+  readonly newer?: (summary: Uint8Array) => Uint8Array | undefined;
 
   get name(): string { return this.spec.name; }
   get direct(): boolean { return !!this.spec.direct; }
@@ -52,7 +60,6 @@ export class GossipChannel<M, E = void> implements Channel {
     const m = this.crdt.prune(this.spec.codec.decode(delta), peer);
     return m && this.spec.codec.encode(m).finish();
   }
-  digest(): Uint8Array { return this.crdt.digest ? Buffer.from(this.crdt.digest()) : this.state(); }
   attach(publish: (delta: Uint8Array) => void): void { this.out = publish; }
 
   /** Sends one of our own changes to every peer (before registration, the full state sent on add carries it). */

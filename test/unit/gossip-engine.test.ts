@@ -12,10 +12,10 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Pro
 }
 
 /** Routers over a fake network, each with a toy channel; anti-entropy every 20 ms, comparing channels still for 0 ms, unless told otherwise. */
-async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20, quietMs = 0) {
+async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20, quietMs = 0, summaries = false) {
   const out = [];
   for (const name of names) {
-    const toy = toyChannel();
+    const toy = toyChannel(undefined, { summaries });
     const gossip = new Gossip(net.node(name), () => {}, { antiEntropyMs, quietMs });
     gossip.addChannel(toy.channel);
     await gossip.start();
@@ -48,7 +48,7 @@ describe('gossip engine over a fake network', () => {
     const net = new FakeNetwork(3);
     const rs = await routers(net, ['a', 'b', 'c'], 60_000);
     net.link('a', 'b'); net.link('b', 'c');
-    await waitFor('links up: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+    await waitFor('links up: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
     net.loss = 1; // every broadcast and push from now on is lost
     rs[0].add('x');
     rs[2].add('y');
@@ -106,7 +106,7 @@ describe('gossip engine over a fake network', () => {
     const rs = await routers(net, ['a', 'b'], 20); // rounds every 20 ms while changing, at most 160 ms apart when still
     net.link('a', 'b');
     try {
-      await waitFor('connected: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+      await waitFor('connected: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
       await new Promise((r) => setTimeout(r, 400)); // time for the wait to grow, not a readiness wait
       const still = rs[0].gossip.repairs.rounds;
       await new Promise((r) => setTimeout(r, 800)); // the window under test
@@ -122,12 +122,33 @@ describe('gossip engine over a fake network', () => {
     } finally { stopAll(rs); }
   });
 
+  it('with summaries, sends each end only what it lacks: on a new connection, and in a round after deltas were lost', async () => {
+    const net = new FakeNetwork();
+    const rs = await routers(net, ['a', 'b'], 60_000, 0, true);
+    const shared = Array.from({ length: 50 }, (_, i) => `shared-${String(i).padStart(2, '0')}`);
+    for (const r of rs) { for (const x of shared) r.set.items.add(x); r.add(`${r.name}-only`); }
+    const received = (r: typeof rs[0]) => r.gossip.counters.get('toy')!.bytesIn;
+    net.link('a', 'b');
+    try {
+      await waitFor('each has the other\'s item', () => rs[0].set.items.has('b-only') && rs[1].set.items.has('a-only'));
+      await new Promise((r) => setImmediate(r));
+      for (const r of rs) assert.ok(received(r) < 40, `${r.name} was sent ${received(r)} bytes of items: the one it lacked, not all 51`);
+      net.loss = 1;
+      rs[0].add('x');
+      net.loss = 0;
+      const before = rs.map(received);
+      assert.equal(await rs[1].gossip.repair('a'), true, 'the round found a difference');
+      await waitFor('b has x', () => rs[1].set.items.has('x'));
+      assert.ok(received(rs[1]) - before[1] < 40 && received(rs[0]) === before[0], `only x crossed: ${rs.map(received).map((x, i) => x - before[i])} bytes`);
+    } finally { stopAll(rs); }
+  });
+
   it('carries a channel added after start to peers already connected', async () => {
     const net = new FakeNetwork();
     const rs = await routers(net, ['a', 'b']);
     net.link('a', 'b');
     try {
-      await waitFor('connected: digests compared, equal (nothing to send)', () => rs.every((r) => r.gossip.repairs.bytesIn > 0));
+      await waitFor('connected: digests compared, equal (nothing to send)', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
       assert.equal(rs[0].gossip.counters.get('toy')!.messagesOut, 0, 'no state was sent: both were empty');
       const late = ['a', 'b'].map(() => toyChannel('late'));
       late[0].add('first');

@@ -70,20 +70,23 @@ describe('topology channel', () => {
     assert.equal(a.merge(b.state(), undefined), false, 'and the same state again changes nothing');
   });
 
-  it('digests by versions: equal for equal states, whatever the order they arrived in, and different after any new record', () => {
+  it('summarises by versions: equal for equal states, whatever the order they arrived in; newer() is just what the other lacks', () => {
     let clock = 1000;
     const graph = { a: ['b'], b: ['a', 'c'], c: ['b'] };
     const a = topologyOf('a', graph, () => clock);
     const b = topologyOf('b', graph, () => clock);
     a.merge(b.state(), undefined); b.merge(a.state(), undefined);
-    assert.equal(a.digest(), b.digest());
-    assert.deepEqual(new GossipChannel(TOPOLOGY, () => a).digest(), new GossipChannel(TOPOLOGY, () => b).digest());
+    assert.deepEqual(a.summary(), b.summary());
+    assert.deepEqual(new GossipChannel(TOPOLOGY, () => a).summary!(), new GossipChannel(TOPOLOGY, () => b).summary!());
+    assert.equal(a.newer(b.summary()), undefined, 'nothing to send');
     clock = 2000;
     const c = new TopologyChannel('c', () => clock);
     b.merge(c.setSelf(rec(['b', 'd'])), 'c');
-    assert.notEqual(a.digest(), b.digest(), 'a newer record of c');
-    a.merge(b.state(), undefined);
-    assert.equal(a.digest(), b.digest(), 'and equal again once merged');
+    assert.notDeepEqual(a.summary(), b.summary(), 'a newer record of c');
+    assert.deepEqual(b.newer(a.summary())!.peers!.map((p) => [p.name, p.version]), [['c', 2000]], 'only c\'s new record');
+    assert.equal(a.newer(b.summary()), undefined, 'a has nothing b lacks');
+    a.merge(b.newer(a.summary())!, undefined);
+    assert.deepEqual(a.summary(), b.summary(), 'and equal again once merged');
   });
 
   it('forgets peers that can no longer be reached, after a grace period', () => {
