@@ -1,13 +1,14 @@
 import { weave } from '../proto/gen/weave.js';
 import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
 import { channelSpec, type Crdt } from './typed-channel.js';
+import { sameRecord, topologyWire } from './topology-wire.js';
 
 /**
  * Direct: every change of a record is pushed over every connection (that is how a joiner's record
  * crosses peers gossipsub has not meshed yet), so gossipsub only doubled the work: with it, a
  * hundred routers started at once converged in 17 s; without it, in 12 s.
  */
-export const TOPOLOGY = channelSpec('topology', weave.Topology, { direct: true });
+export const TOPOLOGY = channelSpec('topology', topologyWire, { direct: true });
 
 export interface Link { peer: string; addr: string; outbound: boolean }
 export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; sleevePort: number; mtu: number; datapath: string; addrs: string[]; links: Link[] }
@@ -35,6 +36,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   private readonly forgotten = new Map<string, number>();
   /** Per neighbour, the newest version of each record it sent us: it has that one, so it is not sent back. */
   private readonly sentUs = new Map<string, Map<string, number>>();
+  private readonly versions = new WeakMap<PeerRecord, weave.ITopologyPeer>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -57,15 +59,18 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
     const changed: PeerRecord[] = [];
     let seen = sender === undefined ? undefined : this.sentUs.get(sender);
     if (sender !== undefined && !seen) this.sentUs.set(sender, seen = new Map());
-    for (const rec of (msg.peers ?? []).map(toRecord)) {
-      if (seen && rec.name && rec.version > (seen.get(rec.name) ?? 0) && seen.size < MAX_PEERS) seen.set(rec.name, rec.version);
-      if (!rec.name || (from !== undefined && rec.name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
-      if (rec.name === this.self || rec.version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
-      const cur = this.peers.get(rec.name);
-      if ((cur && cur.version >= rec.version) || rec.version <= (this.forgotten.get(rec.name) ?? 0)) continue;
+    for (const p of msg.peers ?? []) {
+      const name = p.name ?? '', version = Number(p.version ?? 0);
+      if (seen && name && version > (seen.get(name) ?? 0) && seen.size < MAX_PEERS) seen.set(name, version);
+      if (!name || (from !== undefined && name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
+      if (name === this.self || version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
+      const cur = this.peers.get(name);
+      if ((cur && cur.version >= version) || version <= (this.forgotten.get(name) ?? 0)) continue; // most copies stop here, undecoded further
       if (!cur && this.peers.size >= MAX_PEERS) { this.rejected++; continue; } // a full state inventing peers is bounded
-      if (rec.links.length > MAX_PEERS || rec.addrs.length > 64) { this.rejected++; continue; }
-      this.peers.set(rec.name, rec);
+      if ((p.links?.length ?? 0) > MAX_PEERS || (p.addrs?.length ?? 0) > 64) { this.rejected++; continue; }
+      const rec = toRecord(p);
+      sameRecord(rec, p);
+      this.peers.set(name, rec);
       changed.push(rec);
     }
     return changed.length ? { peers: changed } : false;
@@ -86,7 +91,14 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
 
   /** Each peer's name and version, sorted: a record changes only with a new version, so equal summaries are equal states. */
   summary(): weave.ITopology {
-    return { peers: [...this.peers.keys()].sort().map((name) => ({ name, version: this.peers.get(name)!.version })) };
+    return { peers: [...this.peers.keys()].sort().map((name) => this.versionOf(this.peers.get(name)!)) };
+  }
+
+  /** A record's entry in summaries, made once (so encoded once). */
+  private versionOf(rec: PeerRecord): weave.ITopologyPeer {
+    let v = this.versions.get(rec);
+    if (!v) this.versions.set(rec, v = { name: rec.name, version: rec.version });
+    return v;
   }
 
   /** Our records newer than a peer's summary says it has. */
