@@ -3,6 +3,7 @@ import '../common/polyfill.js';
 // Every reply carries Date.now() taken here: all processes share one clock, so the parent can
 // difference timestamps across peers without IPC or polling latency in the figures.
 import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { ControlPlane, type ControlPlaneOptions } from '../gossip/control-plane.js';
 import type { ChannelCounters } from '../gossip/gossip.js';
 
@@ -27,6 +28,10 @@ export interface PeerState {
   topologyChanges: number;
   /** When the number of peers this one reaches last changed (local clock). */
   reachableChangedAt: number;
+  /** A hash of this peer's topology (every peer's name and record version): equal at two peers when their views are. */
+  view: string;
+  /** When `view` last changed (local clock). */
+  viewChangedAt: number;
   /** Only in a detailed poll. */
   rss?: number;
   /** process.cpuUsage(), user + system, µs. */
@@ -60,6 +65,8 @@ export class Peer {
   private topologyChanges = 0;
   private reachable = 0;
   private reachableChangedAt = 0;
+  private view = '';
+  private viewChangedAt = 0;
 
   constructor(private readonly send: (r: Reply) => void, private readonly ownProcess: boolean) {}
 
@@ -70,11 +77,23 @@ export class Peer {
     else this.fullSince ??= Date.now();
   }
 
+  /** The view's hash, made when polled; viewChangedAt is kept by the events (a record merged, our own record changed). */
+  private checkView(): void {
+    this.view = createHash('sha256').update(JSON.stringify(this.cp!.topology.summary())).digest('hex');
+  }
+
+  private ownVersion = 0;
+  private ownChanged(): void {
+    const v = this.cp!.topology.peers.get(this.cp!.name)?.version ?? 0;
+    if (v !== this.ownVersion) { this.ownVersion = v; this.viewChangedAt = Date.now(); }
+  }
+
   private state(detail: boolean): PeerState {
     const c = this.cp!;
     const reachable = c.topology.reachable().size;
     this.checkFull(reachable);
-    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges, reachableChangedAt: this.reachableChangedAt };
+    if (reachable === this.total) this.checkView(); // views cannot be the same before
+    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges, reachableChangedAt: this.reachableChangedAt, view: this.view, viewChangedAt: this.viewChangedAt };
     if (!detail) return base;
     const v = c.view();
     return {
@@ -101,7 +120,8 @@ export class Peer {
         mkdirSync(cmd.opts.dataDir, { recursive: true });
         this.total = cmd.total;
         this.cp = await ControlPlane.create(cmd.opts);
-        this.cp.on('routes', () => { this.topologyChanges++; this.checkFull(); });
+        this.cp.on('routes', () => { this.topologyChanges++; this.checkFull(); this.ownChanged(); });
+        this.cp.on('changed', (ch: string) => { if (ch === 'topology') this.viewChangedAt = Date.now(); });
         send({ type: 'created', name: this.cp.name, t: Date.now() });
         return;
       }

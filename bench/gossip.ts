@@ -194,8 +194,9 @@ const MiB = (b: number) => b / (1 << 20);
 interface Result {
   peers: number; degree: number; restSeconds: number; cores: number;
   spawn: { seconds: number; concurrency: number };
-  converge: { seconds?: number; secondsFromFirstFork?: number; polledSeconds?: number; timeout?: boolean; detail?: string };
+  converge: { seconds?: number; secondsFromFirstFork?: number; polledSeconds?: number; sameViewSeconds?: number; timeout?: boolean; detail?: string };
   mac: { seconds?: number; medianSeconds?: number; timeout?: boolean; reached?: number; detail?: string };
+  macAtRest?: Result['mac'];
   rssMiB?: { min: number; median: number; max: number };
   deadPeer?: { seconds?: number; timeout?: boolean };
   repair?: { seconds?: number; medianSeconds?: number; timeout?: boolean };
@@ -293,26 +294,46 @@ async function main(): Promise<number> {
       await sleep(POLL_MS);
     }
 
-    // 4. A new MAC at peer 0: every other peer reports locally when it learns the owner.
+    // 4. A new MAC at peer 0, announced as soon as all reach all (the last records are still
+    // spreading), and again once every peer's view is the same: every other peer reports locally
+    // when it learns the owner.
     const owner = workers[0].name;
-    await Promise.all(workers.slice(1).map((w) => w.request({ type: 'watch', mac: MAC, owner }, 'watching', 30_000)));
-    const tAnn = (await workers[0].request({ type: 'announce', mac: MAC }, 'announced', 30_000)).t;
-    workers[0].macAt = tAnn;
-    const macDeadline = Date.now() + PHASE_DEADLINE_MS;
-    while (workers.some((w) => w.macAt === undefined) && Date.now() < macDeadline) {
-      for (const w of workers) if (w.exited) throw new Error(`peer ${w.i} exited (${w.exitInfo}) while the MAC spread`);
-      await sleep(20);
-    }
-    const arrivals = workers.filter((w) => w.macAt !== undefined).map((w) => w.macAt! - tAnn);
-    if (arrivals.length === o.peers) {
-      res.mac = { seconds: Math.max(...arrivals) / 1000, medianSeconds: median(arrivals) / 1000, reached: o.peers };
-      line(`mac: ${Math.max(...arrivals)} ms until peer 0's new MAC is known at all ${o.peers} peers (median peer ${median(arrivals)} ms) (goal < 1 s)`);
-    } else {
+    const spreadMac = async (mac: number, when: string): Promise<Result['mac']> => {
+      for (const w of workers) w.macAt = undefined;
+      await Promise.all(workers.slice(1).map((w) => w.request({ type: 'watch', mac, owner }, 'watching', 30_000)));
+      const tAnn = (await workers[0].request({ type: 'announce', mac }, 'announced', 30_000)).t;
+      workers[0].macAt = tAnn;
+      const macDeadline = Date.now() + PHASE_DEADLINE_MS;
+      while (workers.some((w) => w.macAt === undefined) && Date.now() < macDeadline) {
+        for (const w of workers) if (w.exited) throw new Error(`peer ${w.i} exited (${w.exitInfo}) while the MAC spread`);
+        await sleep(20);
+      }
+      const arrivals = workers.filter((w) => w.macAt !== undefined).map((w) => w.macAt! - tAnn);
+      if (arrivals.length === o.peers) {
+        line(`mac ${when}: ${Math.max(...arrivals)} ms until peer 0's new MAC is known at all ${o.peers} peers (median peer ${median(arrivals)} ms) (goal < 1 s)`);
+        return { seconds: Math.max(...arrivals) / 1000, medianSeconds: median(arrivals) / 1000, reached: o.peers };
+      }
       const missing = workers.filter((w) => w.macAt === undefined).map((w) => w.i);
       const detail = `${arrivals.length}/${o.peers} peers learned it; missing: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}`;
-      res.mac = { timeout: true, reached: arrivals.length, detail };
-      line(`mac: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s: ${detail} (goal < 1 s)`);
+      line(`mac ${when}: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s: ${detail} (goal < 1 s)`);
+      return { timeout: true, reached: arrivals.length, detail };
+    };
+    res.mac = await spreadMac(MAC, 'while the last records spread');
+
+    // 4a. Every peer's view the same (every peer's newest record everywhere): when the last one changed.
+    const viewDeadline = Date.now() + PHASE_DEADLINE_MS;
+    for (;;) {
+      const s = await pollAll(workers, false);
+      if (s.every((x) => x && x.state.view === s[0]!.state.view)) {
+        const at = Math.max(...s.map((x) => x!.state.viewChangedAt));
+        res.converge.sameViewSeconds = (at - tStart) / 1000;
+        line(`same view: ${fmtS(at - tStart)} until every peer holds every peer's newest record (from the first control plane start)`);
+        break;
+      }
+      if (Date.now() > viewDeadline) { line(`same view: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s`); break; }
+      await sleep(POLL_MS);
     }
+    res.macAtRest = await spreadMac(MAC + 2, 'once every view is the same');
 
     // 4b. A delta lost on the way to everyone: peer 0 records a MAC and tells nobody; anti-entropy alone spreads it.
     const LOST = MAC + 1;
@@ -386,7 +407,7 @@ async function main(): Promise<number> {
     const failing = new Map<string, number>();
     for (const x of b) for (const [why, n] of Object.entries(x?.state.failing ?? {})) failing.set(why, (failing.get(why) ?? 0) + n);
     if (failing.size) line(`targets not connected at the end: ${[...failing].map(([why, n]) => `${n}x ${why}`).join('; ')}`);
-    res.ok = !res.converge.timeout && !res.mac.timeout && stable && !res.deadPeer?.timeout;
+    res.ok = !res.converge.timeout && !res.mac.timeout && !res.macAtRest?.timeout && stable && !res.deadPeer?.timeout;
   } catch (err) {
     res.error = (err as Error).message;
     line(`error: ${res.error}`);
