@@ -5,13 +5,13 @@ import type { Connection } from '@libp2p/interface';
 import { isIPv4 } from '../common/cidr.js';
 import { parsePeerAddress } from '../common/address.js';
 import { writeFileAtomic } from '../common/files.js';
-import type { Node } from './node.js';
+import { DIAL_TIMEOUT_MS, type Node } from './node.js';
+import { patientTimeout } from './patient-timeout.js';
 
 const BACKOFF_START_MS = 2000;
 const BACKOFF_CAP_MS = 6 * 60_000;
 const RECONNECT_MS = 500;
 const STABLE_MS = 60_000;
-const DIAL_TIMEOUT_MS = 10_000; // a noise handshake on a starved machine can take seconds
 
 export type TargetState = 'connecting' | 'established' | 'failed';
 
@@ -132,7 +132,8 @@ export class ConnectionMaker {
     try {
       const [host, port] = [t.address.slice(0, t.address.lastIndexOf(':')), t.address.slice(t.address.lastIndexOf(':') + 1)];
       const ip = isIPv4(host) ? host : (await lookup(host, { family: 4 })).address;
-      const conn = await this.node.dial(multiaddr(`/ip4/${ip}/tcp/${port}`), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) });
+      const deadline = patientTimeout(DIAL_TIMEOUT_MS);
+      const conn = await this.node.dial(multiaddr(`/ip4/${ip}/tcp/${port}`), { signal: deadline.signal }).finally(deadline.clear);
       if (this.targets.get(t.address) !== t) return;
       t.state = 'established'; t.peer = conn.remotePeer.toString(); t.lastError = undefined; t.since = Date.now();
     } catch (err) {

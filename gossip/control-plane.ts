@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { weave } from '../proto/gen/weave.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../common/files.js';
+import { writeHint } from '../common/files.js';
 import type { Connection } from '@libp2p/interface';
 import { loadOrCreateKey } from './identity.js';
 import { createNode, type Node } from './node.js';
@@ -67,6 +67,8 @@ export class ControlPlane extends EventEmitter {
   private routesUpdate?: NodeJS.Timeout;
   private known = '';
   private saveTimer?: NodeJS.Timeout;
+  /** The neighbours' addresses being written, one write after another. */
+  private saving: Promise<void> = Promise.resolve();
   private gcTimer?: NodeJS.Timeout;
 
   private constructor(private readonly node: Node, readonly name: string, signer: Signer, private readonly o: ControlPlaneOptions) {
@@ -118,6 +120,7 @@ export class ControlPlane extends EventEmitter {
     clearTimeout(this.selfUpdate);
     clearTimeout(this.routesUpdate);
     if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = undefined; this.saveKnown(); }
+    await this.saving;
     await this.node.stop();
   }
 
@@ -225,7 +228,8 @@ export class ControlPlane extends EventEmitter {
     const text = JSON.stringify(addrs);
     if (text === this.known || addrs.length === 0) return;
     this.known = text;
-    try { writeFileAtomic(join(this.o.dataDir, KNOWN_FILE), text + '\n'); } catch { /* best effort: only speeds up a restart */ }
+    const file = join(this.o.dataDir, KNOWN_FILE);
+    this.saving = this.saving.then(() => writeHint(file, text + '\n')).catch(() => { /* best effort: only speeds up a restart */ });
   }
 
   /**

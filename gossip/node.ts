@@ -19,6 +19,9 @@ import { sameProtocols } from './same-protocols.js';
 const fastMsgId = (m: { from?: Uint8Array; seqno?: Uint8Array }): string =>
   m.from && m.seqno ? `${Buffer.from(m.from.buffer, m.from.byteOffset, m.from.byteLength).toString('base64')}/${Buffer.from(m.seqno.buffer, m.seqno.byteOffset, m.seqno.byteLength).toString('hex')}` : '';
 
+/** How long a dial may take, of our own running time (patient-timeout.ts); the ceiling, of wall-clock time, either end. */
+export const DIAL_TIMEOUT_MS = 10_000, DIAL_CEILING_MS = 30_000;
+
 export interface NodeOptions { key: PrivateKey; host: string; port: number; password?: string; connLimit: number }
 
 export type Node = Awaited<ReturnType<typeof createNode>>;
@@ -34,9 +37,11 @@ export async function createNode(o: NodeOptions) {
     connectionProtector: o.password ? preSharedKey({ psk: swarmKey(o.password) }) : undefined,
     // Handshakes in progress are bounded by the connection limit, not libp2p's 10: a peer many dial at
     // once (a hundred hosts started together) refused the rest, and each of them waited out its dial timeout.
-    // A dial gets all of its 10 s for its one address, not libp2p's 6 s per address: in the storm of a
-    // hundred routers starting at once, a third of the links missed 6 s, failed, and formed seconds later.
-    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit, addressDialTimeout: 10_000 },
+    // A dial is timed by the connection maker (DIAL_TIMEOUT_MS of our own running time: a patient
+    // timeout), under a ceiling, not by libp2p's 6 s per address and 10 s in all: a hundred routers
+    // started at once each wait seconds for their turn on a starved machine, and a dial that gave up
+    // at 10 s came back, after its backoff, as the last link to form, five seconds after all the others.
+    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit, addressDialTimeout: DIAL_CEILING_MS, dialTimeout: DIAL_CEILING_MS, inboundUpgradeTimeout: DIAL_CEILING_MS },
     // Our own liveness check decides when a peer is dead; libp2p's monitor aborts connections whose
     // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
     connectionMonitor: { enabled: false },
