@@ -26,7 +26,7 @@ export interface Channel {
    * The versions of what this state holds (a record's key and version, not the record), encoded:
    * equal whenever the states are equal, and cheaper to make. Anti-entropy hashes it to compare
    * states, and when they differ trades summaries and sends each end only what is newer (`newer`):
-   * two hundred routers' records were sent whole both ways on every connection. Without it, the
+   * a hundred routers started at once sent each other whole topologies, both ways, on every connection. Without it, the
    * hash is of the whole state and the whole state is sent.
    */
   summary?(): Uint8Array;

@@ -78,8 +78,10 @@ export class Gossip {
         for (const c of this.counters.values()) c.dropped++;
         throw err;
       }
-      // Passed on to our other neighbours: only what changed here, never a whole state that came on connect.
-      for (const { ch, changed } of this.mergeStates(sync, from)) if (changed) this.push(ch.name, changed, from);
+      for (const c of sync.channels ?? []) {
+        const ch = this.channels.get(c.channel ?? '');
+        if (ch && c.state) this.mergeState(ch, c.state, from);
+      }
       return undefined;
     });
     // A new connection: the lower-named end compares every channel (both doing it sent everything twice).
@@ -138,9 +140,7 @@ export class Gossip {
           const ch = this.channels.get(s.channel ?? '');
           if (!ch) continue;
           differed = true;
-          this.counters.get(ch.name)!.syncs++;
-          const changed = s.state?.length ? this.receive(ch, s.state, undefined, peer) : undefined;
-          if (changed) this.push(ch.name, changed, peer);
+          if (s.state?.length) this.mergeState(ch, s.state, peer);
           // They sent what differs; what we have that they lack goes back.
           if (!ch.newer || !s.summary?.length) back.push({ channel: ch.name, state: ch.state() });
           else if (!summaries) again.push(ch); // they answered with their summary: now ours
@@ -204,16 +204,14 @@ export class Gossip {
    */
   private quiet(c: Channel): boolean { return Date.now() - (this.changedAt.get(c.name) ?? 0) >= (this.o.quietMs ?? QUIET_MS); }
 
-  /** Merges the states in a sync message from a peer; returns each known channel in it, and what changed in it. */
-  private mergeStates(sync: weave.ISync, from: string): { ch: Channel; changed?: Uint8Array }[] {
-    const out: { ch: Channel; changed?: Uint8Array }[] = [];
-    for (const s of sync.channels ?? []) {
-      const ch = this.channels.get(s.channel ?? '');
-      if (!ch || !s.state) continue;
-      this.counters.get(ch.name)!.syncs++;
-      out.push({ ch, changed: this.receive(ch, s.state, undefined, from) });
-    }
-    return out;
+  /**
+   * Merges a state (or a part of one) that a peer sent; what changed here is passed on to our other
+   * neighbours: only that, never a whole state that came on connect.
+   */
+  private mergeState(ch: Channel, state: Uint8Array, from: string): void {
+    this.counters.get(ch.name)!.syncs++;
+    const changed = this.receive(ch, state, undefined, from);
+    if (changed) this.push(ch.name, changed, from);
   }
 
   /**
