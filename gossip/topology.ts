@@ -37,6 +37,9 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** Per neighbour, the newest version of each record it sent us: it has that one, so it is not sent back. */
   private readonly sentUs = new Map<string, Map<string, number>>();
   private readonly versions = new WeakMap<PeerRecord, weave.ITopologyPeer>();
+  /** Each peer's neighbours over links both ends report, built when first asked after a change:
+   * routes, reachability and gc ask for them peer by peer, many times per change. */
+  private mutual?: Map<string, string[]>;
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -46,6 +49,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
     const prev = this.peers.get(this.self)?.version ?? 0;
     const rec: PeerRecord = { ...r, name: this.self, version: nextVersion(prev, this.now()) };
     this.peers.set(this.self, rec);
+    this.mutual = undefined;
     this.gc();
     return { peers: [rec] };
   }
@@ -73,7 +77,9 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       this.peers.set(name, rec);
       changed.push(rec);
     }
-    return changed.length ? { peers: changed } : false;
+    if (!changed.length) return false;
+    this.mutual = undefined;
+    return { peers: changed };
   }
 
   /** The records of a queued delta that `peer` has not sent us, and that are still our newest. */
@@ -110,11 +116,17 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
 
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {
-    const rec = this.peers.get(name);
-    if (!rec) return [];
-    const out = new Set<string>();
-    for (const l of rec.links) if (this.peers.get(l.peer)?.links.some((b) => b.peer === name)) out.add(l.peer);
-    return [...out].sort();
+    if (!this.mutual) {
+      const links = new Set<string>();
+      for (const rec of this.peers.values()) for (const l of rec.links) links.add(`${rec.name} ${l.peer}`);
+      this.mutual = new Map();
+      for (const rec of this.peers.values()) {
+        const out = new Set<string>();
+        for (const l of rec.links) if (links.has(`${l.peer} ${rec.name}`)) out.add(l.peer);
+        this.mutual.set(rec.name, [...out].sort());
+      }
+    }
+    return this.mutual.get(name) ?? [];
   }
 
   /** Peers reachable from us over connections both ends report. */
@@ -138,6 +150,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
         this.forgotten.set(name, this.peers.get(name)!.version);
         this.sentUs.delete(name);
         this.peers.delete(name);
+        this.mutual = undefined;
         this.unreachableSince.delete(name);
         forgot = true;
       }
