@@ -78,7 +78,7 @@ export class ControlPlane extends EventEmitter {
     this.macChannel = new GossipChannel(MACS, (emit) => new MacsChannel(name, Date.now, emit));
     this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
-    const net = libp2pNet(node);
+    const net = libp2pNet(node, (peer) => this.liveness.heard(peer));
     this.gossip = new Gossip(net, (ch) => { if (ch === TOPOLOGY.name) this.scheduleTopologyChanged(); this.emit('changed', ch); });
     this.requests = new Requests(net, name, signer, (peer) => this.routes.nextHop(peer));
     this.gossip.addChannel(this.topologyChannel);

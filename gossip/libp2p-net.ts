@@ -8,9 +8,10 @@ const MAX_MESSAGE_BYTES = 16 << 20;
 /**
  * The gossip engine's network in a router: gossipsub topics, one stream per exchange that has a
  * reply, and one-way messages on a long-lived stream per neighbour (lanes.ts). Both forms of a
- * protocol are served: a router that has no lane for it is sent a stream per message.
+ * protocol are served: a router that has no lane for it is sent a stream per message. `heard` is
+ * told of each message served, by its sender.
  */
-export function libp2pNet(node: Node): GossipNet {
+export function libp2pNet(node: Node, heard: (peer: string) => void = () => {}): GossipNet {
   const pubsub = node.services.pubsub;
   const lanes = new Lanes(node, MAX_MESSAGE_BYTES);
   // Kept from libp2p's events (the first connection to a peer, its last gone), not asked of libp2p
@@ -33,13 +34,19 @@ export function libp2pNet(node: Node): GossipNet {
     serve: async (protocol, fn) => {
       await node.handle(protocol, async (stream, connection) => {
         try {
-          const reply = await fn(connection.remotePeer.toString(), await readAll(stream));
+          const from = connection.remotePeer.toString();
+          const data = await readAll(stream);
+          heard(from);
+          const reply = await fn(from, data);
           if (reply) stream.send(reply);
           await stream.close();
         } catch (err) { stream.abort(err as Error); }
       }, { runOnLimitedConnection: false });
       await node.handle(laneProtocol(protocol), async (stream, connection) => {
-        try { await lanes.serve(stream, connection.remotePeer.toString(), fn); await stream.close(); } catch (err) { stream.abort(err as Error); }
+        try {
+          await lanes.serve(stream, connection.remotePeer.toString(), (from, data) => { heard(from); return fn(from, data); });
+          await stream.close();
+        } catch (err) { stream.abort(err as Error); }
       }, { runOnLimitedConnection: false });
     },
     call: async (peer, protocol, data, o) => {

@@ -14,12 +14,17 @@ type Pingable = { muxer?: { ping?(o: { signal: AbortSignal }): Promise<number> }
  * connections has answered for 4 s. The ping is the muxer's own frame on the connection, not
  * libp2p's ping protocol (a new stream per probe, which takes seconds on a loaded machine and made
  * live connections look dead). When our own timer fires late (the event loop was blocked, or the
- * process starved of CPU), the time we were not running is not held against anyone.
+ * process starved of CPU), the time we were not running is not held against anyone. A peer that
+ * sent us a message in the last second has answered already and is not pinged: when a hundred
+ * routers start at once in one process, the pings of six hundred connections were a tenth of the
+ * work while every connection carried topology anyway.
  */
 export class Liveness {
   private timer?: NodeJS.Timeout;
   private readonly lastAnswer = new Map<string, number>();
   private readonly inFlight = new Set<Connection>();
+  /** Peers that sent us a message since the last tick, and when they last did. */
+  private readonly spoke = new Map<string, number>();
   private lastTick = 0;
 
   constructor(private readonly node: Node) {}
@@ -31,6 +36,9 @@ export class Liveness {
 
   stop(): void { clearInterval(this.timer); }
 
+  /** A message came from a peer: as good as an answer to a ping. */
+  heard(peer: string): void { this.spoke.set(peer, Date.now()); }
+
   private tick(): void {
     const now = Date.now();
     const stalled = Math.max(0, now - this.lastTick - INTERVAL_MS * 1.5);
@@ -40,15 +48,18 @@ export class Liveness {
     for (const key of this.lastAnswer.keys()) if (!peers.has(key)) this.lastAnswer.delete(key);
     for (const peer of connected) {
       const key = peer.toString();
-      const last = Math.min(now, (this.lastAnswer.get(key) ?? now) + stalled); // a new connection counts as an answer
+      const spoke = this.spoke.get(key);
+      const last = spoke ?? Math.min(now, (this.lastAnswer.get(key) ?? now) + stalled); // a new connection counts as an answer
       this.lastAnswer.set(key, last);
       if (now - last > DEAD_AFTER_MS) {
         this.lastAnswer.delete(key);
         void this.node.hangUp(peer).catch(() => {});
         continue;
       }
+      if (spoke !== undefined) continue; // no need to ask
       for (const conn of this.node.getConnections(peer)) this.probe(key, conn);
     }
+    this.spoke.clear();
   }
 
   private probe(key: string, conn: Connection): void {
