@@ -111,10 +111,15 @@ export class Gossip {
     this.antiEntropy = setTimeout(() => { this.antiEntropy = undefined; void this.round(); }, delay);
   }
 
-  /** One anti-entropy round; still (nothing differed), the next one waits twice as long, up to the cap. */
+  /**
+   * One anti-entropy round; still (nothing differed, and no channel was left out for changing), the
+   * next one waits twice as long, up to the cap. A round that came right after a change compared
+   * without the changed channel: counting it as still put the repair of a lost delta a second off.
+   */
   private async round(): Promise<void> {
+    const changing = [...this.channels.values()].some((c) => !this.quiet(c));
     const differed = await this.repair();
-    if (differed !== undefined) this.antiEntropyWait = differed ? this.antiEntropyMs : Math.min(this.antiEntropyWait * 2, this.antiEntropyMs * ANTI_ENTROPY_BACKOFF);
+    if (differed !== undefined) this.antiEntropyWait = differed || changing ? this.antiEntropyMs : Math.min(this.antiEntropyWait * 2, this.antiEntropyMs * ANTI_ENTROPY_BACKOFF);
     this.scheduleRound(this.antiEntropyWait);
   }
 
