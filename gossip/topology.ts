@@ -37,9 +37,10 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** Per neighbour, the newest version of each record it sent us: it has that one, so it is not sent back. */
   private readonly sentUs = new Map<string, Map<string, number>>();
   private readonly versions = new WeakMap<PeerRecord, weave.ITopologyPeer>();
-  /** Each peer's neighbours over links both ends report, built when first asked after a change:
-   * routes, reachability and gc ask for them peer by peer, many times per change. */
-  private mutual?: Map<string, string[]>;
+  /** Each peer's neighbours over links both ends report, kept as records change (routes, reachability
+   * and gc ask for them peer by peer, many times per change), and sorted when asked. */
+  private readonly mutual = new Map<string, Set<string>>();
+  private readonly sorted = new Map<string, string[]>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now) {}
@@ -48,8 +49,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   setSelf(r: Omit<PeerRecord, 'name' | 'version'>): weave.ITopology {
     const prev = this.peers.get(this.self)?.version ?? 0;
     const rec: PeerRecord = { ...r, name: this.self, version: nextVersion(prev, this.now()) };
-    this.peers.set(this.self, rec);
-    this.mutual = undefined;
+    this.put(this.self, rec);
     this.gc();
     return { peers: [rec] };
   }
@@ -74,12 +74,10 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       if ((p.links?.length ?? 0) > MAX_PEERS || (p.addrs?.length ?? 0) > 64) { this.rejected++; continue; }
       const rec = toRecord(p);
       sameRecord(rec, p);
-      this.peers.set(name, rec);
+      this.put(name, rec);
       changed.push(rec);
     }
-    if (!changed.length) return false;
-    this.mutual = undefined;
-    return { peers: changed };
+    return changed.length ? { peers: changed } : false;
   }
 
   /** The records of a queued delta that `peer` has not sent us, and that are still our newest. */
@@ -116,18 +114,33 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
 
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {
-    if (!this.mutual) {
-      const links = new Set<string>();
-      for (const rec of this.peers.values()) for (const l of rec.links) links.add(`${rec.name} ${l.peer}`);
-      this.mutual = new Map();
-      for (const rec of this.peers.values()) {
-        const out = new Set<string>();
-        for (const l of rec.links) if (links.has(`${l.peer} ${rec.name}`)) out.add(l.peer);
-        this.mutual.set(rec.name, [...out].sort());
-      }
-    }
-    return this.mutual.get(name) ?? [];
+    let out = this.sorted.get(name);
+    if (!out) this.sorted.set(name, out = [...this.mutual.get(name) ?? []].sort());
+    return out;
   }
+
+  /** Stores a peer's record (or drops it), and follows the links it adds or removes. */
+  private put(name: string, rec?: PeerRecord): void {
+    const before = this.peers.get(name)?.links ?? [];
+    if (rec) this.peers.set(name, rec); else this.peers.delete(name);
+    for (const l of before) this.relink(name, l.peer);
+    for (const l of rec?.links ?? []) this.relink(name, l.peer);
+  }
+
+  private relink(a: string, b: string): void {
+    const both = this.links(a, b) && this.links(b, a);
+    this.mark(a, b, both);
+    this.mark(b, a, both);
+  }
+
+  private mark(a: string, b: string, on: boolean): void {
+    const set = this.mutual.get(a);
+    if (on === !!set?.has(b)) return;
+    if (!on) set!.delete(b); else if (set) set.add(b); else this.mutual.set(a, new Set([b]));
+    this.sorted.delete(a);
+  }
+
+  private links(a: string, b: string): boolean { return this.peers.get(a)?.links.some((l) => l.peer === b) ?? false; }
 
   /** Peers reachable from us over connections both ends report. */
   reachable(): Set<string> {
@@ -149,8 +162,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
       if (now - since >= FORGET_AFTER_MS) {
         this.forgotten.set(name, this.peers.get(name)!.version);
         this.sentUs.delete(name);
-        this.peers.delete(name);
-        this.mutual = undefined;
+        this.put(name);
         this.unreachableSince.delete(name);
         forgot = true;
       }

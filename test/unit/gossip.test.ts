@@ -43,6 +43,28 @@ describe('topology channel', () => {
     assert.equal(states[1], states[2]);
   });
 
+  it('knows each peer\'s neighbours over links both ends report, as records change, come and are forgotten', () => {
+    let clock = 1000;
+    const names = ['me', 'a', 'b', 'c', 'd', 'e'];
+    const authors = new Map(names.map((n) => [n, new TopologyChannel(n, () => clock)]));
+    const t = authors.get('me')!;
+    let seed = 7;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    // What neighbours() must say, computed from the records as they stand.
+    const expected = (name: string) => names.filter((p) => t.peers.get(name)?.links.some((l) => l.peer === p) && t.peers.get(p)?.links.some((l) => l.peer === name)).sort();
+    let forgotten = 0;
+    for (let step = 0; step < 300; step++) {
+      clock += 100 + rnd(2000); // now and then past FORGET_AFTER_MS, so some unreachable peers are forgotten
+      const author = names[rnd(names.length)];
+      const links = names.filter((p) => p !== author && rnd(3) === 0);
+      const d = authors.get(author)!.setSelf(rec(links));
+      if (author !== 'me') t.merge(d, author);
+      if (t.gc()) forgotten++;
+      for (const n of names) assert.deepEqual(t.neighbours(n), expected(n), `step ${step}: ${n}'s neighbours`);
+    }
+    assert.ok(forgotten > 0, 'some peers were forgotten on the way');
+  });
+
   it('refuses a peer claiming to be us, a delta about someone else, and versions from the future', () => {
     const t = new TopologyChannel('me', () => 1000);
     t.setSelf(rec([]));
