@@ -3,7 +3,7 @@ import type { Node } from './node.js';
 
 const INTERVAL_MS = 1000;
 /** A peer that has not answered for this long is hung up on, and so routed around by everyone. */
-export const DEAD_AFTER_MS = 4000;
+export const DEAD_AFTER_MS = 3000;
 
 /** The yamux muxer under a libp2p connection answers pings itself: a 12-byte frame, no stream. */
 type Pingable = { muxer?: { ping?(o: { signal: AbortSignal }): Promise<number> } };
@@ -11,7 +11,7 @@ type Pingable = { muxer?: { ping?(o: { signal: AbortSignal }): Promise<number> }
 /**
  * A killed router's connections close at once (its kernel sends a FIN), but a host that vanishes
  * sends nothing: ping every connection every second and hang up on a peer none of whose
- * connections has answered for 4 s. The ping is the muxer's own frame on the connection, not
+ * connections has answered for 3 s. The ping is the muxer's own frame on the connection, not
  * libp2p's ping protocol (a new stream per probe, which takes seconds on a loaded machine and made
  * live connections look dead). When our own timer fires late (the event loop was blocked, or the
  * process starved of CPU), the time we were not running is not held against anyone. A peer that
