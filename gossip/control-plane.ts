@@ -233,8 +233,8 @@ export class ControlPlane extends EventEmitter {
   }
 
   /**
-   * The neighbours' addresses are written (and fsync'd) at most once a second: while a hundred
-   * routers start, the topology changes many times a second, and only the last list matters.
+   * The neighbours' addresses are written at most once a second: while a hundred routers start,
+   * the topology changes many times a second, and only the last list matters.
    */
   private scheduleSaveKnown(): void {
     if (this.saveTimer) return;
