@@ -102,9 +102,9 @@ async function main(cfg: RouterConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping');
-    for (const s of [...subsystems].reverse()) await s.stop?.().catch((err: Error) => log.warn(`stopping ${s.name}: ${err.message}`));
-    await control.stop();
-    await data.stop();
+    for (const s of [...subsystems].reverse()) if (s.stop) await stopStep(s.name, () => s.stop!());
+    await stopStep('the control plane', () => control.stop());
+    await stopStep('the data plane', () => data.stop());
     api.close();
     rmSync(join(cfg.dataDir, 'weave.pid'), { force: true });
     unlock();
@@ -120,6 +120,21 @@ async function main(cfg: RouterConfig): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane ${cfg.password ? 'encrypted' : 'unencrypted'}`);
+}
+
+/**
+ * A step of stopping that has not finished in this long is left behind, said in the log: the
+ * process exits anyway, and `weave stop` waits 10 s for it. (In CI, once, the control plane's stop
+ * never finished and `weave reset` failed.)
+ */
+const STOP_STEP_MS = 3000;
+
+async function stopStep(what: string, step: () => Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), STOP_STEP_MS); });
+  const done = step().then(() => false, (err: Error) => { log.warn(`stopping ${what}: ${err.message}`); return false; });
+  if (await Promise.race([done, late])) log.warn(`stopping ${what}: not done after ${STOP_STEP_MS / 1000} s; going on without it`);
+  clearTimeout(timer);
 }
 
 main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {
