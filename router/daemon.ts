@@ -124,8 +124,8 @@ async function main(cfg: RouterConfig): Promise<void> {
 
 /**
  * A step of stopping that has not finished in this long is left behind, said in the log: the
- * process exits anyway, and `weave stop` waits 10 s for it. (In CI, once, the control plane's stop
- * never finished and `weave reset` failed.)
+ * process exits anyway, and `weave stop` waits 10 s for it. (In CI, once, a router's stop never
+ * finished, at a step nobody logged, and `weave reset` failed.)
  */
 const STOP_STEP_MS = 3000;
 
