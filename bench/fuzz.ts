@@ -7,13 +7,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, waitFor } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
-import { fuzzDecoders } from '../test/fuzz/decoders.js';
+import { fuzzDecoders } from './fuzzers/decoders.js';
 
 const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
 const N = arg('--n', 1_000_000);
 const LIVE_N = arg('--live-n', N);
 const ONLY = (() => { const i = process.argv.indexOf('--only'); return i > 0 ? process.argv[i + 1].split(',') : ['decoders', 'datagrams', 'gossip', 'http']; })();
-const FUZZ = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fuzz');
+const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzzers');
 const row = (door: string, inputs: number, seconds: number, crashes: number, extra = '') =>
   console.log(`${door.padEnd(22)} ${String(inputs).padStart(9)} inputs  ${(inputs / seconds).toFixed(0).padStart(8)} /s  crashes ${crashes}${extra ? `  ${extra}` : ''}`);
 

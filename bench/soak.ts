@@ -11,7 +11,7 @@ import { launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
 const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
 const MINUTES = arg('--minutes', 30);
-const FUZZ = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fuzz', 'datagrams.js');
+const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzzers', 'datagrams.js');
 
 const usage = (pid: number) => ({
   rssMiB: Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024,

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { RouterConfig } from '../contract/config.js';
+import { DATA_FILES, entryPoint } from '../contract/files.js';
 import { dataDirOwner, inUse } from '../common/data-dir-lock.js';
 import { call, tryReport } from './client.js';
 import type { Report } from '../contract/report.js';
 
-const SUPERVISOR = join(dirname(fileURLToPath(import.meta.url)), '..', 'router', 'supervisor.js');
+const SUPERVISOR = entryPoint('supervisor');
 const READY_TIMEOUT_MS = 20_000;
 
 /** Starts the router detached, logging to the data directory, and returns once its API answers. */
@@ -19,7 +19,7 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
   const owner = dataDirOwner(cfg.dataDir);
   if (owner) throw new Error(inUse(cfg.dataDir, owner));
   mkdirSync(cfg.dataDir, { recursive: true });
-  const logFile = join(cfg.dataDir, 'weave.log');
+  const logFile = join(cfg.dataDir, DATA_FILES.log);
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, [SUPERVISOR, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', fd, fd] });

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { DATAPATHS, DEFAULTS, parseDomain, parseLabel, parseVni, RouterConfig, VOLUME_BACKENDS } from '../contract/config.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
+import { RESET_FILES } from '../contract/files.js';
 import { parseSubnet, within } from '../common/subnet.js';
 import { isUnicastMac } from '../common/mac.js';
 import { isIPv4 } from '../common/cidr.js';
@@ -296,7 +297,7 @@ program.command('reset')
     const r = await call<ResetResult>('POST', '/ipam/reset');
     const report = await call<Report>('GET', '/report');
     await stop();
-    for (const f of ['ipam.json', 'ipam.json.log', 'targets.json', 'attachments.json', 'scheduler.json']) rmSync(join(report.dataDir, f), { force: true });
+    for (const f of RESET_FILES) rmSync(join(report.dataDir, f), { force: true });
     if (r.heir) out(`handed the address space to ${r.heir}`);
   });
 

@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { entryPoint } from '../contract/files.js';
 
 export const CNI_DEFAULTS = { binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d' };
 const CONFLIST = '10-weave.conflist';
@@ -8,7 +9,7 @@ const PLUGIN = 'weave-net';
 /** Debian's containernetworking-plugins put portmap here; runtimes look in the bin dir. */
 const DEBIAN_PORTMAP = '/usr/lib/cni/portmap';
 
-const pluginScript = () => join(dirname(fileURLToPath(import.meta.url)), '..', 'cni', 'weave-net.js');
+const pluginScript = () => entryPoint('cni');
 
 /**
  * `weave setup-cni`: the plugin in the CNI bin dir (a script running this checkout's build with

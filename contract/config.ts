@@ -64,8 +64,6 @@ export const DEFAULTS = {
 
 export const VERSION = '0.1.0';
 
-/** The proxy's unix socket: `eval $(weave env)` points the docker CLI at it. */
-export const PROXY_SOCKET = 'weave.sock';
 
 
 export function parseVni(text: string): number {

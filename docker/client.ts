@@ -1,23 +1,11 @@
 import { UserError } from '../common/errors.js';
-import type { ContainerEngine } from './engine.js';
+import type { ContainerEngine, ContainerInfo, ContainerSummary, DockerEvent } from './engine.js';
 import http from 'node:http';
 
 // A small typed client for the Docker Engine API, over the engine's unix socket or TCP (DOCKER_HOST),
 // with no dependency: only the handful of calls weave needs.
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
-
-export interface ContainerInfo {
-  Id: string;
-  Name: string;
-  State: { Running: boolean; Pid: number; Status: string };
-  Config: { Hostname: string; Image: string };
-}
-
-export interface ContainerSummary { Id: string; Names: string[]; State: string; Status?: string; Labels?: Record<string, string> }
-
-/** What an events stream hands us (only the fields we read). */
-export interface DockerEvent { Type: string; Action: string; id?: string; Actor?: { ID: string }; time?: number }
 
 export class DockerError extends UserError {
   constructor(message: string, readonly status?: number) { super(message); }

@@ -1,4 +1,15 @@
-import type { ContainerInfo, ContainerSummary, DockerEvent } from './client.js';
+/** A container as the Engine API's inspect shows it (only the fields we read). */
+export interface ContainerInfo {
+  Id: string;
+  Name: string;
+  State: { Running: boolean; Pid: number; Status: string };
+  Config: { Hostname: string; Image: string };
+}
+
+export interface ContainerSummary { Id: string; Names: string[]; State: string; Status?: string; Labels?: Record<string, string> }
+
+/** What an events stream hands us (only the fields we read). */
+export interface DockerEvent { Type: string; Action: string; id?: string; Actor?: { ID: string }; time?: number }
 
 /** What the events watcher needs of a container engine: the Docker client, or a fake in tests. */
 export interface ContainerEngine {

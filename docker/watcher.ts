@@ -1,5 +1,5 @@
 import { log } from '../common/log.js';
-import type { DockerEvent } from './client.js';
+import type { DockerEvent } from './engine.js';
 import { REPLICA_LABEL, type ContainerEngine } from './engine.js';
 
 /** What the watcher needs from the router; the composition root provides it. */

@@ -17,8 +17,9 @@ import { peerKeySigner, type Signer } from './signer.js';
 import { Routes } from './routes.js';
 import { ConnectionMaker } from './connection-maker.js';
 import { Liveness } from './liveness.js';
+import { DATA_FILES } from '../contract/files.js';
 
-const KNOWN_FILE = 'known-peers.json';
+const KNOWN_FILE = DATA_FILES.knownPeers;
 /** How long changes to our connections, or records from peers, are gathered before we act on them. */
 const COALESCE_MS = 50;
 /** How long topology changes are gathered before the neighbours' addresses are saved. */
@@ -83,7 +84,7 @@ export class ControlPlane extends EventEmitter {
     this.requests = new Requests(net, name, signer, (peer) => this.routes.nextHop(peer));
     this.gossip.addChannel(this.topologyChannel);
     this.gossip.addChannel(this.macChannel);
-    this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, 'targets.json'), password: !!o.password, self: name });
+    this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, DATA_FILES.targets), password: !!o.password, self: name });
     this.liveness = new Liveness(node);
   }
 

@@ -3,6 +3,7 @@ import { weave } from '../proto/gen/weave.js';
 import type { ControlPlane } from '../gossip/control-plane.js';
 import { channelSpec, GossipChannel, handler, requestSpec } from '../gossip/typed-channel.js';
 import type { IpamReport } from '../contract/report.js';
+import { DATA_FILES } from '../contract/files.js';
 import { contains, ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
 import { Allocator, IpamError } from './allocator.js';
 import { IpamStore } from './persist.js';
@@ -30,7 +31,7 @@ export class IpamService {
     this.range = parseSubnet(cfg.range);
     this.defaultSubnet = cfg.defaultSubnet ? parseSubnet(cfg.defaultSubnet, 'default subnet') : this.range;
     if (!within(this.defaultSubnet, this.range)) throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
-    this.store = new IpamStore(join(dataDir, 'ipam.json'), this.range);
+    this.store = new IpamStore(join(dataDir, DATA_FILES.ipam), this.range);
     const a = this.allocator = new Allocator({
       self: cp.name,
       broadcast: (d) => this.broadcast(d),

@@ -1,6 +1,5 @@
 import type { Mac } from '../common/mac.js';
 import type { MacEntryView } from './mac-table.js';
-import type { ForwarderCounters } from './forwarder.js';
 import type { PeerSecurity } from './data-keys.js';
 
 /**
@@ -64,6 +63,17 @@ export interface Routing {
 
 /** How frames reach a peer: the kernel's VXLAN (fastdp) or our userspace (sleeve), and why. */
 export interface PeerPath { mode: 'fastdp' | 'sleeve'; heartbeat: boolean; reason?: string }
+
+/** What a userspace forwarder counts (the native sleeve's threads count the same). */
+export interface ForwarderCounters {
+  captured: { frames: number; bytes: number };
+  injected: { frames: number; bytes: number };
+  sent: { datagrams: number; bytes: number };
+  received: { datagrams: number; bytes: number };
+  relayed: number;
+  flooded: number;
+  dropped: Record<string, number>;
+}
 
 export interface Traffic { frames: number; bytes: number }
 export interface EndpointReport { name: string; nickname: string; ip: string; port: number; kind: string; tx: Traffic; rx: Traffic; path?: PeerPath }

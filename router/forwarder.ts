@@ -2,19 +2,9 @@ import { decode, encode, encodeDirected, encodeRelay, ETH_HEADER } from './vxlan
 import { isGroupMac, Mac, readMac } from '../common/mac.js';
 import { LOCAL, MacTable } from './mac-table.js';
 import { Endpoint, Endpoints } from './endpoints.js';
-import type { Routing } from './datapath.js';
+import type { ForwarderCounters, Routing } from './datapath.js';
 import { isHeartbeat } from './heartbeat.js';
 import { fragmentationNeeded } from './pmtu.js';
-
-export interface ForwarderCounters {
-  captured: { frames: number; bytes: number };
-  injected: { frames: number; bytes: number };
-  sent: { datagrams: number; bytes: number };
-  received: { datagrams: number; bytes: number };
-  relayed: number;
-  flooded: number;
-  dropped: Record<string, number>;
-}
 
 export interface ForwarderDeps {
   vni: number;

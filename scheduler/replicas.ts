@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existingAttachment, resolveTarget } from '../router/attach.js';
-import type { Attachments } from '../router/attachments.js';
+import { existingAttachment, resolveTarget } from '../attach/veth.js';
+import type { Attachments } from '../attach/attachments.js';
 import type { DockerClient } from '../docker/client.js';
-import { runAttached, type ContainerDns } from '../docker/subsystem.js';
+import { runAttached, type ContainerDns } from '../docker/run.js';
 import type { Placement } from './placement.js';
 import { replicaVolume, type ServiceSpec } from './stack.js';
 import { REPLICA_LABEL, VOLUME_DRIVER } from '../docker/engine.js';

@@ -6,7 +6,7 @@ import { GossipChannel } from '../gossip/typed-channel.js';
 import type { IpamService } from '../ipam/service.js';
 import type { weave } from '../proto/gen/weave.js';
 import { canonicalStack, parseManifest, serviceDigest } from './manifest.js';
-import { Membership, type MembershipView } from './membership.js';
+import { Membership, type MembershipView } from '../membership/majority.js';
 import { place, unplaceable, type Pin, type Placement } from './placement.js';
 import type { LocalReplica, ReplicaEngine } from './replicas.js';
 import { SCHEDULER, SchedulerState, type ReplicaState } from './state.js';

@@ -9,7 +9,7 @@ import { launchAll, report, WEAVE, weave, weaveOk } from '../lab/weave.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_CLI = join(ROOT, 'bin', 'lab');
-const DAEMON = join(ROOT, 'dist', 'router', 'daemon.js');
+const DAEMON = join(ROOT, 'dist', 'daemon', 'main.js');
 const re = (s: string) => s.replace(/[/.()\\[\]?*+^$|{}]/g, '\\$&');
 const netnsList = async () => (await run(['ip', 'netns', 'list'])).stdout;
 

@@ -5,7 +5,7 @@ import { Lab, waitFor } from '../lab/lab.js';
 import type { LabContainer } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
-const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzz', 'datagrams.ts');
+const FUZZ = join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'fuzzers', 'datagrams.ts');
 
 // Hostile datagrams for our userspace (not the kernel's vxlan): the TypeScript forwarder's and the native threads'.
 for (const datapath of ['sleeve-pcap', 'sleeve']) describe(`hostile input never takes a router down (${datapath})`, function () {

@@ -4,6 +4,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, realpath, rm, rmdir, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { run } from '../common/exec.js';
+import { DATA_FILES } from '../contract/files.js';
 import type { VolumeBackend } from './backend.js';
 import { BtrfsBackend } from './btrfs.js';
 import { DirBackend } from './dir.js';
@@ -27,7 +28,7 @@ export async function openPool(o: PoolOptions): Promise<VolumeBackend> {
   const path = m[1] ? resolve(m[1]) : undefined;
   let kind = o.backend ?? 'auto';
   if (kind === 'auto') kind = await chooseKind(path);
-  const where = path ?? join(o.dataDir, kind === 'dir' ? 'volumes' : 'volumes.img');
+  const where = path ?? join(o.dataDir, kind === 'dir' ? 'volumes' : DATA_FILES.volumePool);
   try {
     const size = parseSize(m[2]);
     if (kind === 'dir') return await DirBackend.open(where);

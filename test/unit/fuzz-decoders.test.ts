@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { fuzzDecoders } from '../fuzz/decoders.js';
+import { fuzzDecoders } from '../../bench/fuzzers/decoders.js';
 
 describe('decoders under seeded mutation (a short run; bench/fuzz runs long)', () => {
   for (const seed of [1, 2]) {

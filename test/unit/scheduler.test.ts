@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { IpamNet } from '../fixtures/ipam-net.js';
 import { parseSubnet } from '../../common/subnet.js';
 import { weave } from '../../proto/gen/weave.js';
-import { Membership, FENCE_FRACTION } from '../../scheduler/membership.js';
+import { Membership, FENCE_FRACTION } from '../../membership/majority.js';
 import { SchedulerState, type HostRecord } from '../../scheduler/state.js';
 
 const TIMEOUT = 10_000;

@@ -5,11 +5,11 @@ import { isUnicastMac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import type { AttachRequest, AttachResult, DetachResult, ExposeResult, PsRow } from '../contract/requests.js';
 import type { IpamService } from '../ipam/service.js';
-import { attach, detach, existingAttachment, resolveTarget, type AttachOptions } from './attach.js';
+import { attach, detach, existingAttachment, resolveTarget, type AttachOptions } from './veth.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
 import { ContainersUnavailable, type ContainerLookup } from './container-lookup.js';
-import type { LocalMacs } from './data-plane.js';
+import type { LocalMacs } from '../router/data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
 /** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its names. */

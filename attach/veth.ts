@@ -5,7 +5,7 @@ import { UserError } from '../common/errors.js';
 import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
 import { Cidr, formatCidr } from '../common/cidr.js';
-import { BRIDGE, quietIPv6 } from './bridge.js';
+import { BRIDGE, quietIPv6 } from '../router/bridge.js';
 
 export const CONTAINER_IF = 'ethwe';
 

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { NotFound, UserError } from '../common/errors.js';
-import { route } from '../common/route.js';
-import type { Subsystem } from '../common/subsystem.js';
-import type { CniAddResult, CniCheckResult } from '../contract/requests.js';
-import { detach, existingAttachment } from './attach.js';
-import type { Attachments, Resolved } from './attachments.js';
+import { NotFound, UserError } from '../../common/errors.js';
+import { route } from '../../common/route.js';
+import type { Subsystem } from '../../common/subsystem.js';
+import type { CniAddResult, CniCheckResult } from '../../contract/requests.js';
+import { detach, existingAttachment } from '../veth.js';
+import type { Attachments, Resolved } from '../attachments.js';
 
 /** A CNI attachment's IPAM identity: the container id and its interface (a container may have several). */
 const identOf = (containerId: string, ifname: string) => `cni:${containerId}:${ifname}`;

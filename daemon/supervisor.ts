@@ -2,11 +2,10 @@
 // starts it again whenever it dies other than by `weave stop` (exit 0), with backoff. A router
 // that never came up (bad config, a port taken) is not retried: launch reports why.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { entryPoint } from '../contract/files.js';
 
-const DAEMON = join(dirname(fileURLToPath(import.meta.url)), 'daemon.js');
+const ROUTER = entryPoint('router');
 const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 30_000;
 const STABLE_MS = 60_000;
@@ -22,7 +21,7 @@ function start(): void {
   const started = Date.now();
   // A young generation capped at 4 MiB: V8 otherwise grows it to 16 MiB a semi-space under the
   // data path's allocation rate and keeps the memory (+40 MiB RSS in a 30-minute soak), for no gain.
-  const c = spawn(process.execPath, ['--max-semi-space-size=4', DAEMON, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
+  const c = spawn(process.execPath, ['--max-semi-space-size=4', ROUTER, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, WEAVE_SUPERVISOR: String(process.pid) } });
   child = c;
   // The log is the router's stderr, less libpcap's note that the capture port has no IPv4 address
   // (it has none by design), which cap prints from C where the router cannot stop it.

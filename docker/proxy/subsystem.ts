@@ -1,15 +1,15 @@
 import { join } from 'node:path';
-import { CHECKOUT } from '../common/checkout.js';
-import { log } from '../common/log.js';
-import type { Subsystem } from '../common/subsystem.js';
-import { PROXY_SOCKET } from '../contract/config.js';
-import type { Attachments } from '../router/attachments.js';
-import { DEFAULT_DOCKER_HOST, type DockerClient } from './client.js';
-import type { ContainerDns } from './subsystem.js';
-import { PortPublisher } from './publish.js';
-import { networkAdapter } from './proxy/network-adapter.js';
-import { loadAdapterConfig, mergeEndpoints } from './proxy/powerstrip.js';
-import { DockerProxy, probeListen } from './proxy/proxy.js';
+import { CHECKOUT } from '../../common/checkout.js';
+import { log } from '../../common/log.js';
+import type { Subsystem } from '../../common/subsystem.js';
+import { DATA_FILES } from '../../contract/files.js';
+import type { Attachments } from '../../attach/attachments.js';
+import { DEFAULT_DOCKER_HOST, type DockerClient } from '../client.js';
+import type { ContainerDns } from '../run.js';
+import { PortPublisher } from '../publish.js';
+import { networkAdapter } from './network-adapter.js';
+import { loadAdapterConfig, mergeEndpoints } from './powerstrip.js';
+import { DockerProxy, probeListen } from './proxy.js';
 
 /** Where the build puts the wait program (native/wait) as `w`: the directory is mounted into containers. */
 export const WAIT_DIR = join(CHECKOUT, 'native', 'wait', 'build');
@@ -23,7 +23,7 @@ export function engineHost(env: NodeJS.ProcessEnv, proxySocket: string): string 
 /** What could stop the proxy (a bad adapters file, an address in use), found before a launch makes anything. */
 export async function checkProxy(dataDir: string, o: { tcp?: string; adapters?: string }): Promise<void> {
   if (o.adapters) loadAdapterConfig(o.adapters, { weave: { name: 'weave' } });
-  await probeListen({ socket: join(dataDir, PROXY_SOCKET), tcp: o.tcp });
+  await probeListen({ socket: join(dataDir, DATA_FILES.proxySocket), tcp: o.tcp });
 }
 
 export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: string }
@@ -33,7 +33,7 @@ export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: st
  * external Powerstrip adapters named in a YAML file hook the endpoints they ask for.
  */
 export function proxySubsystem(docker: DockerClient, attachments: Attachments, dns: ContainerDns, o: ProxyOptions): Subsystem {
-  const socket = join(o.dataDir, PROXY_SOCKET);
+  const socket = join(o.dataDir, DATA_FILES.proxySocket);
   const ports = new PortPublisher();
   attachments.onChange(({ attached, entry }) => { if (!attached) ports.unpublish(entry.ident); });
   const network = networkAdapter({

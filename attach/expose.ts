@@ -1,7 +1,7 @@
 import { run, runOk } from '../common/exec.js';
 import { Cidr, formatCidr } from '../common/cidr.js';
-import { gratuitousArp } from './attach.js';
-import { BRIDGE } from './bridge.js';
+import { gratuitousArp } from './veth.js';
+import { BRIDGE } from '../router/bridge.js';
 
 /** The IPAM identity of the host's own address on the overlay, as Weave names it. */
 export const EXPOSE_ID = 'weave:expose';

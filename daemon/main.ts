@@ -7,24 +7,26 @@ import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { parseVxlanPeer } from '../common/address.js';
 import { registerGossip, type Subsystem } from '../common/subsystem.js';
-import { DEFAULTS, PROXY_SOCKET, RouterConfig } from '../contract/config.js';
+import { DEFAULTS, RouterConfig } from '../contract/config.js';
+import { DATA_FILES } from '../contract/files.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ipamSubsystem } from '../ipam/subsystem.js';
 import { dnsSubsystem } from '../dns/subsystem.js';
 import { DockerClient } from '../docker/client.js';
-import { containersSubsystem, dockerContainers } from '../docker/subsystem.js';
-import { checkProxy, engineHost, proxySubsystem } from '../docker/proxy-subsystem.js';
-import { Attachments } from './attachments.js';
-import { attachmentsSubsystem } from './attachments-subsystem.js';
-import { cniSubsystem } from './cni-subsystem.js';
-import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from './bridge.js';
-import { bridgeAddresses } from './expose.js';
-import { DataPlane } from './data-plane.js';
+import { containersSubsystem } from '../docker/subsystem.js';
+import { dockerContainers } from '../docker/containers.js';
+import { checkProxy, engineHost, proxySubsystem } from '../docker/proxy/subsystem.js';
+import { Attachments } from '../attach/attachments.js';
+import { attachmentsSubsystem } from '../attach/subsystem.js';
+import { cniSubsystem } from '../attach/cni/subsystem.js';
+import { BRIDGE, ensureBridge, underlayMtu, VXLAN_OVERHEAD } from '../router/bridge.js';
+import { bridgeAddresses } from '../attach/expose.js';
+import { DataPlane } from '../router/data-plane.js';
 import { lockDataDir } from '../common/data-dir-lock.js';
-import { routerSubsystem } from './router-subsystem.js';
-import { openDatapath } from './open-datapath.js';
-import { SEAL_OVERHEAD } from './seal.js';
+import { routerSubsystem } from '../router/subsystem.js';
+import { openDatapath } from '../router/open-datapath.js';
+import { SEAL_OVERHEAD } from '../router/seal.js';
 import { loadNative } from '../native/addon.js';
 import { parseSubnet } from '../common/subnet.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -34,7 +36,7 @@ import { hostLabels } from '../scheduler/host-labels.js';
 import { VolumeManager } from '../volumes/manager.js';
 import { volumesSubsystem } from '../volumes/subsystem.js';
 import { openPool } from '../volumes/pool.js';
-import { stopVolumeUsers, volumeUsers } from '../docker/subsystem.js';
+import { stopVolumeUsers, volumeUsers } from '../docker/volume-users.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -57,8 +59,8 @@ async function main(cfg: RouterConfig): Promise<void> {
     rotateMs: cfg.keyRotationMs ?? DEFAULTS.keyRotationMs, aes: native.ok && native.aesGcmHardware,
   } : undefined);
   const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
-  const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, PROXY_SOCKET)));
-  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, 'attachments.json'));
+  const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, DATA_FILES.proxySocket)));
+  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, DATA_FILES.attachments));
   const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain ?? DEFAULTS.dnsDomain, resolvConf: cfg.resolvConf ?? DEFAULTS.resolvConf,
     bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
   attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
@@ -76,11 +78,11 @@ async function main(cfg: RouterConfig): Promise<void> {
     request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
     open: () => openPool({ dataDir: cfg.dataDir, spec: vcfg.pool, backend: vcfg.backend, mountNs: vcfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
     users: async (name) => (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
-    file: join(cfg.dataDir, 'volumes.json'), replicateIntervalMs: vcfg.replicateIntervalMs ?? DEFAULTS.replicateIntervalMs,
+    file: join(cfg.dataDir, DATA_FILES.volumes), replicateIntervalMs: vcfg.replicateIntervalMs ?? DEFAULTS.replicateIntervalMs,
   });
   const scheduler: Scheduler = new Scheduler(peerNet,
     ipam, dockerReplicas(docker, attachments, cfg.nickname, containerDns),
-    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, 'scheduler.json'),
+    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.scheduler),
       volumes: { home: (v): string | undefined => volumes.home(v), ensure: async (v, replicas) => { if (!volumes.state.live(v)) await volumes.create(v, replicas); } } });
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
@@ -106,7 +108,7 @@ async function main(cfg: RouterConfig): Promise<void> {
     await stopStep('the control plane', () => control.stop());
     await stopStep('the data plane', () => data.stop());
     api.close();
-    rmSync(join(cfg.dataDir, 'weave.pid'), { force: true });
+    rmSync(join(cfg.dataDir, DATA_FILES.pid), { force: true });
     unlock();
     process.exit(0);
   };
@@ -115,7 +117,7 @@ async function main(cfg: RouterConfig): Promise<void> {
   await ensureBridge(mtu);
   await data.start();
   for (const s of subsystems) await s.start?.();
-  writeFileAtomic(join(cfg.dataDir, 'weave.pid'), `${process.pid}\n`);
+  writeFileAtomic(join(cfg.dataDir, DATA_FILES.pid), `${process.pid}\n`);
   process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -1,4 +1,5 @@
-import type { HostRecord } from './state.js';
+/** What a host says of the others: whom it has lost (its own record in the cluster's host list). */
+export interface HostVote { peer: string; incarnation: number; lost: readonly string[] }
 
 /** A peer unreachable this far into the host timeout is suspected: its replicas get warm standbys elsewhere (a router restarting is back sooner). */
 export const SUSPECT_FRACTION = 0.1;
@@ -33,7 +34,7 @@ export class Membership {
   constructor(private readonly self: string, private readonly timeoutMs: number) {}
 
   /** `members`: the hosts not declared dead, ourselves included; `reachable`: whether the topology reaches a peer now. */
-  observe(members: readonly HostRecord[], reachable: (peer: string) => boolean, now: number): MembershipView {
+  observe(members: readonly HostVote[], reachable: (peer: string) => boolean, now: number): MembershipView {
     const names = new Set(members.map((m) => m.peer));
     for (const p of this.unreachableSince.keys()) if (!names.has(p)) this.unreachableSince.delete(p);
     const lost: string[] = [];
