@@ -1,7 +1,7 @@
 import http from 'node:http';
-import { DEFAULTS } from '../contract/config.js';
+import { DEFAULT_HTTP_ADDR } from '../api/options.js';
 
-export const httpAddr = (): string => process.env.WEAVE_HTTP_ADDR || DEFAULTS.httpAddr;
+export const httpAddr = (): string => process.env.WEAVE_HTTP_ADDR || DEFAULT_HTTP_ADDR;
 
 export class NotRunning extends Error {
   constructor() { super(`the weave router is not running here (nothing answers on ${httpAddr()}): start it with "weave launch"`); }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { RouterConfig } from '../contract/config.js';
+import type { RouterConfig } from '../daemon/options.js';
 import { DATA_FILES, entryPoint } from '../contract/files.js';
 import { dataDirOwner, inUse } from '../common/data-dir-lock.js';
 import { call, tryReport } from './client.js';

@@ -1,8 +1,9 @@
 import '../common/polyfill.js';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { basename, join, resolve } from 'node:path';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { DATAPATHS, DEFAULTS, parseDomain, parseLabel, parseVni, RouterConfig, VOLUME_BACKENDS } from '../contract/config.js';
+import { LAUNCH_OPTIONS, type RouterConfig } from '../daemon/options.js';
+import { addFlags, configOf } from './launch-flags.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { RESET_FILES } from '../contract/files.js';
@@ -17,46 +18,9 @@ import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
-function intIn(name: string, min: number, max: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`invalid ${name} "${v}": expected an integer ${min}..${max}`);
-    return n;
-  };
-}
-
 function peerAddress(v: string): string {
   parsePeerAddress(v);
   return v;
-}
-
-/** The API carries no authentication: anything but loopback is a deliberate choice, so it must be exact. */
-function httpAddress(v: string): string {
-  const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(v);
-  if (!m || !isIPv4(m[1]) || !(Number(m[2]) > 0 && Number(m[2]) < 65536)) {
-    throw new Error(`invalid HTTP address "${v}": expected IPv4:PORT, like ${DEFAULTS.httpAddr}`);
-  }
-  return v;
-}
-
-/** The proxy on TCP: loopback unless an address is given (the Docker API is root on this host). */
-function proxyTcp(v: string): string {
-  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+)$/.exec(v);
-  if (!m || (m[1] !== undefined && !isIPv4(m[1])) || !(Number(m[2]) > 0 && Number(m[2]) < 65536)) throw new Error(`invalid --proxy-tcp "${v}": expected PORT or IPv4:PORT`);
-  return `${m[1] ?? '127.0.0.1'}:${m[2]}`;
-}
-
-function vxlanPeer(v: string, prev: string[] = []): string[] {
-  parseVxlanPeer(v, DEFAULTS.udpPort);
-  return [...prev, v];
-}
-
-const subnetArg = (what: string) => (v: string) => parseSubnet(v, `${what} value`).text;
-
-function consensusArg(v: string): number {
-  const m = /^consensus=(\d+)$/.exec(v);
-  if (!m || Number(m[1]) < 1) throw new Error(`invalid --ipalloc-init "${v}": expected consensus=N with N >= 1`);
-  return Number(m[1]);
 }
 
 /** NAME=VALUE of the variables that `-e NAME` (no value) passes on from this environment to the container. */
@@ -71,56 +35,12 @@ const program = new Command('weave')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-program.command('launch')
+addFlags(program.command('launch')
   .description('start the router on this host, connecting to the given peers')
-  .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)')
-  .option('--nickname <name>', 'a name for this peer (default: hostname)')
-  .addOption(new Option('--data-dir <dir>', 'where the router keeps its state and log').env('WEAVE_DATA_DIR').default(DEFAULTS.dataDir))
-  .option('--port <port>', 'control plane TCP port', intIn('port', 1, 65535), DEFAULTS.port)
-  .option('--udp-port <port>', 'data plane UDP port (VXLAN)', intIn('port', 1, 65535), DEFAULTS.udpPort)
-  .option('--vni <vni>', 'VXLAN network identifier shared by all peers', parseVni, DEFAULTS.vni)
-  .option('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', vxlanPeer, [])
-  .option('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', intIn('MTU', 576, 65000))
-  .addOption(new Option('--datapath <name>', 'how frames move: auto (the first of these that can run here), fastdp (the kernel\'s VXLAN), sleeve (native userspace: TAP and UDP offloads) or sleeve-pcap (libpcap, portable)').choices(DATAPATHS).default('auto'))
-  .option('--http-addr <addr>', 'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)', httpAddress, DEFAULTS.httpAddr)
-  .option('--no-discovery', 'do not connect to the peers our peers know')
-  .option('--conn-limit <n>', 'most connections to other peers', intIn('connection limit', 1, 10000), DEFAULTS.connLimit)
-  .addOption(new Option('--password <password>', 'a private network: peers without it never join, and every frame between routers is encrypted (or set WEAVE_PASSWORD)').env('WEAVE_PASSWORD'))
-  .option('--trusted-subnets <cidr,...>', 'with a password: frames between peers that both have each other in these subnets go unencrypted', (v: string) => v.split(',').map(subnetArg('--trusted-subnets')))
-  .option('--key-rotation <seconds>', 'with a password: how often each pair of peers agrees new data-plane keys', intIn('key rotation', 1, 86400), DEFAULTS.keyRotationMs / 1000)
-  .option('--ipalloc-range <cidr>', 'the range IPAM hands container addresses out of, the same on every peer', subnetArg('--ipalloc-range'), DEFAULTS.ipallocRange)
-  .option('--ipalloc-default-subnet <cidr>', 'the subnet of the range used when none is asked for (default: the whole range)', subnetArg('--ipalloc-default-subnet'))
-  .option('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', intIn('grace', 0, 86400), DEFAULTS.releaseGraceMs / 1000)
-  .option('--dns-domain <domain>', 'the cluster DNS domain containers are named in', parseDomain, DEFAULTS.dnsDomain)
-  .option('--resolv-conf <file>', 'where the resolvers for other names are listed', DEFAULTS.resolvConf)
-  .option('--no-proxy', 'do not start the Docker API proxy (weave env)')
-  .option('--proxy-tcp <[ip:]port>', 'also serve the Docker API proxy on TCP (default IP 127.0.0.1)', proxyTcp)
-  .option('--proxy-adapters <file>', 'Powerstrip-style adapters for the Docker API proxy (YAML)')
-  .option('--label <key=value>', 'a host label for the scheduler\'s constraints and spread (repeatable; os and arch are read from the host)', parseLabel, {})
-  .option('--host-timeout <seconds>', 'how long a majority of hosts must have lost a host before its replicas are placed elsewhere', intIn('host timeout', 2, 3600), DEFAULTS.hostTimeoutMs / 1000)
-  .option('--volume-pool <path[:size]>', 'where volumes live: a directory on btrfs, or a loop file made there (default: volumes.img in the data directory, 10G, made when a volume is first needed)')
-  .addOption(new Option('--volume-backend <kind>', 'btrfs (subvolumes, snapshots, incremental send) or dir (plain directories, for hosts without btrfs); auto: btrfs when this host has it').choices(VOLUME_BACKENDS).default('auto'))
-  .option('--replicate-interval <seconds>', 'how often volumes with more than one copy send their changes to the other copies', intIn('replicate interval', 1, 3600), DEFAULTS.replicateIntervalMs / 1000)
-  .option('--ipalloc-init <consensus=N>', 'how many peers must be reachable before the range is first split (default: 1 + the peers given here)', consensusArg)
-  .action(async (peers: string[], o) => {
-    const cfg: RouterConfig = {
-      dataDir: resolve(o.dataDir), nickname: o.nickname ?? '', port: o.port, udpPort: o.udpPort, httpAddr: o.httpAddr,
-      vni: o.vni, mtu: o.mtu, datapath: o.datapath, peers: peers.map(peerAddress), vxlanPeers: o.vxlanPeer, discovery: o.discovery, connLimit: o.connLimit,
-      ipallocRange: o.ipallocRange, ipallocDefaultSubnet: o.ipallocDefaultSubnet, ipallocConsensus: o.ipallocInit ?? 1 + peers.length,
-      releaseGraceMs: o.releaseGrace * 1000, dnsDomain: o.dnsDomain, resolvConf: resolve(o.resolvConf),
-      proxy: { enabled: o.proxy, tcp: o.proxyTcp, adapters: o.proxyAdapters && resolve(o.proxyAdapters) },
-      trustedSubnets: o.trustedSubnets ?? [], keyRotationMs: o.keyRotation * 1000, labels: o.label, hostTimeoutMs: o.hostTimeout * 1000,
-      volumes: { pool: o.volumePool?.replace(/^[^:]+/, (p: string) => resolve(p)), backend: o.volumeBackend, replicateIntervalMs: o.replicateInterval * 1000, pluginDir: process.env.WEAVE_PLUGIN_DIR || DEFAULTS.pluginDir,
-        mountNs: process.env.WEAVE_MOUNT_NS || undefined },
-    };
-    if (cfg.proxy?.adapters && !existsSync(cfg.proxy.adapters)) throw new Error(`--proxy-adapters: no such file ${cfg.proxy.adapters}`);
-    const proxyPort = Number(cfg.proxy?.tcp?.split(':')[1]);
-    if (cfg.proxy?.tcp === cfg.httpAddr || proxyPort === cfg.port) throw new Error(`--proxy-tcp ${cfg.proxy!.tcp} is the router's own ${proxyPort === cfg.port ? 'control port' : 'HTTP API address'}: pick another port`);
-    if (cfg.ipallocDefaultSubnet && !within(parseSubnet(cfg.ipallocDefaultSubnet), parseSubnet(cfg.ipallocRange))) {
-      throw new Error(`--ipalloc-default-subnet ${cfg.ipallocDefaultSubnet} is outside --ipalloc-range ${cfg.ipallocRange}`);
-    }
+  .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)'), LAUNCH_OPTIONS)
+  .action(async (peers: string[], _o: unknown, cmd: Command) => {
+    const cfg = { ...configOf(cmd, LAUNCH_OPTIONS), peers: peers.map(peerAddress) } as RouterConfig;
     process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
-    if (o.password) process.env.WEAVE_PASSWORD = o.password; // handed to the daemon by environment, not argv
     const r = await launch(cfg);
     out(r.name);
   });

@@ -1,11 +1,13 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { ENTRY_POINTS } from '../contract/files.js';
 
 const LOCK = 'weave.lock';
 
 /** A live weave router daemon: a pid reused by some other process after a kill -9 does not count. */
+const ROUTER = ENTRY_POINTS.router.replace(/\.js$/, ''); // compiled (.js) or run from source (.ts)
 const isDaemon = (pid: number): boolean => {
-  try { return /router\/daemon\.[jt]s/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8')); } catch { return false; }
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith(`${ROUTER}.js`) || a.endsWith(`${ROUTER}.ts`)); } catch { return false; }
 };
 
 const lockPid = (file: string): number => { try { return Number(readFileSync(file, 'utf8').trim()) || 0; } catch { return 0; } };

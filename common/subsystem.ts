@@ -6,7 +6,7 @@ import type { Route } from './route.js';
 export type { StatusSection };
 
 /**
- * What a subsystem contributes to the router. The composition root (router/daemon.ts) registers
+ * What a subsystem contributes to the router. The composition root (daemon/main.ts) registers
  * each one: its channels and request handlers go to the control plane, its routes, report
  * fields, status, views and metrics to the API; start runs in registration order, stop in reverse.
  */

@@ -7,8 +7,8 @@ import { log } from '../common/log.js';
 import { writeFileAtomic } from '../common/files.js';
 import { parseVxlanPeer } from '../common/address.js';
 import { registerGossip, type Subsystem } from '../common/subsystem.js';
-import { DEFAULTS, RouterConfig } from '../contract/config.js';
 import { DATA_FILES } from '../contract/files.js';
+import { type RouterConfig, withDefaults } from './options.js';
 import { ControlPlane } from '../gossip/control-plane.js';
 import { IpamService } from '../ipam/service.js';
 import { ipamSubsystem } from '../ipam/subsystem.js';
@@ -40,28 +40,28 @@ import { stopVolumeUsers, volumeUsers } from '../docker/volume-users.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
-async function main(cfg: RouterConfig): Promise<void> {
+async function main(given: RouterConfig): Promise<void> {
+  const cfg = { ...given, nickname: given.nickname || hostname() };
   mkdirSync(cfg.dataDir, { recursive: true });
   const unlock = lockDataDir(cfg.dataDir);
-  cfg.nickname ||= hostname();
   cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
   // Sealed datagrams carry a header and a tag more: the overlay MTU leaves room for them.
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD - (cfg.password ? SEAL_OVERHEAD : 0);
   const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));
-  if (cfg.proxy?.enabled !== false) await checkProxy(cfg.dataDir, cfg.proxy ?? {});
-  const { datapath, why } = await openDatapath(cfg.datapath ?? 'auto', { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password }, cfg.port);
+  if (cfg.proxy) await checkProxy(cfg.dataDir, { tcp: cfg.proxyTcp, adapters: cfg.proxyAdapters });
+  const { datapath, why } = await openDatapath(cfg.datapath, { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password }, cfg.port);
   const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
     sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
-  if (!cfg.password && cfg.trustedSubnets?.length) log.warn('--trusted-subnets has no effect without a password: the data plane is not encrypted');
+  if (!cfg.password && cfg.trustedSubnets.length) log.warn('--trusted-subnets has no effect without a password: the data plane is not encrypted');
   const native = loadNative();
   const data = new DataPlane(mtu, cfg.vni, datapath, control, cfg.password ? {
-    password: cfg.password, trustedSubnets: (cfg.trustedSubnets ?? []).map((t) => parseSubnet(t)),
-    rotateMs: cfg.keyRotationMs ?? DEFAULTS.keyRotationMs, aes: native.ok && native.aesGcmHardware,
+    password: cfg.password, trustedSubnets: cfg.trustedSubnets.map((t) => parseSubnet(t)),
+    rotateMs: cfg.keyRotationMs, aes: native.ok && native.aesGcmHardware,
   } : undefined);
-  const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus }, cfg.nickname);
+  const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus ?? 1 + cfg.peers.length }, cfg.nickname);
   const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, DATA_FILES.proxySocket)));
   const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, DATA_FILES.attachments));
-  const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain ?? DEFAULTS.dnsDomain, resolvConf: cfg.resolvConf ?? DEFAULTS.resolvConf,
+  const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain, resolvConf: cfg.resolvConf,
     bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
   attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
@@ -73,16 +73,15 @@ async function main(cfg: RouterConfig): Promise<void> {
   const containerDns = { domain: dns.domain, resolver };
   // The volume manager and the scheduler need each other: volumes follow the scheduler's deaths, replicas their volumes.
   const peerNet = { name: control.name, nickname: (p: string) => control.nickname(p), reachable: (p: string) => control.routes.nextHop(p) !== undefined };
-  const vcfg = cfg.volumes ?? {};
   const volumes: VolumeManager = new VolumeManager({ ...peerNet, dead: (p): boolean => scheduler.isDead(p), members: (): string[] => scheduler.members(),
     request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
-    open: () => openPool({ dataDir: cfg.dataDir, spec: vcfg.pool, backend: vcfg.backend, mountNs: vcfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
+    open: () => openPool({ dataDir: cfg.dataDir, spec: cfg.volumePool, backend: cfg.volumeBackend, mountNs: cfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
     users: async (name) => (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
-    file: join(cfg.dataDir, DATA_FILES.volumes), replicateIntervalMs: vcfg.replicateIntervalMs ?? DEFAULTS.replicateIntervalMs,
+    file: join(cfg.dataDir, DATA_FILES.volumes), replicateIntervalMs: cfg.replicateIntervalMs,
   });
   const scheduler: Scheduler = new Scheduler(peerNet,
     ipam, dockerReplicas(docker, attachments, cfg.nickname, containerDns),
-    { hostTimeoutMs: cfg.hostTimeoutMs ?? DEFAULTS.hostTimeoutMs, labels: hostLabels(cfg.labels ?? {}), nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.scheduler),
+    { hostTimeoutMs: cfg.hostTimeoutMs, labels: hostLabels(cfg.labels), nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.scheduler),
       volumes: { home: (v): string | undefined => volumes.home(v), ensure: async (v, replicas) => { if (!volumes.state.live(v)) await volumes.create(v, replicas); } } });
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
@@ -90,12 +89,12 @@ async function main(cfg: RouterConfig): Promise<void> {
     routerSubsystem(cfg, control, data),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
-    containersSubsystem(docker, attachments, cfg.releaseGraceMs ?? DEFAULTS.releaseGraceMs, containerDns),
-    ...(cfg.proxy?.enabled === false ? [] : [proxySubsystem(docker, attachments, containerDns, { dataDir: cfg.dataDir, tcp: cfg.proxy?.tcp, adaptersFile: cfg.proxy?.adapters })]),
+    containersSubsystem(docker, attachments, cfg.releaseGraceMs, containerDns),
+    ...(cfg.proxy ? [proxySubsystem(docker, attachments, containerDns, { dataDir: cfg.dataDir, tcp: cfg.proxyTcp, adaptersFile: cfg.proxyAdapters })] : []),
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
     schedulerSubsystem(scheduler),
-    volumesSubsystem(volumes, { pluginDir: vcfg.pluginDir ?? DEFAULTS.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
+    volumesSubsystem(volumes, { pluginDir: cfg.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
   ];
   await registerGossip(control, subsystems);
 
@@ -139,7 +138,7 @@ async function stopStep(what: string, step: () => Promise<unknown>): Promise<voi
   clearTimeout(timer);
 }
 
-main(JSON.parse(process.argv[2] ?? '{}') as RouterConfig).catch((err: Error) => {
+main(withDefaults(JSON.parse(process.argv[2] ?? '{}') as Partial<RouterConfig>)).catch((err: Error) => {
   process.stderr.write(`fatal: ${err.message}\n`);
   process.exit(1);
 });

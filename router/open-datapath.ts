@@ -1,4 +1,4 @@
-import type { DatapathChoice } from '../contract/config.js';
+import type { DatapathChoice } from './options.js';
 import { run } from '../common/exec.js';
 import { loadNative } from '../native/addon.js';
 import type { Datapath, DatapathConfig } from './datapath.js';

@@ -1,6 +1,6 @@
 import type { ControlPlane } from '../gossip/control-plane.js';
 import type { RouterReport } from '../contract/report.js';
-import { RouterConfig, VERSION } from '../contract/config.js';
+import { VERSION } from '../contract/config.js';
 import type { MetricDef, Sample } from '../common/metrics.js';
 import { route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
@@ -10,7 +10,12 @@ import { renderConnections, renderPeers, renderTargets, routerRows } from './sta
 const CONNECTION_STATES = ['established', 'connecting', 'failed'];
 
 /** The router itself: who it is, its control plane's view and its data plane, and the commands on its peers. */
-export function routerSubsystem(cfg: RouterConfig, control: ControlPlane, data: DataPlane): Subsystem {
+/** What the router's report says of how it was launched. */
+export interface RouterIdentity {
+  dataDir: string; nickname: string; password?: string; discovery: boolean; port: number; udpPort: number; connLimit: number;
+}
+
+export function routerSubsystem(cfg: RouterIdentity, control: ControlPlane, data: DataPlane): Subsystem {
   const started = Date.now();
   const report = (): RouterReport => {
     const c = control.view();

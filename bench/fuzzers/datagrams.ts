@@ -1,7 +1,7 @@
 // Sends hostile datagrams to a router's data port, from wherever it runs (a lab host whose address
 // is one of the router's peers, so they get past the sender check): random bytes, mutated VXLAN and
 // relay frames, oversized and truncated ones, every header field at its limits.
-// `node test/fuzz/datagrams.js IP PORT VNI MTU COUNT SEED` prints how many it sent.
+// `node dist/bench/fuzzers/datagrams.js IP PORT VNI MTU COUNT SEED` prints how many it sent.
 import dgram from 'node:dgram';
 
 export function* hostileDatagrams(vni: number, mtu: number, seed: number): Generator<Buffer> {

@@ -2,7 +2,7 @@ import '../../common/polyfill.js';
 // A hostile control-plane peer: joins a router (its password, if any, in WEAVE_PASSWORD) and sends
 // it mutated gossip: valid messages of every channel with bytes flipped or cut, on the gossipsub
 // topics, in sync messages, and as requests. Prints how many it sent, then stays until killed.
-// `node test/fuzz/gossip.js IP COUNT SEED`
+// `node dist/bench/fuzzers/gossip.js IP COUNT SEED`
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createNode } from '../../gossip/node.js';

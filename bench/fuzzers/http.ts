@@ -1,6 +1,6 @@
 // Hostile HTTP for a router's API: random methods, paths (every route's shape, bent), query
 // strings, headers and bodies, and raw garbage on the socket. Prints a JSON summary of the status
-// codes it got. `node test/fuzz/http.js HOST:PORT COUNT SEED`
+// codes it got. `node dist/bench/fuzzers/http.js HOST:PORT COUNT SEED`
 import http from 'node:http';
 import net from 'node:net';
 

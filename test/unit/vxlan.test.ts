@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { decode, encode } from '../../router/vxlan.js';
-import { parseVni } from '../../contract/config.js';
+import { parseVni } from '../../router/options.js';
 
 const frame = Buffer.from('ffffffffffff0200000000010806' + '00'.repeat(28), 'hex');
 
