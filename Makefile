@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
 APT_PACKAGES := libpcap-dev libssl-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables wireguard-go wireguard-tools btrfs-progs
 
-.PHONY: all node deps build test demo bench clean
+.PHONY: all node deps build test lint format demo bench clean
 all: build
 
 # A Node.js 20.19+ (the machine's, or Node 22 from the npm registry in .tools/node: see bin/ensure-node).
@@ -16,7 +16,7 @@ TOOLS_NODEDIR = $(patsubst %/include/node,%,$(firstword $(wildcard $(CURDIR)/.to
 
 # Debian packages (only when one is missing), then the npm packages, then the build.
 deps: node
-	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); }
 	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || $(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm ci --no-audit --no-fund
 
 build: deps
@@ -24,6 +24,13 @@ build: deps
 
 test: build
 	npx mocha
+
+# Biome formats (width 120) and lints; `make format` rewrites the tree as `make lint` wants it.
+lint: deps
+	npx biome ci .
+
+format: deps
+	npx biome check --write .
 
 demo: build
 	node dist/lab/demo.js
