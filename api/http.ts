@@ -7,7 +7,7 @@ import { VERSION } from '../contract/config.js';
 import { checkBody, readJson } from './body.js';
 import { ReportStream } from './events.js';
 import { SubsystemMetrics } from './metrics.js';
-import { Asset, loadPageAssets } from './page-assets.js';
+import { type Asset, loadPageAssets } from './page-assets.js';
 import { parseQuery } from './query.js';
 import { RouteTable } from './route-table.js';
 import { renderStatus } from './status.js';
@@ -22,7 +22,7 @@ export interface ApiOptions {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
+  const text = `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
@@ -141,7 +141,7 @@ export function startApi(addr: string, o: ApiOptions): Promise<http.Server> {
     const m = table.match(req.method ?? '', path);
     const route = m && 'route' in m ? m.route : undefined;
     const fail = (status: number, message: string, headers: http.OutgoingHttpHeaders = {}) =>
-      (wantsText(req, route) ? sendRaw(res, TEXT, message + '\n', headers, status) : send(res, status, { error: message }, headers));
+      (wantsText(req, route) ? sendRaw(res, TEXT, `${message}\n`, headers, status) : send(res, status, { error: message }, headers));
     if (!m) return fail(404, `no such endpoint: ${req.method} ${path.slice(0, 100)}`);
     if (!route) {
       const allow = (m as { allowed: string[] }).allowed.join(', ');

@@ -1,5 +1,5 @@
 import { KeyedSerial } from '../common/keyed-serial.js';
-import { Cidr, formatCidr, parseCidr } from '../common/cidr.js';
+import { type Cidr, formatCidr, parseCidr } from '../common/cidr.js';
 import { UserError } from '../common/errors.js';
 import { isUnicastMac } from '../common/mac.js';
 import { log } from '../common/log.js';
@@ -8,7 +8,7 @@ import type { IpamService } from '../ipam/service.js';
 import { attach, detach, existingAttachment, resolveTarget, type AttachOptions } from './veth.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
-import { ContainersUnavailable, type ContainerLookup } from './container-lookup.js';
+import { ContainersUnavailable, type ContainerLookup, type ContainerRef } from './container-lookup.js';
 import type { LocalMacs } from '../router/data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
@@ -132,7 +132,7 @@ export class Attachments {
     const wanted = targets.length ? await Promise.all(targets.map((x) => this.resolve(x, { running: false }))) : undefined;
     const rows: PsRow[] = [];
     const exposed = wanted ? undefined : await bridgeAddresses();
-    if (exposed && exposed.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
+    if (exposed?.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
     for (const e of this.attached.values()) {
       if (wanted && !wanted.some((w) => w.ident === e.ident)) continue;
       rows.push({ id: e.container ? e.container.slice(0, 12) : e.label, mac: e.mac, cidrs: e.cidrs });
@@ -179,7 +179,7 @@ export class Attachments {
   async resolve(target: string, o: { running: boolean } = { running: true }): Promise<Resolved> {
     if (/^(netns|pid):/.test(target)) { resolveTarget(target); return { ident: target, nsTarget: target, label: target }; }
     const ref = target.replace(/^docker:/, '');
-    let c;
+    let c: ContainerRef | undefined;
     try { c = await this.containers.find(ref); } catch (err) {
       if (err instanceof ContainersUnavailable) throw new UserError(`unknown target "${target}": not netns:NAME, netns:/path or pid:PID, and ${err.message}`);
       throw err;

@@ -1,5 +1,5 @@
 import { run, runOk } from '../common/exec.js';
-import { Cidr, formatCidr } from '../common/cidr.js';
+import { type Cidr, formatCidr } from '../common/cidr.js';
 import { gratuitousArp } from './veth.js';
 import { BRIDGE } from '../router/bridge.js';
 

@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { UserError } from '../common/errors.js';
 import { log } from '../common/log.js';
 import { run, runOk } from '../common/exec.js';
-import { Cidr, formatCidr } from '../common/cidr.js';
+import { type Cidr, formatCidr } from '../common/cidr.js';
 import { BRIDGE, quietIPv6 } from '../router/bridge.js';
 
 export const CONTAINER_IF = 'ethwe';
@@ -58,12 +58,12 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
   const netns = resolveTarget(target);
   const dev = o.ifname ?? CONTAINER_IF;
   const hostIf = hostIfName(netns, dev);
-  const made = await run(inNs(netns, ['ip', '-batch', '-']), { input: [
+  const made = await run(inNs(netns, ['ip', '-batch', '-']), { input: `${[
     `link add name ${dev} mtu ${mtu}${o.mac ? ` address ${o.mac}` : ''} type veth peer name ${hostIf} mtu ${mtu} netns ${process.pid}`,
     ...cidrs.map((c) => `addr add ${formatCidr(c)} dev ${dev}`),
     `link set dev ${dev} up`,
     ...(o.gateway ? [`route replace default via ${o.gateway} dev ${dev}`] : []),
-  ].join('\n') + '\n' });
+  ].join('\n')}\n` });
   const existed = made.code !== 0 && /File exists/.test(made.stderr) && /Command failed -:1$/m.test(made.stderr);
   if (existed && o.exclusive) throw new UserError(`${target} has an interface ${dev} already`);
   try {

@@ -429,7 +429,7 @@ async function main(): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
 
     const running = workers.filter((w) => w && (w.output.slice(0, w.stopMark).trim() || w.errors.length));
-    const stopping = workers.filter((w) => w && w.output.slice(w.stopMark ?? 0).trim());
+    const stopping = workers.filter((w) => w?.output.slice(w.stopMark ?? 0).trim());
     const first = (w: Worker, text: string) => `p${w.i}: ${(w.errors.join('\n') + text).trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}`;
     const stoppingSample = stopping.slice(0, 1).map((w) => first(w, w.output.slice(w.stopMark ?? 0)));
     res.workerOutput = {

@@ -46,7 +46,7 @@ function fsyncBaseline(dir: string): number[] {
   const xs: number[] = [];
   for (let i = 0; i < 300; i++) {
     const t = process.hrtime.bigint();
-    writeSync(fd, 'x'.repeat(120) + '\n');
+    writeSync(fd, `${'x'.repeat(120)}\n`);
     fdatasyncSync(fd);
     xs.push(Number(process.hrtime.bigint() - t) / 1e6);
   }

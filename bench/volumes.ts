@@ -89,7 +89,7 @@ function logSplit(to: string, from: string): { first: number; last: number } | u
   return m && { first: Number(m[1]), last: Number(m[2]) };
 }
 
-interface Move<T> { ms: number; returned: number; bytes: number; split?: { first: number; last: number }; out: string; then: T }
+interface Move<T> { ms: number; returned: number; bytes: number; split?: { first: number; last: number }; out: string; after: T }
 /**
  * `weave volume move VOL to`, run on the destination (which does the work), timed around the CLI;
  * `then` runs the moment it returns (before the bookkeeping, which asks the router for its counters).
@@ -100,7 +100,7 @@ async function move<T = undefined>(from: string, to: string, then: () => Promise
   const out = (await weaveLong(to, ['volume', 'move', VOL, to])).trim();
   const ms = performance.now() - t0, returned = Date.now();
   const after = await then();
-  return { ms, returned, bytes: (await bytesIn(to)) - before, split: logSplit(to, from), out, then: after };
+  return { ms, returned, bytes: (await bytesIn(to)) - before, split: logSplit(to, from), out, after };
 }
 const splitText = (m: Move<unknown>) => (m.split ? `router: snapshot ${s(m.split.first)}, last increment and hand-over ${s(m.split.last)}` : 'router: no log line');
 
@@ -173,7 +173,7 @@ try {
   await waitFor('the container on h1 running', async () => (await docker('h1', ['inspect', '-f', '{{.State.Running}}', 'user'])).trim() === 'true', 30_000);
   const wall0 = Date.now();
   const changed = await move('h1', 'h2', async () => (await docker('h2', [...RUN, '-d', '--name', 'user', 'busybox', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'])).trim());
-  const id = changed.then;
+  const id = changed.after;
   const [finished, state] = (await docker('h1', ['inspect', '-f', '{{.State.FinishedAt}} {{.State.Running}}', 'user'])).trim().split(' ');
   const started = (await docker('h2', ['inspect', '-f', '{{.State.StartedAt}}', id])).trim();
   const stoppedAt = dockerTime(finished), startedAt = dockerTime(started);

@@ -1,22 +1,21 @@
 import '../common/polyfill.js';
 import { Command, CommanderError } from 'commander';
-import { basename, join, resolve } from 'node:path';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join, } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { LAUNCH_OPTIONS, type RouterConfig } from '../daemon/options.js';
 import { addFlags, configOf } from './launch-flags.js';
 import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { RESET_FILES } from '../contract/files.js';
-import { parseSubnet, within } from '../common/subnet.js';
 import { isUnicastMac } from '../common/mac.js';
 import { isIPv4 } from '../common/cidr.js';
-import { parsePeerAddress, parseVxlanPeer } from '../common/address.js';
+import { parsePeerAddress, } from '../common/address.js';
 import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, stop } from './launch.js';
 import { checkAddressSpec, isAddressSpec } from '../common/address-spec.js';
 import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
-const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
 function peerAddress(v: string): string {
   parsePeerAddress(v);

@@ -1,6 +1,5 @@
 import { existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { entryPoint } from '../contract/files.js';
 
 export const CNI_DEFAULTS = { binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d' };
@@ -27,7 +26,7 @@ export function setupCni(o: { binDir: string; confDir: string }): string[] {
   if (existsSync(portmap)) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
   const conf = join(o.confDir, CONFLIST);
   // 1.0.0: what the runtimes of the day (containerd 1.6, libcni 1.1) accept; the plugin speaks 1.1.0 too.
-  writeFileSync(conf, JSON.stringify({ cniVersion: '1.0.0', name: 'weave', plugins }, null, 2) + '\n');
+  writeFileSync(conf, `${JSON.stringify({ cniVersion: '1.0.0', name: 'weave', plugins }, null, 2)}\n`);
   return [bin, conf];
 }
 

@@ -104,10 +104,10 @@ readStdin().then(async (text) => {
   if (typeof conf.cniVersion === 'string') version = conf.cniVersion;
   if (cmd !== 'VERSION' && !cmd) throw new CniError(ERR.invalidEnv, 'CNI_COMMAND is not set');
   const out = await main(cmd, conf);
-  if (out !== undefined) process.stdout.write(JSON.stringify(out) + '\n');
+  if (out !== undefined) process.stdout.write(`${JSON.stringify(out)}\n`);
 }).catch((err: Error) => {
   const e = err instanceof CniError ? err : new CniError(ERR.io, err.message);
   process.stderr.write(`weave-net: ${cmd || 'no command'}: ${e.message}\n`);
-  process.stdout.write(JSON.stringify({ cniVersion: SUPPORTED.includes(version) ? version : '1.1.0', code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) }) + '\n');
+  process.stdout.write(`${JSON.stringify({ cniVersion: SUPPORTED.includes(version) ? version : '1.1.0', code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) })}\n`);
   process.exitCode = 1;
 });

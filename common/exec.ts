@@ -37,7 +37,7 @@ export async function run(argv: string[], opts: ExecOptions = {}): Promise<ExecR
     let stderr = err.stderr ?? '';
     if (typeof err.code === 'number') return { code: err.code, stdout, stderr };
     if (err.signal) {
-      if (err.killed && opts.timeoutMs) return { code: 124, stdout, stderr: stderr + `timed out after ${opts.timeoutMs}ms: ${argv.join(' ')}\n` };
+      if (err.killed && opts.timeoutMs) return { code: 124, stdout, stderr: `${stderr}timed out after ${opts.timeoutMs}ms: ${argv.join(' ')}\n` };
       return { code: 128 + (constants.signals[err.signal] ?? 0), stdout, stderr };
     }
     // Could not start at all (ENOENT, EACCES, ...): report like a shell would.

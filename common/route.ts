@@ -37,6 +37,7 @@ export interface Route {
 }
 
 /** Declares a route with its handler's input typed from the specs. */
+// biome-ignore lint/complexity/noBannedTypes: {} is the spec of no fields (a route without a body, query or params)
 export function route<S extends BodySpec = {}, Q extends ParamSpec = {}, P extends ParamSpec = {}, R = unknown>(r: {
   method: Method; path: string; body?: S; query?: Q; params?: P; text?: (result: Awaited<R>) => string;
   handle(input: RouteInput<BodyOf<S>, Parsed<Q>, Parsed<P>>): R;

@@ -91,7 +91,7 @@ export class DockerClient implements ContainerEngine {
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         buf += chunk;
-        let i;
+        let i: number;
         while ((i = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, i).trim();
           buf = buf.slice(i + 1);

@@ -123,7 +123,7 @@ export class ConnectionMaker {
     this.targets.delete(t.address);
   }
 
-  private save(): void { writeFileAtomic(this.o.file, JSON.stringify(this.userTargets()) + '\n'); }
+  private save(): void { writeFileAtomic(this.o.file, `${JSON.stringify(this.userTargets())}\n`); }
 
   private async dial(t: Target): Promise<void> {
     t.timer = undefined;

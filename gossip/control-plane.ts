@@ -230,7 +230,7 @@ export class ControlPlane extends EventEmitter {
     if (text === this.known || addrs.length === 0) return;
     this.known = text;
     const file = join(this.o.dataDir, KNOWN_FILE);
-    this.saving = this.saving.then(() => writeHint(file, text + '\n')).catch(() => { /* best effort: only speeds up a restart */ });
+    this.saving = this.saving.then(() => writeHint(file, `${text}\n`)).catch(() => { /* best effort: only speeds up a restart */ });
   }
 
   /**

@@ -14,7 +14,7 @@ export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
     }
   }
   const key = await generateKeyPair('Ed25519');
-  writeFileAtomic(file, Buffer.from(privateKeyToProtobuf(key)).toString('base64') + '\n');
+  writeFileAtomic(file, `${Buffer.from(privateKeyToProtobuf(key)).toString('base64')}\n`);
   return key;
 }
 

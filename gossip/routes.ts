@@ -1,4 +1,4 @@
-import { TopologyChannel } from './topology.js';
+import type { TopologyChannel } from './topology.js';
 
 /**
  * Unicast next hops and per-source broadcast trees, both by BFS over the topology with

@@ -52,7 +52,7 @@ export function sameRecord(copy: weave.ITopologyPeer, original: weave.ITopologyP
 function decodePeer(slice: Uint8Array): weave.ITopologyPeer {
   const key = keyOf(slice);
   const hit = key === undefined ? undefined : decoded.get(key);
-  if (hit && hit.bytes.equals(slice)) return hit.peer;
+  if (hit?.bytes.equals(slice)) return hit.peer;
   const bytes = Buffer.from(slice); // a copy: the slice would keep the whole message it came in alive
   const peer = weave.TopologyPeer.decode(bytes);
   encoded.set(peer, bytes);

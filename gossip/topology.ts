@@ -1,4 +1,4 @@
-import { weave } from '../proto/gen/weave.js';
+import type { weave } from '../proto/gen/weave.js';
 import { MAX_CLOCK_SKEW_MS, nextVersion } from '../common/channel.js';
 import { channelSpec, type Crdt } from './typed-channel.js';
 import { sameRecord, topologyWire } from './topology-wire.js';

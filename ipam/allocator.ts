@@ -1,7 +1,7 @@
 import { UserError } from '../common/errors.js';
-import { weave } from '../proto/gen/weave.js';
-import { contains, numToIp, parseSubnet, Subnet, usable, within } from '../common/subnet.js';
-import { Allocation, Entry, IpamState } from './state.js';
+import type { weave } from '../proto/gen/weave.js';
+import { contains, numToIp, parseSubnet, type Subnet, usable, within } from '../common/subnet.js';
+import { type Allocation, type Entry, IpamState } from './state.js';
 
 /** How an allocator reaches the others: the libp2p control plane in the router, a simulated network in tests. */
 export interface IpamTransport {

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../common/files.js';
-import { Subnet } from '../common/subnet.js';
-import { Allocation, Entry, IpamState } from './state.js';
+import type { Subnet } from '../common/subnet.js';
+import { type Allocation, type Entry, IpamState } from './state.js';
 
 const COMPACT_AFTER = 2000; // log lines
 
@@ -53,14 +53,14 @@ export class IpamStore {
   /** Appends a change; with `durable` (the default), on disk before this returns. */
   append(delta: Delta, state: IpamState, durable = true): void {
     if (delta.entries.length + delta.allocations.length === 0) return;
-    writeSync(this.fd, JSON.stringify(delta) + '\n');
+    writeSync(this.fd, `${JSON.stringify(delta)}\n`);
     if (durable) fdatasyncSync(this.fd);
     if (++this.lines >= COMPACT_AFTER) this.compact(state);
   }
 
   /** Folds the log into a new snapshot. */
   compact(s: IpamState): void {
-    writeFileAtomic(this.file, JSON.stringify({ version: 1, range: s.range.text, entries: [...s.entries.values()], allocations: [...s.allocations.values()] }) + '\n');
+    writeFileAtomic(this.file, `${JSON.stringify({ version: 1, range: s.range.text, entries: [...s.entries.values()], allocations: [...s.allocations.values()] })}\n`);
     ftruncateSync(this.fd, 0);
     this.lines = 0;
   }

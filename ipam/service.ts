@@ -4,7 +4,7 @@ import type { ControlPlane } from '../gossip/control-plane.js';
 import { channelSpec, GossipChannel, handler, requestSpec } from '../gossip/typed-channel.js';
 import type { IpamReport } from '../contract/report.js';
 import { DATA_FILES } from '../contract/files.js';
-import { contains, ipToNum, numToIp, parseSubnet, Subnet, within } from '../common/subnet.js';
+import { contains, ipToNum, numToIp, parseSubnet, type Subnet, within } from '../common/subnet.js';
 import { Allocator, IpamError } from './allocator.js';
 import { IpamStore } from './persist.js';
 

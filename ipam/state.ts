@@ -1,5 +1,5 @@
-import { weave } from '../proto/gen/weave.js';
-import { Subnet } from '../common/subnet.js';
+import type { weave } from '../proto/gen/weave.js';
+import type { Subnet } from '../common/subnet.js';
 
 export interface Entry { token: number; peer: string; version: number }
 export interface Allocation { addr: number; ident: string; version: number; released: boolean }

@@ -93,7 +93,7 @@ try {
 
   say('weave deploy shop.yml (on h1): the scheduler decides what runs where');
   t = Date.now();
-  process.stdout.write(indent(await weaveOk(lab, 'h1', ['deploy', file])) + '\n');
+  process.stdout.write(`${indent(await weaveOk(lab, 'h1', ['deploy', file]))}\n`);
   const rows = await waitFor(`all ${REPLICAS} replicas running`, async () => {
     const rs = await replicas();
     return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address) ? rs : undefined;
@@ -159,7 +159,7 @@ try {
   console.log(indent(written));
 
   say('weave volume ls (on h3: every host knows where each volume is)');
-  process.stdout.write(indent(await volumeLs('h3', 'h1')) + '\n');
+  process.stdout.write(`${indent(await volumeLs('h3', 'h1'))}\n`);
 
   say(`a container on h2 reads ${VOLUME}: mounting it on h2 moves it there from h1 first`);
   const read = [...RUN, 'cat', '/data/greeting'];
@@ -175,7 +175,7 @@ try {
   if (hop) console.log(`  the move ${hop[1]} -> h2 (h2's router log): ${hop[2]} ms copying a snapshot, ${hop[3]} ms for the last increment and the hand-over`);
 
   say('weave volume ls (on h3): the volume is on h2 now');
-  process.stdout.write(indent(await volumeLs('h3', 'h2')) + '\n');
+  process.stdout.write(`${indent(await volumeLs('h3', 'h2'))}\n`);
 
   if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop" or "... h1 -- bin/weave volume ls", then "bin/lab down --id demo".`);
 } finally {

@@ -1,6 +1,6 @@
 // The seeds' demo: many web servers that all want port 80 run side by side on one host, each with
 // its own overlay address, and a container on another host fetches every one on the standard port.
-import { Lab, waitFor } from './lab.js';
+import { type Lab, waitFor } from './lab.js';
 import { dockerHost, weaveOk } from './weave.js';
 
 /** A busybox web server that answers "hello from <hostname>" on port 80. */

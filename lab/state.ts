@@ -53,7 +53,7 @@ export function readState(id: string): LabState | undefined {
 export function writeState(s: LabState): void {
   mkdirSync(labRoot(s.id), { recursive: true });
   const tmp = `${statePath(s.id)}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n');
+  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
   renameSync(tmp, statePath(s.id));
 }
 

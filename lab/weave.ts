@@ -1,7 +1,7 @@
 import { CHECKOUT } from '../common/checkout.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, waitFor } from './lab.js';
+import { type Lab, waitFor } from './lab.js';
 import type { ExecResult, LabContainer } from './lab.js';
 import type { Report } from '../contract/report.js';
 

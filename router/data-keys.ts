@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { log } from '../common/log.js';
-import { weave } from '../proto/gen/weave.js';
+import type { weave } from '../proto/gen/weave.js';
 
 export type Cipher = 'chacha20-poly1305' | 'aes-256-gcm';
 export interface DirectionKey { id: number; key: Buffer }
@@ -101,7 +101,7 @@ export class DataKeys {
       if (this.peers.get(name) !== p) return;
       const theirs = Buffer.from(r.publicKey ?? []);
       const keys = this.derive(mine.privateKey, theirs, epoch, [this.d.self, rawPublic(mine.publicKey)], [name, theirs]);
-      this.installed(name, p, epoch, trusts && !!r.trusts ? { plain: true } : {
+      this.installed(name, p, epoch, trusts && r.trusts ? { plain: true } : {
         plain: false, cipher: this.cipherWith(r),
         tx: { id: epoch & 255, key: keys.lowToHigh }, rx: this.rxWith(p, { id: epoch & 255, key: keys.highToLow }),
       });

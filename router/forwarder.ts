@@ -1,7 +1,7 @@
 import { decode, encode, encodeDirected, encodeRelay, ETH_HEADER } from './vxlan.js';
-import { isGroupMac, Mac, readMac } from '../common/mac.js';
-import { LOCAL, MacTable } from './mac-table.js';
-import { Endpoint, Endpoints } from './endpoints.js';
+import { isGroupMac, type Mac, readMac } from '../common/mac.js';
+import { LOCAL, type MacTable } from './mac-table.js';
+import type { Endpoint, Endpoints } from './endpoints.js';
 import type { ForwarderCounters, Routing } from './datapath.js';
 import { isHeartbeat } from './heartbeat.js';
 import { fragmentationNeeded } from './pmtu.js';

@@ -1,4 +1,4 @@
-import { Mac, formatMac } from '../common/mac.js';
+import { type Mac, formatMac } from '../common/mac.js';
 
 export const LOCAL = ''; // the peer name used for MACs that live on this host's bridge
 

@@ -42,7 +42,7 @@ export class PeerSeal {
   constructor(readonly cipher: Cipher, private readonly tx: { id: number; key: Buffer }, rx: { id: number; key: Buffer }[], before?: PeerSeal) {
     // A receive key it had before keeps its window: a rotation must not open the door to replays.
     this.rx = rx.map((k) => before?.rx.find((o) => o.id === k.id && o.key.equals(k.key)) ?? { ...k, window: new ReplayWindow() });
-    if (before && before.tx.key.equals(tx.key)) this.counter = before.counter;
+    if (before?.tx.key.equals(tx.key)) this.counter = before.counter;
   }
 
   static of(s: PeerSecurity | undefined, before: PeerSeal | 'plain' | undefined): PeerSeal | 'plain' | undefined {

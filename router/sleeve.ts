@@ -1,7 +1,7 @@
 import type { Mac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing, Traffic } from './datapath.js';
-import { Endpoint, Endpoints, makeEndpoint } from './endpoints.js';
+import { type Endpoint, Endpoints, makeEndpoint } from './endpoints.js';
 import { Forwarder } from './forwarder.js';
 import type { ForwarderCounters } from './datapath.js';
 import { heartbeatDatagram, heartbeatSender, HEARTBEAT_INTERVAL_MS, Heartbeats } from './heartbeat.js';

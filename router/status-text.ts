@@ -18,7 +18,7 @@ export function renderPeers(r: Pick<RouterReport, 'peers'>): string {
       lines.push(`   ${c.outbound ? '->' : '<-'} ${c.addr.padEnd(21)} ${peerName(c.peer, c.nickname).padEnd(30)} ${c.established ? 'established' : 'pending'}`);
     }
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 export const renderTargets = (r: Pick<RouterReport, 'targets'>): string => r.targets.map((t) => `${t}\n`).join('');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Lab, waitFor } from '../lab/lab.js';
-import { WEAVE, dockerOk, launchAll, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
+import { dockerOk, launchAll, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 
 const GRACE_S = 6;
 const WEB = ['sh', '-c', 'echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'];

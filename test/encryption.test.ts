@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Lab, LabContainer, waitFor } from '../lab/lab.js';
+import { Lab, type LabContainer, waitFor } from '../lab/lab.js';
 import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 import { iperf } from '../lab/iperf.js';
 
@@ -43,12 +43,12 @@ describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, o
   this.timeout(180_000);
   let lab: Lab;
   let c: LabContainer[] = [];
-  let names: Map<string, string>;
+  let _names: Map<string, string>;
   const addr = (h: string) => lab.host(h).addrs[0];
 
   before(async () => {
     lab = await Lab.create({ hosts: 4 });
-    names = new Map([
+    _names = new Map([
       ...await launchAll(lab, ['h1'], ['--datapath', 'sleeve'], PASSWORD),
       ...await launchAll(lab, ['h2'], ['--datapath', 'fastdp', addr('h1')], PASSWORD),
       ...await launchAll(lab, ['h3'], ['--datapath', 'sleeve-pcap', addr('h1')], PASSWORD),
@@ -91,7 +91,7 @@ describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, o
     const to = addr('h2');
     const sealed = await captureSealed(lab, 'h1', to, () => lab.execIn(c[0].netns, ['ping', '-c', '3', '-i', '0.2', ip(2)]));
     const before = { replay: await dropped(lab, 'h2', 'replay'), truncated: await dropped(lab, 'h2', 'truncated'), auth: await dropped(lab, 'h2', 'auth'), unencrypted: await dropped(lab, 'h2', 'unencrypted') };
-    const fresh = sealed.slice(0, 16) + 'ffffffff00000000' + sealed.slice(32); // a counter never used: the window lets it through to the tag
+    const fresh = `${sealed.slice(0, 16)}ffffffff00000000${sealed.slice(32)}`; // a counter never used: the window lets it through to the tag
     await sendRaw(lab, 'h1', to, [sealed, sealed, sealed.slice(0, 40), fresh, `08000000${'001a80'}00${'ff'.repeat(60)}`]);
     await waitFor('h2 counted them', async () =>
       await dropped(lab, 'h2', 'replay') >= before.replay + 2 && await dropped(lab, 'h2', 'truncated') >= before.truncated + 1 &&

@@ -182,8 +182,9 @@ describe("a new user's first hour", function () {
     const r = await run([process.execPath, join(ROOT, 'dist', 'lab', 'demo.js')], { timeoutMs: 110_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^### every container pings every other, across hosts/m);
-    assert.match(r.stdout, /^  ubuntu \(h1, h2\): 4 replicas .*\n  centos \(h3, h4\): 4 replicas/m, 'the stack half on ubuntu, half on centos');
-    assert.match(r.stdout, /^  10\.\d+\.\d+\.\d+: shop\/web\/\d+ moved h4 -> h\d, answering again after [\d.]+ s$/m, "h4's replicas answer again elsewhere");
+    assert.match(r.stdout, /^ {2}ubuntu \(h1, h2\): 4 replicas .*\n {2}centos \(h3, h4\): 4 replicas/m, 'the stack half on ubuntu, half on centos');
+    assert.match(r.stdout, /^ {2}10\.\d+\.\d+\.\d+: shop\/web\/\d+ moved h4 -> h\d, answering again after [\d.]+ s$/m, "h4's replicas answer again elsewhere");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: what is looked for is a terminal's escape sequence
     assert.doesNotMatch(r.stdout, /\x1b\[/);
   });
 });

@@ -16,7 +16,7 @@ describe('offload fuzz (native Split and Coalescer, ASan + UBSan)', function () 
   before(() => { program = buildSanitized('fuzz-offload', ['native/test/fuzz-offload.cc', 'native/src/offload.cc'], []); });
   after(() => program?.remove());
 
-  it(`seed ${SEED}, ${ITERATIONS} cases: no malformed output, every check passes, all three kinds ran`, function () {
+  it(`seed ${SEED}, ${ITERATIONS} cases: no malformed output, every check passes, all three kinds ran`, () => {
     const [cases, segments, coalesced, malformed] = runSanitized(program.bin, [String(SEED), String(ITERATIONS)], SUMMARY);
     assert.equal(malformed, 0);
     assert.equal(cases, ITERATIONS);

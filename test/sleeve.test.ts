@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Lab, LabContainer, waitFor } from '../lab/lab.js';
+import { Lab, type LabContainer, waitFor } from '../lab/lab.js';
 import { attachEach, launchAll, report, waitForMesh, waitForPing, waitForReachable, weaveOk } from '../lab/weave.js';
 import { iperf } from '../lab/iperf.js';
 

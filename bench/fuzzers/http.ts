@@ -69,5 +69,5 @@ if (addr) {
     statuses[status] = (statuses[status] ?? 0) + 1;
     if (status >= 500 && fives.length < 5) fives.push(`${r.method} ${r.path} ${r.body ?? ''}`);
   }
-  process.stdout.write(JSON.stringify({ statuses, fives }) + '\n');
+  process.stdout.write(`${JSON.stringify({ statuses, fives })}\n`);
 }

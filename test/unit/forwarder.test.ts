@@ -4,7 +4,7 @@ import type { Routing } from '../../router/datapath.js';
 import { HEARS_VXLAN, heartbeatDatagram } from '../../router/heartbeat.js';
 import { encodeDirected } from '../../router/vxlan.js';
 import { MacTable, LOCAL } from '../../router/mac-table.js';
-import { Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
+import { type Endpoint, Endpoints, makeEndpoint } from '../../router/endpoints.js';
 import { encode, encodeRelay } from '../../router/vxlan.js';
 import { formatMac, parseMac } from '../../common/mac.js';
 

@@ -3,7 +3,7 @@ import { FORGET_AFTER_MS, MAX_PEERS, TOPOLOGY, TopologyChannel } from '../../gos
 import { GossipChannel } from '../../gossip/typed-channel.js';
 import { MACS_PER_PEER, MacsChannel, TOMBSTONE_TTL_MS } from '../../gossip/macs.js';
 import { Routes } from '../../gossip/routes.js';
-import { weave } from '../../proto/gen/weave.js';
+import type { weave } from '../../proto/gen/weave.js';
 
 const rec = (links: string[]) => ({ nickname: '', udpPort: 6784, sleevePort: 0, mtu: 0, datapath: '', addrs: [], links: links.map((peer) => ({ peer, addr: '', outbound: true })) });
 

@@ -39,7 +39,7 @@ class Child {
   send<F extends keyof Netlink>(fn: F, ...args: Parameters<Netlink[F]>): Promise<Reply> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.proc.stdin!.write(JSON.stringify({ fn, args }) + '\n');
+      this.proc.stdin!.write(`${JSON.stringify({ fn, args })}\n`);
     });
   }
 
@@ -66,7 +66,7 @@ class Child {
   }
 }
 
-describe('native netlink: the kernel FDB over rtnetlink (in a network namespace)', function () {
+describe('native netlink: the kernel FDB over rtnetlink (in a network namespace)', () => {
   let child: Child;
   let vx: number;
   let port: number;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { decode, encode } from '../../router/vxlan.js';
 import { parseVni } from '../../router/options.js';
 
-const frame = Buffer.from('ffffffffffff0200000000010806' + '00'.repeat(28), 'hex');
+const frame = Buffer.from(`ffffffffffff0200000000010806${'00'.repeat(28)}`, 'hex');
 
 describe('VXLAN header', () => {
   it('encodes the RFC 7348 header: flags 0x08, VNI in bytes 4-6, reserved bytes zero', () => {

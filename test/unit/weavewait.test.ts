@@ -96,8 +96,8 @@ const ethweReady = () => {
   ipn('link', 'set', 'ethwe', 'up');
 };
 
-describe('weavewait (container entrypoint wrapper)', function () {
-  before(function () {
+describe('weavewait (container entrypoint wrapper)', () => {
+  before(() => {
     if (!existsSync(BIN) || statSync(BIN).mtimeMs < statSync(SRC).mtimeMs) sh('npm', 'run', '--silent', 'build:wait');
     sh('ip', 'netns', 'add', NS);
   });
