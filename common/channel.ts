@@ -71,3 +71,21 @@ export function selfAuthored<T extends { peer: string; version: number }>(record
   if (cur && cur.version >= r.version) return 'skip';
   return !cur && records.size >= o.max ? 'reject' : 'take';
 }
+
+/** Merges records that only their own peers write (each judged by selfAuthored): those it took, as given. */
+export function takeSelfAuthored<W, T extends { peer: string; version: number }>(
+  records: Map<string, T>, given: readonly W[] | null | undefined, read: (w: W) => T,
+  o: Parameters<typeof selfAuthored>[2],
+): { taken: W[]; rejected: number } {
+  const taken: W[] = [];
+  let rejected = 0;
+  for (const w of given ?? []) {
+    const r = read(w);
+    const verdict = selfAuthored(records, r, o);
+    if (verdict === 'reject') rejected++;
+    if (verdict !== 'take') continue;
+    records.set(r.peer, r);
+    taken.push(w);
+  }
+  return { taken, rejected };
+}

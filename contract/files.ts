@@ -17,8 +17,10 @@ export const DATA_FILES = {
   knownPeers: 'known-peers.json',
   /** What is attached, so that a restarted router takes it back. */
   attachments: 'attachments.json',
-  /** Deployed stacks and the cluster's hosts. */
+  /** Deployed stacks. */
   scheduler: 'scheduler.json',
+  /** The cluster's hosts and the deaths a majority declared. */
+  membership: 'membership.json',
   /** Volumes owned and copied here. */
   volumes: 'volumes.json',
   /** A loop-mounted btrfs pool made on first use; `volumes` (a directory) for the dir backend. */
@@ -26,7 +28,8 @@ export const DATA_FILES = {
 } as const;
 
 /** What `weave reset` forgets: the cluster's state on this host (not its log, nor its volumes). */
-export const RESET_FILES: readonly string[] = [DATA_FILES.ipam, `${DATA_FILES.ipam}.log`, DATA_FILES.targets, DATA_FILES.attachments, DATA_FILES.scheduler];
+export const RESET_FILES: readonly string[] = [DATA_FILES.ipam, `${DATA_FILES.ipam}.log`, DATA_FILES.targets,
+  DATA_FILES.attachments, DATA_FILES.scheduler, DATA_FILES.membership];
 
 /** The programs of the compiled tree (dist/), by role. */
 export const ENTRY_POINTS = {

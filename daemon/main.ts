@@ -29,6 +29,8 @@ import { openDatapath } from '../router/open-datapath.js';
 import { SEAL_OVERHEAD } from '../router/seal.js';
 import { loadNative } from '../native/addon.js';
 import { parseSubnet } from '../common/subnet.js';
+import { MembershipService } from '../membership/service.js';
+import { membershipSubsystem } from '../membership/subsystem.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { dockerReplicas } from '../scheduler/replicas.js';
 import { schedulerSubsystem } from '../scheduler/subsystem.js';
@@ -71,18 +73,21 @@ async function main(given: RouterConfig): Promise<void> {
   };
 
   const containerDns = { domain: dns.domain, resolver };
-  // The volume manager and the scheduler need each other: volumes follow the scheduler's deaths, replicas their volumes.
+  // Membership first: volumes follow its deaths, the scheduler places on its members, replicas follow their volumes.
   const peerNet = { name: control.name, nickname: (p: string) => control.nickname(p), reachable: (p: string) => control.routes.nextHop(p) !== undefined };
-  const volumes: VolumeManager = new VolumeManager({ ...peerNet, dead: (p): boolean => scheduler.isDead(p), members: (): string[] => scheduler.members(),
+  const membership = new MembershipService(peerNet, { hostTimeoutMs: cfg.hostTimeoutMs, labels: hostLabels(cfg.labels),
+    nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.membership) });
+  const volumes = new VolumeManager({ ...peerNet, membership,
     request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
     open: () => openPool({ dataDir: cfg.dataDir, spec: cfg.volumePool, backend: cfg.volumeBackend, mountNs: cfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
     users: async (name) => (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
     file: join(cfg.dataDir, DATA_FILES.volumes), replicateIntervalMs: cfg.replicateIntervalMs,
   });
-  const scheduler: Scheduler = new Scheduler(peerNet,
-    ipam, dockerReplicas(docker, attachments, cfg.nickname, containerDns),
-    { hostTimeoutMs: cfg.hostTimeoutMs, labels: hostLabels(cfg.labels), nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.scheduler),
-      volumes: { home: (v): string | undefined => volumes.home(v), ensure: async (v, replicas) => { if (!volumes.state.live(v)) await volumes.create(v, replicas); } } });
+  const replicaEngine = dockerReplicas(docker, attachments, cfg.nickname, containerDns);
+  const scheduler = new Scheduler(peerNet, membership, ipam, replicaEngine, {
+    file: join(cfg.dataDir, DATA_FILES.scheduler),
+    volumes: { home: (v) => volumes.home(v), ensure: async (v, n) => { if (!volumes.state.live(v)) await volumes.create(v, n); } },
+  });
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
@@ -93,6 +98,7 @@ async function main(given: RouterConfig): Promise<void> {
     ...(cfg.proxy ? [proxySubsystem(docker, attachments, containerDns, { dataDir: cfg.dataDir, tcp: cfg.proxyTcp, adaptersFile: cfg.proxyAdapters })] : []),
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
+    membershipSubsystem(membership),
     schedulerSubsystem(scheduler),
     volumesSubsystem(volumes, { pluginDir: cfg.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
   ];

@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { MAX_CLOCK_SKEW_MS, nextVersion, selfAuthored } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, nextVersion, takeSelfAuthored } from '../common/channel.js';
 import { channelSpec, type Crdt } from '../gossip/typed-channel.js';
 import type { Stack } from './stack.js';
 
@@ -7,13 +7,12 @@ export const SCHEDULER = channelSpec('scheduler', weave.SchedulerState);
 
 export interface StackEntry { name: string; spec: string; version: number; author: string; deleted: boolean }
 export interface ReplicaState { ident: string; state: string; since: number; address: string; digest: string; container: string; error: string }
-export interface HostRecord {
-  peer: string; version: number; incarnation: number; nickname: string; labels: Record<string, string>;
-  lost: string[]; replicas: ReplicaState[]; fenced: boolean;
+/** What a host says of its replicas (who the hosts are is membership's). */
+export interface HostReport {
+  peer: string; version: number; replicas: ReplicaState[];
   /** Why this host cannot run containers now (empty when it can): it is placed nothing. */
   engineError: string;
 }
-export interface Death { peer: string; incarnation: number; at: number }
 
 /** The most stacks and hosts a router keeps, whatever gossip says. */
 const MAX_ENTRIES = 4096;
@@ -23,26 +22,14 @@ const newerStack = (a: StackEntry, b: StackEntry | undefined) => !b || a.version
 /**
  * The scheduler's replicated state. Stacks: a last-writer-wins register per name that any peer may
  * write (`weave deploy` anywhere), removal a tombstone. Hosts: one register per host, written only
- * by that host (what it is, whom it has lost, what it runs). Deaths: the highest incarnation of
- * each host that a majority declared dead; a host is a member while its incarnation is above that.
+ * by that host (what it runs). Which hosts are members is membership's (the hosts channel).
  */
 export class SchedulerState implements Crdt<weave.ISchedulerState> {
   readonly stacks = new Map<string, StackEntry>();
-  readonly hosts = new Map<string, HostRecord>();
-  readonly deaths = new Map<string, Death>();
+  readonly hosts = new Map<string, HostReport>();
   rejected = 0;
 
   constructor(readonly self: string, private readonly now: () => number = Date.now, private readonly onChange: () => void = () => {}) {}
-
-  /** Hosts not declared dead (this incarnation), by name. */
-  members(): HostRecord[] {
-    return [...this.hosts.values()].filter((h) => !this.isDead(h.peer)).sort((a, b) => (a.peer < b.peer ? -1 : 1));
-  }
-
-  isDead(peer: string): boolean {
-    const h = this.hosts.get(peer), d = this.deaths.get(peer);
-    return !!h && !!d && d.incarnation >= h.incarnation;
-  }
 
   /** The deployed stacks, parsed, by name. */
   liveStacks(): Stack[] {
@@ -58,22 +45,16 @@ export class SchedulerState implements Crdt<weave.ISchedulerState> {
   }
 
   /** Our own record, rewritten; the delta to publish. */
-  putSelf(r: Omit<HostRecord, 'peer' | 'version'>): weave.ISchedulerState {
-    const h: HostRecord = { ...r, peer: this.self, version: nextVersion(this.hosts.get(this.self)?.version ?? 0, this.now()) };
+  putSelf(r: Omit<HostReport, 'peer' | 'version'>): weave.ISchedulerState {
+    const version = nextVersion(this.hosts.get(this.self)?.version ?? 0, this.now());
+    const h: HostReport = { ...r, peer: this.self, version };
     this.hosts.set(this.self, h);
     this.onChange();
     return { hosts: [toWire(h)] };
   }
 
-  declareDead(peer: string, incarnation: number): weave.ISchedulerState {
-    const d: Death = { peer, incarnation, at: this.now() };
-    this.deaths.set(peer, d);
-    this.onChange();
-    return { deaths: [d] };
-  }
-
   merge(m: weave.ISchedulerState, from: string | undefined): boolean | weave.ISchedulerState {
-    const out = { stacks: [] as weave.ISchedStack[], hosts: [] as weave.ISchedHost[], deaths: [] as weave.ISchedDeath[] };
+    const out = { stacks: [] as weave.ISchedStack[], hosts: [] as weave.ISchedHost[] };
     const future = this.now() + MAX_CLOCK_SKEW_MS;
     for (const w of m.stacks ?? []) {
       const e: StackEntry = { name: w.name ?? '', spec: w.spec ?? '', version: Number(w.version ?? 0), author: w.author ?? '', deleted: !!w.deleted };
@@ -83,29 +64,18 @@ export class SchedulerState implements Crdt<weave.ISchedulerState> {
       this.stacks.set(e.name, e);
       out.stacks.push(w);
     }
-    for (const w of m.hosts ?? []) {
-      const h = fromWire(w);
-      const verdict = selfAuthored(this.hosts, h, { from, self: this.self, now: this.now(), max: MAX_ENTRIES });
-      if (verdict === 'reject') this.rejected++;
-      if (verdict !== 'take') continue;
-      this.hosts.set(h.peer, h);
-      out.hosts.push(w);
-    }
-    for (const w of m.deaths ?? []) {
-      const d: Death = { peer: w.peer ?? '', incarnation: Number(w.incarnation ?? 0), at: Number(w.at ?? 0) };
-      if (!d.peer || d.incarnation > future) { this.rejected++; continue; }
-      if ((this.deaths.get(d.peer)?.incarnation ?? 0) >= d.incarnation) continue;
-      this.deaths.set(d.peer, d);
-      out.deaths.push(d);
-    }
-    if (out.stacks.length + out.hosts.length + out.deaths.length === 0) return false;
+    const o = { from, self: this.self, now: this.now(), max: MAX_ENTRIES };
+    const hosts = takeSelfAuthored(this.hosts, m.hosts, fromWire, o);
+    this.rejected += hosts.rejected;
+    out.hosts = hosts.taken;
+    if (out.stacks.length + out.hosts.length === 0) return false;
     this.onChange();
     return out;
   }
 
   state(): weave.ISchedulerState {
     const byKey = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-    return { stacks: byKey(this.stacks), hosts: byKey(this.hosts).map(toWire), deaths: byKey(this.deaths) };
+    return { stacks: byKey(this.stacks), hosts: byKey(this.hosts).map(toWire) };
   }
 }
 
@@ -113,12 +83,11 @@ function validSpec(spec: string): boolean {
   try { const s = JSON.parse(spec) as Stack; return typeof s.name === 'string' && typeof s.services === 'object' && s.services !== null; } catch { return false; }
 }
 
-const toWire = (h: HostRecord): weave.ISchedHost => ({ ...h, replicas: h.replicas.map((r) => ({ ...r })) });
+const toWire = (h: HostReport): weave.ISchedHost => ({ ...h, replicas: h.replicas.map((r) => ({ ...r })) });
 
-function fromWire(w: weave.ISchedHost): HostRecord {
+function fromWire(w: weave.ISchedHost): HostReport {
   return {
-    peer: w.peer ?? '', version: Number(w.version ?? 0), incarnation: Number(w.incarnation ?? 0), nickname: w.nickname ?? '',
-    labels: { ...(w.labels ?? {}) }, lost: [...(w.lost ?? [])], fenced: !!w.fenced, engineError: w.engineError ?? '',
+    peer: w.peer ?? '', version: Number(w.version ?? 0), engineError: w.engineError ?? '',
     replicas: (w.replicas ?? []).map((r) => ({ ident: r.ident ?? '', state: r.state ?? '', since: Number(r.since ?? 0), address: r.address ?? '',
       digest: r.digest ?? '', container: r.container ?? '', error: r.error ?? '' })),
   };

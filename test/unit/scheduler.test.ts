@@ -3,13 +3,15 @@ import { IpamNet } from '../fixtures/ipam-net.js';
 import { parseSubnet } from '../../common/subnet.js';
 import { weave } from '../../proto/gen/weave.js';
 import { Membership, FENCE_FRACTION } from '../../membership/majority.js';
-import { SchedulerState, type HostRecord } from '../../scheduler/state.js';
+import { MembershipState, type HostRecord } from '../../membership/state.js';
+import { SchedulerState } from '../../scheduler/state.js';
 
 const TIMEOUT = 10_000;
 const record = (peer: string, lost: string[] = [], incarnation = 1): HostRecord =>
-  ({ peer, version: 1, incarnation, nickname: peer, labels: { os: 'debian' }, lost, replicas: [], fenced: false, engineError: '' });
+  ({ peer, version: 1, incarnation, nickname: peer, labels: { os: 'debian' }, lost, fenced: false });
 /** What a peer's delta looks like on the wire: encoded and decoded again. */
 const wire = (m: weave.ISchedulerState) => weave.SchedulerState.decode(weave.SchedulerState.encode(m).finish());
+const hostsWire = (m: weave.IHostsState) => weave.HostsState.decode(weave.HostsState.encode(m).finish());
 
 describe('scheduler membership: death by majority, self-fencing', () => {
   it('says a peer is lost only after the host timeout, and that it is dead only when a majority says so', () => {
@@ -69,25 +71,14 @@ describe('scheduler state (the gossip channel)', () => {
     assert.ok(b.merge(wire(first), 'a') === false);
   });
 
-  it('takes a host record only from that host (or in a full state), never a copy of our own', () => {
+  it("takes a host's replica report only from that host (or in a full state), never a copy of our own", () => {
     const a = new SchedulerState('a', () => 1000), b = new SchedulerState('b', () => 1000);
-    const delta = b.putSelf({ incarnation: 5, nickname: 'b', labels: { os: 'centos' }, lost: [], replicas: [], fenced: false, engineError: '' });
+    const delta = b.putSelf({ replicas: [], engineError: 'no engine' });
     assert.equal(a.merge(wire(delta), 'c'), false, 'c may not speak for b');
     assert.equal(a.rejected, 1);
     assert.ok(a.merge(wire(delta), 'b'));
-    assert.deepEqual(a.hosts.get('b')?.labels, { os: 'centos' });
-    const own = new SchedulerState('b', () => 1000);
-    assert.equal(own.merge(wire(b.state()), undefined), false, 'our own record is ours alone');
-  });
-
-  it('a death certificate removes a host until it comes back with a newer incarnation', () => {
-    const s = new SchedulerState('x', () => 1000);
-    s.merge(wire({ hosts: [record('a'), record('b', [], 7)] }), undefined);
-    s.declareDead('b', 7);
-    assert.deepEqual(s.members().map((h) => h.peer), ['a']);
-    assert.equal(s.merge(wire({ deaths: [{ peer: 'b', incarnation: 3, at: 1 }] }), 'c'), false, 'an older certificate changes nothing');
-    s.merge(wire({ hosts: [{ ...record('b', [], 9), version: 2 }] }), 'b');
-    assert.deepEqual(s.members().map((h) => h.peer), ['a', 'b']);
+    assert.equal(a.hosts.get('b')?.engineError, 'no engine');
+    assert.equal(new SchedulerState('b', () => 1000).merge(wire(b.state()), undefined), false, 'our own record is ours alone');
   });
 
   it('refuses stacks that are not stacks and versions from the future', () => {
@@ -95,6 +86,30 @@ describe('scheduler state (the gossip channel)', () => {
     assert.equal(s.merge(wire({ stacks: [{ name: 'x', spec: '{not json', version: 1, author: 'b' }] }), 'b'), false);
     assert.equal(s.merge(wire({ stacks: [{ name: 'x', spec: '{"name":"x","services":{}}', version: 1e15, author: 'b' }] }), 'b'), false);
     assert.equal(s.rejected, 2);
+  });
+});
+
+describe('membership state (the hosts channel)', () => {
+  it('takes a host record only from that host (or in a full state), never a copy of our own', () => {
+    const a = new MembershipState('a', () => 1000), b = new MembershipState('b', () => 1000);
+    const delta = b.putSelf({ incarnation: 5, nickname: 'b', labels: { os: 'centos' }, lost: [], fenced: false });
+    assert.equal(a.merge(hostsWire(delta), 'c'), false, 'c may not speak for b');
+    assert.equal(a.rejected, 1);
+    assert.ok(a.merge(hostsWire(delta), 'b'));
+    assert.deepEqual(a.hosts.get('b')?.labels, { os: 'centos' });
+    const own = new MembershipState('b', () => 1000);
+    assert.equal(own.merge(hostsWire(b.state()), undefined), false, 'our own record is ours alone');
+  });
+
+  it('a death certificate removes a host until it comes back with a newer incarnation', () => {
+    const s = new MembershipState('x', () => 1000);
+    s.merge(hostsWire({ hosts: [record('a'), record('b', [], 7)] }), undefined);
+    s.declareDead('b', 7);
+    assert.deepEqual(s.members().map((h) => h.peer), ['a']);
+    const older = hostsWire({ deaths: [{ peer: 'b', incarnation: 3, at: 1 }] });
+    assert.equal(s.merge(older, 'c'), false, 'an older certificate changes nothing');
+    s.merge(hostsWire({ hosts: [{ ...record('b', [], 9), version: 2 }] }), 'b');
+    assert.deepEqual(s.members().map((h) => h.peer), ['a', 'b']);
   });
 });
 
