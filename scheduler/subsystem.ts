@@ -53,7 +53,7 @@ export function schedulerSubsystem(s: Scheduler): Subsystem {
       ] };
     },
     views: {
-      stacks: () => psText(s.ps()) + '\n',
+      stacks: () => `${psText(s.ps())}\n`,
       hosts: () => s.report().hosts.map((h) => `${peerName(h.name, h.nickname).padEnd(40)} ${Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(' ')}${h.reachable ? '' : ' - unreachable'}${h.fenced ? ' - fenced' : ''}\n`).join(''),
     },
     metrics: [{ name: 'weave_scheduler_replicas', help: 'Scheduled replicas by state, as this router sees the cluster.', type: 'gauge', labels: ['state'],

@@ -14,7 +14,9 @@ const RUN = ['run', '--volume-driver', 'weave'];
 /** The lines of a log are 0, 1, 2, ... n-1, in order: its n. */
 function contiguous(text: string): number {
   const lines = text.trim().split('\n');
-  lines.forEach((l, i) => assert.equal(l, String(i), `line ${i + 1} of ${lines.length}`));
+  lines.forEach((l, i) => {
+    assert.equal(l, String(i), `line ${i + 1} of ${lines.length}`);
+  });
   return lines.length;
 }
 

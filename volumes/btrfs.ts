@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { runOk } from '../common/exec.js';
 import type { SendStream, VolumeBackend } from './backend.js';
 import { exists, exited, feed, oneLine, PoolDirs, reason, running } from './pool-dirs.js';

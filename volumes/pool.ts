@@ -136,12 +136,12 @@ async function must(argv: string[]): Promise<void> {
 
 /** What /proc/self/mountinfo says is mounted at `dir` (the last, visible mount). */
 async function mountAt(dir: string): Promise<{ fstype: string; source: string } | undefined> {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unoctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   let found: { fstype: string; source: string } | undefined;
   for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
     const f = line.split(' ');
     const dash = f.indexOf('-');
-    if (dash > 0 && unescape(f[4]) === dir) found = { fstype: f[dash + 1], source: unescape(f[dash + 2]) };
+    if (dash > 0 && unoctal(f[4]) === dir) found = { fstype: f[dash + 1], source: unoctal(f[dash + 2]) };
   }
   return found;
 }
