@@ -11,14 +11,19 @@ export function readJson(req: http.IncomingMessage): Promise<Record<string, unkn
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => {
       body += chunk;
-      if (body.length > MAX_BODY) { reject(new UserError('request body too large')); req.destroy(); }
+      if (body.length > MAX_BODY) {
+        reject(new UserError('request body too large'));
+        req.destroy();
+      }
     });
     req.on('end', () => {
       try {
         const v = body ? JSON.parse(body) : {};
         if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error();
         resolve(v as Record<string, unknown>);
-      } catch { reject(new UserError('request body is not a JSON object')); }
+      } catch {
+        reject(new UserError('request body is not a JSON object'));
+      }
     });
     req.on('error', reject);
   });
@@ -33,15 +38,20 @@ const is: Record<string, (v: unknown) => boolean> = {
 /** Checks a body against its route's spec: every field of the right type, required ones present, no others. */
 export function checkBody(body: Record<string, unknown>, spec: BodySpec, what: string): Record<string, unknown> {
   for (const key of Object.keys(body)) {
-    if (!Object.hasOwn(spec, key)) throw new UserError(`${what}: unknown field "${key.slice(0, 40)}" (accepted: ${Object.keys(spec).join(', ') || 'none'})`);
+    if (!Object.hasOwn(spec, key))
+      throw new UserError(
+        `${what}: unknown field "${key.slice(0, 40)}" (accepted: ${Object.keys(spec).join(', ') || 'none'})`,
+      );
   }
   for (const [key, type] of Object.entries(spec)) {
     const optional = type.endsWith('?');
     const base = optional ? type.slice(0, -1) : type;
     if (body[key] === undefined || body[key] === null) {
-      if (!optional) throw new UserError(`${what} needs ${key} (${base === 'string[]' ? 'a list of strings' : `a ${base}`})`);
+      if (!optional)
+        throw new UserError(`${what} needs ${key} (${base === 'string[]' ? 'a list of strings' : `a ${base}`})`);
       delete body[key];
-    } else if (!is[base](body[key])) throw new UserError(`${what}: ${key} must be ${base === 'string[]' ? 'a list of strings' : `a ${base}`}`);
+    } else if (!is[base](body[key]))
+      throw new UserError(`${what}: ${key} must be ${base === 'string[]' ? 'a list of strings' : `a ${base}`}`);
   }
   return body;
 }

@@ -1,6 +1,11 @@
 import type http from 'node:http';
 
-interface Client { res: http.ServerResponse; last: string; timer: NodeJS.Timeout; blocked: boolean }
+interface Client {
+  res: http.ServerResponse;
+  last: string;
+  timer: NodeJS.Timeout;
+  blocked: boolean;
+}
 
 const CHANGE_DEBOUNCE_MS = 100;
 
@@ -25,10 +30,20 @@ export class ReportStream {
       'x-accel-buffering': 'no',
     });
     res.write('retry: 1000\n\n'); // reconnect quickly when the router comes back
-    const client: Client = { res, last: '', blocked: false, timer: setInterval(() => this.send(client), intervalSeconds * 1000) };
+    const client: Client = {
+      res,
+      last: '',
+      blocked: false,
+      timer: setInterval(() => this.send(client), intervalSeconds * 1000),
+    };
     this.clients.add(client);
-    res.on('drain', () => { client.blocked = false; });
-    const done = () => { clearInterval(client.timer); this.clients.delete(client); };
+    res.on('drain', () => {
+      client.blocked = false;
+    });
+    const done = () => {
+      clearInterval(client.timer);
+      this.clients.delete(client);
+    };
     req.on('close', done);
     res.on('close', done);
     this.send(client);
@@ -46,7 +61,10 @@ export class ReportStream {
 
   close(): void {
     clearTimeout(this.pending);
-    for (const c of this.clients) { clearInterval(c.timer); c.res.end(); }
+    for (const c of this.clients) {
+      clearInterval(c.timer);
+      c.res.end();
+    }
     this.clients.clear();
   }
 

@@ -16,14 +16,30 @@ export class SubsystemMetrics {
     for (const d of defs) {
       const o = { name: d.name, help: d.help, labelNames: d.labels ?? [], registers };
       if (d.type === 'gauge') {
-        new Gauge({ ...o, collect() { this.reset(); for (const s of d.samples()) this.set(s.labels ?? {}, s.value); } });
+        new Gauge({
+          ...o,
+          collect() {
+            this.reset();
+            for (const s of d.samples()) this.set(s.labels ?? {}, s.value);
+          },
+        });
       } else {
-        new Counter({ ...o, collect() { this.reset(); for (const s of d.samples()) this.inc(s.labels ?? {}, s.value); } });
+        new Counter({
+          ...o,
+          collect() {
+            this.reset();
+            for (const s of d.samples()) this.inc(s.labels ?? {}, s.value);
+          },
+        });
       }
     }
   }
 
-  get contentType(): string { return this.registry.contentType; }
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 
-  scrape(): Promise<string> { return this.registry.metrics(); }
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
 }

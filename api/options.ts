@@ -14,6 +14,9 @@ function httpAddress(v: string): string {
 export const DEFAULT_HTTP_ADDR = '127.0.0.1:6784';
 
 export const apiOptions = {
-  httpAddr: text('--http-addr <addr>', 'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)',
-    { default: DEFAULT_HTTP_ADDR, check: httpAddress }),
+  httpAddr: text(
+    '--http-addr <addr>',
+    'HTTP API and status page address (IP:PORT; anything but loopback exposes the API)',
+    { default: DEFAULT_HTTP_ADDR, check: httpAddress },
+  ),
 };

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKOUT } from '../common/checkout.js';
 
-export interface Asset { type: string; body: Buffer }
+export interface Asset {
+  type: string;
+  body: Buffer;
+}
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -18,7 +21,12 @@ const TYPES: Record<string, string> = {
 export function loadPageAssets(): Map<string, Asset> {
   const pageDir = join(CHECKOUT, 'api', 'page');
   const assets = new Map<string, Asset>();
-  for (const [path, file] of [['/', 'index.html'], ['/app.js', 'app.js'], ['/graph.js', 'graph.js'], ['/style.css', 'style.css']]) {
+  for (const [path, file] of [
+    ['/', 'index.html'],
+    ['/app.js', 'app.js'],
+    ['/graph.js', 'graph.js'],
+    ['/style.css', 'style.css'],
+  ]) {
     const ext = file.slice(file.lastIndexOf('.'));
     assets.set(path, { type: TYPES[ext], body: readFileSync(join(pageDir, file)) });
   }

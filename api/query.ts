@@ -21,7 +21,9 @@ export function parseQuery(search: string, spec: ParamSpec = {}): Record<string,
     const parse = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (!parse) {
       const known = Object.keys(spec);
-      throw new UserError(`unknown query parameter "${name.slice(0, 40)}"${known.length ? ` (accepted: ${known.join(', ')})` : ' (this endpoint takes none)'}`);
+      throw new UserError(
+        `unknown query parameter "${name.slice(0, 40)}"${known.length ? ` (accepted: ${known.join(', ')})` : ' (this endpoint takes none)'}`,
+      );
     }
     if (Object.hasOwn(out, name)) throw new UserError(`query parameter "${name}" given twice`);
     out[name] = parse(raw, `query parameter ${name}`);

@@ -1,6 +1,9 @@
 import type { Method, Route } from '../common/route.js';
 
-interface Compiled { route: Route; segments: { name?: string; literal?: string; optional: boolean }[] }
+interface Compiled {
+  route: Route;
+  segments: { name?: string; literal?: string; optional: boolean }[];
+}
 
 export type Match = { route: Route; raw: Record<string, string> } | { allowed: Method[] } | undefined;
 
@@ -10,9 +13,16 @@ export class RouteTable {
 
   add(route: Route): void {
     const key = `${route.method} ${route.path}`;
-    if (this.routes.some((c) => `${c.route.method} ${c.route.path}` === key)) throw new Error(`route ${key} is registered twice`);
-    const segments = route.path.split('/').slice(1).map((s) => (s.startsWith(':')
-      ? { name: s.slice(1).replace(/\?$/, ''), optional: s.endsWith('?') } : { literal: s, optional: false }));
+    if (this.routes.some((c) => `${c.route.method} ${c.route.path}` === key))
+      throw new Error(`route ${key} is registered twice`);
+    const segments = route.path
+      .split('/')
+      .slice(1)
+      .map((s) =>
+        s.startsWith(':')
+          ? { name: s.slice(1).replace(/\?$/, ''), optional: s.endsWith('?') }
+          : { literal: s, optional: false },
+      );
     this.routes.push({ route, segments });
   }
 
@@ -36,7 +46,10 @@ function capture(c: Compiled, parts: string[]): Record<string, string> | undefin
   for (const [i, s] of c.segments.entries()) {
     const p = parts[i];
     if (p === undefined) continue; // an optional tail segment
-    if (s.literal !== undefined) { if (p !== s.literal) return undefined; } else if (p === '') return undefined; else raw[s.name!] = p;
+    if (s.literal !== undefined) {
+      if (p !== s.literal) return undefined;
+    } else if (p === '') return undefined;
+    else raw[s.name!] = p;
   }
   return raw;
 }

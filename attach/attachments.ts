@@ -13,8 +13,23 @@ import type { LocalMacs } from '../router/data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
 /** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its names. */
-export interface Resolved { ident: string; nsTarget: string; label: string; container?: string; names?: string[] }
-export interface AttachedEntry { ident: string; label: string; container?: string; mac: string; cidrs: string[]; names: string[]; nsTarget?: string; ifname?: string }
+export interface Resolved {
+  ident: string;
+  nsTarget: string;
+  label: string;
+  container?: string;
+  names?: string[];
+}
+export interface AttachedEntry {
+  ident: string;
+  label: string;
+  container?: string;
+  mac: string;
+  cidrs: string[];
+  names: string[];
+  nsTarget?: string;
+  ifname?: string;
+}
 
 /** Told of every attachment made and gone (DNS registers the names). */
 export type AttachmentListener = (e: { attached: boolean; entry: AttachedEntry }) => void;
@@ -30,8 +45,13 @@ export class Attachments {
   private readonly listeners: AttachmentListener[] = [];
 
   /** `file`: where attachments are kept, so that a router that died (and was restarted) takes them back. */
-  constructor(private readonly mtu: number, readonly ipam: IpamService, private readonly macs: LocalMacs, private readonly containers: ContainerLookup,
-              private readonly file?: string) {}
+  constructor(
+    private readonly mtu: number,
+    readonly ipam: IpamService,
+    private readonly macs: LocalMacs,
+    private readonly containers: ContainerLookup,
+    private readonly file?: string,
+  ) {}
 
   /**
    * Takes back what was attached before a restart and is still in place: namespaces by name or
@@ -39,15 +59,25 @@ export class Attachments {
    */
   async restore(): Promise<number> {
     let saved: AttachedEntry[] = [];
-    try { saved = this.file && existsSync(this.file) ? JSON.parse(readFileSync(this.file, 'utf8')) as AttachedEntry[] : []; } catch (err) {
+    try {
+      saved =
+        this.file && existsSync(this.file) ? (JSON.parse(readFileSync(this.file, 'utf8')) as AttachedEntry[]) : [];
+    } catch (err) {
       log.warn(`cannot read ${this.file}: ${(err as Error).message}; attachments are not taken back`);
     }
     let n = 0;
     for (const e of saved) {
       if (e.container || !e.nsTarget?.startsWith('netns:') || this.attached.has(e.ident)) continue;
-      const now = await Promise.resolve().then(() => existingAttachment(resolveTarget(e.nsTarget!), e.ifname)).catch(() => undefined);
+      const now = await Promise.resolve()
+        .then(() => existingAttachment(resolveTarget(e.nsTarget!), e.ifname))
+        .catch(() => undefined);
       if (now?.mac !== e.mac) continue;
-      this.register({ ident: e.ident, nsTarget: e.nsTarget, label: e.label, names: e.names }, e.mac, now.cidrs, e.ifname);
+      this.register(
+        { ident: e.ident, nsTarget: e.nsTarget, label: e.label, names: e.names },
+        e.mac,
+        now.cidrs,
+        e.ifname,
+      );
       n++;
     }
     this.save();
@@ -63,7 +93,11 @@ export class Attachments {
 
   private save(): void {
     if (!this.file) return;
-    try { writeFileAtomic(this.file, JSON.stringify([...this.attached.values()])); } catch (err) { log.warn(`cannot save attachments: ${(err as Error).message}`); }
+    try {
+      writeFileAtomic(this.file, JSON.stringify([...this.attached.values()]));
+    } catch (err) {
+      log.warn(`cannot save attachments: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -74,7 +108,8 @@ export class Attachments {
    */
   async attach(req: AttachRequest): Promise<AttachResult> {
     const specs = req.cidrs?.length ? req.cidrs : ['net:default'];
-    if (req.mac !== undefined && !isUnicastMac(req.mac)) throw new UserError(`invalid MAC "${req.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
+    if (req.mac !== undefined && !isUnicastMac(req.mac))
+      throw new UserError(`invalid MAC "${req.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
     const t = await this.resolve(req.target);
     return this.serial(t.ident, () => this.attachResolved(t, specs, { mac: req.mac }));
   }
@@ -91,11 +126,22 @@ export class Attachments {
     return { target: t.label, mac: a.mac, cidrs: a.cidrs };
   }
 
-  onChange(l: AttachmentListener): void { this.listeners.push(l); }
+  onChange(l: AttachmentListener): void {
+    this.listeners.push(l);
+  }
 
   /** Records an attachment and tells every peer where its MAC lives. */
   register(t: Resolved, mac: string, cidrs: string[], ifname?: string): void {
-    const entry = { ident: t.ident, label: t.label, container: t.container, mac, cidrs, names: t.names ?? [], nsTarget: t.nsTarget, ifname };
+    const entry = {
+      ident: t.ident,
+      label: t.label,
+      container: t.container,
+      mac,
+      cidrs,
+      names: t.names ?? [],
+      nsTarget: t.nsTarget,
+      ifname,
+    };
     this.attached.set(t.ident, entry);
     this.save();
     this.macs.add(mac);
@@ -121,7 +167,9 @@ export class Attachments {
       if (t.nsTarget) mac = (await detach(t.nsTarget)).mac;
       else if (!mac && this.ipam.lookup(t.ident).length === 0) throw new UserError(`${t.label} is not attached`);
       if (!this.unregister(t.ident) && mac) this.macs.remove(mac);
-      await this.ipam.release(t.ident).catch(() => { /* attached with addresses outside IPAM */ });
+      await this.ipam.release(t.ident).catch(() => {
+        /* attached with addresses outside IPAM */
+      });
       log.info(`detached ${t.label}${mac ? ` (${mac})` : ''}`);
       return { mac, cidrs };
     });
@@ -129,7 +177,9 @@ export class Attachments {
 
   /** `weave ps`: the host's own exposed address first, then every attachment (optionally only the given targets). */
   async ps(targets: string[] = []): Promise<PsRow[]> {
-    const wanted = targets.length ? await Promise.all(targets.map((x) => this.resolve(x, { running: false }))) : undefined;
+    const wanted = targets.length
+      ? await Promise.all(targets.map((x) => this.resolve(x, { running: false })))
+      : undefined;
     const rows: PsRow[] = [];
     const exposed = wanted ? undefined : await bridgeAddresses();
     if (exposed?.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
@@ -144,7 +194,9 @@ export class Attachments {
    * The IPAM identity of this host's bridge address: its own (an identity is cluster-wide, and one
    * shared by every host would move the address from bridge to bridge).
    */
-  private get exposeIdent(): string { return `${EXPOSE_ID}/${this.ipam.self}`; }
+  private get exposeIdent(): string {
+    return `${EXPOSE_ID}/${this.ipam.self}`;
+  }
 
   /** `weave expose`: the host itself joins the overlay with an address on the bridge (IPAM identity weave:expose). */
   async expose(specs: string[] = []): Promise<ExposeResult> {
@@ -166,7 +218,9 @@ export class Attachments {
       const { mac } = await bridgeAddresses();
       const removed = await removeBridgeAddresses();
       if (mac && removed.length) this.macs.remove(mac);
-      await this.ipam.release(this.exposeIdent).catch(() => { /* none from IPAM */ });
+      await this.ipam.release(this.exposeIdent).catch(() => {
+        /* none from IPAM */
+      });
       log.info(`hid this host (${removed.join(' ') || 'was not exposed'})`);
       return { cidrs: removed };
     });
@@ -177,35 +231,63 @@ export class Attachments {
    * not running has no namespace (nsTarget empty): it can be detached (its address released) but not attached.
    */
   async resolve(target: string, o: { running: boolean } = { running: true }): Promise<Resolved> {
-    if (/^(netns|pid):/.test(target)) { resolveTarget(target); return { ident: target, nsTarget: target, label: target }; }
+    if (/^(netns|pid):/.test(target)) {
+      resolveTarget(target);
+      return { ident: target, nsTarget: target, label: target };
+    }
     const ref = target.replace(/^docker:/, '');
     let c: ContainerRef | undefined;
-    try { c = await this.containers.find(ref); } catch (err) {
-      if (err instanceof ContainersUnavailable) throw new UserError(`unknown target "${target}": not netns:NAME, netns:/path or pid:PID, and ${err.message}`);
+    try {
+      c = await this.containers.find(ref);
+    } catch (err) {
+      if (err instanceof ContainersUnavailable)
+        throw new UserError(`unknown target "${target}": not netns:NAME, netns:/path or pid:PID, and ${err.message}`);
       throw err;
     }
-    if (!c) throw new UserError(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
+    if (!c)
+      throw new UserError(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
     if (!c.running && o.running) throw new UserError(`container ${ref} is not running (${c.status})`);
-    return { ident: c.id, nsTarget: c.running ? `pid:${c.pid}` : '', label: c.id.slice(0, 12), container: c.id, names: containerNames(c) };
+    return {
+      ident: c.id,
+      nsTarget: c.running ? `pid:${c.pid}` : '',
+      label: c.id.slice(0, 12),
+      container: c.id,
+      names: containerNames(c),
+    };
   }
 
   /** One attach/detach at a time per identity: the events watcher and the API may race on a container. */
-  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> { return this.locks.run(ident, fn); }
+  serial<T>(ident: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(ident, fn);
+  }
 
   /** Addresses for ident from Weave-style specs, taken from IPAM where they are in its range; all or nothing. */
   private async addresses(ident: string, specs: string[], ipamOnly = false): Promise<{ all: Cidr[]; taken: string[] }> {
     const parsed = specs.map((spec) => {
       if (spec.startsWith('net:')) return { subnet: spec.slice(4) };
-      try { return { cidr: parseCidr(spec) }; } catch (err) { throw new UserError((err as Error).message); }
+      try {
+        return { cidr: parseCidr(spec) };
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
     });
     const all: Cidr[] = [];
     const taken: string[] = [];
     try {
       for (const p of parsed) {
-        if ('subnet' in p) { const a = await this.ipam.allocate(ident, p.subnet); all.push(parseCidr(a.cidr)); taken.push(a.ip); continue; }
-        if (this.ipam.inRange(p.cidr.ip)) { await this.ipam.claim(ident, p.cidr.ip, p.cidr.prefix); taken.push(p.cidr.ip); }
+        if ('subnet' in p) {
+          const a = await this.ipam.allocate(ident, p.subnet);
+          all.push(parseCidr(a.cidr));
+          taken.push(a.ip);
+          continue;
+        }
+        if (this.ipam.inRange(p.cidr.ip)) {
+          await this.ipam.claim(ident, p.cidr.ip, p.cidr.prefix);
+          taken.push(p.cidr.ip);
+        }
         // A container's addresses are IPAM's, so that its restarts and removal keep and free them.
-        else if (ipamOnly) throw new UserError(`${formatCidr(p.cidr)} is outside the allocation range ${this.ipam.range.text}`);
+        else if (ipamOnly)
+          throw new UserError(`${formatCidr(p.cidr)} is outside the allocation range ${this.ipam.range.text}`);
         all.push(p.cidr);
       }
     } catch (err) {

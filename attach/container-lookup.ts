@@ -1,7 +1,14 @@
 import { UserError } from '../common/errors.js';
 
 /** A container as attachments need it: its full id, and its namespace's pid when running. */
-export interface ContainerRef { id: string; running: boolean; pid: number; status: string; name: string; hostname: string }
+export interface ContainerRef {
+  id: string;
+  running: boolean;
+  pid: number;
+  status: string;
+  name: string;
+  hostname: string;
+}
 
 /** Containers by id, id prefix or name; docker/ implements it over the Engine API. */
 export interface ContainerLookup {

@@ -10,8 +10,14 @@ export const EXPOSE_ID = 'weave:expose';
 export async function bridgeAddresses(): Promise<{ mac: string; cidrs: string[] }> {
   const r = await run(['ip', '-j', 'addr', 'show', 'dev', BRIDGE]);
   if (r.code !== 0) return { mac: '', cidrs: [] };
-  const [link] = JSON.parse(r.stdout) as { address: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
-  return { mac: link?.address ?? '', cidrs: (link?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`) };
+  const [link] = JSON.parse(r.stdout) as {
+    address: string;
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
+  return {
+    mac: link?.address ?? '',
+    cidrs: (link?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+  };
 }
 
 export async function addBridgeAddresses(cidrs: Cidr[]): Promise<void> {
@@ -19,7 +25,8 @@ export async function addBridgeAddresses(cidrs: Cidr[]): Promise<void> {
   try {
     for (const c of cidrs) {
       const r = await run(['ip', 'addr', 'add', formatCidr(c), 'dev', BRIDGE]);
-      if (r.code !== 0 && !/exists|already assigned/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)} to ${BRIDGE}: ${r.stderr.trim()}`);
+      if (r.code !== 0 && !/exists|already assigned/.test(r.stderr))
+        throw new Error(`cannot add ${formatCidr(c)} to ${BRIDGE}: ${r.stderr.trim()}`);
       if (r.code === 0) added.push(formatCidr(c));
       gratuitousArp(undefined, BRIDGE, c.ip);
     }

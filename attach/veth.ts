@@ -9,7 +9,14 @@ import { BRIDGE, quietIPv6 } from '../router/bridge.js';
 
 export const CONTAINER_IF = 'ethwe';
 
-export interface Attachment { target: string; netns: string; ifname: string; hostIf: string; mac: string; cidrs: string[] }
+export interface Attachment {
+  target: string;
+  netns: string;
+  ifname: string;
+  hostIf: string;
+  mac: string;
+  cidrs: string[];
+}
 
 /**
  * Where a target's network namespace is: `netns:NAME` (under /var/run/netns), `netns:/path` or
@@ -28,8 +35,13 @@ export function resolveTarget(target: string): string {
 const inNs = (netns: string, argv: string[]) => ['nsenter', `--net=${netns}`, ...argv];
 
 /** The host-side veth name: unique per namespace (its inode) and interface, within the 15-character limit. */
-const hostIfName = (netns: string, ifname: string) => ifname === CONTAINER_IF ? `vethwepl${statSync(netns).ino.toString(36).slice(-7)}`
-  : `vethwecn${createHash('sha256').update(`${statSync(netns).ino}/${ifname}`).digest('hex').slice(0, 7)}`;
+const hostIfName = (netns: string, ifname: string) =>
+  ifname === CONTAINER_IF
+    ? `vethwepl${statSync(netns).ino.toString(36).slice(-7)}`
+    : `vethwecn${createHash('sha256')
+        .update(`${statSync(netns).ino}/${ifname}`)
+        .digest('hex')
+        .slice(0, 7)}`;
 
 async function linkMac(netns: string, dev: string): Promise<string | undefined> {
   const r = await run(inNs(netns, ['ip', '-j', 'link', 'show', 'dev', dev]));
@@ -58,19 +70,22 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
   const netns = resolveTarget(target);
   const dev = o.ifname ?? CONTAINER_IF;
   const hostIf = hostIfName(netns, dev);
-  const made = await run(inNs(netns, ['ip', '-batch', '-']), { input: `${[
-    `link add name ${dev} mtu ${mtu}${o.mac ? ` address ${o.mac}` : ''} type veth peer name ${hostIf} mtu ${mtu} netns ${process.pid}`,
-    ...cidrs.map((c) => `addr add ${formatCidr(c)} dev ${dev}`),
-    `link set dev ${dev} up`,
-    ...(o.gateway ? [`route replace default via ${o.gateway} dev ${dev}`] : []),
-  ].join('\n')}\n` });
+  const made = await run(inNs(netns, ['ip', '-batch', '-']), {
+    input: `${[
+      `link add name ${dev} mtu ${mtu}${o.mac ? ` address ${o.mac}` : ''} type veth peer name ${hostIf} mtu ${mtu} netns ${process.pid}`,
+      ...cidrs.map((c) => `addr add ${formatCidr(c)} dev ${dev}`),
+      `link set dev ${dev} up`,
+      ...(o.gateway ? [`route replace default via ${o.gateway} dev ${dev}`] : []),
+    ].join('\n')}\n`,
+  });
   const existed = made.code !== 0 && /File exists/.test(made.stderr) && /Command failed -:1$/m.test(made.stderr);
   if (existed && o.exclusive) throw new UserError(`${target} has an interface ${dev} already`);
   try {
     if (existed) {
       for (const c of cidrs) {
         const r = await run(inNs(netns, ['ip', 'addr', 'add', formatCidr(c), 'dev', dev]));
-        if (r.code !== 0 && !/exists|already assigned/.test(r.stderr)) throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
+        if (r.code !== 0 && !/exists|already assigned/.test(r.stderr))
+          throw new Error(`cannot add ${formatCidr(c)}: ${r.stderr.trim()}`);
       }
       await runOk(inNs(netns, ['ip', 'link', 'set', 'dev', dev, 'up']));
       if (o.gateway) await runOk(inNs(netns, ['ip', 'route', 'replace', 'default', 'via', o.gateway, 'dev', dev]));
@@ -85,7 +100,7 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
     if (!existed) await run(inNs(netns, ['ip', 'link', 'del', 'dev', dev])); // nothing left half-attached
     throw err;
   }
-  const mac = !existed && o.mac ? o.mac.toLowerCase() : (await linkMac(netns, dev)) ?? '';
+  const mac = !existed && o.mac ? o.mac.toLowerCase() : ((await linkMac(netns, dev)) ?? '');
   return { target, netns, ifname: dev, hostIf, mac, cidrs: cidrs.map(formatCidr) };
 }
 
@@ -101,19 +116,36 @@ export function gratuitousArp(netns: string | undefined, dev: string, ip: string
   const argv = [...(netns ? ['nsenter', `--net=${netns}`] : []), 'arping', '-U', '-c1', '-I', dev, ip];
   const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
   child.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' && !arpingMissing) { arpingMissing = true; log.warn('arping is not installed: moved addresses are learnt only when caches expire'); }
+    if (err.code === 'ENOENT' && !arpingMissing) {
+      arpingMissing = true;
+      log.warn('arping is not installed: moved addresses are learnt only when caches expire');
+    }
   });
-  child.on('exit', (code) => { if (code === 127 && !arpingMissing) { arpingMissing = true; log.warn('arping is not installed: moved addresses are learnt only when caches expire'); } });
+  child.on('exit', (code) => {
+    if (code === 127 && !arpingMissing) {
+      arpingMissing = true;
+      log.warn('arping is not installed: moved addresses are learnt only when caches expire');
+    }
+  });
   child.unref();
 }
 
 /** What is attached in a namespace already (after a router restart): the interface's MAC and addresses. */
-export async function existingAttachment(netns: string, dev = CONTAINER_IF): Promise<{ mac: string; cidrs: string[] } | undefined> {
+export async function existingAttachment(
+  netns: string,
+  dev = CONTAINER_IF,
+): Promise<{ mac: string; cidrs: string[] } | undefined> {
   const r = await run(inNs(netns, ['ip', '-j', 'addr', 'show', 'dev', dev]));
   if (r.code !== 0) return undefined;
-  const [link] = JSON.parse(r.stdout) as { address: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
+  const [link] = JSON.parse(r.stdout) as {
+    address: string;
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
   if (!link) return undefined;
-  return { mac: link.address, cidrs: link.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`) };
+  return {
+    mac: link.address,
+    cidrs: link.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+  };
 }
 
 /** Removes the interface (ethwe) from the target (the host end goes with it). */

@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../lab/lab.js';
 import { weaveOk } from '../lab/weave.js';
 
-const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
 const N = arg('--n', 40);
 const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cni', 'weave-net.js');
 
@@ -28,28 +31,59 @@ for (const ns of nsList.split(',')) {
 }
 console.log(JSON.stringify({ add, del }));`;
 
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
 const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms  p95 ${pct(xs, 95).toFixed(1)} ms`;
 
 const lab = await Lab.create({ hosts: 1 });
 try {
   await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1']);
-  const bridge = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'bridge', bridge: 'cnibench0', isGateway: true,
-    ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(lab.host('h1').dataDir, 'host-local') } });
+  const bridge = JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'bench',
+    type: 'bridge',
+    bridge: 'cnibench0',
+    isGateway: true,
+    ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(lab.host('h1').dataDir, 'host-local') },
+  });
   const weave = JSON.stringify({ cniVersion: '1.0.0', name: 'weave', type: 'weave-net' });
   const run = async (label: string, conf: string, argv: string[], n = N) => {
     const ns = await Promise.all(Array.from({ length: n }, (_, i) => lab.addContainer('h1', `${label}${i}`)));
-    return { label, ...(JSON.parse(await lab.execOk('h1', [process.execPath, '-e', CLIENT, ns.map((c) => c.netns).join(','), conf, ...argv], { timeoutMs: 600_000 })) as { add: number[]; del: number[] }) };
+    return {
+      label,
+      ...(JSON.parse(
+        await lab.execOk('h1', [process.execPath, '-e', CLIENT, ns.map((c) => c.netns).join(','), conf, ...argv], {
+          timeoutMs: 600_000,
+        }),
+      ) as { add: number[]; del: number[] }),
+    };
   };
   await run('warm', weave, [process.execPath, PLUGIN], 3); // the first ADD exposes the bridge and splits the range
   const results = [];
-  for (const [label, conf, argv] of [['bridge', bridge, ['/usr/lib/cni/bridge']], ['weave', weave, [process.execPath, PLUGIN]]] as const) results.push(await run(label, conf, [...argv]));
+  for (const [label, conf, argv] of [
+    ['bridge', bridge, ['/usr/lib/cni/bridge']],
+    ['weave', weave, [process.execPath, PLUGIN]],
+  ] as const)
+    results.push(await run(label, conf, [...argv]));
   console.log(`CNI ADD and DEL, ${N} namespaces each, the plugin spawned per call as a runtime does (one lab host)`);
-  for (const r of results) console.log(`${r.label === 'weave' ? 'weave-net (Node + router)' : 'bridge + host-local (Go)'}: ADD ${fmt(r.add)}   DEL ${fmt(r.del)}`);
-  const node = JSON.parse(await lab.execOk('h1', [process.execPath, '-e', `const t=process.hrtime.bigint();require('node:child_process').spawnSync(process.execPath,['-e','0']);console.log(Number(process.hrtime.bigint()-t)/1e6)`]));
+  for (const r of results)
+    console.log(
+      `${r.label === 'weave' ? 'weave-net (Node + router)' : 'bridge + host-local (Go)'}: ADD ${fmt(r.add)}   DEL ${fmt(r.del)}`,
+    );
+  const node = JSON.parse(
+    await lab.execOk('h1', [
+      process.execPath,
+      '-e',
+      `const t=process.hrtime.bigint();require('node:child_process').spawnSync(process.execPath,['-e','0']);console.log(Number(process.hrtime.bigint()-t)/1e6)`,
+    ]),
+  );
   console.log(`floor: starting an empty Node process takes ${node.toFixed(1)} ms here`);
   const [b, w] = results;
-  console.log(`ratio weave/bridge: ADD ${(pct(w.add, 50) / pct(b.add, 50)).toFixed(2)} x, DEL ${(pct(w.del, 50) / pct(b.del, 50)).toFixed(2)} x (p50)`);
+  console.log(
+    `ratio weave/bridge: ADD ${(pct(w.add, 50) / pct(b.add, 50)).toFixed(2)} x, DEL ${(pct(w.del, 50) / pct(b.del, 50)).toFixed(2)} x (p50)`,
+  );
 } finally {
   await lab.down();
 }

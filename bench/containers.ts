@@ -6,7 +6,10 @@ import { Lab } from '../lab/lab.js';
 import { percentile, runWebServers } from '../lab/seeds.js';
 import { launchAll, waitForMesh, weaveOk } from '../lab/weave.js';
 
-const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
 const N = arg('--n', 100);
 
 const lab = await Lab.create({ hosts: 2 });
@@ -19,8 +22,12 @@ try {
   const servers = await runWebServers(lab, { server: 'h1', client: 'h2', from: 'client', n: N });
   const ms = servers.map((s) => s.ms);
   console.log(`${N} web servers on port 80, each on its own address, fetched from another host`);
-  console.log(`weave run to first successful fetch: p50 ${percentile(ms, 50).toFixed(0)} ms, p95 ${percentile(ms, 95).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms`);
-  console.log(`all ${N} in ${((performance.now() - t0) / 1000).toFixed(1)} s; goal p50 < 1500 ms: ${percentile(ms, 50) < 1500 ? 'met' : 'NOT met'}`);
+  console.log(
+    `weave run to first successful fetch: p50 ${percentile(ms, 50).toFixed(0)} ms, p95 ${percentile(ms, 95).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms`,
+  );
+  console.log(
+    `all ${N} in ${((performance.now() - t0) / 1000).toFixed(1)} s; goal p50 < 1500 ms: ${percentile(ms, 50) < 1500 ? 'met' : 'NOT met'}`,
+  );
 } finally {
   await lab.down();
 }

@@ -68,11 +68,17 @@ export class Peer {
   private view = '';
   private viewChangedAt = 0;
 
-  constructor(private readonly send: (r: Reply) => void, private readonly ownProcess: boolean) {}
+  constructor(
+    private readonly send: (r: Reply) => void,
+    private readonly ownProcess: boolean,
+  ) {}
 
   /** Tracks fullSince; called on every topology change and every poll. */
   private checkFull(reachable = this.cp!.topology.reachable().size): void {
-    if (reachable !== this.reachable) { this.reachable = reachable; this.reachableChangedAt = Date.now(); }
+    if (reachable !== this.reachable) {
+      this.reachable = reachable;
+      this.reachableChangedAt = Date.now();
+    }
     if (reachable < this.total) this.fullSince = undefined;
     else this.fullSince ??= Date.now();
   }
@@ -85,7 +91,10 @@ export class Peer {
   private ownVersion = 0;
   private ownChanged(): void {
     const v = this.cp!.topology.peers.get(this.cp!.name)?.version ?? 0;
-    if (v !== this.ownVersion) { this.ownVersion = v; this.viewChangedAt = Date.now(); }
+    if (v !== this.ownVersion) {
+      this.ownVersion = v;
+      this.viewChangedAt = Date.now();
+    }
   }
 
   private state(detail: boolean): PeerState {
@@ -93,7 +102,15 @@ export class Peer {
     const reachable = c.topology.reachable().size;
     this.checkFull(reachable);
     if (reachable === this.total) this.checkView(); // views cannot be the same before
-    const base = { reachable, known: c.topology.peers.size, fullSince: this.fullSince, topologyChanges: this.topologyChanges, reachableChangedAt: this.reachableChangedAt, view: this.view, viewChangedAt: this.viewChangedAt };
+    const base = {
+      reachable,
+      known: c.topology.peers.size,
+      fullSince: this.fullSince,
+      topologyChanges: this.topologyChanges,
+      reachableChangedAt: this.reachableChangedAt,
+      view: this.view,
+      viewChangedAt: this.viewChangedAt,
+    };
     if (!detail) return base;
     const v = c.view();
     return {
@@ -105,11 +122,13 @@ export class Peer {
       connections: v.connections.filter((x) => x.state === 'established').length,
       rejected: c.rejectedGossip,
       digestBytes: c.repairs.bytesIn + c.repairs.bytesOut,
-      failing: v.connections.filter((x) => x.state !== 'established').reduce<Record<string, number>>((m, x) => {
-        const why = `${x.state}: ${x.info.replace(/, retry in \d+s$/, '').slice(0, 80)}`;
-        m[why] = (m[why] ?? 0) + 1;
-        return m;
-      }, {}),
+      failing: v.connections
+        .filter((x) => x.state !== 'established')
+        .reduce<Record<string, number>>((m, x) => {
+          const why = `${x.state}: ${x.info.replace(/, retry in \d+s$/, '').slice(0, 80)}`;
+          m[why] = (m[why] ?? 0) + 1;
+          return m;
+        }, {}),
     };
   }
 
@@ -120,8 +139,14 @@ export class Peer {
         mkdirSync(cmd.opts.dataDir, { recursive: true });
         this.total = cmd.total;
         this.cp = await ControlPlane.create(cmd.opts);
-        this.cp.on('routes', () => { this.topologyChanges++; this.checkFull(); this.ownChanged(); });
-        this.cp.on('changed', (ch: string) => { if (ch === 'topology') this.viewChangedAt = Date.now(); });
+        this.cp.on('routes', () => {
+          this.topologyChanges++;
+          this.checkFull();
+          this.ownChanged();
+        });
+        this.cp.on('changed', (ch: string) => {
+          if (ch === 'topology') this.viewChangedAt = Date.now();
+        });
         send({ type: 'created', name: this.cp.name, t: Date.now() });
         return;
       }
@@ -140,7 +165,9 @@ export class Peer {
           done = true;
           send({ type: 'mac', t: Date.now() });
         };
-        c.macChannel.on((m) => { if (m.mac === cmd.mac && m.owner === cmd.owner) check(); });
+        c.macChannel.on((m) => {
+          if (m.mac === cmd.mac && m.owner === cmd.owner) check();
+        });
         send({ type: 'watching', t: Date.now() });
         check(); // already known (never the case in the bench, but no event would come)
         return;
@@ -166,17 +193,24 @@ export class Peer {
       case 'stop':
         await this.cp?.stop();
         send({ type: 'stopped', t: Date.now() });
-        if (this.ownProcess) { process.disconnect?.(); process.exit(0); }
+        if (this.ownProcess) {
+          process.disconnect?.();
+          process.exit(0);
+        }
     }
   }
 }
 
 // Forked by the bench: one peer in this process, driven over IPC.
 if (process.send) {
-  const send = (r: Reply): void => { if (process.connected) process.send!(r); };
+  const send = (r: Reply): void => {
+    if (process.connected) process.send!(r);
+  };
   const peer = new Peer(send, true);
   process.on('message', (cmd: Command) => {
-    peer.handle(cmd).catch((err: Error) => send({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
+    peer
+      .handle(cmd)
+      .catch((err: Error) => send({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
   });
   // The parent went away (crashed or killed): nobody will stop us, so stop now.
   process.on('disconnect', () => process.exit(0));

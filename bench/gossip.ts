@@ -13,7 +13,8 @@ import type { ChannelCounters } from '../gossip/gossip.js';
 import { Peer, type Command, type PeerState, type Reply } from './gossip-peer.js';
 import { intArg } from './args.js';
 
-const USAGE = 'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] [--sequential] [--json]';
+const USAGE =
+  'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] [--sequential] [--json]';
 const BASE_PORT = 21000;
 const MAC = 0x02aabbccdd01;
 const PHASE_DEADLINE_MS = 120_000;
@@ -24,7 +25,14 @@ const STOP_DEADLINE_MS = 15_000;
 const SPAWN_CONCURRENCY = Math.max(2, availableParallelism() * 2);
 const SEED = 0x5eed;
 
-interface Options { peers: number; degree: number; restSeconds: number; json: boolean; oneProcess: boolean; sequential: boolean }
+interface Options {
+  peers: number;
+  degree: number;
+  restSeconds: number;
+  json: boolean;
+  oneProcess: boolean;
+  sequential: boolean;
+}
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = { peers: 100, degree: 3, restSeconds: 10, json: false, oneProcess: false, sequential: false };
@@ -76,7 +84,12 @@ function graph(n: number, d: number): number[][] {
 
 class TimeoutError extends Error {}
 
-interface Waiter { match: (r: Reply) => boolean; resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+interface Waiter {
+  match: (r: Reply) => boolean;
+  resolve: (r: Reply) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
 
 /** One forked control plane and the messages it sends us. */
 class Worker {
@@ -93,7 +106,11 @@ class Worker {
 
   private readonly local?: Peer;
 
-  constructor(readonly i: number, script: string, oneProcess: boolean) {
+  constructor(
+    readonly i: number,
+    script: string,
+    oneProcess: boolean,
+  ) {
     if (oneProcess) {
       // No process: the same Peer, driven by direct calls; replies go the same way as over IPC.
       this.local = new Peer((r) => setImmediate(() => this.onMessage(r)), false);
@@ -102,48 +119,76 @@ class Worker {
       return;
     }
     this.proc = fork(script, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const keep = (b: Buffer) => { if (this.output.length < 64 << 10) this.output += b.toString(); };
+    const keep = (b: Buffer) => {
+      if (this.output.length < 64 << 10) this.output += b.toString();
+    };
     this.proc.stdout!.on('data', keep);
     this.proc.stderr!.on('data', keep);
     this.proc.on('message', (r: Reply) => this.onMessage(r));
     this.proc.on('exit', (code, signal) => {
       this.exited = true;
       this.exitInfo = signal ? `killed by ${signal}` : `exit code ${code}`;
-      this.failAll(new Error(`peer ${this.i} exited (${this.exitInfo})${this.output ? `:\n${this.output.trim().slice(-2000)}` : ''}`));
+      this.failAll(
+        new Error(
+          `peer ${this.i} exited (${this.exitInfo})${this.output ? `:\n${this.output.trim().slice(-2000)}` : ''}`,
+        ),
+      );
     });
     this.proc.on('error', (err) => this.failAll(err));
   }
 
   send(cmd: Command): void {
     if (this.local) {
-      this.local.handle(cmd).catch((err: Error) => this.onMessage({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
+      this.local
+        .handle(cmd)
+        .catch((err: Error) => this.onMessage({ type: 'error', during: cmd.type, message: err?.stack ?? String(err) }));
       return;
     }
-    if (this.exited || !this.proc.connected) throw new Error(`peer ${this.i} is gone (${this.exitInfo || 'IPC closed'})`);
+    if (this.exited || !this.proc.connected)
+      throw new Error(`peer ${this.i} is gone (${this.exitInfo || 'IPC closed'})`);
     this.proc.send(cmd);
   }
 
   /** The next reply matching `match`, or an error after timeoutMs, or when the worker fails. */
-  next<T extends Reply['type']>(type: T, timeoutMs: number, match: (r: Extract<Reply, { type: T }>) => boolean = () => true): Promise<Extract<Reply, { type: T }>> {
+  next<T extends Reply['type']>(
+    type: T,
+    timeoutMs: number,
+    match: (r: Extract<Reply, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<Reply, { type: T }>> {
     if (this.exited) return Promise.reject(new Error(`peer ${this.i} is gone (${this.exitInfo})`));
     return new Promise((resolve, reject) => {
       const w: Waiter = {
         match: (r) => r.type === type && match(r as Extract<Reply, { type: T }>),
         resolve: (r) => resolve(r as Extract<Reply, { type: T }>),
         reject,
-        timer: setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); reject(new TimeoutError(`peer ${this.i}: no "${type}" within ${timeoutMs} ms`)); }, timeoutMs),
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          reject(new TimeoutError(`peer ${this.i}: no "${type}" within ${timeoutMs} ms`));
+        }, timeoutMs),
       };
       this.waiters.push(w);
     });
   }
 
-  async request<T extends Reply['type']>(cmd: Command, type: T, timeoutMs: number, match?: (r: Extract<Reply, { type: T }>) => boolean): Promise<Extract<Reply, { type: T }>> {
+  async request<T extends Reply['type']>(
+    cmd: Command,
+    type: T,
+    timeoutMs: number,
+    match?: (r: Extract<Reply, { type: T }>) => boolean,
+  ): Promise<Extract<Reply, { type: T }>> {
     const p = this.next(type, timeoutMs, match);
     this.send(cmd);
     return p;
   }
 
-  kill(): void { if (!this.local && !this.exited) try { this.proc.kill('SIGKILL'); } catch { /* gone already */ } }
+  kill(): void {
+    if (!this.local && !this.exited)
+      try {
+        this.proc.kill('SIGKILL');
+      } catch {
+        /* gone already */
+      }
+  }
 
   private onMessage(r: Reply): void {
     if (r.type === 'mac') this.macAt ??= r.t;
@@ -160,31 +205,46 @@ class Worker {
   }
 
   private failAll(err: Error): void {
-    for (const w of this.waiters) { clearTimeout(w.timer); w.reject(err); }
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
     this.waiters = [];
   }
 }
 
-interface Snapshot { t: number; state: PeerState }
+interface Snapshot {
+  t: number;
+  state: PeerState;
+}
 
 let pollId = 0;
 /** One poll of every worker; undefined for one that did not answer in time. Failures of a worker are thrown. */
 async function pollAll(workers: Worker[], detail: boolean): Promise<(Snapshot | undefined)[]> {
   const id = ++pollId;
-  return Promise.all(workers.map(async (w) => {
-    try {
-      const r = await w.request({ type: 'poll', id, detail }, 'state', POLL_REPLY_MS, (x) => x.id === id);
-      return { t: r.t, state: r.state };
-    } catch (err) {
-      if (err instanceof TimeoutError) return undefined;
-      throw err;
-    }
-  }));
+  return Promise.all(
+    workers.map(async (w) => {
+      try {
+        const r = await w.request({ type: 'poll', id, detail }, 'state', POLL_REPLY_MS, (x) => x.id === id);
+        return { t: r.t, state: r.state };
+      } catch (err) {
+        if (err instanceof TimeoutError) return undefined;
+        throw err;
+      }
+    }),
+  );
 }
 
 const sumCounters = (g: Record<string, ChannelCounters> | undefined) => {
   const s = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, dropped: 0, syncs: 0 };
-  for (const c of Object.values(g ?? {})) { s.messagesIn += c.messagesIn; s.bytesIn += c.bytesIn; s.messagesOut += c.messagesOut; s.bytesOut += c.bytesOut; s.dropped += c.dropped; s.syncs += c.syncs; }
+  for (const c of Object.values(g ?? {})) {
+    s.messagesIn += c.messagesIn;
+    s.bytesIn += c.bytesIn;
+    s.messagesOut += c.messagesOut;
+    s.bytesOut += c.bytesOut;
+    s.dropped += c.dropped;
+    s.syncs += c.syncs;
+  }
   return s;
 };
 
@@ -192,21 +252,36 @@ const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const MiB = (b: number) => b / (1 << 20);
 
 interface Result {
-  peers: number; degree: number; restSeconds: number; cores: number;
+  peers: number;
+  degree: number;
+  restSeconds: number;
+  cores: number;
   spawn: { seconds: number; concurrency: number };
-  converge: { seconds?: number; secondsFromFirstFork?: number; polledSeconds?: number; sameViewSeconds?: number; timeout?: boolean; detail?: string };
+  converge: {
+    seconds?: number;
+    secondsFromFirstFork?: number;
+    polledSeconds?: number;
+    sameViewSeconds?: number;
+    timeout?: boolean;
+    detail?: string;
+  };
   mac: { seconds?: number; medianSeconds?: number; timeout?: boolean; reached?: number; detail?: string };
   macAtRest?: Result['mac'];
   rssMiB?: { min: number; median: number; max: number };
   deadPeer?: { seconds?: number; timeout?: boolean };
   repair?: { seconds?: number; medianSeconds?: number; timeout?: boolean };
   rest?: {
-    seconds: number; stable: boolean;
-    messagesInPerS: { median: number; max: number }; bytesInPerS: { median: number; max: number };
-    messagesOutPerS: { median: number; max: number }; bytesOutPerS: { median: number; max: number };
+    seconds: number;
+    stable: boolean;
+    messagesInPerS: { median: number; max: number };
+    bytesInPerS: { median: number; max: number };
+    messagesOutPerS: { median: number; max: number };
+    bytesOutPerS: { median: number; max: number };
     droppedDelta: number;
     /** Summed over peers during the window: topology changes seen, full states received, connections at the end. */
-    topologyChanges: number; syncsIn: number; connections: { min: number; median: number; max: number };
+    topologyChanges: number;
+    syncsIn: number;
+    connections: { min: number; median: number; max: number };
     /** CPU per router process during the window, % of one core. */
     cpuPercent: { median: number; max: number; sum: number };
   };
@@ -229,16 +304,27 @@ async function main(): Promise<number> {
   process.on('exit', cleanup);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130));
 
-  const log = (s: string) => { if (!o.json) console.log(s); else console.error(s); };
+  const log = (s: string) => {
+    if (!o.json) console.log(s);
+    else console.error(s);
+  };
   const line = (s: string) => console.log(s);
   const cores = availableParallelism();
   const res: Result = {
-    peers: o.peers, degree: o.degree, restSeconds: o.restSeconds, cores,
-    spawn: { seconds: 0, concurrency: SPAWN_CONCURRENCY }, converge: {}, mac: {},
+    peers: o.peers,
+    degree: o.degree,
+    restSeconds: o.restSeconds,
+    cores,
+    spawn: { seconds: 0, concurrency: SPAWN_CONCURRENCY },
+    converge: {},
+    mac: {},
     workerOutput: { workers: 0, sample: [] },
-    goals: { convergeSeconds: 10, macSeconds: 1, rssMiB: 150 }, ok: false,
+    goals: { convergeSeconds: 10, macSeconds: 1, rssMiB: 150 },
+    ok: false,
   };
-  line(`gossip bench: ${o.peers} control planes on 127.0.0.1 (TCP ${BASE_PORT}-${BASE_PORT + o.peers - 1}), ${o.oneProcess ? 'all in this one process' : 'one process each'}, degree ${o.degree}, started ${o.sequential ? 'one after another' : 'all at once'}, ${cores} cores, node ${process.version}`);
+  line(
+    `gossip bench: ${o.peers} control planes on 127.0.0.1 (TCP ${BASE_PORT}-${BASE_PORT + o.peers - 1}), ${o.oneProcess ? 'all in this one process' : 'one process each'}, degree ${o.degree}, started ${o.sequential ? 'one after another' : 'all at once'}, ${cores} cores, node ${process.version}`,
+  );
   line(`goals: converge < 10 s, MAC at all < 1 s, dead peer routed around < 5 s, RSS < 150 MiB`);
   const dials = graph(o.peers, o.degree);
   const share = o.oneProcess ? o.peers : 1; // in one process, RSS and CPU are the process's: divide among the peers
@@ -255,18 +341,36 @@ async function main(): Promise<number> {
         workers[i] = w;
         const left = () => Math.max(1, spawnDeadline - Date.now());
         await w.next('ready', left());
-        const c = await w.request({ type: 'create', total: o.peers, opts: { dataDir: join(dir, `p${i}`), nickname: `p${i}`, port: BASE_PORT + i, udpPort: 6784, connLimit: 100, discovery: false } }, 'created', left());
+        const c = await w.request(
+          {
+            type: 'create',
+            total: o.peers,
+            opts: {
+              dataDir: join(dir, `p${i}`),
+              nickname: `p${i}`,
+              port: BASE_PORT + i,
+              udpPort: 6784,
+              connLimit: 100,
+              discovery: false,
+            },
+          },
+          'created',
+          left(),
+        );
         w.name = c.name;
       }
     };
     await Promise.all(Array.from({ length: Math.min(SPAWN_CONCURRENCY, o.peers) }, spawnOne));
     res.spawn.seconds = (Date.now() - tFork) / 1000;
-    line(`spawn: ${o.peers} ${o.oneProcess ? 'peers' : 'worker processes forked and their'} nodes created in ${fmtS(Date.now() - tFork)} (${SPAWN_CONCURRENCY} at a time; not counted below)`);
+    line(
+      `spawn: ${o.peers} ${o.oneProcess ? 'peers' : 'worker processes forked and their'} nodes created in ${fmtS(Date.now() - tFork)} (${SPAWN_CONCURRENCY} at a time; not counted below)`,
+    );
 
     // 2. Start: all at once, as hosts booted together do (a dial may find no listener yet, and is
     // retried); or, with --sequential, in index order, each once the previous one listens.
     const tStart = Date.now();
-    const start = (w: Worker) => w.request({ type: 'start', peers: dials[w.i].map((j) => `127.0.0.1:${BASE_PORT + j}`) }, 'started', 60_000);
+    const start = (w: Worker) =>
+      w.request({ type: 'start', peers: dials[w.i].map((j) => `127.0.0.1:${BASE_PORT + j}`) }, 'started', 60_000);
     if (o.sequential) for (const w of workers) await start(w);
     else await Promise.all(workers.map(start));
     const startedIn = Date.now() - tStart;
@@ -280,8 +384,14 @@ async function main(): Promise<number> {
         const tPoll = Date.now();
         // All have been full without a break since the latest of their fullSince: that is when they agreed.
         const localMax = Math.max(...last.map((s) => s!.state.fullSince ?? tPoll));
-        res.converge = { seconds: (localMax - tStart) / 1000, polledSeconds: (tPoll - tStart) / 1000, secondsFromFirstFork: (localMax - tFork) / 1000 };
-        line(`converge: ${fmtS(localMax - tStart)} until all ${o.peers} peers reach all ${o.peers} (goal < 10 s) [from the first control plane start; all started within ${fmtS(startedIn)}; seen by polling at ${fmtS(tPoll - tStart)}; ${fmtS(localMax - tFork)} from the first fork]`);
+        res.converge = {
+          seconds: (localMax - tStart) / 1000,
+          polledSeconds: (tPoll - tStart) / 1000,
+          secondsFromFirstFork: (localMax - tFork) / 1000,
+        };
+        line(
+          `converge: ${fmtS(localMax - tStart)} until all ${o.peers} peers reach all ${o.peers} (goal < 10 s) [from the first control plane start; all started within ${fmtS(startedIn)}; seen by polling at ${fmtS(tPoll - tStart)}; ${fmtS(localMax - tFork)} from the first fork]`,
+        );
         break;
       }
       if (Date.now() > convDeadline) {
@@ -305,12 +415,15 @@ async function main(): Promise<number> {
       workers[0].macAt = tAnn;
       const macDeadline = Date.now() + PHASE_DEADLINE_MS;
       while (workers.some((w) => w.macAt === undefined) && Date.now() < macDeadline) {
-        for (const w of workers) if (w.exited) throw new Error(`peer ${w.i} exited (${w.exitInfo}) while the MAC spread`);
+        for (const w of workers)
+          if (w.exited) throw new Error(`peer ${w.i} exited (${w.exitInfo}) while the MAC spread`);
         await sleep(20);
       }
       const arrivals = workers.filter((w) => w.macAt !== undefined).map((w) => w.macAt! - tAnn);
       if (arrivals.length === o.peers) {
-        line(`mac ${when}: ${Math.max(...arrivals)} ms until peer 0's new MAC is known at all ${o.peers} peers (median peer ${median(arrivals)} ms) (goal < 1 s)`);
+        line(
+          `mac ${when}: ${Math.max(...arrivals)} ms until peer 0's new MAC is known at all ${o.peers} peers (median peer ${median(arrivals)} ms) (goal < 1 s)`,
+        );
         return { seconds: Math.max(...arrivals) / 1000, medianSeconds: median(arrivals) / 1000, reached: o.peers };
       }
       const missing = workers.filter((w) => w.macAt === undefined).map((w) => w.i);
@@ -327,10 +440,15 @@ async function main(): Promise<number> {
       if (s.every((x) => x && x.state.view === s[0]!.state.view)) {
         const at = Math.max(...s.map((x) => x!.state.viewChangedAt));
         res.converge.sameViewSeconds = (at - tStart) / 1000;
-        line(`same view: ${fmtS(at - tStart)} until every peer holds every peer's newest record (from the first control plane start)`);
+        line(
+          `same view: ${fmtS(at - tStart)} until every peer holds every peer's newest record (from the first control plane start)`,
+        );
         break;
       }
-      if (Date.now() > viewDeadline) { line(`same view: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s`); break; }
+      if (Date.now() > viewDeadline) {
+        line(`same view: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s`);
+        break;
+      }
       await sleep(POLL_MS);
     }
     res.macAtRest = await spreadMac(MAC + 2, 'once every view is the same');
@@ -344,29 +462,49 @@ async function main(): Promise<number> {
     const lostDeadline = Date.now() + PHASE_DEADLINE_MS;
     while (workers.some((w) => w.macAt === undefined) && Date.now() < lostDeadline) await sleep(20);
     const repaired = workers.filter((w) => w.macAt !== undefined).map((w) => w.macAt! - tLost);
-    res.repair = repaired.length === o.peers ? { seconds: Math.max(...repaired) / 1000, medianSeconds: median(repaired) / 1000 } : { timeout: true };
-    line(repaired.length === o.peers
-      ? `repair: ${Math.max(...repaired)} ms until a delta lost on the way to everyone is known at all ${o.peers} peers by anti-entropy alone (median peer ${median(repaired)} ms)`
-      : `repair: TIMEOUT: ${repaired.length}/${o.peers} peers learned the lost delta`);
+    res.repair =
+      repaired.length === o.peers
+        ? { seconds: Math.max(...repaired) / 1000, medianSeconds: median(repaired) / 1000 }
+        : { timeout: true };
+    line(
+      repaired.length === o.peers
+        ? `repair: ${Math.max(...repaired)} ms until a delta lost on the way to everyone is known at all ${o.peers} peers by anti-entropy alone (median peer ${median(repaired)} ms)`
+        : `repair: TIMEOUT: ${repaired.length}/${o.peers} peers learned the lost delta`,
+    );
 
     // 5. Memory, then traffic at rest over the window.
     const a = await pollAll(workers, true);
     const rss = a.filter((s): s is Snapshot => !!s).map((s) => MiB(s.state.rss!) / share); // one process: its RSS shared by all
     res.rssMiB = { min: Math.min(...rss), median: median(rss), max: Math.max(...rss) };
-    line(`rss: min ${res.rssMiB.min.toFixed(1)} / median ${res.rssMiB.median.toFixed(1)} / max ${res.rssMiB.max.toFixed(1)} MiB per router (${rss.length} answered) (goal < 150 MiB)`);
+    line(
+      `rss: min ${res.rssMiB.min.toFixed(1)} / median ${res.rssMiB.median.toFixed(1)} / max ${res.rssMiB.max.toFixed(1)} MiB per router (${rss.length} answered) (goal < 150 MiB)`,
+    );
 
     await sleep(o.restSeconds * 1000); // the measurement window itself, not a readiness wait
     const b = await pollAll(workers, true);
-    const rates = { mi: [] as number[], bi: [] as number[], mo: [] as number[], bo: [] as number[], digest: [] as number[] };
-    let dropped = 0, changes = 0, syncs = 0;
-    const conns: number[] = [], cpu: number[] = [];
+    const rates = {
+      mi: [] as number[],
+      bi: [] as number[],
+      mo: [] as number[],
+      bo: [] as number[],
+      digest: [] as number[],
+    };
+    let dropped = 0,
+      changes = 0,
+      syncs = 0;
+    const conns: number[] = [],
+      cpu: number[] = [];
     for (let i = 0; i < o.peers; i++) {
-      const x = a[i], y = b[i];
+      const x = a[i],
+        y = b[i];
       if (!x || !y) continue;
       const dt = (y.t - x.t) / 1000;
-      const cx = sumCounters(x.state.gossip), cy = sumCounters(y.state.gossip);
-      rates.mi.push((cy.messagesIn - cx.messagesIn) / dt); rates.bi.push((cy.bytesIn - cx.bytesIn) / dt);
-      rates.mo.push((cy.messagesOut - cx.messagesOut) / dt); rates.bo.push((cy.bytesOut - cx.bytesOut) / dt);
+      const cx = sumCounters(x.state.gossip),
+        cy = sumCounters(y.state.gossip);
+      rates.mi.push((cy.messagesIn - cx.messagesIn) / dt);
+      rates.bi.push((cy.bytesIn - cx.bytesIn) / dt);
+      rates.mo.push((cy.messagesOut - cx.messagesOut) / dt);
+      rates.bo.push((cy.bytesOut - cx.bytesOut) / dt);
       rates.digest.push(((y.state.digestBytes ?? 0) - (x.state.digestBytes ?? 0)) / dt);
       dropped += cy.dropped - cx.dropped;
       syncs += cy.syncs - cx.syncs;
@@ -376,11 +514,23 @@ async function main(): Promise<number> {
     }
     const mm = (xs: number[]) => ({ median: median(xs), max: Math.max(...xs) });
     const stable = b.every((s) => s?.state.reachable === o.peers);
-    res.rest = { seconds: o.restSeconds, stable, messagesInPerS: mm(rates.mi), bytesInPerS: mm(rates.bi), messagesOutPerS: mm(rates.mo), bytesOutPerS: mm(rates.bo), droppedDelta: dropped,
-      topologyChanges: changes, syncsIn: syncs, connections: { min: Math.min(...conns), median: median(conns), max: Math.max(...conns) },
-      cpuPercent: { ...mm(cpu), sum: cpu.reduce((x, y) => x + y, 0) } };
+    res.rest = {
+      seconds: o.restSeconds,
+      stable,
+      messagesInPerS: mm(rates.mi),
+      bytesInPerS: mm(rates.bi),
+      messagesOutPerS: mm(rates.mo),
+      bytesOutPerS: mm(rates.bo),
+      droppedDelta: dropped,
+      topologyChanges: changes,
+      syncsIn: syncs,
+      connections: { min: Math.min(...conns), median: median(conns), max: Math.max(...conns) },
+      cpuPercent: { ...mm(cpu), sum: cpu.reduce((x, y) => x + y, 0) },
+    };
     const r = res.rest;
-    line(`at rest (${o.restSeconds} s, per peer, median/max): in ${r.messagesInPerS.median.toFixed(2)}/${r.messagesInPerS.max.toFixed(2)} msg/s ${r.bytesInPerS.median.toFixed(0)}/${r.bytesInPerS.max.toFixed(0)} B/s, out ${r.messagesOutPerS.median.toFixed(2)}/${r.messagesOutPerS.max.toFixed(2)} msg/s ${r.bytesOutPerS.median.toFixed(0)}/${r.bytesOutPerS.max.toFixed(0)} B/s [channel payloads]; anti-entropy digests ${median(rates.digest).toFixed(0)}/${Math.max(...rates.digest).toFixed(0)} B/s [libp2p's own traffic (gossipsub control and heartbeats, ping, identify, noise/yamux framing) is not counted]; in the window, all peers: ${changes} topology changes, ${syncs} full states received; connections per peer ${r.connections.min}-${r.connections.max}; CPU per router ${r.cpuPercent.median.toFixed(1)}/${r.cpuPercent.max.toFixed(1)}% of a core (all: ${r.cpuPercent.sum.toFixed(0)}% of ${cores * 100}%)${stable ? '' : '; topology NOT stable: some peer no longer reaches all'}${dropped ? `; ${dropped} dropped` : ''}`);
+    line(
+      `at rest (${o.restSeconds} s, per peer, median/max): in ${r.messagesInPerS.median.toFixed(2)}/${r.messagesInPerS.max.toFixed(2)} msg/s ${r.bytesInPerS.median.toFixed(0)}/${r.bytesInPerS.max.toFixed(0)} B/s, out ${r.messagesOutPerS.median.toFixed(2)}/${r.messagesOutPerS.max.toFixed(2)} msg/s ${r.bytesOutPerS.median.toFixed(0)}/${r.bytesOutPerS.max.toFixed(0)} B/s [channel payloads]; anti-entropy digests ${median(rates.digest).toFixed(0)}/${Math.max(...rates.digest).toFixed(0)} B/s [libp2p's own traffic (gossipsub control and heartbeats, ping, identify, noise/yamux framing) is not counted]; in the window, all peers: ${changes} topology changes, ${syncs} full states received; connections per peer ${r.connections.min}-${r.connections.max}; CPU per router ${r.cpuPercent.median.toFixed(1)}/${r.cpuPercent.max.toFixed(1)}% of a core (all: ${r.cpuPercent.sum.toFixed(0)}% of ${cores * 100}%)${stable ? '' : '; topology NOT stable: some peer no longer reaches all'}${dropped ? `; ${dropped} dropped` : ''}`,
+    );
     // 6. A peer dies (SIGKILL; in one process, its connections end): how long until all others route around it.
     const victim = workers[o.peers - 1];
     const others = workers.filter((w) => w !== victim);
@@ -398,15 +548,19 @@ async function main(): Promise<number> {
       }
       if (Date.now() > killDeadline) {
         res.deadPeer = { timeout: true };
-        line(`dead peer: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s: ${s.filter((x) => x?.state.reachable === o.peers - 1).length}/${o.peers - 1} route around it`);
+        line(
+          `dead peer: TIMEOUT after ${PHASE_DEADLINE_MS / 1000} s: ${s.filter((x) => x?.state.reachable === o.peers - 1).length}/${o.peers - 1} route around it`,
+        );
         break;
       }
       await sleep(POLL_MS);
     }
 
     const failing = new Map<string, number>();
-    for (const x of b) for (const [why, n] of Object.entries(x?.state.failing ?? {})) failing.set(why, (failing.get(why) ?? 0) + n);
-    if (failing.size) line(`targets not connected at the end: ${[...failing].map(([why, n]) => `${n}x ${why}`).join('; ')}`);
+    for (const x of b)
+      for (const [why, n] of Object.entries(x?.state.failing ?? {})) failing.set(why, (failing.get(why) ?? 0) + n);
+    if (failing.size)
+      line(`targets not connected at the end: ${[...failing].map(([why, n]) => `${n}x ${why}`).join('; ')}`);
     res.ok = !res.converge.timeout && !res.mac.timeout && !res.macAtRest?.timeout && stable && !res.deadPeer?.timeout;
   } catch (err) {
     res.error = (err as Error).message;
@@ -415,12 +569,16 @@ async function main(): Promise<number> {
     // Stop: ask each worker, then SIGKILL whoever is still there after the deadline.
     for (const w of workers) if (w) w.stopMark = w.output.length;
     const alive = workers.filter((w) => w && !w.exited);
-    await Promise.all(alive.map(async (w) => {
-      try {
-        await w.request({ type: 'stop' }, 'stopped', STOP_DEADLINE_MS);
-        if (o.oneProcess) w.exited = true; // no process to wait for
-      } catch { /* killed below */ }
-    }));
+    await Promise.all(
+      alive.map(async (w) => {
+        try {
+          await w.request({ type: 'stop' }, 'stopped', STOP_DEADLINE_MS);
+          if (o.oneProcess) w.exited = true; // no process to wait for
+        } catch {
+          /* killed below */
+        }
+      }),
+    );
     const stopDeadline = Date.now() + 3000;
     while (workers.some((w) => w && !w.exited) && Date.now() < stopDeadline) await sleep(50);
     const killed = workers.filter((w) => w && !w.exited);
@@ -430,13 +588,18 @@ async function main(): Promise<number> {
 
     const running = workers.filter((w) => w && (w.output.slice(0, w.stopMark).trim() || w.errors.length));
     const stopping = workers.filter((w) => w?.output.slice(w.stopMark ?? 0).trim());
-    const first = (w: Worker, text: string) => `p${w.i}: ${(w.errors.join('\n') + text).trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}`;
+    const first = (w: Worker, text: string) =>
+      `p${w.i}: ${(w.errors.join('\n') + text).trim().split('\n').slice(0, 3).join(' | ').slice(0, 400)}`;
     const stoppingSample = stopping.slice(0, 1).map((w) => first(w, w.output.slice(w.stopMark ?? 0)));
     res.workerOutput = {
-      workers: running.length, sample: running.slice(0, 3).map((w) => first(w, w.output.slice(0, w.stopMark))),
-      whileStopping: stopping.length, stoppingSample,
+      workers: running.length,
+      sample: running.slice(0, 3).map((w) => first(w, w.output.slice(0, w.stopMark))),
+      whileStopping: stopping.length,
+      stoppingSample,
     };
-    line(`worker output while running: ${running.length} of ${workers.length} workers wrote to stdout/stderr or reported errors${running.length ? '; first:' : ''}`);
+    line(
+      `worker output while running: ${running.length} of ${workers.length} workers wrote to stdout/stderr or reported errors${running.length ? '; first:' : ''}`,
+    );
     for (const x of res.workerOutput.sample) line(`  ${x}`);
     if (stopping.length) line(`worker output while stopping: ${stopping.length} workers; first: ${stoppingSample[0]}`);
   }
@@ -444,4 +607,12 @@ async function main(): Promise<number> {
   return res.ok ? 0 : 1;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: Error) => { console.error(`gossip bench failed: ${err.message}`); process.exitCode = 1; });
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    console.error(`gossip bench failed: ${err.message}`);
+    process.exitCode = 1;
+  },
+);

@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { Lab } from '../lab/lab.js';
 import { waitForMesh, weaveOk } from '../lab/weave.js';
 
-const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
 const LOCAL = arg('--local', 2000);
 const SUBNETS = arg('--subnets', 100);
 
@@ -35,8 +38,12 @@ const post = (path) => new Promise((resolve, reject) => {
   console.log(JSON.stringify({ donation, localInSubnet, bulk, seconds: (Date.now() - t0) / 1000 }));
 })().catch((e) => { console.error(e.message); process.exit(1); });`;
 
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms (n=${xs.length})`;
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const fmt = (xs: number[]) =>
+  `p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms (n=${xs.length})`;
 /** Where in the run the slow ones fell: spread out (the machine, GC) or together (one stall). */
 const slowAt = (xs: number[], ms: number) => xs.map((x, i) => (x > ms ? i : -1)).filter((i) => i >= 0);
 
@@ -63,16 +70,26 @@ try {
   await waitForMesh(lab);
   // The bulk subnet: one donation first, then h1 allocates from its own space.
   await lab.execOk('h1', [process.execPath, '-e', CLIENT.replace("'/ip/bulk' + i", "'/ip/warm' + i"), '0', '0']);
-  const out = await lab.execOk('h1', [process.execPath, '-e', CLIENT, String(LOCAL), String(SUBNETS)], { timeoutMs: 600_000 });
+  const out = await lab.execOk('h1', [process.execPath, '-e', CLIENT, String(LOCAL), String(SUBNETS)], {
+    timeoutMs: 600_000,
+  });
   const r = JSON.parse(out) as { donation: number[]; localInSubnet: number[]; bulk: number[]; seconds: number };
-  console.log(`IPAM allocation latency through the HTTP API of a lab router (sequential requests, one keep-alive connection)`);
+  console.log(
+    `IPAM allocation latency through the HTTP API of a lab router (sequential requests, one keep-alive connection)`,
+  );
   console.log(`local space, bulk:          ${fmt(r.bulk.slice(1))}`);
   console.log(`local space, after donation: ${fmt(r.localInSubnet)}`);
   console.log(`needs a donation from h2:   ${fmt(r.donation)}`);
   const slow = slowAt(r.bulk, 5);
-  console.log(`local space, bulk, over 5 ms: ${slow.length} of ${r.bulk.length}, at request ${slow.slice(0, 40).join(', ')}${slow.length > 40 ? ', ...' : ''}`);
-  console.log(`allocations per second (local, sequential): ${((r.bulk.length - 1) / (r.seconds - r.bulk[0] / 1000)).toFixed(0)}`);
-  console.log(`baseline, this disk: append + fdatasync ${fmt(fsyncBaseline(lab.root))} (every allocation is fdatasync'd before it is acknowledged)`);
+  console.log(
+    `local space, bulk, over 5 ms: ${slow.length} of ${r.bulk.length}, at request ${slow.slice(0, 40).join(', ')}${slow.length > 40 ? ', ...' : ''}`,
+  );
+  console.log(
+    `allocations per second (local, sequential): ${((r.bulk.length - 1) / (r.seconds - r.bulk[0] / 1000)).toFixed(0)}`,
+  );
+  console.log(
+    `baseline, this disk: append + fdatasync ${fmt(fsyncBaseline(lab.root))} (every allocation is fdatasync'd before it is acknowledged)`,
+  );
   console.log('goal: p99 < 5 ms with local space');
 } finally {
   await lab.down();

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { Lab } from '../lab/lab.js';
 import { launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
-const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
 const MINUTES = arg('--minutes', 30);
 const FUZZ = join(dirname(fileURLToPath(import.meta.url)), 'fuzzers', 'datagrams.js');
 
@@ -31,7 +34,10 @@ try {
     await weaveOk(lab, h, ['attach', `10.32.9.${i + 1}/12`, `netns:${c.netns}`]);
     cs.push(c);
   }
-  const pingers = [lab.spawnIn(cs[0].netns, ['ping', '-q', '-i', '0.01', '10.32.9.2']), lab.spawnIn(cs[1].netns, ['ping', '-q', '-i', '0.01', '10.32.9.1'])];
+  const pingers = [
+    lab.spawnIn(cs[0].netns, ['ping', '-q', '-i', '0.01', '10.32.9.2']),
+    lab.spawnIn(cs[1].netns, ['ping', '-q', '-i', '0.01', '10.32.9.1']),
+  ];
   const churn = await lab.addContainer('h1', 'churn');
   const pids = { h1: (await report(lab, 'h1')).pid, h2: (await report(lab, 'h2')).pid };
   // Warm up before the first sample: libp2p and V8 settle in the first minute.
@@ -40,8 +46,13 @@ try {
   let start: Record<string, ReturnType<typeof usage>> | undefined;
   const series: Record<string, string[]> = { h1: [], h2: [] };
   let nextSample = Date.now();
-  let attaches = 0, restarts = 0, fuzzed = 0, errors = 0;
-  let nextChurn = Date.now(), nextRestart = Date.now() + 60_000, nextFuzz = Date.now();
+  let attaches = 0,
+    restarts = 0,
+    fuzzed = 0,
+    errors = 0;
+  let nextChurn = Date.now(),
+    nextRestart = Date.now() + 60_000,
+    nextFuzz = Date.now();
   const r1 = await report(lab, 'h1');
   while (Date.now() < end) {
     if (!start && Date.now() > warm) start = { h1: usage(pids.h1), h2: usage(pids.h2) };
@@ -67,18 +78,39 @@ try {
       }
       if (Date.now() >= nextFuzz) {
         nextFuzz += 10_000;
-        fuzzed += Number((await lab.execOk('h2', [process.execPath, FUZZ, lab.host('h1').addrs[0], String(r1.udpPort), String(r1.vni), String(r1.mtu), '1000', String(fuzzed + 1)])).trim());
+        fuzzed += Number(
+          (
+            await lab.execOk('h2', [
+              process.execPath,
+              FUZZ,
+              lab.host('h1').addrs[0],
+              String(r1.udpPort),
+              String(r1.vni),
+              String(r1.mtu),
+              '1000',
+              String(fuzzed + 1),
+            ])
+          ).trim(),
+        );
       }
-    } catch (err) { errors++; console.error(`soak: ${(err as Error).message.split('\n')[0]}`); }
+    } catch (err) {
+      errors++;
+      console.error(`soak: ${(err as Error).message.split('\n')[0]}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   for (const p of pingers) p.kill('SIGINT');
   const final = { h1: usage(pids.h1), h2: usage(pids.h2) };
   const same = (await report(lab, 'h1')).pid === pids.h1 && (await report(lab, 'h2')).pid === pids.h2;
-  console.log(`soak: ${MINUTES} min on 3 hosts: ${attaches} attach/detach cycles, ${restarts} restarts of h3's router, ${fuzzed} hostile datagrams, pings every 10 ms both ways; ${errors} errors; h1 and h2 never restarted: ${same}`);
+  console.log(
+    `soak: ${MINUTES} min on 3 hosts: ${attaches} attach/detach cycles, ${restarts} restarts of h3's router, ${fuzzed} hostile datagrams, pings every 10 ms both ways; ${errors} errors; h1 and h2 never restarted: ${same}`,
+  );
   for (const h of ['h1', 'h2'] as const) {
-    const a = start ?? final, b = final[h];
-    console.log(`${h}: RSS ${a[h].rssMiB.toFixed(1)} -> ${b.rssMiB.toFixed(1)} MiB (${(((b.rssMiB - a[h].rssMiB) / a[h].rssMiB) * 100).toFixed(1)}%), fds ${a[h].fds} -> ${b.fds}`);
+    const a = start ?? final,
+      b = final[h];
+    console.log(
+      `${h}: RSS ${a[h].rssMiB.toFixed(1)} -> ${b.rssMiB.toFixed(1)} MiB (${(((b.rssMiB - a[h].rssMiB) / a[h].rssMiB) * 100).toFixed(1)}%), fds ${a[h].fds} -> ${b.fds}`,
+    );
   }
   for (const h of ['h1', 'h2']) console.log(`${h} each minute, RSS/heap used MiB: ${series[h].join(' ')}`);
   console.log('goal: growth < 10%');

@@ -14,8 +14,17 @@ import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from
 const USAGE = 'usage: node dist/bench/throughput.js [--seconds N] [--json]';
 const USER_HZ = 100; // /proc/stat counts in USER_HZ ticks, 100 on every Linux architecture we run on
 
-interface Options { seconds: number; json: boolean }
-interface Row { path: string; gbps: number; rttP50Ms: number; cpuSecondsPerGb: number; retransmits: number }
+interface Options {
+  seconds: number;
+  json: boolean;
+}
+interface Row {
+  path: string;
+  gbps: number;
+  rttP50Ms: number;
+  cpuSecondsPerGb: number;
+  retransmits: number;
+}
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = { seconds: 5, json: false };
@@ -24,7 +33,8 @@ function parseArgs(argv: string[]): Options {
     if (a === '--json') opts.json = true;
     else if (a === '--seconds') {
       const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--seconds needs a positive integer, got "${argv[i] ?? ''}"\n${USAGE}`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new Error(`--seconds needs a positive integer, got "${argv[i] ?? ''}"\n${USAGE}`);
       opts.seconds = n;
     } else throw new Error(`unknown argument "${a}"\n${USAGE}`);
   }
@@ -39,7 +49,12 @@ const median = (xs: number[]): number => {
 
 /** CPU seconds the whole machine (all CPUs) has spent busy: user+nice+system+irq+softirq+steal. */
 function busyCpuSeconds(): number {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
   return (user + nice + system + irq + softirq + (steal || 0)) / USER_HZ;
 }
 
@@ -49,35 +64,93 @@ function busyCpuSeconds(): number {
  * includes iperf3's own (both ends) and the kernel's besides the router's: the same for every
  * row, so rows compare, but it is not the datapath's alone.
  */
-async function measure(lab: Lab, path: string, clientNs: string, serverNs: string, serverIp: string, seconds: number): Promise<Row> {
+async function measure(
+  lab: Lab,
+  path: string,
+  clientNs: string,
+  serverNs: string,
+  serverIp: string,
+  seconds: number,
+): Promise<Row> {
   await waitForPing(lab, clientNs, serverIp); // ARP and MAC learning done before anything is timed
-  const ping = await lab.execIn(clientNs, ['ping', '-n', '-c', '50', '-i', '0.02', '-W', '1', serverIp], { timeoutMs: 30_000 });
+  const ping = await lab.execIn(clientNs, ['ping', '-n', '-c', '50', '-i', '0.02', '-W', '1', serverIp], {
+    timeoutMs: 30_000,
+  });
   const times = [...ping.stdout.matchAll(/time=([\d.]+)/g)].map((m) => Number(m[1]));
   if (times.length === 0) throw new Error(`${path}: no ping replies from ${serverIp}\n${ping.stdout}${ping.stderr}`);
 
   let cpuSeconds = 0;
-  const end = await iperf(lab, clientNs, serverNs, serverIp, { seconds, wrap: async (run) => {
-    const before = busyCpuSeconds();
-    try { return await run(); } finally { cpuSeconds = busyCpuSeconds() - before; } // the last run is the one measured
-  } });
+  const end = await iperf(lab, clientNs, serverNs, serverIp, {
+    seconds,
+    wrap: async (run) => {
+      const before = busyCpuSeconds();
+      try {
+        return await run();
+      } finally {
+        cpuSeconds = busyCpuSeconds() - before;
+      } // the last run is the one measured
+    },
+  });
   const rx = end.sum_received;
-  return { path, gbps: rx.bits_per_second / 1e9, rttP50Ms: median(times), cpuSecondsPerGb: cpuSeconds / (rx.bytes / 1e9), retransmits: end.sum_sent.retransmits };
+  return {
+    path,
+    gbps: rx.bits_per_second / 1e9,
+    rttP50Ms: median(times),
+    cpuSecondsPerGb: cpuSeconds / (rx.bytes / 1e9),
+    retransmits: end.sum_sent.retransmits,
+  };
 }
 
 /** A namespace on each host, bridged to a kernel vxlan device (VNI 77, UDP 4789) pointing at the other host. */
 async function kernelVxlan(lab: Lab): Promise<string[]> {
   const namespaces: string[] = [];
-  for (const [i, [self, other]] of [['h1', 'h2'], ['h2', 'h1']].entries()) {
+  for (const [i, [self, other]] of [
+    ['h1', 'h2'],
+    ['h2', 'h1'],
+  ].entries()) {
     const k = await lab.addContainer(self, 'kvx');
     for (const argv of [
-      ['ip', 'link', 'add', 'vxk77', 'type', 'vxlan', 'id', '77', 'dstport', '4789',
-        'remote', lab.host(other).addrs[0], 'local', lab.host(self).addrs[0], 'dev', 'eth0'],
+      [
+        'ip',
+        'link',
+        'add',
+        'vxk77',
+        'type',
+        'vxlan',
+        'id',
+        '77',
+        'dstport',
+        '4789',
+        'remote',
+        lab.host(other).addrs[0],
+        'local',
+        lab.host(self).addrs[0],
+        'dev',
+        'eth0',
+      ],
       ['ip', 'link', 'add', 'brk77', 'type', 'bridge'],
       ['ip', 'link', 'set', 'vxk77', 'master', 'brk77', 'up'],
-      ['ip', 'link', 'add', 'vethk77', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1450', 'netns', k.netns],
+      [
+        'ip',
+        'link',
+        'add',
+        'vethk77',
+        'mtu',
+        '1450',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'mtu',
+        '1450',
+        'netns',
+        k.netns,
+      ],
       ['ip', 'link', 'set', 'vethk77', 'master', 'brk77', 'up'],
       ['ip', 'link', 'set', 'brk77', 'up'],
-    ]) await lab.execOk(self, argv);
+    ])
+      await lab.execOk(self, argv);
     await lab.execOkIn(k.netns, ['ip', 'addr', 'add', `10.99.0.${i + 1}/24`, 'dev', 'eth0']);
     await lab.execOkIn(k.netns, ['ip', 'link', 'set', 'eth0', 'up']);
     namespaces.push(k.netns);
@@ -94,7 +167,10 @@ const WG_PORT = 51820;
  * the teardown, which stops the processes by PID (their TUNs go with them).
  */
 async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
-  const pairs = [['h1', 'h2'], ['h2', 'h1']] as const;
+  const pairs = [
+    ['h1', 'h2'],
+    ['h2', 'h1'],
+  ] as const;
   const ifname = (h: string) => `wg${lab.id}${h.slice(1)}`; // at most 15 characters: ids are at most 12
   const procs: { host: string; child: ChildProcess; log: () => string }[] = [];
   const teardown = async (): Promise<void> => {
@@ -103,11 +179,15 @@ async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
         const exited = new Promise<void>((r) => p.child.once('exit', () => r()));
         p.child.kill('SIGTERM');
         const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000).unref());
-        if ((await Promise.race([exited, timeout])) === 'timeout') { p.child.kill('SIGKILL'); await exited; }
+        if ((await Promise.race([exited, timeout])) === 'timeout') {
+          p.child.kill('SIGKILL');
+          await exited;
+        }
       }
       // The TUN is not persistent: it goes with the process. Only a leftover is deleted.
       const name = ifname(p.host);
-      if ((await lab.exec(p.host, ['ip', 'link', 'show', 'dev', name])).code === 0) await lab.execOk(p.host, ['ip', 'link', 'del', 'dev', name]);
+      if ((await lab.exec(p.host, ['ip', 'link', 'show', 'dev', name])).code === 0)
+        await lab.execOk(p.host, ['ip', 'link', 'del', 'dev', name]);
     }
   };
   try {
@@ -119,20 +199,41 @@ async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
     for (const [self] of pairs) {
       let out = '';
       const child = lab.spawn(self, ['wireguard-go', '-f', ifname(self)]);
-      for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000); });
+      for (const s of [child.stdout, child.stderr])
+        s?.on('data', (d: Buffer) => {
+          out = (out + d.toString()).slice(-4000);
+        });
       procs.push({ host: self, child, log: () => out });
     }
     for (const [i, [self, other]] of pairs.entries()) {
       const name = ifname(self);
       const p = procs[i];
-      await waitFor(`wireguard-go ${name} on ${self}`, async () => {
-        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`wireguard-go exited: ${p.log().trim()}`);
-        return (await lab.exec(self, ['wg', 'show', name])).code === 0;
-      }, 10_000);
+      await waitFor(
+        `wireguard-go ${name} on ${self}`,
+        async () => {
+          if (p.child.exitCode !== null || p.child.signalCode !== null)
+            throw new Error(`wireguard-go exited: ${p.log().trim()}`);
+          return (await lab.exec(self, ['wg', 'show', name])).code === 0;
+        },
+        10_000,
+      );
       const keyFile = join(lab.host(self).dataDir, 'wireguard-go.key'); // wg reads a key from a file only (stdin is a socket here)
       writeFileSync(keyFile, `${keys.get(self)!.priv}\n`, { mode: 0o600 });
-      await lab.execOk(self, ['wg', 'set', name, 'listen-port', String(WG_PORT), 'private-key', keyFile,
-        'peer', keys.get(other)!.pub, 'endpoint', `${lab.host(other).addrs[0]}:${WG_PORT}`, 'allowed-ips', '10.98.0.0/24']);
+      await lab.execOk(self, [
+        'wg',
+        'set',
+        name,
+        'listen-port',
+        String(WG_PORT),
+        'private-key',
+        keyFile,
+        'peer',
+        keys.get(other)!.pub,
+        'endpoint',
+        `${lab.host(other).addrs[0]}:${WG_PORT}`,
+        'allowed-ips',
+        '10.98.0.0/24',
+      ]);
       await lab.execOk(self, ['ip', 'addr', 'add', `10.98.0.${i + 1}/24`, 'dev', name]);
       await lab.execOk(self, ['ip', 'link', 'set', name, 'up']);
     }
@@ -153,7 +254,10 @@ async function launchOurs(lab: Lab, datapath: string, env?: NodeJS.ProcessEnv): 
     const r = await report(lab, h);
     if (r.datapath !== datapath) throw new Error(`${h}: asked for datapath ${datapath}, the router runs ${r.datapath}`);
     const password = /password/.test(r.encryption.controlPlane);
-    if (password !== !!env?.WEAVE_PASSWORD) throw new Error(`${h}: ${env?.WEAVE_PASSWORD ? 'launched with' : 'launched without'} a password, the router reports encryption ${JSON.stringify(r.encryption)}`);
+    if (password !== !!env?.WEAVE_PASSWORD)
+      throw new Error(
+        `${h}: ${env?.WEAVE_PASSWORD ? 'launched with' : 'launched without'} a password, the router reports encryption ${JSON.stringify(r.encryption)}`,
+      );
   }
 }
 
@@ -161,10 +265,14 @@ async function launchOurs(lab: Lab, datapath: string, env?: NodeJS.ProcessEnv): 
 /** Until every router sends to its peers the way asked (fastdp waits for the data-path heartbeat). */
 async function waitForPaths(lab: Lab, mode: 'fastdp' | 'sleeve'): Promise<void> {
   for (const h of HOSTS) {
-    await waitFor(`${h}: every path ${mode}`, async () => {
-      const paths = Object.values((await report(lab, h)).paths);
-      return paths.length === HOSTS.length - 1 && paths.every((p) => p.mode === mode);
-    }, 15_000);
+    await waitFor(
+      `${h}: every path ${mode}`,
+      async () => {
+        const paths = Object.values((await report(lab, h)).paths);
+        return paths.length === HOSTS.length - 1 && paths.every((p) => p.mode === mode);
+      },
+      15_000,
+    );
   }
 }
 
@@ -175,15 +283,28 @@ async function stopOurs(lab: Lab): Promise<void> {
 const droppedCounters = async (lab: Lab): Promise<Record<string, Record<string, number>>> =>
   Object.fromEntries(await Promise.all(HOSTS.map(async (h) => [h, (await report(lab, h)).counters.dropped] as const)));
 
-function print(lab: Lab, opts: Options, rows: Row[], ratios: Record<string, number>, dropped: Record<string, unknown>): void {
-  console.log(`lab ${lab.id}: 2 hosts, iperf3 -t ${opts.seconds}, ping -c 50 -i 0.02; CPU: whole machine during iperf3 (iperf3 included)`);
+function print(
+  lab: Lab,
+  opts: Options,
+  rows: Row[],
+  ratios: Record<string, number>,
+  dropped: Record<string, unknown>,
+): void {
+  console.log(
+    `lab ${lab.id}: 2 hosts, iperf3 -t ${opts.seconds}, ping -c 50 -i 0.02; CPU: whole machine during iperf3 (iperf3 included)`,
+  );
   const w = Math.max(14, ...rows.map((r) => r.path.length + 1)); // 14 unless a path name needs more
-  console.log(`${'path'.padEnd(w)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}${'CPU s/GB'.padStart(10)}${'TCP retr'.padStart(10)}`);
+  console.log(
+    `${'path'.padEnd(w)}${'Gbit/s'.padStart(10)}${'RTT p50 ms'.padStart(12)}${'CPU s/GB'.padStart(10)}${'TCP retr'.padStart(10)}`,
+  );
   for (const r of rows) {
-    console.log(`${r.path.padEnd(w)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}${r.cpuSecondsPerGb.toFixed(2).padStart(10)}${String(r.retransmits).padStart(10)}`);
+    console.log(
+      `${r.path.padEnd(w)}${r.gbps.toFixed(3).padStart(10)}${r.rttP50Ms.toFixed(3).padStart(12)}${r.cpuSecondsPerGb.toFixed(2).padStart(10)}${String(r.retransmits).padStart(10)}`,
+    );
   }
   for (const [name, v] of Object.entries(ratios)) console.log(`ratio ${name}: ${v.toFixed(3)}`);
-  for (const [path, byHost] of Object.entries(dropped)) console.log(`${path} counters.dropped: ${JSON.stringify(byHost)}`);
+  for (const [path, byHost] of Object.entries(dropped))
+    console.log(`${path} counters.dropped: ${JSON.stringify(byHost)}`);
 }
 
 async function main(): Promise<void> {

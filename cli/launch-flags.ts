@@ -25,7 +25,11 @@ export function configOf(cmd: Command, set: OptionSet): Record<string, unknown> 
   const flags = new Map(cmd.options.map((f) => [f.flags, f.attributeName()]));
   for (const [key, o] of Object.entries(set)) {
     const envValue = o.env ? process.env[o.env] || undefined : undefined;
-    const value = o.flag ? given[flags.get(o.flag)!] : envValue === undefined ? o.default : o.parse(envValue, undefined);
+    const value = o.flag
+      ? given[flags.get(o.flag)!]
+      : envValue === undefined
+        ? o.default
+        : o.parse(envValue, undefined);
     if (value !== undefined) cfg[key] = value;
   }
   for (const [key, o] of Object.entries(set)) if (cfg[key] !== undefined) (o as Option<unknown>).check?.(cfg[key], cfg);

@@ -22,7 +22,10 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
   const logFile = join(cfg.dataDir, DATA_FILES.log);
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [SUPERVISOR, JSON.stringify(cfg)], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [SUPERVISOR, JSON.stringify(cfg)], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   let exited = false;
   child.on('exit', () => (exited = true));
@@ -32,7 +35,10 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
     const r = exited ? undefined : await tryReport<Report>();
     if (r && r.supervisorPid === child.pid) return r;
     if (exited) {
-      const tail = readFileSync(logFile, 'utf8').slice(logStart).split('\n').filter((l) => l.startsWith('fatal: '));
+      const tail = readFileSync(logFile, 'utf8')
+        .slice(logStart)
+        .split('\n')
+        .filter((l) => l.startsWith('fatal: '));
       throw new Error(tail.at(-1)?.slice(7) ?? `the router exited during start-up; see ${logFile}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -48,7 +54,13 @@ export async function stop(): Promise<boolean> {
   await call('POST', '/stop');
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const alive = (pid?: number) => { try { return pid !== undefined && (process.kill(pid, 0), true); } catch { return false; } };
+    const alive = (pid?: number) => {
+      try {
+        return pid !== undefined && (process.kill(pid, 0), true);
+      } catch {
+        return false;
+      }
+    };
     if (!alive(r.pid) && !alive(r.supervisorPid)) return true;
     await new Promise((res) => setTimeout(res, 50));
   }

@@ -1,15 +1,23 @@
 import '../common/polyfill.js';
 import { Command, CommanderError } from 'commander';
-import { basename, join, } from 'node:path';
+import { basename, join } from 'node:path';
 import { readFileSync, rmSync } from 'node:fs';
 import { LAUNCH_OPTIONS, type RouterConfig } from '../daemon/options.js';
 import { addFlags, configOf } from './launch-flags.js';
-import type { AttachResult, DetachResult, ExposeResult, PsRow, ResetResult, RmpeerResult, RunResult } from '../contract/requests.js';
+import type {
+  AttachResult,
+  DetachResult,
+  ExposeResult,
+  PsRow,
+  ResetResult,
+  RmpeerResult,
+  RunResult,
+} from '../contract/requests.js';
 import type { Report } from '../contract/report.js';
 import { RESET_FILES } from '../contract/files.js';
 import { isUnicastMac } from '../common/mac.js';
 import { isIPv4 } from '../common/cidr.js';
-import { parsePeerAddress, } from '../common/address.js';
+import { parsePeerAddress } from '../common/address.js';
 import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, stop } from './launch.js';
 import { checkAddressSpec, isAddressSpec } from '../common/address-spec.js';
@@ -24,7 +32,9 @@ function peerAddress(v: string): string {
 
 /** NAME=VALUE of the variables that `-e NAME` (no value) passes on from this environment to the container. */
 function passedEnv(args: string[]): string[] {
-  const names = args.flatMap((a, i) => (/^(-e|--env)$/.test(args[i - 1] ?? '') ? [a] : a.startsWith('--env=') ? [a.slice(6)] : []));
+  const names = args.flatMap((a, i) =>
+    /^(-e|--env)$/.test(args[i - 1] ?? '') ? [a] : a.startsWith('--env=') ? [a.slice(6)] : [],
+  );
   return names.filter((n) => !n.includes('=') && process.env[n] !== undefined).map((n) => `${n}=${process.env[n]}`);
 }
 
@@ -34,35 +44,47 @@ const program = new Command('weave')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-addFlags(program.command('launch')
-  .description('start the router on this host, connecting to the given peers')
-  .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)'), LAUNCH_OPTIONS)
-  .action(async (peers: string[], _o: unknown, cmd: Command) => {
-    const cfg = { ...configOf(cmd, LAUNCH_OPTIONS), peers: peers.map(peerAddress) } as RouterConfig;
-    process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
-    const r = await launch(cfg);
-    out(r.name);
-  });
-
-program.command('stop').description('stop the router on this host').action(async () => {
-  if (!(await stop())) throw new Error('the weave router is not running here');
+addFlags(
+  program
+    .command('launch')
+    .description('start the router on this host, connecting to the given peers')
+    .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)'),
+  LAUNCH_OPTIONS,
+).action(async (peers: string[], _o: unknown, cmd: Command) => {
+  const cfg = { ...configOf(cmd, LAUNCH_OPTIONS), peers: peers.map(peerAddress) } as RouterConfig;
+  process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
+  const r = await launch(cfg);
+  out(r.name);
 });
 
-program.command('attach')
-  .description('attach a container or namespace to the overlay: weave attach [ADDR...] CONTAINER|netns:NAME|netns:/path|pid:PID')
+program
+  .command('stop')
+  .description('stop the router on this host')
+  .action(async () => {
+    if (!(await stop())) throw new Error('the weave router is not running here');
+  });
+
+program
+  .command('attach')
+  .description(
+    'attach a container or namespace to the overlay: weave attach [ADDR...] CONTAINER|netns:NAME|netns:/path|pid:PID',
+  )
   .argument('<args...>', 'addresses (10.32.1.5/12, net:10.40.0.0/16, net:default) followed by the target')
   .option('--mac <mac>', 'the MAC address for ethwe (keep it when moving a container between hosts)')
   .action(async (args: string[], o: { mac?: string }) => {
     const target = args.at(-1)!;
     const cidrs = args.slice(0, -1);
     for (const c of cidrs) checkAddressSpec(c);
-    if (isAddressSpec(target)) throw new Error('attach needs a target after the addresses: a container or netns:NAME, netns:/path, pid:PID');
-    if (o.mac !== undefined && !isUnicastMac(o.mac)) throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
+    if (isAddressSpec(target))
+      throw new Error('attach needs a target after the addresses: a container or netns:NAME, netns:/path, pid:PID');
+    if (o.mac !== undefined && !isUnicastMac(o.mac))
+      throw new Error(`invalid MAC "${o.mac}": expected a unicast MAC like 02:00:00:00:00:01`);
     const a = await call<AttachResult>('POST', '/attach', { target, cidrs, mac: o.mac });
     out(a.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
-program.command('connect')
+program
+  .command('connect')
   .description('add peers to connect to (--replace: instead of the current ones)')
   .argument('<peers...>', 'HOST or HOST:PORT')
   .option('--replace', 'replace the current targets')
@@ -70,20 +92,32 @@ program.command('connect')
     await call('POST', '/connect', { peers: peers.map(peerAddress), replace: !!o.replace });
   });
 
-program.command('forget')
+program
+  .command('forget')
   .description('stop connecting to peers')
   .argument('<peers...>', 'HOST or HOST:PORT')
-  .action(async (peers: string[]) => { await call('POST', '/forget', { peers: peers.map(peerAddress) }); });
+  .action(async (peers: string[]) => {
+    await call('POST', '/forget', { peers: peers.map(peerAddress) });
+  });
 
-program.command('detach').description('detach a container or namespace from the overlay, releasing its addresses').argument('<target>')
+program
+  .command('detach')
+  .description('detach a container or namespace from the overlay, releasing its addresses')
+  .argument('<target>')
   .action(async (target: string) => {
     const r = await call<DetachResult>('POST', '/detach', { target });
     if (r.cidrs?.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
-program.command('run')
-  .description('create and start a Docker container attached to the overlay: weave run [ADDR...] [docker run flags] IMAGE [COMMAND [ARG...]]')
-  .argument('<args...>', 'addresses, then docker run flags (-d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus), image, command')
+program
+  .command('run')
+  .description(
+    'create and start a Docker container attached to the overlay: weave run [ADDR...] [docker run flags] IMAGE [COMMAND [ARG...]]',
+  )
+  .argument(
+    '<args...>',
+    'addresses, then docker run flags (-d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus), image, command',
+  )
   .allowUnknownOption()
   .helpOption(false)
   .passThroughOptions()
@@ -92,11 +126,16 @@ program.command('run')
     let i = 0;
     while (i < args.length && isAddressSpec(args[i])) checkAddressSpec(args[i++]);
     if (!(await tryReport())) throw new NotRunning();
-    const r = await call<RunResult>('POST', '/run', { cidrs: args.slice(0, i), args: args.slice(i), env: passedEnv(args.slice(i)) });
+    const r = await call<RunResult>('POST', '/run', {
+      cidrs: args.slice(0, i),
+      args: args.slice(i),
+      env: passedEnv(args.slice(i)),
+    });
     out(r.id);
   });
 
-program.command('ps')
+program
+  .command('ps')
   .description("list what is attached here: <id> <mac> <cidr...>, the host's own exposed address first")
   .argument('[containers...]', 'only these containers')
   .action(async (targets: string[]) => {
@@ -104,7 +143,8 @@ program.command('ps')
     process.stdout.write(rows.map((r) => `${r.id} ${r.mac} ${r.cidrs.join(' ')}\n`).join(''));
   });
 
-program.command('expose')
+program
+  .command('expose')
   .description('give this host an address on the overlay (from IPAM unless given): weave expose [ADDR...]')
   .argument('[addrs...]', 'addresses: 10.32.1.5/12, net:10.40.0.0/16, net:default')
   .action(async (cidrs: string[]) => {
@@ -113,14 +153,16 @@ program.command('expose')
     out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
-program.command('hide')
+program
+  .command('hide')
   .description("take this host's overlay addresses away again")
   .action(async () => {
     const r = await call<ExposeResult>('POST', '/hide', {});
     if (r.cidrs.length) out(r.cidrs.map((c) => c.split('/')[0]).join(' '));
   });
 
-program.command('status')
+program
+  .command('status')
   .description('show the router status: weave status [peers|connections|targets|ipam|...]')
   .argument('[what]', 'a section: peers, connections, targets, ipam, ...')
   .action(async (what?: string) => {
@@ -136,8 +178,11 @@ function dnsArgs(args: string[]): { ips: string[]; target?: string } {
   return { ips, target: rest[0] };
 }
 
-program.command('dns-add')
-  .description("register a name in the cluster's DNS: weave dns-add [IP...] [CONTAINER] -h NAME (the container's addresses if none given)")
+program
+  .command('dns-add')
+  .description(
+    "register a name in the cluster's DNS: weave dns-add [IP...] [CONTAINER] -h NAME (the container's addresses if none given)",
+  )
   .argument('[args...]', 'addresses, then a container or netns:NAME')
   .requiredOption('-h, --hostname <name>', 'the name (web, or web.weave.local)')
   .helpOption('--help')
@@ -146,7 +191,8 @@ program.command('dns-add')
     out(r.addresses.join(' '));
   });
 
-program.command('dns-remove')
+program
+  .command('dns-remove')
   .description('remove names: weave dns-remove [IP...] [CONTAINER] [-h NAME]')
   .argument('[args...]', 'addresses, then a container or netns:NAME')
   .option('-h, --hostname <name>', 'only this name')
@@ -155,7 +201,8 @@ program.command('dns-remove')
     await call('POST', '/dns/remove', { name: o.hostname, ...dnsArgs(args) });
   });
 
-program.command('dns-lookup')
+program
+  .command('dns-lookup')
   .description("the addresses of a name in the cluster's DNS")
   .argument('<name>', 'web or web.weave.local')
   .action(async (name: string) => {
@@ -163,8 +210,11 @@ program.command('dns-lookup')
     out(r.addresses.join('\n'));
   });
 
-program.command('setup-cni')
-  .description('install the CNI plugin (weave-net) and a conflist, so that Kubernetes, containerd and others use the overlay')
+program
+  .command('setup-cni')
+  .description(
+    'install the CNI plugin (weave-net) and a conflist, so that Kubernetes, containerd and others use the overlay',
+  )
   .option('--bin-dir <dir>', 'where CNI plugins are', CNI_DEFAULTS.binDir)
   .option('--conf-dir <dir>', 'where CNI network configurations are', CNI_DEFAULTS.confDir)
   .option('--remove', 'take them away again')
@@ -172,37 +222,92 @@ program.command('setup-cni')
     for (const f of o.remove ? removeCni(o) : setupCni(o)) out(`${o.remove ? 'removed' : 'wrote'} ${f}`);
   });
 
-program.command('deploy')
-  .description('deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, restart); again after an edit to change it')
+program
+  .command('deploy')
+  .description(
+    'deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, restart); again after an edit to change it',
+  )
   .argument('<file>', 'the manifest')
-  .option('--name <stack>', 'the stack\'s name (default: the file\'s name without its extension)')
+  .option('--name <stack>', "the stack's name (default: the file's name without its extension)")
   .action(async (file: string, o: { name?: string }) => {
     let manifest: string;
-    try { manifest = readFileSync(file, 'utf8'); } catch (err) { throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
+    try {
+      manifest = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
     const name = o.name ?? basename(file).replace(/\.[^.]*$/, '');
     out(await callText('/stacks', 'POST', { name, manifest, source: file }));
   });
 
 const stack = program.command('stack').description('deployed stacks: weave stack ls | ps NAME | rm NAME');
-stack.command('ls').description('list deployed stacks').action(async () => { out(await callText('/stacks')); });
-stack.command('ps').description('where each replica of a stack runs: replica, host, address, state, since').argument('<name>')
-  .action(async (name: string) => { out(await callText(`/stacks/${encodeURIComponent(name)}`)); });
-stack.command('rm').description('remove a stack: its replicas stop and release their addresses').argument('<name>')
-  .action(async (name: string) => { await call('DELETE', `/stacks/${encodeURIComponent(name)}`); });
+stack
+  .command('ls')
+  .description('list deployed stacks')
+  .action(async () => {
+    out(await callText('/stacks'));
+  });
+stack
+  .command('ps')
+  .description('where each replica of a stack runs: replica, host, address, state, since')
+  .argument('<name>')
+  .action(async (name: string) => {
+    out(await callText(`/stacks/${encodeURIComponent(name)}`));
+  });
+stack
+  .command('rm')
+  .description('remove a stack: its replicas stop and release their addresses')
+  .argument('<name>')
+  .action(async (name: string) => {
+    await call('DELETE', `/stacks/${encodeURIComponent(name)}`);
+  });
 
-const volume = program.command('volume').description('volumes that move with their containers: weave volume create | ls | inspect | move | rm');
-volume.command('create').description('create a volume on this host (docker run -v NAME:/path --volume-driver weave mounts it on any host)').argument('<name>')
-  .option('--replicas <n>', 'copies kept, this one included: the others receive its changes every few seconds and survive this host', '1')
-  .action(async (name: string, o: { replicas: string }) => { out(await callText('/volumes', 'POST', { name, replicas: o.replicas })); });
-volume.command('ls').description('list volumes: where each is, its copies, how fresh they are').action(async () => { out(await callText('/volumes')); });
-volume.command('inspect').description('a volume as JSON: owner, copies, mounts, a transfer in progress').argument('<name>')
-  .action(async (name: string) => { out(JSON.stringify(await call('GET', `/volumes/${encodeURIComponent(name)}`), null, 2)); });
-volume.command('move').description('move a volume to another host: copied while its containers run, then they stop for the last changes').argument('<name>').argument('<host>', 'peer name or nickname')
-  .action(async (name: string, host: string) => { out(await callText(`/volumes/${encodeURIComponent(name)}/move`, 'POST', { host }, 3_600_000)); });
-volume.command('rm').description('remove a volume and every copy of it (refused while a container uses it)').argument('<name>')
-  .action(async (name: string) => { out(await callText(`/volumes/${encodeURIComponent(name)}`, 'DELETE')); });
+const volume = program
+  .command('volume')
+  .description('volumes that move with their containers: weave volume create | ls | inspect | move | rm');
+volume
+  .command('create')
+  .description('create a volume on this host (docker run -v NAME:/path --volume-driver weave mounts it on any host)')
+  .argument('<name>')
+  .option(
+    '--replicas <n>',
+    'copies kept, this one included: the others receive its changes every few seconds and survive this host',
+    '1',
+  )
+  .action(async (name: string, o: { replicas: string }) => {
+    out(await callText('/volumes', 'POST', { name, replicas: o.replicas }));
+  });
+volume
+  .command('ls')
+  .description('list volumes: where each is, its copies, how fresh they are')
+  .action(async () => {
+    out(await callText('/volumes'));
+  });
+volume
+  .command('inspect')
+  .description('a volume as JSON: owner, copies, mounts, a transfer in progress')
+  .argument('<name>')
+  .action(async (name: string) => {
+    out(JSON.stringify(await call('GET', `/volumes/${encodeURIComponent(name)}`), null, 2));
+  });
+volume
+  .command('move')
+  .description('move a volume to another host: copied while its containers run, then they stop for the last changes')
+  .argument('<name>')
+  .argument('<host>', 'peer name or nickname')
+  .action(async (name: string, host: string) => {
+    out(await callText(`/volumes/${encodeURIComponent(name)}/move`, 'POST', { host }, 3_600_000));
+  });
+volume
+  .command('rm')
+  .description('remove a volume and every copy of it (refused while a container uses it)')
+  .argument('<name>')
+  .action(async (name: string) => {
+    out(await callText(`/volumes/${encodeURIComponent(name)}`, 'DELETE'));
+  });
 
-program.command('rmpeer')
+program
+  .command('rmpeer')
   .description("take over a dead peer's share of the IP range (only once it is gone for good)")
   .argument('<peer>', 'peer name or nickname')
   .action(async (peer: string) => {
@@ -210,7 +315,8 @@ program.command('rmpeer')
     out(`${r.addresses} IPs taken over from ${r.peer}`);
   });
 
-program.command('reset')
+program
+  .command('reset')
   .description("hand this peer's share of the IP range to another peer, stop the router and forget its state")
   .action(async () => {
     const r = await call<ResetResult>('POST', '/ipam/reset');
@@ -220,8 +326,11 @@ program.command('reset')
     if (r.heir) out(`handed the address space to ${r.heir}`);
   });
 
-program.command('env')
-  .description('print the shell commands that point the docker CLI at the proxy: eval $(weave env); --restore undoes it')
+program
+  .command('env')
+  .description(
+    'print the shell commands that point the docker CLI at the proxy: eval $(weave env); --restore undoes it',
+  )
   .option('--restore', 'point DOCKER_HOST back where it was')
   .action(async (o: { restore?: boolean }) => {
     if (o.restore) {
@@ -233,13 +342,17 @@ program.command('env')
     const proxy = r.proxy as { socket: string } | undefined;
     if (!proxy) throw new Error('the router runs without the Docker API proxy (launched with --no-proxy)');
     const here = `unix://${proxy.socket}`;
-    const orig = process.env.DOCKER_HOST === here ? process.env.ORIG_DOCKER_HOST ?? '' : process.env.DOCKER_HOST ?? '';
+    const orig =
+      process.env.DOCKER_HOST === here ? (process.env.ORIG_DOCKER_HOST ?? '') : (process.env.DOCKER_HOST ?? '');
     out(`export DOCKER_HOST=${here} ORIG_DOCKER_HOST=${orig}`);
   });
 
-program.command('report').description('print the router report as JSON').action(async () => {
-  out(JSON.stringify(await call('GET', '/report'), null, 2));
-});
+program
+  .command('report')
+  .description('print the router report as JSON')
+  .action(async () => {
+    out(JSON.stringify(await call('GET', '/report'), null, 2));
+  });
 
 program.parseAsync(process.argv).catch((err: Error) => {
   if (err instanceof CommanderError) process.exit(err.exitCode); // 0 for --help, as a user expects

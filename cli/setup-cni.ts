@@ -15,7 +15,8 @@ const pluginScript = () => entryPoint('cni');
  * this Node) and a conflist naming it, portmap chained after it where portmap is there.
  */
 export function setupCni(o: { binDir: string; confDir: string }): string[] {
-  if (!existsSync(pluginScript())) throw new Error(`the CNI plugin is not built: ${pluginScript()} is missing (make build)`);
+  if (!existsSync(pluginScript()))
+    throw new Error(`the CNI plugin is not built: ${pluginScript()} is missing (make build)`);
   mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
   const bin = join(o.binDir, PLUGIN);
@@ -33,8 +34,19 @@ export function setupCni(o: { binDir: string; confDir: string }): string[] {
 /** `weave setup-cni --remove`: takes away what setup-cni put there, nothing else. */
 export function removeCni(o: { binDir: string; confDir: string }): string[] {
   const removed: string[] = [];
-  for (const f of [join(o.binDir, PLUGIN), join(o.confDir, CONFLIST)]) if (existsSync(f)) { rmSync(f); removed.push(f); }
+  for (const f of [join(o.binDir, PLUGIN), join(o.confDir, CONFLIST)])
+    if (existsSync(f)) {
+      rmSync(f);
+      removed.push(f);
+    }
   const portmap = join(o.binDir, 'portmap');
-  try { if (lstatSync(portmap).isSymbolicLink() && readlinkSync(portmap) === DEBIAN_PORTMAP) { rmSync(portmap); removed.push(portmap); } } catch { /* none */ }
+  try {
+    if (lstatSync(portmap).isSymbolicLink() && readlinkSync(portmap) === DEBIAN_PORTMAP) {
+      rmSync(portmap);
+      removed.push(portmap);
+    }
+  } catch {
+    /* none */
+  }
   return removed;
 }

@@ -3,11 +3,28 @@ import type { CniAddResult } from '../contract/requests.js';
 export const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 /** The CNI spec's error codes that this plugin gives. */
-export const ERR = { incompatible: 1, unsupportedField: 2, unknownContainer: 3, invalidEnv: 4, io: 5, decode: 6, invalidConfig: 7, tryAgain: 11,
-  notAvailable: 50, interfaceExists: 100, checkFailed: 101 } as const;
+export const ERR = {
+  incompatible: 1,
+  unsupportedField: 2,
+  unknownContainer: 3,
+  invalidEnv: 4,
+  io: 5,
+  decode: 6,
+  invalidConfig: 7,
+  tryAgain: 11,
+  notAvailable: 50,
+  interfaceExists: 100,
+  checkFailed: 101,
+} as const;
 
 export class CniError extends Error {
-  constructor(readonly code: number, message: string, readonly details = '') { super(message); }
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly details = '',
+  ) {
+    super(message);
+  }
 }
 
 const at = (v: string) => v.split('.').map(Number);
@@ -32,12 +49,26 @@ export interface Result {
  */
 export function addResult(version: string, r: CniAddResult, prev?: Result): Result {
   const interfaces = [...(prev?.interfaces ?? [])];
-  const index = interfaces.push({ name: r.ifname, mac: r.mac, sandbox: r.netns, ...(atLeast(version, '1.1.0') ? { mtu: r.mtu } : {}) }) - 1;
+  const index =
+    interfaces.push({
+      name: r.ifname,
+      mac: r.mac,
+      sandbox: r.netns,
+      ...(atLeast(version, '1.1.0') ? { mtu: r.mtu } : {}),
+    }) - 1;
   const legacy = !atLeast(version, '1.0.0');
   return {
     cniVersion: version,
     interfaces,
-    ips: [...(prev?.ips ?? []), ...r.cidrs.map((address) => ({ ...(legacy ? { version: '4' } : {}), address, gateway: r.gateway, interface: index }))],
+    ips: [
+      ...(prev?.ips ?? []),
+      ...r.cidrs.map((address) => ({
+        ...(legacy ? { version: '4' } : {}),
+        address,
+        gateway: r.gateway,
+        interface: index,
+      })),
+    ],
     routes: [...(prev?.routes ?? []), { dst: '0.0.0.0/0', gw: r.gateway }],
     dns: prev?.dns ?? {},
   };

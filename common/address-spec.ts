@@ -5,5 +5,7 @@ import { parseSubnet } from './subnet.js';
 export const isAddressSpec = (a: string): boolean => a.startsWith('net:') || /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(a);
 
 export function checkAddressSpec(a: string): void {
-  if (a.startsWith('net:')) { if (a !== 'net:default') parseSubnet(a.slice(4), 'subnet'); } else parseCidr(a);
+  if (a.startsWith('net:')) {
+    if (a !== 'net:default') parseSubnet(a.slice(4), 'subnet');
+  } else parseCidr(a);
 }

@@ -62,9 +62,16 @@ export const nextVersion = (prev: number, now: number): number => Math.max(now, 
  * coming back after a restart is stale), or 'reject' it (a delta from another peer speaking for
  * it, a version from the future, a table full).
  */
-export function selfAuthored<T extends { peer: string; version: number }>(records: ReadonlyMap<string, T>, r: T, o: {
-  from: string | undefined; self: string; now: number; max: number;
-}): 'take' | 'skip' | 'reject' {
+export function selfAuthored<T extends { peer: string; version: number }>(
+  records: ReadonlyMap<string, T>,
+  r: T,
+  o: {
+    from: string | undefined;
+    self: string;
+    now: number;
+    max: number;
+  },
+): 'take' | 'skip' | 'reject' {
   if (!r.peer || (o.from !== undefined && r.peer !== o.from) || r.version > o.now + MAX_CLOCK_SKEW_MS) return 'reject';
   if (r.peer === o.self) return 'skip';
   const cur = records.get(r.peer);
@@ -74,7 +81,9 @@ export function selfAuthored<T extends { peer: string; version: number }>(record
 
 /** Merges records that only their own peers write (each judged by selfAuthored): those it took, as given. */
 export function takeSelfAuthored<W, T extends { peer: string; version: number }>(
-  records: Map<string, T>, given: readonly W[] | null | undefined, read: (w: W) => T,
+  records: Map<string, T>,
+  given: readonly W[] | null | undefined,
+  read: (w: W) => T,
   o: Parameters<typeof selfAuthored>[2],
 ): { taken: W[]; rejected: number } {
   const taken: W[] = [];

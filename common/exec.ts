@@ -5,7 +5,11 @@ import { constants } from 'node:os';
 
 const execFileP = promisify(execFile);
 
-export interface ExecResult { code: number; stdout: string; stderr: string }
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 export interface ExecOptions {
   /** Added to (not replacing) the current environment, so PATH etc. keep working. */
   env?: NodeJS.ProcessEnv;
@@ -32,12 +36,19 @@ export async function run(argv: string[], opts: ExecOptions = {}): Promise<ExecR
     const { stdout, stderr } = await p;
     return { code: 0, stdout, stderr };
   } catch (e) {
-    const err = e as NodeJS.ErrnoException & { code?: number | string; signal?: NodeJS.Signals | null; killed?: boolean; stdout?: string; stderr?: string };
+    const err = e as NodeJS.ErrnoException & {
+      code?: number | string;
+      signal?: NodeJS.Signals | null;
+      killed?: boolean;
+      stdout?: string;
+      stderr?: string;
+    };
     const stdout = err.stdout ?? '';
     let stderr = err.stderr ?? '';
     if (typeof err.code === 'number') return { code: err.code, stdout, stderr };
     if (err.signal) {
-      if (err.killed && opts.timeoutMs) return { code: 124, stdout, stderr: `${stderr}timed out after ${opts.timeoutMs}ms: ${argv.join(' ')}\n` };
+      if (err.killed && opts.timeoutMs)
+        return { code: 124, stdout, stderr: `${stderr}timed out after ${opts.timeoutMs}ms: ${argv.join(' ')}\n` };
       return { code: 128 + (constants.signals[err.signal] ?? 0), stdout, stderr };
     }
     // Could not start at all (ENOENT, EACCES, ...): report like a shell would.

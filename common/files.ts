@@ -6,10 +6,19 @@ import { dirname } from 'node:path';
 export function writeFileAtomic(file: string, content: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
-  try { writeSync(fd, content); fsyncSync(fd); } finally { closeSync(fd); }
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
   const dir = openSync(dirname(file), 'r');
-  try { fsyncSync(dir); } finally { closeSync(dir); }
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 /**

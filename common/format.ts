@@ -5,6 +5,9 @@ export const peerName = (name: string, nickname?: string): string => (nickname ?
 export const formatBytes = (n: number): string => {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
 };

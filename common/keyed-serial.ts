@@ -6,10 +6,14 @@ export class KeyedSerial {
     const next = (this.tails.get(key) ?? Promise.resolve()).catch(() => {}).then(fn);
     const tail = next.catch(() => {});
     this.tails.set(key, tail);
-    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key); });
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
     return next;
   }
 
   /** Whether an operation on the key is running or waiting. */
-  busy(key: string): boolean { return this.tails.has(key); }
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
 }

@@ -7,7 +7,10 @@ export const readMac = (buf: Buffer, offset: number): Mac => buf.readUIntBE(offs
 export const isGroupMac = (buf: Buffer, offset: number): boolean => (buf[offset] & 1) === 1;
 
 export function formatMac(mac: Mac): string {
-  return mac.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+  return mac
+    .toString(16)
+    .padStart(12, '0')
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 export function parseMac(text: string): Mac {

@@ -1,5 +1,8 @@
 /** One sample of a metric: its labels and value. */
-export interface Sample { labels?: Record<string, string>; value: number }
+export interface Sample {
+  labels?: Record<string, string>;
+  value: number;
+}
 
 /**
  * A Prometheus metric as a subsystem declares it; the API turns these into one registry and

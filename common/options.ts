@@ -28,7 +28,11 @@ export type OptionSet = Record<string, Option<unknown>>;
 
 /** The config an option set makes: a key per option, undefined where it has no default and was not given. */
 export type ConfigOf<S extends OptionSet> = {
-  -readonly [K in keyof S]: S[K] extends { default: infer T } ? T : S[K] extends Option<infer T> ? T | undefined : never;
+  -readonly [K in keyof S]: S[K] extends { default: infer T }
+    ? T
+    : S[K] extends Option<infer T>
+      ? T | undefined
+      : never;
 };
 
 /** An option that always has a value. */
@@ -42,7 +46,11 @@ export function defaultsOf<S extends OptionSet>(set: S): Partial<ConfigOf<S>> {
 }
 
 /** An integer within bounds. */
-export function int(flag: string, help: string, o: { min: number; max: number; default: number; what: string }): Defaulted<number>;
+export function int(
+  flag: string,
+  help: string,
+  o: { min: number; max: number; default: number; what: string },
+): Defaulted<number>;
 export function int(flag: string, help: string, o: { min: number; max: number; what: string }): Option<number>;
 export function int(flag: string, help: string, o: { min: number; max: number; default?: number; what: string }) {
   return option<number>({ flag, help, default: o.default, parse: (v) => intIn(o.what, o.min, o.max)(v) });
@@ -51,7 +59,10 @@ export function int(flag: string, help: string, o: { min: number; max: number; d
 /** A duration given in whole seconds, kept in milliseconds. */
 export function seconds(flag: string, help: string, o: { min: number; max: number; default: number; what: string }) {
   return option<number>({
-    flag, help, default: o.default * 1000, shown: String(o.default),
+    flag,
+    help,
+    default: o.default * 1000,
+    shown: String(o.default),
     parse: (v) => intIn(o.what, o.min, o.max)(v) * 1000,
   });
 }
@@ -67,9 +78,13 @@ export function text(flag: string | undefined, help: string, o: TextOptions & { 
 /** One of a fixed set of words. */
 export function choice<C extends string>(flag: string, help: string, choices: readonly C[], dflt: C) {
   return option<C>({
-    flag, help, default: dflt, choices,
+    flag,
+    help,
+    default: dflt,
+    choices,
     parse: (v) => {
-      if (!(choices as readonly string[]).includes(v)) throw new Error(`invalid ${flag.split(' ')[0]} "${v}": expected one of ${choices.join(', ')}`);
+      if (!(choices as readonly string[]).includes(v))
+        throw new Error(`invalid ${flag.split(' ')[0]} "${v}": expected one of ${choices.join(', ')}`);
       return v as C;
     },
   });
@@ -93,7 +108,8 @@ export const extend = <T>(o: Option<T>, more: Partial<Option<T>>): Option<T> => 
 export function intIn(name: string, min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error(`invalid ${name} "${v}": expected an integer ${min}..${max}`);
+    if (!/^\d+$/.test(v) || n < min || n > max)
+      throw new Error(`invalid ${name} "${v}": expected an integer ${min}..${max}`);
     return n;
   };
 }

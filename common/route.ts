@@ -22,7 +22,11 @@ export type BodyOf<S> = RequiredFields<S> & OptionalFields<S>;
 /** Parsed parameters; any may be absent (an optional path segment, a query parameter not given). */
 type Parsed<P extends ParamSpec> = { [K in keyof P]?: ReturnType<P[K]> };
 
-export interface RouteInput<B, Q, P> { body: B; query: Q; params: P }
+export interface RouteInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+}
 
 export interface Route {
   readonly method: Method;
@@ -39,7 +43,12 @@ export interface Route {
 /** Declares a route with its handler's input typed from the specs. */
 // biome-ignore lint/complexity/noBannedTypes: {} is the spec of no fields (a route without a body, query or params)
 export function route<S extends BodySpec = {}, Q extends ParamSpec = {}, P extends ParamSpec = {}, R = unknown>(r: {
-  method: Method; path: string; body?: S; query?: Q; params?: P; text?: (result: Awaited<R>) => string;
+  method: Method;
+  path: string;
+  body?: S;
+  query?: Q;
+  params?: P;
+  text?: (result: Awaited<R>) => string;
   handle(input: RouteInput<BodyOf<S>, Parsed<Q>, Parsed<P>>): R;
 }): Route {
   return r as unknown as Route;
@@ -48,7 +57,8 @@ export function route<S extends BodySpec = {}, Q extends ParamSpec = {}, P exten
 export function intParam(min: number, max: number): ParamParser<number> {
   return (raw, name) => {
     const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max) throw new UserError(`invalid ${name}="${raw.slice(0, 20)}": expected an integer ${min}..${max}`);
+    if (!/^\d+$/.test(raw) || n < min || n > max)
+      throw new UserError(`invalid ${name}="${raw.slice(0, 20)}": expected an integer ${min}..${max}`);
     return n;
   };
 }

@@ -28,8 +28,14 @@ export const DATA_FILES = {
 } as const;
 
 /** What `weave reset` forgets: the cluster's state on this host (not its log, nor its volumes). */
-export const RESET_FILES: readonly string[] = [DATA_FILES.ipam, `${DATA_FILES.ipam}.log`, DATA_FILES.targets,
-  DATA_FILES.attachments, DATA_FILES.scheduler, DATA_FILES.membership];
+export const RESET_FILES: readonly string[] = [
+  DATA_FILES.ipam,
+  `${DATA_FILES.ipam}.log`,
+  DATA_FILES.targets,
+  DATA_FILES.attachments,
+  DATA_FILES.scheduler,
+  DATA_FILES.membership,
+];
 
 /** The programs of the compiled tree (dist/), by role. */
 export const ENTRY_POINTS = {
@@ -40,4 +46,5 @@ export const ENTRY_POINTS = {
 } as const;
 
 /** Where an entry point is, beside this file's own compiled copy. */
-export const entryPoint = (name: keyof typeof ENTRY_POINTS): string => join(dirname(fileURLToPath(import.meta.url)), '..', ENTRY_POINTS[name]);
+export const entryPoint = (name: keyof typeof ENTRY_POINTS): string =>
+  join(dirname(fileURLToPath(import.meta.url)), '..', ENTRY_POINTS[name]);

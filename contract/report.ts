@@ -1,10 +1,16 @@
 // The HTTP API's answers, declared once: the CLI, the lab, the status page's data and the metrics
 // read these types, never the router's or IPAM's own. Subsystems build their parts of them.
 
-export interface Traffic { frames: number; bytes: number }
+export interface Traffic {
+  frames: number;
+  bytes: number;
+}
 
 /** A block of `weave status`: a service and its rows (label, value), in Weave's shape. */
-export interface StatusSection { service: string; rows: [string, string][] }
+export interface StatusSection {
+  service: string;
+  rows: [string, string][];
+}
 
 export interface ConnectionView {
   direction: 'outbound' | 'inbound';
@@ -21,12 +27,45 @@ export interface ConnectionView {
 }
 
 /** One neighbour's data-plane keys: the cipher, the epoch (one more at each rotation) and the age of the keys in use. */
-export interface PeerKeysView { encryption: string; epoch: number; rotations: number; ageSeconds: number }
+export interface PeerKeysView {
+  encryption: string;
+  epoch: number;
+  rotations: number;
+  ageSeconds: number;
+}
 
-export interface PeerLinkView { peer: string; addr: string; outbound: boolean; nickname: string; established: boolean }
-export interface PeerView { name: string; nickname: string; self: boolean; reachable: boolean; nextHop?: string; version: number; connections: PeerLinkView[] }
-export interface VxlanEndpointView { name: string; nickname: string; ip: string; port: number; kind: string; tx: Traffic; rx: Traffic }
-export interface MacView { mac: string; peer: string; local: boolean; ageSeconds: number; nickname: string }
+export interface PeerLinkView {
+  peer: string;
+  addr: string;
+  outbound: boolean;
+  nickname: string;
+  established: boolean;
+}
+export interface PeerView {
+  name: string;
+  nickname: string;
+  self: boolean;
+  reachable: boolean;
+  nextHop?: string;
+  version: number;
+  connections: PeerLinkView[];
+}
+export interface VxlanEndpointView {
+  name: string;
+  nickname: string;
+  ip: string;
+  port: number;
+  kind: string;
+  tx: Traffic;
+  rx: Traffic;
+}
+export interface MacView {
+  mac: string;
+  peer: string;
+  local: boolean;
+  ageSeconds: number;
+  nickname: string;
+}
 
 export interface Counters {
   captured: Traffic;
@@ -44,9 +83,22 @@ export interface Counters {
 }
 
 /** How frames reach a neighbour: the kernel's VXLAN (fastdp) or our userspace (sleeve), and why. */
-export interface PathView { mode: 'fastdp' | 'sleeve'; heartbeat: boolean; reason?: string; tx: Traffic; rx: Traffic }
+export interface PathView {
+  mode: 'fastdp' | 'sleeve';
+  heartbeat: boolean;
+  reason?: string;
+  tx: Traffic;
+  rx: Traffic;
+}
 
-export interface GossipChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
+export interface GossipChannelCounters {
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  dropped: number;
+  syncs: number;
+}
 
 /** The router's own part: who it is, its control plane and its data plane. */
 export interface RouterReport {
@@ -87,7 +139,15 @@ export interface RouterReport {
   requests: { sent: number; relayed: number; refused: number };
 }
 
-export interface IpamPeerView { name: string; nickname: string; owned: number; free: number; percent: number; reachable: boolean; self: boolean }
+export interface IpamPeerView {
+  name: string;
+  nickname: string;
+  owned: number;
+  free: number;
+  percent: number;
+  reachable: boolean;
+  self: boolean;
+}
 export interface IpamReport {
   status: string;
   range: string;

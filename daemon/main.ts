@@ -51,21 +51,74 @@ async function main(given: RouterConfig): Promise<void> {
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD - (cfg.password ? SEAL_OVERHEAD : 0);
   const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));
   if (cfg.proxy) await checkProxy(cfg.dataDir, { tcp: cfg.proxyTcp, adapters: cfg.proxyAdapters });
-  const { datapath, why } = await openDatapath(cfg.datapath, { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password }, cfg.port);
-  const control = await ControlPlane.create({ dataDir: cfg.dataDir, nickname: cfg.nickname, port: cfg.port, udpPort: cfg.udpPort,
-    sleevePort: datapath.sleevePort, mtu, datapath: datapath.name, password: cfg.password, connLimit: cfg.connLimit, discovery: cfg.discovery });
-  if (!cfg.password && cfg.trustedSubnets.length) log.warn('--trusted-subnets has no effect without a password: the data plane is not encrypted');
+  const { datapath, why } = await openDatapath(
+    cfg.datapath,
+    { vni: cfg.vni, udpPort: cfg.udpPort, mtu, vxlanPeers, encrypt: !!cfg.password },
+    cfg.port,
+  );
+  const control = await ControlPlane.create({
+    dataDir: cfg.dataDir,
+    nickname: cfg.nickname,
+    port: cfg.port,
+    udpPort: cfg.udpPort,
+    sleevePort: datapath.sleevePort,
+    mtu,
+    datapath: datapath.name,
+    password: cfg.password,
+    connLimit: cfg.connLimit,
+    discovery: cfg.discovery,
+  });
+  if (!cfg.password && cfg.trustedSubnets.length)
+    log.warn('--trusted-subnets has no effect without a password: the data plane is not encrypted');
   const native = loadNative();
-  const data = new DataPlane(mtu, cfg.vni, datapath, control, cfg.password ? {
-    password: cfg.password, trustedSubnets: cfg.trustedSubnets.map((t) => parseSubnet(t)),
-    rotateMs: cfg.keyRotationMs, aes: native.ok && native.aesGcmHardware,
-  } : undefined);
-  const ipam = new IpamService(control, cfg.dataDir, { range: cfg.ipallocRange, defaultSubnet: cfg.ipallocDefaultSubnet, consensus: cfg.ipallocConsensus ?? 1 + cfg.peers.length }, cfg.nickname);
+  const data = new DataPlane(
+    mtu,
+    cfg.vni,
+    datapath,
+    control,
+    cfg.password
+      ? {
+          password: cfg.password,
+          trustedSubnets: cfg.trustedSubnets.map((t) => parseSubnet(t)),
+          rotateMs: cfg.keyRotationMs,
+          aes: native.ok && native.aesGcmHardware,
+        }
+      : undefined,
+  );
+  const ipam = new IpamService(
+    control,
+    cfg.dataDir,
+    {
+      range: cfg.ipallocRange,
+      defaultSubnet: cfg.ipallocDefaultSubnet,
+      consensus: cfg.ipallocConsensus ?? 1 + cfg.peers.length,
+    },
+    cfg.nickname,
+  );
   const docker = new DockerClient(engineHost(process.env, join(cfg.dataDir, DATA_FILES.proxySocket)));
-  const attachments = new Attachments(mtu, ipam, data, dockerContainers(docker), join(cfg.dataDir, DATA_FILES.attachments));
-  const { subsystem: dnsSub, dns } = dnsSubsystem(control, { domain: cfg.dnsDomain, resolvConf: cfg.resolvConf,
-    bridge: BRIDGE, inOverlay: (ip) => ipam.inRange(ip), addressesOf: (t) => attachments.addressesOf(t) });
-  attachments.onChange(({ attached, entry }) => (attached ? dns.register(entry.ident, entry.names, entry.cidrs.map((c) => c.split('/')[0])) : dns.unregister(entry.ident)));
+  const attachments = new Attachments(
+    mtu,
+    ipam,
+    data,
+    dockerContainers(docker),
+    join(cfg.dataDir, DATA_FILES.attachments),
+  );
+  const { subsystem: dnsSub, dns } = dnsSubsystem(control, {
+    domain: cfg.dnsDomain,
+    resolvConf: cfg.resolvConf,
+    bridge: BRIDGE,
+    inOverlay: (ip) => ipam.inRange(ip),
+    addressesOf: (t) => attachments.addressesOf(t),
+  });
+  attachments.onChange(({ attached, entry }) =>
+    attached
+      ? dns.register(
+          entry.ident,
+          entry.names,
+          entry.cidrs.map((c) => c.split('/')[0]),
+        )
+      : dns.unregister(entry.ident),
+  );
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
   const resolver = async () => {
     const ip = (await bridgeAddresses()).cidrs[0]?.split('/')[0];
@@ -74,19 +127,38 @@ async function main(given: RouterConfig): Promise<void> {
 
   const containerDns = { domain: dns.domain, resolver };
   // Membership first: volumes follow its deaths, the scheduler places on its members, replicas follow their volumes.
-  const peerNet = { name: control.name, nickname: (p: string) => control.nickname(p), reachable: (p: string) => control.routes.nextHop(p) !== undefined };
-  const membership = new MembershipService(peerNet, { hostTimeoutMs: cfg.hostTimeoutMs, labels: hostLabels(cfg.labels),
-    nickname: cfg.nickname, file: join(cfg.dataDir, DATA_FILES.membership) });
-  const volumes = new VolumeManager({ ...peerNet, membership,
-    request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) }, {
-    open: () => openPool({ dataDir: cfg.dataDir, spec: cfg.volumePool, backend: cfg.volumeBackend, mountNs: cfg.mountNs }), stopUsers: (name) => stopVolumeUsers(docker, name),
-    users: async (name) => (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
-    file: join(cfg.dataDir, DATA_FILES.volumes), replicateIntervalMs: cfg.replicateIntervalMs,
+  const peerNet = {
+    name: control.name,
+    nickname: (p: string) => control.nickname(p),
+    reachable: (p: string) => control.routes.nextHop(p) !== undefined,
+  };
+  const membership = new MembershipService(peerNet, {
+    hostTimeoutMs: cfg.hostTimeoutMs,
+    labels: hostLabels(cfg.labels),
+    nickname: cfg.nickname,
+    file: join(cfg.dataDir, DATA_FILES.membership),
   });
+  const volumes = new VolumeManager(
+    { ...peerNet, membership, request: (peer, spec, q, timeoutMs) => control.request(peer, spec, q, timeoutMs) },
+    {
+      open: () =>
+        openPool({ dataDir: cfg.dataDir, spec: cfg.volumePool, backend: cfg.volumeBackend, mountNs: cfg.mountNs }),
+      stopUsers: (name) => stopVolumeUsers(docker, name),
+      users: async (name) =>
+        (await volumeUsers(docker, name)).map((c) => c.Names?.[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)),
+      file: join(cfg.dataDir, DATA_FILES.volumes),
+      replicateIntervalMs: cfg.replicateIntervalMs,
+    },
+  );
   const replicaEngine = dockerReplicas(docker, attachments, cfg.nickname, containerDns);
   const scheduler = new Scheduler(peerNet, membership, ipam, replicaEngine, {
     file: join(cfg.dataDir, DATA_FILES.scheduler),
-    volumes: { home: (v) => volumes.home(v), ensure: async (v, n) => { if (!volumes.state.live(v)) await volumes.create(v, n); } },
+    volumes: {
+      home: (v) => volumes.home(v),
+      ensure: async (v, n) => {
+        if (!volumes.state.live(v)) await volumes.create(v, n);
+      },
+    },
   });
 
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
@@ -95,7 +167,15 @@ async function main(given: RouterConfig): Promise<void> {
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
     containersSubsystem(docker, attachments, cfg.releaseGraceMs, containerDns),
-    ...(cfg.proxy ? [proxySubsystem(docker, attachments, containerDns, { dataDir: cfg.dataDir, tcp: cfg.proxyTcp, adaptersFile: cfg.proxyAdapters })] : []),
+    ...(cfg.proxy
+      ? [
+          proxySubsystem(docker, attachments, containerDns, {
+            dataDir: cfg.dataDir,
+            tcp: cfg.proxyTcp,
+            adaptersFile: cfg.proxyAdapters,
+          }),
+        ]
+      : []),
     dnsSub,
     cniSubsystem(attachments, mtu, async () => (await resolver()).ip),
     membershipSubsystem(membership),
@@ -117,7 +197,11 @@ async function main(given: RouterConfig): Promise<void> {
     unlock();
     process.exit(0);
   };
-  const api = await startApi(cfg.httpAddr, { subsystems, stop, onChange: (listener) => control.on('routes', listener) });
+  const api = await startApi(cfg.httpAddr, {
+    subsystems,
+    stop,
+    onChange: (listener) => control.on('routes', listener),
+  });
   await control.start(cfg.peers);
   await ensureBridge(mtu);
   await data.start();
@@ -126,7 +210,9 @@ async function main(given: RouterConfig): Promise<void> {
   process.send?.('ready'); // to the supervisor: from now on a death is worth a restart
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  log.info(`router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane ${cfg.password ? 'encrypted' : 'unencrypted'}`);
+  log.info(
+    `router ${control.name}(${cfg.nickname}) up: datapath ${datapath.name} (${why}), MTU ${mtu}, VNI ${cfg.vni}, control TCP ${cfg.port}, data UDP ${cfg.udpPort}${datapath.sleevePort !== cfg.udpPort ? ` (relayed frames: UDP ${datapath.sleevePort})` : ''}, API ${cfg.httpAddr}, control plane noise${cfg.password ? ' with a password' : ''}, data plane ${cfg.password ? 'encrypted' : 'unencrypted'}`,
+  );
 }
 
 /**
@@ -138,9 +224,18 @@ const STOP_STEP_MS = 3000;
 
 async function stopStep(what: string, step: () => Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), STOP_STEP_MS); });
-  const done = step().then(() => false, (err: Error) => { log.warn(`stopping ${what}: ${err.message}`); return false; });
-  if (await Promise.race([done, late])) log.warn(`stopping ${what}: not done after ${STOP_STEP_MS / 1000} s; going on without it`);
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), STOP_STEP_MS);
+  });
+  const done = step().then(
+    () => false,
+    (err: Error) => {
+      log.warn(`stopping ${what}: ${err.message}`);
+      return false;
+    },
+  );
+  if (await Promise.race([done, late]))
+    log.warn(`stopping ${what}: not done after ${STOP_STEP_MS / 1000} s; going on without it`);
   clearTimeout(timer);
 }
 

@@ -14,8 +14,11 @@ import { volumesOptions } from '../volumes/options.js';
 /** The router process's own: who it is and where it keeps its state. */
 const daemonOptions = {
   nickname: text('--nickname <name>', 'a name for this peer (default: hostname)'),
-  dataDir: text('--data-dir <dir>', 'where the router keeps its state and log',
-    { default: '/var/lib/weave', env: 'WEAVE_DATA_DIR', check: (v) => resolve(v) }),
+  dataDir: text('--data-dir <dir>', 'where the router keeps its state and log', {
+    default: '/var/lib/weave',
+    env: 'WEAVE_DATA_DIR',
+    check: (v) => resolve(v),
+  }),
 };
 
 /**

@@ -4,9 +4,19 @@ import type { DnsRecords } from './records.js';
 import type { Upstream } from './upstream.js';
 
 const TTL = 1;
-const NXDOMAIN = 3, SERVFAIL = 2, REFUSED = 5;
+const NXDOMAIN = 3,
+  SERVFAIL = 2,
+  REFUSED = 5;
 
-export interface DnsCounters { queries: number; local: number; nxdomain: number; forwarded: number; failed: number; refused: number; malformed: number }
+export interface DnsCounters {
+  queries: number;
+  local: number;
+  nxdomain: number;
+  forwarded: number;
+  failed: number;
+  refused: number;
+  malformed: number;
+}
 
 export interface DnsServerOptions {
   /** The cluster domain, lower case, no trailing dot: weave.local. */
@@ -21,7 +31,10 @@ export interface DnsServerOptions {
 }
 
 const shuffle = <T>(xs: T[]): T[] => {
-  for (let i = xs.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [xs[i], xs[j]] = [xs[j], xs[i]]; }
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
   return xs;
 };
 
@@ -31,27 +44,52 @@ const shuffle = <T>(xs: T[]): T[] => {
  * A query that cannot be decoded is dropped and counted; nothing a client sends can throw.
  */
 export class DnsServer {
-  readonly counters: DnsCounters = { queries: 0, local: 0, nxdomain: 0, forwarded: 0, failed: 0, refused: 0, malformed: 0 };
+  readonly counters: DnsCounters = {
+    queries: 0,
+    local: 0,
+    nxdomain: 0,
+    forwarded: 0,
+    failed: 0,
+    refused: 0,
+    malformed: 0,
+  };
   private readonly sockets = new Map<string, dgram.Socket>();
 
   constructor(private readonly o: DnsServerOptions) {}
 
-  get addresses(): string[] { return [...this.sockets.keys()]; }
+  get addresses(): string[] {
+    return [...this.sockets.keys()];
+  }
 
   /** Listens on exactly these addresses (the bridge's, which come and go with expose and hide). */
   async listen(addresses: string[]): Promise<void> {
-    for (const [a, s] of this.sockets) if (!addresses.includes(a)) { s.close(); this.sockets.delete(a); }
+    for (const [a, s] of this.sockets)
+      if (!addresses.includes(a)) {
+        s.close();
+        this.sockets.delete(a);
+      }
     for (const a of addresses) {
       if (this.sockets.has(a)) continue;
       const s = dgram.createSocket('udp4');
       s.on('message', (msg, r) => void this.onQuery(s, msg, r));
-      s.on('error', () => { /* a send to a vanished client: nothing to do */ });
-      await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind(this.o.port ?? 53, a, () => { s.off('error', reject); resolve(); }); });
+      s.on('error', () => {
+        /* a send to a vanished client: nothing to do */
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind(this.o.port ?? 53, a, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
       this.sockets.set(a, s);
     }
   }
 
-  close(): void { for (const s of this.sockets.values()) s.close(); this.sockets.clear(); }
+  close(): void {
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
 
   private async onQuery(s: dgram.Socket, msg: Buffer, r: dgram.RemoteInfo): Promise<void> {
     this.counters.queries++;
@@ -65,21 +103,36 @@ export class DnsServer {
     try {
       q = packet.decode(msg);
       if (q.type !== 'query' || !q.questions || q.questions.length !== 1) throw new Error('not one question');
-    } catch { this.counters.malformed++; return undefined; }
+    } catch {
+      this.counters.malformed++;
+      return undefined;
+    }
     const question = q.questions[0];
-    const reply = (flags: number, answers: packet.Answer[] = []) => packet.encode({
-      type: 'response', id: q.id, flags: flags | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | packet.RECURSION_AVAILABLE,
-      questions: q.questions, answers,
-    });
-    if (!this.o.mayAsk(from)) { this.counters.refused++; return reply(REFUSED); }
+    const reply = (flags: number, answers: packet.Answer[] = []) =>
+      packet.encode({
+        type: 'response',
+        id: q.id,
+        flags: flags | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | packet.RECURSION_AVAILABLE,
+        questions: q.questions,
+        answers,
+      });
+    if (!this.o.mayAsk(from)) {
+      this.counters.refused++;
+      return reply(REFUSED);
+    }
     const name = question.name.toLowerCase().replace(/\.$/, '');
     const local = this.localName(name);
     if (local !== undefined) {
       this.counters.local++;
       const ips = this.o.records.lookup(local);
-      if (ips.length === 0) { this.counters.nxdomain++; return reply(packet.AUTHORITATIVE_ANSWER | NXDOMAIN); }
-      const answers = question.type === 'A' || (question.type as string) === 'ANY'
-        ? shuffle(ips).map((ip): packet.Answer => ({ type: 'A', name: question.name, ttl: TTL, data: ip })) : [];
+      if (ips.length === 0) {
+        this.counters.nxdomain++;
+        return reply(packet.AUTHORITATIVE_ANSWER | NXDOMAIN);
+      }
+      const answers =
+        question.type === 'A' || (question.type as string) === 'ANY'
+          ? shuffle(ips).map((ip): packet.Answer => ({ type: 'A', name: question.name, ttl: TTL, data: ip }))
+          : [];
       return reply(packet.AUTHORITATIVE_ANSWER, answers);
     }
     const ptr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.in-addr\.arpa$/.exec(name);
@@ -88,13 +141,24 @@ export class DnsServer {
       const names = this.o.records.names(ip);
       if (names.length || this.o.inOverlay(ip)) {
         this.counters.local++;
-        if (names.length === 0) { this.counters.nxdomain++; return reply(packet.AUTHORITATIVE_ANSWER | NXDOMAIN); }
-        return reply(packet.AUTHORITATIVE_ANSWER, names.map((n): packet.Answer => ({ type: 'PTR', name: question.name, ttl: TTL, data: `${n}.${this.o.domain}` })));
+        if (names.length === 0) {
+          this.counters.nxdomain++;
+          return reply(packet.AUTHORITATIVE_ANSWER | NXDOMAIN);
+        }
+        return reply(
+          packet.AUTHORITATIVE_ANSWER,
+          names.map(
+            (n): packet.Answer => ({ type: 'PTR', name: question.name, ttl: TTL, data: `${n}.${this.o.domain}` }),
+          ),
+        );
       }
     }
     this.counters.forwarded++;
     const upstream = await this.o.upstream.forward(msg);
-    if (!upstream) { this.counters.failed++; return reply(SERVFAIL); }
+    if (!upstream) {
+      this.counters.failed++;
+      return reply(SERVFAIL);
+    }
     return upstream;
   }
 

@@ -11,12 +11,21 @@ export class Upstream {
   private servers: string[] = [];
   private mtime = -1;
 
-  constructor(private readonly resolvConf: string, private readonly self: () => string[]) {}
+  constructor(
+    private readonly resolvConf: string,
+    private readonly self: () => string[],
+  ) {}
 
   /** The nameservers now (never ourselves: that would loop). */
   nameservers(): string[] {
     let m = 0;
-    try { m = statSync(this.resolvConf).mtimeMs; } catch { this.servers = []; this.mtime = -1; return []; }
+    try {
+      m = statSync(this.resolvConf).mtimeMs;
+    } catch {
+      this.servers = [];
+      this.mtime = -1;
+      return [];
+    }
     if (m !== this.mtime) {
       this.mtime = m;
       const text = readFileSync(this.resolvConf, 'utf8');
@@ -39,11 +48,19 @@ export class Upstream {
 function ask(server: string, query: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
-    const done = (err?: Error, msg?: Buffer) => { clearTimeout(timer); sock.close(); if (msg) resolve(msg); else reject(err); };
+    const done = (err?: Error, msg?: Buffer) => {
+      clearTimeout(timer);
+      sock.close();
+      if (msg) resolve(msg);
+      else reject(err);
+    };
     const timer = setTimeout(() => done(new Error('timeout')), TIMEOUT_MS);
     sock.on('error', (err) => done(err));
     // Only the answer to this query, from the server asked: anything else on the socket is ignored.
-    sock.on('message', (msg, r) => { if (r.address === server && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) done(undefined, msg); });
+    sock.on('message', (msg, r) => {
+      if (r.address === server && msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0))
+        done(undefined, msg);
+    });
     sock.send(query, 53, server);
   });
 }

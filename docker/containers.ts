@@ -10,7 +10,14 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
     find: async (ref) => {
       try {
         const c = await docker.inspect(ref);
-        return { id: c.Id, running: c.State.Running, pid: c.State.Pid, status: c.State.Status, name: c.Name.replace(/^\//, ''), hostname: c.Config.Hostname };
+        return {
+          id: c.Id,
+          running: c.State.Running,
+          pid: c.State.Pid,
+          status: c.State.Status,
+          name: c.Name.replace(/^\//, ''),
+          hostname: c.Config.Hostname,
+        };
       } catch (err) {
         if (err instanceof NoDockerEngine) throw new ContainersUnavailable(err.message);
         if (err instanceof DockerError && err.status === 404) return undefined;
@@ -22,7 +29,10 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
 
 /** The attachments as the container events watcher sees them: containers are known by their full id. */
 export function containerHost(a: Attachments): ContainerHost {
-  const target = async (id: string, pid: number): Promise<Resolved> => ({ ...(await a.resolve(id, { running: false })), nsTarget: `pid:${pid}` });
+  const target = async (id: string, pid: number): Promise<Resolved> => ({
+    ...(await a.resolve(id, { running: false })),
+    nsTarget: `pid:${pid}`,
+  });
   return {
     serial: (id, fn) => a.serial(id, fn),
     isAttached: (id) => a.attached.has(id),
@@ -32,10 +42,14 @@ export function containerHost(a: Attachments): ContainerHost {
       a.register(await target(id, pid), found.mac, found.cidrs);
       return true;
     },
-    reattach: async (id, pid, cidrs, mac) => { await a.attachResolved(await target(id, pid), cidrs, { mac }); },
+    reattach: async (id, pid, cidrs, mac) => {
+      await a.attachResolved(await target(id, pid), cidrs, { mac });
+    },
     gone: (id) => a.unregister(id),
     lookup: (id) => a.ipam.lookup(id).map((x) => x.cidr),
-    release: async (id) => { await a.ipam.release(id); },
+    release: async (id) => {
+      await a.ipam.release(id);
+    },
     allocated: () => a.ipam.heldHere(),
   };
 }

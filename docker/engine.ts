@@ -6,10 +6,22 @@ export interface ContainerInfo {
   Config: { Hostname: string; Image: string };
 }
 
-export interface ContainerSummary { Id: string; Names: string[]; State: string; Status?: string; Labels?: Record<string, string> }
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  State: string;
+  Status?: string;
+  Labels?: Record<string, string>;
+}
 
 /** What an events stream hands us (only the fields we read). */
-export interface DockerEvent { Type: string; Action: string; id?: string; Actor?: { ID: string }; time?: number }
+export interface DockerEvent {
+  Type: string;
+  Action: string;
+  id?: string;
+  Actor?: { ID: string };
+  time?: number;
+}
 
 /** What the events watcher needs of a container engine: the Docker client, or a fake in tests. */
 export interface ContainerEngine {
@@ -17,7 +29,11 @@ export interface ContainerEngine {
   ping(): Promise<unknown>;
   list(all?: boolean): Promise<ContainerSummary[]>;
   inspect(ref: string): Promise<ContainerInfo>;
-  events(filters: Record<string, string[]>, onEvent: (e: DockerEvent) => void, onEnd: (err?: Error) => void): { close(): void };
+  events(
+    filters: Record<string, string[]>,
+    onEvent: (e: DockerEvent) => void,
+    onEnd: (err?: Error) => void,
+  ): { close(): void };
 }
 
 /** Containers the scheduler runs carry their replica's identity in this label: the scheduler attaches, adopts and releases them itself. */

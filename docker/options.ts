@@ -1,5 +1,9 @@
 import { seconds } from '../common/options.js';
 
 export const containersOptions = {
-  releaseGraceMs: seconds('--release-grace <seconds>', 'how long a dead container keeps its address, so that a restart keeps it', { min: 0, max: 86400, default: 30, what: 'grace' }),
+  releaseGraceMs: seconds(
+    '--release-grace <seconds>',
+    'how long a dead container keeps its address, so that a restart keeps it',
+    { min: 0, max: 86400, default: 30, what: 'grace' },
+  ),
 };

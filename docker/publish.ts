@@ -2,7 +2,12 @@ import net from 'node:net';
 import { log } from '../common/log.js';
 
 /** `-p [IP:]HOSTPORT:PORT`: a port of the host that reaches a container's port on the overlay. */
-export interface PublishSpec { hostIp: string; hostPort: number; port: number; proto: string }
+export interface PublishSpec {
+  hostIp: string;
+  hostPort: number;
+  port: number;
+  proto: string;
+}
 
 /**
  * Publishes container ports on the host by relaying TCP connections to the container's overlay
@@ -17,20 +22,33 @@ export class PortPublisher {
     if (spec.proto !== 'tcp') throw new Error(`publishing ${spec.proto} ports is not supported (TCP only)`);
     const server = net.createServer((client) => {
       const upstream = net.connect(spec.port, targetIp);
-      const close = () => { client.destroy(); upstream.destroy(); };
-      client.on('error', close); upstream.on('error', close);
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close);
+      upstream.on('error', close);
       client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE'
-        ? `host port ${spec.hostPort} is already in use` : `cannot publish port ${spec.hostPort}: ${err.message}`)));
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new Error(
+            err.code === 'EADDRINUSE'
+              ? `host port ${spec.hostPort} is already in use`
+              : `cannot publish port ${spec.hostPort}: ${err.message}`,
+          ),
+        ),
+      );
       server.listen(spec.hostPort, spec.hostIp || '0.0.0.0', () => resolve());
     });
     const list = this.servers.get(id) ?? [];
     list.push(server);
     this.servers.set(id, list);
     const port = (server.address() as net.AddressInfo).port;
-    log.info(`published ${spec.hostIp || '0.0.0.0'}:${port} → ${targetIp}:${spec.port} for container ${id.slice(0, 12)}`);
+    log.info(
+      `published ${spec.hostIp || '0.0.0.0'}:${port} → ${targetIp}:${spec.port} for container ${id.slice(0, 12)}`,
+    );
     return port;
   }
 
@@ -39,5 +57,7 @@ export class PortPublisher {
     this.servers.delete(id);
   }
 
-  close(): void { for (const id of [...this.servers.keys()]) this.unpublish(id); }
+  close(): void {
+    for (const id of [...this.servers.keys()]) this.unpublish(id);
+  }
 }

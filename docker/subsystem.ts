@@ -12,12 +12,23 @@ import { ContainerWatcher } from './watcher.js';
  * Docker containers on the overlay: `weave run`, and the events watcher that detaches dead
  * containers, releases their addresses after a grace period and re-attaches restarted ones.
  */
-export function containersSubsystem(docker: DockerClient, attachments: Attachments, graceMs: number, dns?: ContainerDns): Subsystem {
+export function containersSubsystem(
+  docker: DockerClient,
+  attachments: Attachments,
+  graceMs: number,
+  dns?: ContainerDns,
+): Subsystem {
   const watcher = new ContainerWatcher(docker, containerHost(attachments), graceMs);
   return {
     name: 'containers',
-    routes: [route({ method: 'POST', path: '/run', body: { cidrs: 'string[]?', args: 'string[]', env: 'string[]?' },
-      handle: ({ body }) => run(docker, attachments, body, dns) })],
+    routes: [
+      route({
+        method: 'POST',
+        path: '/run',
+        body: { cidrs: 'string[]?', args: 'string[]', env: 'string[]?' },
+        handle: ({ body }) => run(docker, attachments, body, dns),
+      }),
+    ],
     start: () => watcher.start(),
     stop: async () => watcher.stop(),
   };
@@ -28,9 +39,22 @@ export function containersSubsystem(docker: DockerClient, attachments: Attachmen
  * `env` carries the caller's values of variables named by `-e NAME`. The container's resolver is
  * the router's DNS unless `--without-dns`.
  */
-async function run(docker: DockerClient, attachments: Attachments, req: RunRequest, dns?: ContainerDns): Promise<RunResult> {
-  const env = Object.fromEntries((req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+async function run(
+  docker: DockerClient,
+  attachments: Attachments,
+  req: RunRequest,
+  dns?: ContainerDns,
+): Promise<RunResult> {
+  const env = Object.fromEntries(
+    (req.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
   const create = parseRunArgs(req.args, env);
-  const id = await runAttached(docker, create.body, create.name, (id) => attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs }), create.withoutDns ? undefined : dns);
+  const id = await runAttached(
+    docker,
+    create.body,
+    create.name,
+    (id) => attachments.attach({ target: `docker:${id}`, cidrs: req.cidrs }),
+    create.withoutDns ? undefined : dns,
+  );
   return { id };
 }

@@ -23,7 +23,11 @@ export interface ContainerHost {
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const RETRY_MS = 2000;
 
-interface Dying { timer: NodeJS.Timeout; cidrs: string[]; mac?: string }
+interface Dying {
+  timer: NodeJS.Timeout;
+  cidrs: string[];
+  mac?: string;
+}
 
 /**
  * Follows the Docker engine's container events: a container that dies is detached at once (its
@@ -38,10 +42,17 @@ export class ContainerWatcher {
   private stopped = false;
   private quiet = false;
 
-  constructor(private readonly docker: ContainerEngine, private readonly host: ContainerHost, private readonly graceMs: number, private readonly retryMs = RETRY_MS) {}
+  constructor(
+    private readonly docker: ContainerEngine,
+    private readonly host: ContainerHost,
+    private readonly graceMs: number,
+    private readonly retryMs = RETRY_MS,
+  ) {}
 
   /** Resolves once the first sync is done, or the engine is found absent (then it keeps trying). */
-  async start(): Promise<void> { await this.connect(); }
+  async start(): Promise<void> {
+    await this.connect();
+  }
 
   stop(): void {
     this.stopped = true;
@@ -66,10 +77,17 @@ export class ContainerWatcher {
     if (this.quiet) log.info(`watching containers at ${this.docker.host}`);
     this.quiet = false;
     // Subscribe before the sync so that nothing happening during it is missed.
-    this.stream = this.docker.events({ type: ['container'], event: ['start', 'die', 'destroy'] }, (e) => this.onEvent(e), (err) => {
-      this.stream = undefined;
-      if (err) { log.warn(`container events: ${err.message}`); this.later(); }
-    });
+    this.stream = this.docker.events(
+      { type: ['container'], event: ['start', 'die', 'destroy'] },
+      (e) => this.onEvent(e),
+      (err) => {
+        this.stream = undefined;
+        if (err) {
+          log.warn(`container events: ${err.message}`);
+          this.later();
+        }
+      },
+    );
     await this.sync().catch((err: Error) => log.warn(`container sync: ${err.message}`));
   }
 
@@ -78,27 +96,40 @@ export class ContainerWatcher {
     const state = new Map(all.map((c) => [c.Id, c.State]));
     for (const c of all) {
       if (c.State !== 'running' || c.Labels?.[REPLICA_LABEL] || this.host.isAttached(c.Id)) continue;
-      void this.host.serial(c.Id, async () => {
-        const info = await this.docker.inspect(c.Id);
-        if (!info.State.Running || this.host.isAttached(c.Id)) return;
-        if (await this.host.adopt(c.Id, info.State.Pid)) return;
-        const cidrs = this.host.lookup(c.Id); // restarted while the router was down
-        if (cidrs.length) await this.host.reattach(c.Id, info.State.Pid, cidrs);
-      }).catch((err: Error) => log.warn(`container ${c.Id.slice(0, 12)}: ${err.message}`));
+      void this.host
+        .serial(c.Id, async () => {
+          const info = await this.docker.inspect(c.Id);
+          if (!info.State.Running || this.host.isAttached(c.Id)) return;
+          if (await this.host.adopt(c.Id, info.State.Pid)) return;
+          const cidrs = this.host.lookup(c.Id); // restarted while the router was down
+          if (cidrs.length) await this.host.reattach(c.Id, info.State.Pid, cidrs);
+        })
+        .catch((err: Error) => log.warn(`container ${c.Id.slice(0, 12)}: ${err.message}`));
     }
     // Addresses of containers that stopped while the router was down. Ones of containers this engine
     // does not know are left alone: a claim made through us may be for a container on another host.
     for (const id of this.host.allocated()) {
       const s = state.get(id);
-      if (CONTAINER_ID.test(id) && s !== undefined && s !== 'running' && !this.dying.has(id)) this.dieLater(id, this.host.lookup(id));
+      if (CONTAINER_ID.test(id) && s !== undefined && s !== 'running' && !this.dying.has(id))
+        this.dieLater(id, this.host.lookup(id));
     }
   }
 
   private onEvent(e: DockerEvent): void {
     const id = e.Actor?.ID ?? e.id;
     if (e.Type !== 'container' || !id) return;
-    const task = e.Action === 'die' ? () => this.died(id) : e.Action === 'start' ? () => this.started(id) : e.Action === 'destroy' ? () => this.destroyed(id) : undefined;
-    if (task) this.host.serial(id, task).catch((err: Error) => log.warn(`container ${id.slice(0, 12)} ${e.Action}: ${err.message}`));
+    const task =
+      e.Action === 'die'
+        ? () => this.died(id)
+        : e.Action === 'start'
+          ? () => this.started(id)
+          : e.Action === 'destroy'
+            ? () => this.destroyed(id)
+            : undefined;
+    if (task)
+      this.host
+        .serial(id, task)
+        .catch((err: Error) => log.warn(`container ${id.slice(0, 12)} ${e.Action}: ${err.message}`));
   }
 
   private async died(id: string): Promise<void> {
@@ -111,13 +142,19 @@ export class ContainerWatcher {
 
   private dieLater(id: string, cidrs: string[], mac?: string): void {
     clearTimeout(this.dying.get(id)?.timer);
-    const entry: Dying = { cidrs, mac, timer: setTimeout(() => {
-      void this.host.serial(id, async () => {
-        if (this.dying.get(id) !== entry) return;
-        this.dying.delete(id);
-        await this.release(id);
-      }).catch((err: Error) => log.warn(`container ${id.slice(0, 12)}: ${err.message}`));
-    }, this.graceMs) };
+    const entry: Dying = {
+      cidrs,
+      mac,
+      timer: setTimeout(() => {
+        void this.host
+          .serial(id, async () => {
+            if (this.dying.get(id) !== entry) return;
+            this.dying.delete(id);
+            await this.release(id);
+          })
+          .catch((err: Error) => log.warn(`container ${id.slice(0, 12)}: ${err.message}`));
+      }, this.graceMs),
+    };
     entry.timer.unref();
     this.dying.set(id, entry);
   }

@@ -27,7 +27,14 @@ interface Target {
   since?: number;
 }
 
-export interface TargetView { address: string; discovered: boolean; state: TargetState; peer?: string; error?: string; retryInSeconds?: number }
+export interface TargetView {
+  address: string;
+  discovered: boolean;
+  state: TargetState;
+  peer?: string;
+  error?: string;
+  retryInSeconds?: number;
+}
 
 /** Normalises HOST or HOST:PORT to HOST:PORT. */
 export function targetAddress(text: string, defaultPort: number): string {
@@ -45,7 +52,9 @@ function explain(err: Error, password: boolean): string {
   if (/EHOSTUNREACH|ENETUNREACH/.test(m)) return 'no route to host';
   if (DIAL_SELF.test(m)) return "this is ourselves: the address is this router's own";
   // Past TCP, a private-network mismatch shows up as whatever the garbled handshake produces.
-  return password ? `handshake failed (${m}): the peer has a different password, or none` : `handshake failed (${m}): the peer may require a password`;
+  return password
+    ? `handshake failed (${m}): the peer has a different password, or none`
+    : `handshake failed (${m}): the peer may require a password`;
 }
 
 /**
@@ -57,7 +66,10 @@ export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
   private stopped = false;
 
-  constructor(private readonly node: Node, private readonly o: { port: number; connLimit: number; file: string; password: boolean; self: string }) {
+  constructor(
+    private readonly node: Node,
+    private readonly o: { port: number; connLimit: number; file: string; password: boolean; self: string },
+  ) {
     node.addEventListener('connection:close', (evt) => this.onClose(evt.detail));
   }
 
@@ -68,15 +80,21 @@ export class ConnectionMaker {
       const v = JSON.parse(readFileSync(this.o.file, 'utf8')) as unknown;
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error('not a list of addresses');
       return v;
-    } catch (err) { throw new Error(`${this.o.file} is corrupt: ${(err as Error).message}`); }
+    } catch (err) {
+      throw new Error(`${this.o.file} is corrupt: ${(err as Error).message}`);
+    }
   }
 
   connect(addresses: string[], replace = false): void {
     const list = addresses.map((a) => targetAddress(a, this.o.port));
-    if (replace) for (const t of [...this.targets.values()]) if (!t.discovered && !list.includes(t.address)) this.drop(t);
+    if (replace)
+      for (const t of [...this.targets.values()]) if (!t.discovered && !list.includes(t.address)) this.drop(t);
     for (const address of list) {
       const t = this.targets.get(address);
-      if (t) { t.discovered = false; continue; }
+      if (t) {
+        t.discovered = false;
+        continue;
+      }
       this.add(address, false);
     }
     this.save();
@@ -94,18 +112,27 @@ export class ConnectionMaker {
   discover(addresses: string[]): void {
     const want = new Set(addresses);
     // A target still connecting stays until it fails: one remembered from before a restart is dialled at once.
-    for (const t of [...this.targets.values()]) if (t.discovered && !want.has(t.address) && t.state === 'failed') this.drop(t);
-    for (const a of want) if (!this.targets.has(a) && this.node.getConnections().length < this.o.connLimit) this.add(a, true);
+    for (const t of [...this.targets.values()])
+      if (t.discovered && !want.has(t.address) && t.state === 'failed') this.drop(t);
+    for (const a of want)
+      if (!this.targets.has(a) && this.node.getConnections().length < this.o.connLimit) this.add(a, true);
   }
 
   view(): TargetView[] {
     return [...this.targets.values()].map((t) => ({
-      address: t.address, discovered: t.discovered, state: t.state, peer: t.peer, error: t.lastError,
-      retryInSeconds: t.retryAt && t.state === 'failed' ? Math.max(0, Math.round((t.retryAt - Date.now()) / 1000)) : undefined,
+      address: t.address,
+      discovered: t.discovered,
+      state: t.state,
+      peer: t.peer,
+      error: t.lastError,
+      retryInSeconds:
+        t.retryAt && t.state === 'failed' ? Math.max(0, Math.round((t.retryAt - Date.now()) / 1000)) : undefined,
     }));
   }
 
-  userTargets(): string[] { return [...this.targets.values()].filter((t) => !t.discovered).map((t) => t.address); }
+  userTargets(): string[] {
+    return [...this.targets.values()].filter((t) => !t.discovered).map((t) => t.address);
+  }
 
   stop(): void {
     this.stopped = true;
@@ -123,19 +150,29 @@ export class ConnectionMaker {
     this.targets.delete(t.address);
   }
 
-  private save(): void { writeFileAtomic(this.o.file, `${JSON.stringify(this.userTargets())}\n`); }
+  private save(): void {
+    writeFileAtomic(this.o.file, `${JSON.stringify(this.userTargets())}\n`);
+  }
 
   private async dial(t: Target): Promise<void> {
     t.timer = undefined;
     if (this.stopped || this.targets.get(t.address) !== t) return;
     t.state = 'connecting';
     try {
-      const [host, port] = [t.address.slice(0, t.address.lastIndexOf(':')), t.address.slice(t.address.lastIndexOf(':') + 1)];
+      const [host, port] = [
+        t.address.slice(0, t.address.lastIndexOf(':')),
+        t.address.slice(t.address.lastIndexOf(':') + 1),
+      ];
       const ip = isIPv4(host) ? host : (await lookup(host, { family: 4 })).address;
       const deadline = patientTimeout(DIAL_TIMEOUT_MS);
-      const conn = await this.node.dial(multiaddr(`/ip4/${ip}/tcp/${port}`), { signal: deadline.signal }).finally(deadline.clear);
+      const conn = await this.node
+        .dial(multiaddr(`/ip4/${ip}/tcp/${port}`), { signal: deadline.signal })
+        .finally(deadline.clear);
       if (this.targets.get(t.address) !== t) return;
-      t.state = 'established'; t.peer = conn.remotePeer.toString(); t.lastError = undefined; t.since = Date.now();
+      t.state = 'established';
+      t.peer = conn.remotePeer.toString();
+      t.lastError = undefined;
+      t.since = Date.now();
     } catch (err) {
       if (this.targets.get(t.address) !== t) return;
       if (DIAL_SELF.test((err as Error).message) && t.discovered) return this.drop(t);

@@ -40,12 +40,30 @@ export interface ControlPlaneOptions {
 }
 
 /** A directly connected peer, as the data plane needs it. */
-export interface Neighbour { name: string; nickname: string; ip: string; udpPort: number; sleevePort: number; mtu: number; datapath: string }
+export interface Neighbour {
+  name: string;
+  nickname: string;
+  ip: string;
+  udpPort: number;
+  sleevePort: number;
+  mtu: number;
+  datapath: string;
+}
 
-export interface ConnectionView { direction: 'outbound' | 'inbound'; address: string; state: string; info: string; name?: string; nickname?: string }
+export interface ConnectionView {
+  direction: 'outbound' | 'inbound';
+  address: string;
+  state: string;
+  info: string;
+  name?: string;
+  nickname?: string;
+}
 
 /** ip:port of a /ip4/A/tcp/P multiaddr. */
-const ipPort = (ma: { toString(): string }): string => { const m = /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(ma.toString()); return m ? `${m[1]}:${m[2]}` : ma.toString(); };
+const ipPort = (ma: { toString(): string }): string => {
+  const m = /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(ma.toString());
+  return m ? `${m[1]}:${m[2]}` : ma.toString();
+};
 const hostOf = (ma: { toString(): string }): string => ipPort(ma).replace(/:\d+$/, '');
 
 /**
@@ -72,7 +90,12 @@ export class ControlPlane extends EventEmitter {
   private saving: Promise<void> = Promise.resolve();
   private gcTimer?: NodeJS.Timeout;
 
-  private constructor(private readonly node: Node, readonly name: string, signer: Signer, private readonly o: ControlPlaneOptions) {
+  private constructor(
+    private readonly node: Node,
+    readonly name: string,
+    signer: Signer,
+    private readonly o: ControlPlaneOptions,
+  ) {
     super();
     this.topologyChannel = new GossipChannel(TOPOLOGY, () => new TopologyChannel(name));
     this.topology = this.topologyChannel.crdt as TopologyChannel;
@@ -80,11 +103,20 @@ export class ControlPlane extends EventEmitter {
     this.macs = this.macChannel.crdt as MacsChannel;
     this.routes = new Routes(this.topology);
     const net = libp2pNet(node, (peer) => this.liveness.heard(peer));
-    this.gossip = new Gossip(net, (ch) => { if (ch === TOPOLOGY.name) this.scheduleTopologyChanged(); this.emit('changed', ch); });
+    this.gossip = new Gossip(net, (ch) => {
+      if (ch === TOPOLOGY.name) this.scheduleTopologyChanged();
+      this.emit('changed', ch);
+    });
     this.requests = new Requests(net, name, signer, (peer) => this.routes.nextHop(peer));
     this.gossip.addChannel(this.topologyChannel);
     this.gossip.addChannel(this.macChannel);
-    this.maker = new ConnectionMaker(node, { port: o.port, connLimit: o.connLimit, file: join(o.dataDir, DATA_FILES.targets), password: !!o.password, self: name });
+    this.maker = new ConnectionMaker(node, {
+      port: o.port,
+      connLimit: o.connLimit,
+      file: join(o.dataDir, DATA_FILES.targets),
+      password: !!o.password,
+      self: name,
+    });
     this.liveness = new Liveness(node);
   }
 
@@ -100,14 +132,21 @@ export class ControlPlane extends EventEmitter {
     try {
       await this.node.start();
     } catch (err) {
-      throw new Error(/EADDRINUSE/.test(String(err)) ? `TCP port ${this.o.port} is already in use` : `cannot start the control plane: ${(err as Error).message}`);
+      throw new Error(
+        /EADDRINUSE/.test(String(err))
+          ? `TCP port ${this.o.port} is already in use`
+          : `cannot start the control plane: ${(err as Error).message}`,
+      );
     }
     await this.gossip.start();
     await this.requests.start();
     this.node.addEventListener('connection:open', () => this.scheduleSelfUpdate());
     this.node.addEventListener('connection:close', () => this.scheduleSelfUpdate());
     this.liveness.start();
-    this.gcTimer = setInterval(() => { if (this.topology.gc()) this.topologyChanged(); this.macs.collect(); }, 5000);
+    this.gcTimer = setInterval(() => {
+      if (this.topology.gc()) this.topologyChanged();
+      this.macs.collect();
+    }, 5000);
     this.updateSelf();
     this.maker.connect([...saved, ...peers]);
     this.maker.discover(this.loadKnown()); // the peers we had before a restart: they may not know we are back yet
@@ -120,30 +159,51 @@ export class ControlPlane extends EventEmitter {
     clearInterval(this.gcTimer);
     clearTimeout(this.selfUpdate);
     clearTimeout(this.routesUpdate);
-    if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = undefined; this.saveKnown(); }
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.saveKnown();
+    }
     await this.saving;
     await this.node.stop();
   }
 
   /** Adds a replicated channel (IPAM, later DNS...), before or after start. */
-  addChannel(c: Channel): void { this.gossip.addChannel(c); }
+  addChannel(c: Channel): void {
+    this.gossip.addChannel(c);
+  }
 
   /** Answers peers' requests of one kind. */
-  handle(h: RequestHandler): Promise<void> { return this.requests.handle(h); }
+  handle(h: RequestHandler): Promise<void> {
+    return this.requests.handle(h);
+  }
 
   /** Asks any peer in the topology: directly when it is a neighbour, else relayed along the route. */
   async request<Q, R>(peer: string, spec: RequestSpec<Q, R>, req: Q, timeoutMs?: number): Promise<R> {
-    return spec.reply.decode(await this.requests.request(peer, spec.name, spec.request.encode(req).finish(), timeoutMs));
+    return spec.reply.decode(
+      await this.requests.request(peer, spec.name, spec.request.encode(req).finish(), timeoutMs),
+    );
   }
 
   /** Requests sent, relayed for others, and refused. */
-  get requestCounters() { return this.requests.counters; }
+  get requestCounters() {
+    return this.requests.counters;
+  }
 
-  connect(addresses: string[], replace: boolean): void { this.maker.connect(addresses, replace); }
-  forget(addresses: string[]): void { this.maker.forget(addresses); }
+  connect(addresses: string[], replace: boolean): void {
+    this.maker.connect(addresses, replace);
+  }
+  forget(addresses: string[]): void {
+    this.maker.forget(addresses);
+  }
 
-  announceMac(mac: number): void { this.macChannel.publish(this.macs.announce(mac)); }
-  withdrawMac(mac: number): void { const d = this.macs.withdraw(mac); if (d) this.macChannel.publish(d); }
+  announceMac(mac: number): void {
+    this.macChannel.publish(this.macs.announce(mac));
+  }
+  withdrawMac(mac: number): void {
+    const d = this.macs.withdraw(mac);
+    if (d) this.macChannel.publish(d);
+  }
 
   /** Peers we hold a connection to, with the address their datagrams come from. */
   neighbours(): Neighbour[] {
@@ -153,40 +213,73 @@ export class ControlPlane extends EventEmitter {
       if (out.has(name)) continue;
       const rec = this.topology.peers.get(name);
       const udpPort = rec?.udpPort || this.o.udpPort;
-      out.set(name, { name, nickname: rec?.nickname ?? '', ip: hostOf(c.remoteAddr), udpPort, sleevePort: rec?.sleevePort || udpPort, mtu: rec?.mtu || 0, datapath: rec?.datapath ?? '' });
+      out.set(name, {
+        name,
+        nickname: rec?.nickname ?? '',
+        ip: hostOf(c.remoteAddr),
+        udpPort,
+        sleevePort: rec?.sleevePort || udpPort,
+        mtu: rec?.mtu || 0,
+        datapath: rec?.datapath ?? '',
+      });
     }
     return [...out.values()];
   }
 
-  nickname(peer: string): string { return this.topology.peers.get(peer)?.nickname ?? ''; }
+  nickname(peer: string): string {
+    return this.topology.peers.get(peer)?.nickname ?? '';
+  }
 
   /** A peer in the topology by its name or nickname (the first, by name, when two share a nickname). */
   resolvePeer(nameOrNickname: string): string | undefined {
     if (this.topology.peers.has(nameOrNickname)) return nameOrNickname;
-    return [...this.topology.peers.values()].filter((p) => p.nickname === nameOrNickname).map((p) => p.name).sort()[0];
+    return [...this.topology.peers.values()]
+      .filter((p) => p.nickname === nameOrNickname)
+      .map((p) => p.name)
+      .sort()[0];
   }
 
   /** Anti-entropy: digest exchanges we started and their bytes. */
-  get repairs() { return this.gossip.repairs; }
+  get repairs() {
+    return this.gossip.repairs;
+  }
 
   view(): { targets: string[]; connections: ConnectionView[]; gossip: Record<string, ChannelCounters> } {
     const connections: ConnectionView[] = [];
     for (const c of this.openConnections()) {
       const name = c.remotePeer.toString();
       if (connections.some((x) => x.name === name)) continue; // two peers that dialled each other at once
-      connections.push({ direction: c.direction, address: ipPort(c.remoteAddr), state: 'established', info: 'encrypted (noise)', name, nickname: this.nickname(name) });
+      connections.push({
+        direction: c.direction,
+        address: ipPort(c.remoteAddr),
+        state: 'established',
+        info: 'encrypted (noise)',
+        name,
+        nickname: this.nickname(name),
+      });
     }
     for (const t of this.maker.view()) {
       if (t.state === 'established' && connections.some((c) => c.name === t.peer)) continue;
-      connections.push({ direction: 'outbound', address: t.address, state: t.state,
-        info: t.state === 'failed' ? `${t.error ?? ''}${t.retryInSeconds !== undefined ? `, retry in ${t.retryInSeconds}s` : ''}` : '' });
+      connections.push({
+        direction: 'outbound',
+        address: t.address,
+        state: t.state,
+        info:
+          t.state === 'failed'
+            ? `${t.error ?? ''}${t.retryInSeconds !== undefined ? `, retry in ${t.retryInSeconds}s` : ''}`
+            : '',
+      });
     }
     return { targets: this.maker.userTargets(), connections, gossip: Object.fromEntries(this.gossip.counters) };
   }
 
-  get rejectedGossip(): number { return this.topology.rejected + this.macs.rejected; }
+  get rejectedGossip(): number {
+    return this.topology.rejected + this.macs.rejected;
+  }
 
-  private openConnections(): Connection[] { return this.node.getConnections().filter((c) => c.status === 'open'); }
+  private openConnections(): Connection[] {
+    return this.node.getConnections().filter((c) => c.status === 'open');
+  }
 
   /**
    * Connections that come up together (a host joining, a hundred starting at once) make one new
@@ -195,13 +288,19 @@ export class ControlPlane extends EventEmitter {
    */
   private scheduleSelfUpdate(): void {
     if (this.selfUpdate) return;
-    this.selfUpdate = setTimeout(() => { this.selfUpdate = undefined; this.updateSelf(); }, COALESCE_MS);
+    this.selfUpdate = setTimeout(() => {
+      this.selfUpdate = undefined;
+      this.updateSelf();
+    }, COALESCE_MS);
   }
 
   /** Routes follow the topology at most every COALESCE_MS: a burst of records is one recomputation. */
   private scheduleTopologyChanged(): void {
     if (this.routesUpdate) return;
-    this.routesUpdate = setTimeout(() => { this.routesUpdate = undefined; this.topologyChanged(); }, COALESCE_MS);
+    this.routesUpdate = setTimeout(() => {
+      this.routesUpdate = undefined;
+      this.topologyChanged();
+    }, COALESCE_MS);
   }
 
   /** Our own topology record follows our connections; every change is a new version. */
@@ -209,28 +308,58 @@ export class ControlPlane extends EventEmitter {
     const links: Link[] = [];
     for (const c of this.openConnections()) {
       const peer = c.remotePeer.toString();
-      if (!links.some((l) => l.peer === peer)) links.push({ peer, addr: ipPort(c.remoteAddr), outbound: c.direction === 'outbound' });
+      if (!links.some((l) => l.peer === peer))
+        links.push({ peer, addr: ipPort(c.remoteAddr), outbound: c.direction === 'outbound' });
     }
-    const addrs = this.node.getMultiaddrs().map(ipPort).filter((a) => !a.startsWith('127.'));
+    const addrs = this.node
+      .getMultiaddrs()
+      .map(ipPort)
+      .filter((a) => !a.startsWith('127.'));
     const prev = this.topology.peers.get(this.name);
-    const same = prev && JSON.stringify(prev.links) === JSON.stringify(links) && JSON.stringify(prev.addrs) === JSON.stringify(addrs);
+    const same =
+      prev &&
+      JSON.stringify(prev.links) === JSON.stringify(links) &&
+      JSON.stringify(prev.addrs) === JSON.stringify(addrs);
     if (same) return;
-    this.topologyChannel.publish(this.topology.setSelf({ nickname: this.o.nickname, udpPort: this.o.udpPort, sleevePort: this.o.sleevePort ?? 0, mtu: this.o.mtu ?? 0, datapath: this.o.datapath ?? '', addrs, links }));
+    this.topologyChannel.publish(
+      this.topology.setSelf({
+        nickname: this.o.nickname,
+        udpPort: this.o.udpPort,
+        sleevePort: this.o.sleevePort ?? 0,
+        mtu: this.o.mtu ?? 0,
+        datapath: this.o.datapath ?? '',
+        addrs,
+        links,
+      }),
+    );
     this.topologyChanged();
   }
 
   /** Addresses of the neighbours we had, saved as they change, so a restarted router dials them at once. */
   private loadKnown(): string[] {
-    try { return (JSON.parse(readFileSync(join(this.o.dataDir, KNOWN_FILE), 'utf8')) as unknown[]).filter((x): x is string => typeof x === 'string'); } catch { return []; }
+    try {
+      return (JSON.parse(readFileSync(join(this.o.dataDir, KNOWN_FILE), 'utf8')) as unknown[]).filter(
+        (x): x is string => typeof x === 'string',
+      );
+    } catch {
+      return [];
+    }
   }
 
   private saveKnown(): void {
-    const addrs = this.topology.neighbours(this.name).flatMap((n) => this.topology.peers.get(n)?.addrs ?? []).sort();
+    const addrs = this.topology
+      .neighbours(this.name)
+      .flatMap((n) => this.topology.peers.get(n)?.addrs ?? [])
+      .sort();
     const text = JSON.stringify(addrs);
     if (text === this.known || addrs.length === 0) return;
     this.known = text;
     const file = join(this.o.dataDir, KNOWN_FILE);
-    this.saving = this.saving.then(() => writeHint(file, `${text}\n`)).catch(() => { /* best effort: only speeds up a restart */ });
+    this.saving = this.saving
+      .then(() => writeHint(file, `${text}\n`))
+      .catch(() => {
+        /* best effort: only speeds up a restart */
+      });
   }
 
   /**
@@ -239,7 +368,10 @@ export class ControlPlane extends EventEmitter {
    */
   private scheduleSaveKnown(): void {
     if (this.saveTimer) return;
-    this.saveTimer = setTimeout(() => { this.saveTimer = undefined; this.saveKnown(); }, SAVE_KNOWN_MS);
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveKnown();
+    }, SAVE_KNOWN_MS);
   }
 
   private topologyChanged(): void {
@@ -249,7 +381,8 @@ export class ControlPlane extends EventEmitter {
       const connected = new Set(this.openConnections().map((c) => c.remotePeer.toString()));
       const addrs: string[] = [];
       // Of two peers that learn of each other, the one with the lower name dials: no crossed connections.
-      for (const p of this.topology.peers.values()) if (p.name > this.name && !connected.has(p.name)) addrs.push(...p.addrs);
+      for (const p of this.topology.peers.values())
+        if (p.name > this.name && !connected.has(p.name)) addrs.push(...p.addrs);
       this.maker.discover(addrs);
     }
     this.emit('routes');

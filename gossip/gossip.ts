@@ -20,8 +20,18 @@ const QUIET_MS = 250;
 /** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
 const DIGEST_TTL_MS = 2000;
 
-export interface ChannelCounters { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; dropped: number; syncs: number }
-export interface GossipOptions { antiEntropyMs?: number; quietMs?: number }
+export interface ChannelCounters {
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  dropped: number;
+  syncs: number;
+}
+export interface GossipOptions {
+  antiEntropyMs?: number;
+  quietMs?: number;
+}
 
 /**
  * Carries channels between routers: deltas on a gossipsub topic per channel, and direct pushes
@@ -48,11 +58,17 @@ export class Gossip {
   private started = false;
   private stopped = false;
 
-  constructor(private readonly net: GossipNet, private readonly onChange: (channel: string) => void, private readonly o: GossipOptions = {}) {
+  constructor(
+    private readonly net: GossipNet,
+    private readonly onChange: (channel: string) => void,
+    private readonly o: GossipOptions = {},
+  ) {
     this.antiEntropyWait = this.antiEntropyMs;
   }
 
-  private get antiEntropyMs(): number { return this.o.antiEntropyMs ?? ANTI_ENTROPY_MS; }
+  private get antiEntropyMs(): number {
+    return this.o.antiEntropyMs ?? ANTI_ENTROPY_MS;
+  }
 
   addChannel(c: Channel): void {
     if (this.channels.has(c.name)) throw new Error(`gossip channel ${c.name} is registered twice`);
@@ -74,7 +90,9 @@ export class Gossip {
     for (const c of this.channels.values()) if (!c.direct) this.net.subscribe(topic(c.name));
     await this.net.serve(SYNC_PROTOCOL, async (from, data) => {
       let sync: weave.Sync;
-      try { sync = weave.Sync.decode(data); } catch (err) {
+      try {
+        sync = weave.Sync.decode(data);
+      } catch (err) {
         for (const c of this.counters.values()) c.dropped++;
         throw err;
       }
@@ -85,21 +103,31 @@ export class Gossip {
       return undefined;
     });
     // A new connection: the lower-named end compares every channel (both doing it sent everything twice).
-    this.net.onConnect((peer) => { if (this.net.self < peer) void this.connected(peer); });
+    this.net.onConnect((peer) => {
+      if (this.net.self < peer) void this.connected(peer);
+    });
     await this.net.serve(requestProtocol(DIGEST), async (_from, data) => {
       const digest = weave.Digest.decode(data);
       const theirs = new Map((digest.channels ?? []).map((d) => [d.channel ?? '', d]));
       const differing = [...this.channels.values()]
-        .filter((c) => (digest.all || (theirs.has(c.name) && this.quiet(c))) && !this.digest(c).equals(theirs.get(c.name)?.hash ?? EMPTY))
-        .map((c) => this.answer(c, digest.summaries ? theirs.get(c.name)?.summary ?? EMPTY : undefined));
+        .filter(
+          (c) =>
+            (digest.all || (theirs.has(c.name) && this.quiet(c))) &&
+            !this.digest(c).equals(theirs.get(c.name)?.hash ?? EMPTY),
+        )
+        .map((c) => this.answer(c, digest.summaries ? (theirs.get(c.name)?.summary ?? EMPTY) : undefined));
       const reply = weave.Sync.encode({ channels: differing }).finish();
-      this.repairs.bytesIn += data.length; this.repairs.bytesOut += reply.length;
+      this.repairs.bytesIn += data.length;
+      this.repairs.bytesOut += reply.length;
       return reply;
     });
     this.scheduleRound(this.antiEntropyMs);
   }
 
-  stop(): void { this.stopped = true; clearTimeout(this.antiEntropy); }
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.antiEntropy);
+  }
 
   /** Sets the next anti-entropy round `delay` from now, unless one is due sooner. */
   private scheduleRound(delay: number): void {
@@ -108,7 +136,10 @@ export class Gossip {
     if (this.antiEntropy && this.antiEntropyDue <= due) return;
     clearTimeout(this.antiEntropy);
     this.antiEntropyDue = due;
-    this.antiEntropy = setTimeout(() => { this.antiEntropy = undefined; void this.round(); }, delay);
+    this.antiEntropy = setTimeout(() => {
+      this.antiEntropy = undefined;
+      void this.round();
+    }, delay);
   }
 
   /**
@@ -119,7 +150,11 @@ export class Gossip {
   private async round(): Promise<void> {
     const changing = [...this.channels.values()].some((c) => !this.quiet(c));
     const differed = await this.repair();
-    if (differed !== undefined) this.antiEntropyWait = differed || changing ? this.antiEntropyMs : Math.min(this.antiEntropyWait * 2, this.antiEntropyMs * ANTI_ENTROPY_BACKOFF);
+    if (differed !== undefined)
+      this.antiEntropyWait =
+        differed || changing
+          ? this.antiEntropyMs
+          : Math.min(this.antiEntropyWait * 2, this.antiEntropyMs * ANTI_ENTROPY_BACKOFF);
     this.scheduleRound(this.antiEntropyWait);
   }
 
@@ -148,28 +183,43 @@ export class Gossip {
           if (s.state?.length) this.mergeState(ch, s.state, peer);
           // They sent what differs; what we have that they lack goes back.
           if (!ch.newer || !s.summary?.length) back.push({ channel: ch.name, state: ch.state() });
-          else if (!summaries) again.push(ch); // they answered with their summary: now ours
-          else { const newer = ch.newer(s.summary); if (newer) back.push({ channel: ch.name, state: newer }); }
+          else if (!summaries)
+            again.push(ch); // they answered with their summary: now ours
+          else {
+            const newer = ch.newer(s.summary);
+            if (newer) back.push({ channel: ch.name, state: newer });
+          }
         }
         if (back.length) await this.send(peer, back);
         channels = again;
         summaries = true;
       }
       return differed;
-    } catch { return undefined; /* the peer went away: another one next time */ }
+    } catch {
+      return undefined; /* the peer went away: another one next time */
+    }
   }
 
   /** Compares every channel with a peer just connected; once more after a while if that failed (it may not serve the protocol yet). */
   private async connected(peer: string): Promise<void> {
-    if (await this.repair(peer, true) !== undefined || this.stopped) return;
+    if ((await this.repair(peer, true)) !== undefined || this.stopped) return;
     await new Promise((r) => setTimeout(r, this.antiEntropyMs));
     if (!this.stopped && this.net.peers().includes(peer)) await this.repair(peer, true);
   }
 
   private async ask(peer: string, channels: Channel[], all: boolean, summaries: boolean): Promise<weave.Sync> {
-    const mine = weave.Digest.encode({ all, summaries, channels: channels.map((c) => ({ channel: c.name, hash: this.digest(c), summary: summaries ? c.summary?.() : undefined })) }).finish();
+    const mine = weave.Digest.encode({
+      all,
+      summaries,
+      channels: channels.map((c) => ({
+        channel: c.name,
+        hash: this.digest(c),
+        summary: summaries ? c.summary?.() : undefined,
+      })),
+    }).finish();
     const data = await this.net.call(peer, requestProtocol(DIGEST), mine, { timeoutMs: 5000 });
-    this.repairs.bytesOut += mine.length; this.repairs.bytesIn += data.length;
+    this.repairs.bytesOut += mine.length;
+    this.repairs.bytesIn += data.length;
     return weave.Sync.decode(data);
   }
 
@@ -207,7 +257,9 @@ export class Gossip {
    * their way to everyone and the hashes differ for that alone; exchanging whole states then (all of
    * IPAM's allocations, during a burst of them) repairs nothing and stalls both routers.
    */
-  private quiet(c: Channel): boolean { return Date.now() - (this.changedAt.get(c.name) ?? 0) >= (this.o.quietMs ?? QUIET_MS); }
+  private quiet(c: Channel): boolean {
+    return Date.now() - (this.changedAt.get(c.name) ?? 0) >= (this.o.quietMs ?? QUIET_MS);
+  }
 
   /**
    * Merges a state (or a part of one) that a peer sent; what changed here is passed on to our other
@@ -226,16 +278,19 @@ export class Gossip {
    */
   private publish(channel: string, delta: Uint8Array): void {
     const c = this.counters.get(channel)!;
-    c.messagesOut++; c.bytesOut += delta.length;
+    c.messagesOut++;
+    c.bytesOut += delta.length;
     this.changed(channel);
     const direct = !!this.channels.get(channel)!.direct;
     if (!direct) this.net.broadcast(topic(channel), delta);
     const subscribed = new Set(direct ? [] : this.net.subscribers(topic(channel)));
-    for (const peer of this.net.peers()) if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
+    for (const peer of this.net.peers())
+      if (!subscribed.has(peer)) this.enqueue(peer, { deltas: [{ channel, state: delta }] });
   }
 
   private push(channel: string, data: Uint8Array, except?: string): void {
-    for (const peer of this.net.peers()) if (peer !== except) this.enqueue(peer, { deltas: [{ channel, state: data }] });
+    for (const peer of this.net.peers())
+      if (peer !== except) this.enqueue(peer, { deltas: [{ channel, state: data }] });
   }
 
   /**
@@ -266,10 +321,13 @@ export class Gossip {
   private async flush(peer: string, box: Outbox): Promise<void> {
     while (box.full.size || box.deltas.length) {
       const full = [...box.full].filter((name) => this.channels.has(name));
-      const deltas = box.deltas.filter((d) => !box.full.has(d.channel!)).map((d) => {
-        const ch = this.channels.get(d.channel!);
-        return ch?.prune ? { channel: d.channel, state: ch.prune(d.state!, peer) } : d;
-      }).filter((d) => d.state);
+      const deltas = box.deltas
+        .filter((d) => !box.full.has(d.channel!))
+        .map((d) => {
+          const ch = this.channels.get(d.channel!);
+          return ch?.prune ? { channel: d.channel, state: ch.prune(d.state!, peer) } : d;
+        })
+        .filter((d) => d.state);
       const channels = [...full.map((name) => ({ channel: name, state: this.channels.get(name)!.state() })), ...deltas];
       box.full.clear();
       box.deltas = [];
@@ -282,15 +340,22 @@ export class Gossip {
   private async send(peer: string, channels: weave.IChannelState[]): Promise<void> {
     try {
       const msg = weave.Sync.encode({ channels }).finish();
-      for (const ch of channels) { const c = this.counters.get(ch.channel!)!; c.messagesOut++; c.bytesOut += ch.state!.length; }
+      for (const ch of channels) {
+        const c = this.counters.get(ch.channel!)!;
+        c.messagesOut++;
+        c.bytesOut += ch.state!.length;
+      }
       await this.net.call(peer, SYNC_PROTOCOL, msg, { timeoutMs: 10_000, oneWay: true });
-    } catch { /* the connection went away; the next one syncs */ }
+    } catch {
+      /* the connection went away; the next one syncs */
+    }
   }
 
   /** Merges what a peer sent; returns what changed our state (the channel's delta of it, or all that came), if anything. */
   private receive(ch: Channel, data: Uint8Array, from: string | undefined, sender: string): Uint8Array | undefined {
     const c = this.counters.get(ch.name)!;
-    c.messagesIn++; c.bytesIn += data.length;
+    c.messagesIn++;
+    c.bytesIn += data.length;
     try {
       const r = ch.merge(data, from, sender);
       if (!r) return undefined;
@@ -304,7 +369,11 @@ export class Gossip {
   }
 }
 
-interface Outbox { full: Set<string>; deltas: weave.IChannelState[]; busy: boolean }
+interface Outbox {
+  full: Set<string>;
+  deltas: weave.IChannelState[];
+  busy: boolean;
+}
 /** Deltas queued for one peer beyond which its channels are sent whole instead. */
 const MAX_QUEUED_DELTAS = 256;
 

@@ -16,7 +16,10 @@ export const laneProtocol = (protocol: string): string => `${protocol}/lane`;
 export class Lanes {
   private readonly open = new Map<string, Promise<Stream>>();
 
-  constructor(private readonly node: Node, private readonly maxMessageBytes: number) {}
+  constructor(
+    private readonly node: Node,
+    private readonly maxMessageBytes: number,
+  ) {}
 
   /** Sends one message; resolves once the stream has taken it (after a drain, when its buffer is full). */
   async send(peer: string, protocol: string, data: Uint8Array, signal: AbortSignal): Promise<void> {
@@ -55,8 +58,19 @@ export class Lanes {
     if (!s) {
       s = this.node.dialProtocol(peerIdFromString(peer), laneProtocol(protocol), { signal });
       this.open.set(key, s);
-      s.then((stream) => stream.addEventListener('close', () => { if (this.open.get(key) === s) this.open.delete(key); }, { once: true }),
-        () => { if (this.open.get(key) === s) this.open.delete(key); });
+      s.then(
+        (stream) =>
+          stream.addEventListener(
+            'close',
+            () => {
+              if (this.open.get(key) === s) this.open.delete(key);
+            },
+            { once: true },
+          ),
+        () => {
+          if (this.open.get(key) === s) this.open.delete(key);
+        },
+      );
     }
     return s;
   }

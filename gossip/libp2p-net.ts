@@ -25,34 +25,57 @@ export function libp2pNet(node: Node, heard: (peer: string) => void = () => {}):
     peers: () => [...connected],
     subscribers: (topic) => pubsub.getSubscribers(topic).map(String),
     subscribe: (topic) => pubsub.subscribe(topic),
-    broadcast: (topic, data) => { pubsub.publish(topic, data).catch(() => { /* no peers yet: the sync on connect carries it */ }); },
-    onBroadcast: (fn) => pubsub.addEventListener('message', (evt) => {
-      const m = evt.detail;
-      if (m.type === 'signed') fn(m.topic, m.data, m.from.toString());
-    }),
+    broadcast: (topic, data) => {
+      pubsub.publish(topic, data).catch(() => {
+        /* no peers yet: the sync on connect carries it */
+      });
+    },
+    onBroadcast: (fn) =>
+      pubsub.addEventListener('message', (evt) => {
+        const m = evt.detail;
+        if (m.type === 'signed') fn(m.topic, m.data, m.from.toString());
+      }),
     onConnect: (fn) => node.addEventListener('peer:connect', (evt) => fn(evt.detail.toString())),
     serve: async (protocol, fn) => {
-      await node.handle(protocol, async (stream, connection) => {
-        try {
-          const from = connection.remotePeer.toString();
-          const data = await readAll(stream);
-          heard(from);
-          const reply = await fn(from, data);
-          if (reply) stream.send(reply);
-          await stream.close();
-        } catch (err) { stream.abort(err as Error); }
-      }, { runOnLimitedConnection: false });
-      await node.handle(laneProtocol(protocol), async (stream, connection) => {
-        try {
-          await lanes.serve(stream, connection.remotePeer.toString(), (from, data) => { heard(from); return fn(from, data); });
-          await stream.close();
-        } catch (err) { stream.abort(err as Error); }
-      }, { runOnLimitedConnection: false });
+      await node.handle(
+        protocol,
+        async (stream, connection) => {
+          try {
+            const from = connection.remotePeer.toString();
+            const data = await readAll(stream);
+            heard(from);
+            const reply = await fn(from, data);
+            if (reply) stream.send(reply);
+            await stream.close();
+          } catch (err) {
+            stream.abort(err as Error);
+          }
+        },
+        { runOnLimitedConnection: false },
+      );
+      await node.handle(
+        laneProtocol(protocol),
+        async (stream, connection) => {
+          try {
+            await lanes.serve(stream, connection.remotePeer.toString(), (from, data) => {
+              heard(from);
+              return fn(from, data);
+            });
+            await stream.close();
+          } catch (err) {
+            stream.abort(err as Error);
+          }
+        },
+        { runOnLimitedConnection: false },
+      );
     },
     call: async (peer, protocol, data, o) => {
       const signal = AbortSignal.timeout(o.timeoutMs);
       if (o.oneWay) {
-        try { await lanes.send(peer, protocol, data, signal); return new Uint8Array(); } catch (err) {
+        try {
+          await lanes.send(peer, protocol, data, signal);
+          return new Uint8Array();
+        } catch (err) {
           if ((err as Error).name !== 'UnsupportedProtocolError') throw err; // a router without lanes: one stream for this message
         }
       }
@@ -63,7 +86,11 @@ export function libp2pNet(node: Node, heard: (peer: string) => void = () => {}):
       // The deadline covers the wait for the reply too, not only the dial and the send.
       const late = () => stream.abort(new Error(`no reply within ${o.timeoutMs} ms`));
       signal.addEventListener('abort', late, { once: true });
-      try { return await readAll(stream); } finally { signal.removeEventListener('abort', late); }
+      try {
+        return await readAll(stream);
+      } finally {
+        signal.removeEventListener('abort', late);
+      }
     },
   };
 }

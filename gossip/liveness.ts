@@ -34,10 +34,14 @@ export class Liveness {
     this.timer = setInterval(() => this.tick(), INTERVAL_MS);
   }
 
-  stop(): void { clearInterval(this.timer); }
+  stop(): void {
+    clearInterval(this.timer);
+  }
 
   /** A message came from a peer: as good as an answer to a ping. */
-  heard(peer: string): void { this.spoke.set(peer, Date.now()); }
+  heard(peer: string): void {
+    this.spoke.set(peer, Date.now());
+  }
 
   private tick(): void {
     const now = Date.now();
@@ -68,6 +72,11 @@ export class Liveness {
     const signal = AbortSignal.timeout(DEAD_AFTER_MS);
     const ping = muxer?.ping ? muxer.ping({ signal }) : this.node.services.ping.ping(conn.remotePeer, { signal });
     this.inFlight.add(conn);
-    ping.then(() => this.lastAnswer.set(key, Date.now()), () => {}).finally(() => this.inFlight.delete(conn));
+    ping
+      .then(
+        () => this.lastAnswer.set(key, Date.now()),
+        () => {},
+      )
+      .finally(() => this.inFlight.delete(conn));
   }
 }

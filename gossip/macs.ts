@@ -5,9 +5,16 @@ import { channelSpec, type Crdt } from './typed-channel.js';
 export const MACS = channelSpec('macs', weave.Macs);
 
 /** A gossiped MAC location changed: its owner now, undefined when withdrawn. */
-export interface MacChange { mac: number; owner: string | undefined }
+export interface MacChange {
+  mac: number;
+  owner: string | undefined;
+}
 
-export interface MacRecord { peer: string; ts: number; deleted: boolean }
+export interface MacRecord {
+  peer: string;
+  ts: number;
+  deleted: boolean;
+}
 
 /** (ts, peer) orders writes to one MAC; the greater wins everywhere. */
 const newer = (a: MacRecord, b: MacRecord | undefined) => !b || a.ts > b.ts || (a.ts === b.ts && a.peer > b.peer);
@@ -31,10 +38,15 @@ export class MacsChannel implements Crdt<weave.IMacs> {
   private readonly perPeer = new Map<string, number>();
   rejected = 0;
 
-  constructor(readonly self: string, private readonly now: () => number = Date.now,
-              private readonly onChange: (c: MacChange) => void = () => {}) {}
+  constructor(
+    readonly self: string,
+    private readonly now: () => number = Date.now,
+    private readonly onChange: (c: MacChange) => void = () => {},
+  ) {}
 
-  announce(mac: number): weave.IMacs { return this.write(mac, false); }
+  announce(mac: number): weave.IMacs {
+    return this.write(mac, false);
+  }
 
   /** Withdraws a MAC we announced; undefined when it is not ours (it moved on already). */
   withdraw(mac: number): weave.IMacs | undefined {
@@ -52,13 +64,26 @@ export class MacsChannel implements Crdt<weave.IMacs> {
     for (const e of m.entries ?? []) {
       const rec: MacRecord = { peer: e.peer ?? '', ts: Number(e.ts ?? 0), deleted: !!e.deleted };
       const mac = Number(e.mac ?? 0);
-      if (!rec.peer || (from !== undefined && rec.peer !== from) || rec.ts > this.now() + MAX_CLOCK_SKEW_MS
-          || (rec.peer === this.self && newer(rec, this.entries.get(mac)))) { this.rejected++; continue; }
+      if (
+        !rec.peer ||
+        (from !== undefined && rec.peer !== from) ||
+        rec.ts > this.now() + MAX_CLOCK_SKEW_MS ||
+        (rec.peer === this.self && newer(rec, this.entries.get(mac)))
+      ) {
+        this.rejected++;
+        continue;
+      }
       const cur = this.entries.get(mac);
       if (!newer(rec, cur)) continue;
       if (rec.deleted && !cur && rec.ts < this.now() - TOMBSTONE_TTL_MS) continue; // one we collected already
       // Over a limit: refused and counted (a full state that invents peers is bounded by the total).
-      if ((cur?.peer !== rec.peer && (this.perPeer.get(rec.peer) ?? 0) >= MACS_PER_PEER) || (!cur && this.entries.size >= MACS_TOTAL)) { this.rejected++; continue; }
+      if (
+        (cur?.peer !== rec.peer && (this.perPeer.get(rec.peer) ?? 0) >= MACS_PER_PEER) ||
+        (!cur && this.entries.size >= MACS_TOTAL)
+      ) {
+        this.rejected++;
+        continue;
+      }
       this.set(mac, rec);
       this.onChange({ mac, owner: rec.deleted ? undefined : rec.peer });
       changed.push(e);
@@ -74,7 +99,11 @@ export class MacsChannel implements Crdt<weave.IMacs> {
   collect(): boolean {
     const horizon = this.now() - TOMBSTONE_TTL_MS;
     let any = false;
-    for (const [mac, e] of this.entries) if (e.deleted && e.ts < horizon) { this.set(mac, undefined); any = true; }
+    for (const [mac, e] of this.entries)
+      if (e.deleted && e.ts < horizon) {
+        this.set(mac, undefined);
+        any = true;
+      }
     return any;
   }
 
@@ -83,7 +112,8 @@ export class MacsChannel implements Crdt<weave.IMacs> {
     const old = this.entries.get(mac);
     if (old && !old.deleted) this.perPeer.set(old.peer, (this.perPeer.get(old.peer) ?? 1) - 1);
     if (rec && !rec.deleted) this.perPeer.set(rec.peer, (this.perPeer.get(rec.peer) ?? 0) + 1);
-    if (rec) this.entries.set(mac, rec); else this.entries.delete(mac);
+    if (rec) this.entries.set(mac, rec);
+    else this.entries.delete(mac);
   }
 
   private write(mac: number, deleted: boolean): weave.IMacs {

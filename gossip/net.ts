@@ -18,5 +18,10 @@ export interface GossipNet {
   /** Serves a protocol: one message in, and the reply (if any) out. */
   serve(protocol: string, fn: (from: string, data: Uint8Array) => Promise<Uint8Array | undefined>): Promise<void>;
   /** Sends one message to a connected peer and, unless `oneWay`, waits for its reply. */
-  call(peer: string, protocol: string, data: Uint8Array, o: { timeoutMs: number; oneWay?: boolean }): Promise<Uint8Array>;
+  call(
+    peer: string,
+    protocol: string,
+    data: Uint8Array,
+    o: { timeoutMs: number; oneWay?: boolean },
+  ): Promise<Uint8Array>;
 }

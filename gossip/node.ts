@@ -17,12 +17,21 @@ import { sameProtocols } from './same-protocols.js';
  * copy from every mesh peer is verified, several times the work of the messages themselves.
  */
 const fastMsgId = (m: { from?: Uint8Array; seqno?: Uint8Array }): string =>
-  m.from && m.seqno ? `${Buffer.from(m.from.buffer, m.from.byteOffset, m.from.byteLength).toString('base64')}/${Buffer.from(m.seqno.buffer, m.seqno.byteOffset, m.seqno.byteLength).toString('hex')}` : '';
+  m.from && m.seqno
+    ? `${Buffer.from(m.from.buffer, m.from.byteOffset, m.from.byteLength).toString('base64')}/${Buffer.from(m.seqno.buffer, m.seqno.byteOffset, m.seqno.byteLength).toString('hex')}`
+    : '';
 
 /** How long a dial may take, of our own running time (patient-timeout.ts); the ceiling, of wall-clock time, either end. */
-export const DIAL_TIMEOUT_MS = 10_000, DIAL_CEILING_MS = 30_000;
+export const DIAL_TIMEOUT_MS = 10_000,
+  DIAL_CEILING_MS = 30_000;
 
-export interface NodeOptions { key: PrivateKey; host: string; port: number; password?: string; connLimit: number }
+export interface NodeOptions {
+  key: PrivateKey;
+  host: string;
+  port: number;
+  password?: string;
+  connLimit: number;
+}
 
 export type Node = Awaited<ReturnType<typeof createNode>>;
 
@@ -41,14 +50,27 @@ export async function createNode(o: NodeOptions) {
     // timeout), under a ceiling, not by libp2p's 6 s per address and 10 s in all: a hundred routers
     // started at once each wait seconds for their turn on a starved machine, and a dial that gave up
     // at 10 s came back, after its backoff, as the last link to form, five seconds after all the others.
-    connectionManager: { maxConnections: o.connLimit, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: o.connLimit, addressDialTimeout: DIAL_CEILING_MS, dialTimeout: DIAL_CEILING_MS, inboundUpgradeTimeout: DIAL_CEILING_MS },
+    connectionManager: {
+      maxConnections: o.connLimit,
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: o.connLimit,
+      addressDialTimeout: DIAL_CEILING_MS,
+      dialTimeout: DIAL_CEILING_MS,
+      inboundUpgradeTimeout: DIAL_CEILING_MS,
+    },
     // Our own liveness check decides when a peer is dead; libp2p's monitor aborts connections whose
     // ping is late, which on a busy machine cuts live peers and feeds a reconnect storm.
     connectionMonitor: { enabled: false },
     services: {
       sameProtocols: sameProtocols(),
       ping: ping(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, heartbeatInterval: 1000, fastMsgIdFn: fastMsgId }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        floodPublish: true,
+        heartbeatInterval: 1000,
+        fastMsgIdFn: fastMsgId,
+      }),
     },
     start: false,
   });

@@ -29,7 +29,10 @@ export const noiseCrypto: ICryptoInterface = {
   generateX25519SharedKey(privateKey, publicKey) {
     const mine = privateKey instanceof Uint8Array ? keyObjects.get(privateKey) : undefined;
     if (!mine) return defaultCrypto.generateX25519SharedKey(privateKey, publicKey);
-    const theirs = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw(publicKey)).toString('base64url') }, format: 'jwk' });
+    const theirs = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw(publicKey)).toString('base64url') },
+      format: 'jwk',
+    });
     return diffieHellman({ privateKey: mine, publicKey: theirs });
   },
 };

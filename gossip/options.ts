@@ -3,6 +3,18 @@ import { extend, int, switchOff, text } from '../common/options.js';
 export const gossipOptions = {
   port: int('--port <port>', 'control plane TCP port', { min: 1, max: 65535, default: 6783, what: 'port' }),
   discovery: switchOff('--no-discovery', 'do not connect to the peers our peers know'),
-  connLimit: int('--conn-limit <n>', 'most connections to other peers', { min: 1, max: 10000, default: 100, what: 'connection limit' }),
-  password: extend(text('--password <password>', 'a private network: peers without it never join, and every frame between routers is encrypted (or set WEAVE_PASSWORD)', { env: 'WEAVE_PASSWORD' }), { secret: true }),
+  connLimit: int('--conn-limit <n>', 'most connections to other peers', {
+    min: 1,
+    max: 10000,
+    default: 100,
+    what: 'connection limit',
+  }),
+  password: extend(
+    text(
+      '--password <password>',
+      'a private network: peers without it never join, and every frame between routers is encrypted (or set WEAVE_PASSWORD)',
+      { env: 'WEAVE_PASSWORD' },
+    ),
+    { secret: true },
+  ),
 };

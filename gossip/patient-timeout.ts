@@ -11,12 +11,16 @@ const TICK_MS = 250;
  */
 export function patientTimeout(ms: number): { signal: AbortSignal; clear(): void } {
   const ac = new AbortController();
-  let left = ms, last = Date.now();
+  let left = ms,
+    last = Date.now();
   const timer = setInterval(() => {
     const now = Date.now();
     left -= Math.min(now - last, TICK_MS * 1.5);
     last = now;
-    if (left <= 0) { clearInterval(timer); ac.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')); }
+    if (left <= 0) {
+      clearInterval(timer);
+      ac.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError'));
+    }
   }, TICK_MS);
   timer.unref();
   return { signal: ac.signal, clear: () => clearInterval(timer) };

@@ -13,7 +13,11 @@ export const MAX_HOPS = 32;
 const MAX_TIMEOUT_MS = 60_000;
 const DEFAULT_TIMEOUT_MS = 5000;
 
-export interface RequestCounters { sent: number; relayed: number; refused: number }
+export interface RequestCounters {
+  sent: number;
+  relayed: number;
+  refused: number;
+}
 
 /**
  * Requests between peers, one message each way. A neighbour is asked directly; any other peer
@@ -25,11 +29,18 @@ export class Requests {
   readonly counters: RequestCounters = { sent: 0, relayed: 0, refused: 0 };
   private readonly handlers = new Map<string, RequestHandler>();
 
-  constructor(private readonly net: GossipNet, private readonly self: string, private readonly signer: Signer,
-              private readonly nextHop: (peer: string) => string | undefined, private readonly timeoutMs = DEFAULT_TIMEOUT_MS) {}
+  constructor(
+    private readonly net: GossipNet,
+    private readonly self: string,
+    private readonly signer: Signer,
+    private readonly nextHop: (peer: string) => string | undefined,
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+  ) {}
 
   start(): Promise<void> {
-    return this.net.serve(RELAY_PROTOCOL, async (from, data) => weave.RelayReply.encode(await this.onRelay(from, data)).finish());
+    return this.net.serve(RELAY_PROTOCOL, async (from, data) =>
+      weave.RelayReply.encode(await this.onRelay(from, data)).finish(),
+    );
   }
 
   /** Answers requests of one kind, from neighbours and relayed. */
@@ -44,10 +55,15 @@ export class Requests {
     if (this.net.peers().includes(peer)) return this.net.call(peer, requestProtocol(name), payload, { timeoutMs });
     const nonce = randomBytes(16);
     const body = weave.RelayBody.encode({ to: peer, origin: this.self, name, payload, nonce }).finish();
-    const reply = await this.forward({ body, signature: await this.signer.sign(body), hops: MAX_HOPS }, peer, Date.now() + timeoutMs);
+    const reply = await this.forward(
+      { body, signature: await this.signer.sign(body), hops: MAX_HOPS },
+      peer,
+      Date.now() + timeoutMs,
+    );
     if (reply.error) throw new Error(reply.error);
     const out = reply.payload ?? new Uint8Array();
-    if (!(await this.signer.verify(peer, Buffer.concat([nonce, out]), reply.signature ?? new Uint8Array()))) throw new Error(`the reply from ${peer} is not signed by it`);
+    if (!(await this.signer.verify(peer, Buffer.concat([nonce, out]), reply.signature ?? new Uint8Array())))
+      throw new Error(`the reply from ${peer} is not signed by it`);
     return out;
   }
 
@@ -58,7 +74,9 @@ export class Requests {
     const left = deadline - Date.now();
     if (left <= 0) return { error: `no answer from ${to} in time` };
     try {
-      const data = await this.net.call(hop, RELAY_PROTOCOL, weave.Relay.encode({ ...r, timeoutMs: left }).finish(), { timeoutMs: left });
+      const data = await this.net.call(hop, RELAY_PROTOCOL, weave.Relay.encode({ ...r, timeoutMs: left }).finish(), {
+        timeoutMs: left,
+      });
       return weave.RelayReply.decode(data);
     } catch (err) {
       return { error: `relaying to ${to} through ${hop}: ${(err as Error).message.split('\n')[0]}` };
@@ -72,14 +90,22 @@ export class Requests {
     try {
       r = weave.Relay.decode(data);
       body = weave.RelayBody.decode(r.body);
-    } catch { return this.refuse('undecodable relayed request'); }
-    if (!body.to || !body.origin || !body.name) return this.refuse('relayed request without destination, origin or kind');
+    } catch {
+      return this.refuse('undecodable relayed request');
+    }
+    if (!body.to || !body.origin || !body.name)
+      return this.refuse('relayed request without destination, origin or kind');
     if (body.to !== this.self) {
       if (r.hops <= 1) return this.refuse(`relayed request to ${body.to} went past ${MAX_HOPS} hops`);
       this.counters.relayed++;
-      return this.forward({ body: r.body, signature: r.signature, hops: r.hops - 1 }, body.to, arrived + Math.min(r.timeoutMs || this.timeoutMs, MAX_TIMEOUT_MS));
+      return this.forward(
+        { body: r.body, signature: r.signature, hops: r.hops - 1 },
+        body.to,
+        arrived + Math.min(r.timeoutMs || this.timeoutMs, MAX_TIMEOUT_MS),
+      );
     }
-    if (!(await this.signer.verify(body.origin, r.body, r.signature))) return this.refuse(`relayed request not signed by its origin ${body.origin}`);
+    if (!(await this.signer.verify(body.origin, r.body, r.signature)))
+      return this.refuse(`relayed request not signed by its origin ${body.origin}`);
     const h = this.handlers.get(body.name);
     if (!h) return this.refuse(`no handler for "${body.name.slice(0, 40)}" requests`);
     try {

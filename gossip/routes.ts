@@ -19,7 +19,9 @@ export class Routes {
   }
 
   /** The neighbour to send to for a peer, or undefined when unreachable. */
-  nextHop(peer: string): string | undefined { return this.hop.get(peer); }
+  nextHop(peer: string): string | undefined {
+    return this.hop.get(peer);
+  }
 
   /** The neighbours that a broadcast from `source` is passed on to by us. */
   children(source: string): string[] {
@@ -32,14 +34,20 @@ export class Routes {
     return c;
   }
 
-  get reachable(): string[] { return [...this.hop.keys()]; }
+  get reachable(): string[] {
+    return [...this.hop.keys()];
+  }
 
   private bfs(root: string): Map<string, string | undefined> {
     const parent = new Map<string, string | undefined>([[root, undefined]]);
     const queue = [root];
     while (queue.length) {
       const n = queue.shift()!;
-      for (const m of this.topo.neighbours(n)) if (!parent.has(m)) { parent.set(m, n); queue.push(m); }
+      for (const m of this.topo.neighbours(n))
+        if (!parent.has(m)) {
+          parent.set(m, n);
+          queue.push(m);
+        }
     }
     return parent;
   }

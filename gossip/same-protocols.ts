@@ -1,6 +1,9 @@
 import { serviceCapabilities, type Connection, type Libp2pEvents, type TypedEventTarget } from '@libp2p/interface';
 
-interface Components { events: TypedEventTarget<Libp2pEvents>; registrar: { getProtocols(): string[] } }
+interface Components {
+  events: TypedEventTarget<Libp2pEvents>;
+  registrar: { getProtocols(): string[] };
+}
 
 /**
  * Stands in for libp2p's identify between routers: every router speaks the protocols we speak, and
@@ -20,11 +23,22 @@ export class SameProtocols {
 
   constructor(private readonly c: Components) {}
 
-  start(): void { this.c.events.addEventListener('connection:open', this.opened); }
-  stop(): void { this.c.events.removeEventListener('connection:open', this.opened); }
+  start(): void {
+    this.c.events.addEventListener('connection:open', this.opened);
+  }
+  stop(): void {
+    this.c.events.removeEventListener('connection:open', this.opened);
+  }
 
   private readonly opened = (evt: CustomEvent<Connection>): void => {
     const connection = evt.detail;
-    this.c.events.safeDispatchEvent('peer:identify', { detail: { peerId: connection.remotePeer, protocols: this.c.registrar.getProtocols(), listenAddrs: [], connection } });
+    this.c.events.safeDispatchEvent('peer:identify', {
+      detail: {
+        peerId: connection.remotePeer,
+        protocols: this.c.registrar.getProtocols(),
+        listenAddrs: [],
+        connection,
+      },
+    });
   };
 }

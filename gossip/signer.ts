@@ -19,7 +19,10 @@ const bytes = (m: Uint8Array | { subarray(): Uint8Array }): Uint8Array => (m ins
  */
 export function cachedSigningKey(key: PrivateKey): PrivateKey {
   if (key.type !== 'Ed25519' || key.raw.length !== 64) return key;
-  const obj = createPrivateKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', d: b64url(key.raw.subarray(0, 32)), x: b64url(key.raw.subarray(32)) } });
+  const obj = createPrivateKey({
+    format: 'jwk',
+    key: { kty: 'OKP', crv: 'Ed25519', d: b64url(key.raw.subarray(0, 32)), x: b64url(key.raw.subarray(32)) },
+  });
   const wrapped = Object.create(key) as PrivateKey & { sign(m: Uint8Array | { subarray(): Uint8Array }): Uint8Array };
   wrapped.sign = (m) => edSign(null, bytes(m), obj);
   return wrapped;
@@ -46,7 +49,9 @@ export function peerKeySigner(key: PrivateKey): Signer {
           keys.set(peer, k);
         }
         return signature.length === 64 && edVerify(null, data, k, signature);
-      } catch { return false; }
+      } catch {
+        return false;
+      }
     },
   };
 }

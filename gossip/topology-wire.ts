@@ -29,7 +29,9 @@ export const topologyWire: Codec<weave.ITopology> = {
 };
 
 /** Topology.peers: field 1, length-delimited. TopologyPeer.name: field 1, a string; .version: field 2, a varint. */
-const PEERS = (1 << 3) | 2, NAME = (1 << 3) | 2, VERSION = (2 << 3) | 0;
+const PEERS = (1 << 3) | 2,
+  NAME = (1 << 3) | 2,
+  VERSION = (2 << 3) | 0;
 /** Records decoded lately, by name and version: far more than a topology's records in flight at once. */
 const MAX_DECODED = 4096;
 
@@ -39,7 +41,7 @@ const decoded = new Map<string, { bytes: Buffer; peer: weave.ITopologyPeer }>();
 /** A record's encoding, made once. */
 export function bytesOf(p: weave.ITopologyPeer): Uint8Array {
   let b = encoded.get(p);
-  if (!b) encoded.set(p, b = weave.TopologyPeer.encode(p).finish());
+  if (!b) encoded.set(p, (b = weave.TopologyPeer.encode(p).finish()));
   return b;
 }
 
@@ -70,8 +72,10 @@ function keyOf(bytes: Uint8Array): string | undefined {
   while (r.pos < r.len && (name === undefined || version === undefined)) {
     const tag = r.uint32();
     if (tag === NAME) name = r.string();
-    else if (tag === VERSION) { const v = r.uint64() as unknown as number | { low: number; high: number }; version = typeof v === 'number' ? String(v) : `${v.high}:${v.low}`; }
-    else r.skipType(tag & 7);
+    else if (tag === VERSION) {
+      const v = r.uint64() as unknown as number | { low: number; high: number };
+      version = typeof v === 'number' ? String(v) : `${v.high}:${v.low}`;
+    } else r.skipType(tag & 7);
   }
   return name === undefined || version === undefined ? undefined : `${name} ${version} ${bytes.length}`; // a summary's entry is shorter
 }

@@ -10,12 +10,33 @@ import { sameRecord, topologyWire } from './topology-wire.js';
  */
 export const TOPOLOGY = channelSpec('topology', topologyWire, { direct: true });
 
-export interface Link { peer: string; addr: string; outbound: boolean }
-export interface PeerRecord { name: string; version: number; nickname: string; udpPort: number; sleevePort: number; mtu: number; datapath: string; addrs: string[]; links: Link[] }
+export interface Link {
+  peer: string;
+  addr: string;
+  outbound: boolean;
+}
+export interface PeerRecord {
+  name: string;
+  version: number;
+  nickname: string;
+  udpPort: number;
+  sleevePort: number;
+  mtu: number;
+  datapath: string;
+  addrs: string[];
+  links: Link[];
+}
 
 const toRecord = (p: weave.ITopologyPeer): PeerRecord => ({
-  name: p.name ?? '', version: Number(p.version ?? 0), nickname: p.nickname ?? '', udpPort: p.udpPort ?? 0, sleevePort: p.sleevePort ?? 0, mtu: p.mtu ?? 0, datapath: p.datapath ?? '',
-  addrs: p.addrs ?? [], links: (p.links ?? []).map((l) => ({ peer: l.peer ?? '', addr: l.addr ?? '', outbound: !!l.outbound })),
+  name: p.name ?? '',
+  version: Number(p.version ?? 0),
+  nickname: p.nickname ?? '',
+  udpPort: p.udpPort ?? 0,
+  sleevePort: p.sleevePort ?? 0,
+  mtu: p.mtu ?? 0,
+  datapath: p.datapath ?? '',
+  addrs: p.addrs ?? [],
+  links: (p.links ?? []).map((l) => ({ peer: l.peer ?? '', addr: l.addr ?? '', outbound: !!l.outbound })),
 });
 
 /** How long a peer may stay unreachable before it is forgotten: records arrive one by one, so a peer
@@ -43,7 +64,10 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   private readonly sorted = new Map<string, string[]>();
   rejected = 0;
 
-  constructor(readonly self: string, private readonly now: () => number = Date.now) {}
+  constructor(
+    readonly self: string,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Replaces our own record; returns the delta to publish. */
   setSelf(r: Omit<PeerRecord, 'name' | 'version'>): weave.ITopology {
@@ -62,16 +86,29 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   merge(msg: weave.ITopology, from: string | undefined, sender?: string): weave.ITopology | false {
     const changed: PeerRecord[] = [];
     let seen = sender === undefined ? undefined : this.sentUs.get(sender);
-    if (sender !== undefined && !seen) this.sentUs.set(sender, seen = new Map());
+    if (sender !== undefined && !seen) this.sentUs.set(sender, (seen = new Map()));
     for (const p of msg.peers ?? []) {
-      const name = p.name ?? '', version = Number(p.version ?? 0);
+      const name = p.name ?? '',
+        version = Number(p.version ?? 0);
       if (seen && name && version > (seen.get(name) ?? 0) && seen.size < MAX_PEERS) seen.set(name, version);
-      if (!name || (from !== undefined && name !== from)) { this.rejected++; continue; } // only a peer speaks for itself
-      if (name === this.self || version > this.now() + MAX_CLOCK_SKEW_MS) { this.rejected++; continue; }
+      if (!name || (from !== undefined && name !== from)) {
+        this.rejected++;
+        continue;
+      } // only a peer speaks for itself
+      if (name === this.self || version > this.now() + MAX_CLOCK_SKEW_MS) {
+        this.rejected++;
+        continue;
+      }
       const cur = this.peers.get(name);
       if ((cur && cur.version >= version) || version <= (this.forgotten.get(name) ?? 0)) continue; // most copies stop here, undecoded further
-      if (!cur && this.peers.size >= MAX_PEERS) { this.rejected++; continue; } // a full state inventing peers is bounded
-      if ((p.links?.length ?? 0) > MAX_PEERS || (p.addrs?.length ?? 0) > 64) { this.rejected++; continue; }
+      if (!cur && this.peers.size >= MAX_PEERS) {
+        this.rejected++;
+        continue;
+      } // a full state inventing peers is bounded
+      if ((p.links?.length ?? 0) > MAX_PEERS || (p.addrs?.length ?? 0) > 64) {
+        this.rejected++;
+        continue;
+      }
       const rec = toRecord(p);
       sameRecord(rec, p);
       this.put(name, rec);
@@ -91,7 +128,9 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   }
 
   /** Canonical (sorted), so that equal states hash alike in anti-entropy. */
-  state(): weave.ITopology { return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) }; }
+  state(): weave.ITopology {
+    return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) };
+  }
 
   /** Each peer's name and version, sorted: a record changes only with a new version, so equal summaries are equal states. */
   summary(): weave.ITopology {
@@ -101,7 +140,7 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** A record's entry in summaries, made once (so encoded once). */
   private versionOf(rec: PeerRecord): weave.ITopologyPeer {
     let v = this.versions.get(rec);
-    if (!v) this.versions.set(rec, v = { name: rec.name, version: rec.version });
+    if (!v) this.versions.set(rec, (v = { name: rec.name, version: rec.version }));
     return v;
   }
 
@@ -115,14 +154,15 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   /** Neighbours over connections that both ends report, sorted so every peer computes alike. */
   neighbours(name: string): string[] {
     let out = this.sorted.get(name);
-    if (!out) this.sorted.set(name, out = [...this.mutual.get(name) ?? []].sort());
+    if (!out) this.sorted.set(name, (out = [...(this.mutual.get(name) ?? [])].sort()));
     return out;
   }
 
   /** Stores a peer's record (or drops it), and follows the links it adds or removes. */
   private put(name: string, rec?: PeerRecord): void {
     const before = this.peers.get(name)?.links ?? [];
-    if (rec) this.peers.set(name, rec); else this.peers.delete(name);
+    if (rec) this.peers.set(name, rec);
+    else this.peers.delete(name);
     for (const l of before) this.relink(name, l.peer);
     for (const l of rec?.links ?? []) this.relink(name, l.peer);
   }
@@ -136,17 +176,26 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
   private mark(a: string, b: string, on: boolean): void {
     const set = this.mutual.get(a);
     if (on === !!set?.has(b)) return;
-    if (!on) set!.delete(b); else if (set) set.add(b); else this.mutual.set(a, new Set([b]));
+    if (!on) set!.delete(b);
+    else if (set) set.add(b);
+    else this.mutual.set(a, new Set([b]));
     this.sorted.delete(a);
   }
 
-  private links(a: string, b: string): boolean { return this.peers.get(a)?.links.some((l) => l.peer === b) ?? false; }
+  private links(a: string, b: string): boolean {
+    return this.peers.get(a)?.links.some((l) => l.peer === b) ?? false;
+  }
 
   /** Peers reachable from us over connections both ends report. */
   reachable(): Set<string> {
     const seen = new Set([this.self]);
     const queue = [this.self];
-    while (queue.length) for (const n of this.neighbours(queue.shift()!)) if (!seen.has(n)) { seen.add(n); queue.push(n); }
+    while (queue.length)
+      for (const n of this.neighbours(queue.shift()!))
+        if (!seen.has(n)) {
+          seen.add(n);
+          queue.push(n);
+        }
     return seen;
   }
 
@@ -156,7 +205,10 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
     const now = this.now();
     let forgot = false;
     for (const name of this.peers.keys()) {
-      if (seen.has(name)) { this.unreachableSince.delete(name); continue; }
+      if (seen.has(name)) {
+        this.unreachableSince.delete(name);
+        continue;
+      }
       const since = this.unreachableSince.get(name) ?? now;
       this.unreachableSince.set(name, since);
       if (now - since >= FORGET_AFTER_MS) {

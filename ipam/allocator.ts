@@ -33,7 +33,11 @@ export interface AllocatorOptions {
 /** An allocation that cannot be done as asked: the caller's to fix (400 in the API). */
 export class IpamError extends UserError {}
 
-export interface Allocated { addr: number; ip: string; cidr: string }
+export interface Allocated {
+  addr: number;
+  ip: string;
+  cidr: string;
+}
 
 /**
  * One peer's allocator. Only the owner of a piece of the ring allocates in it, so two live
@@ -49,11 +53,16 @@ export class Allocator {
   readonly mismatches = new Map<string, string>(); // peer -> its range, when it differs from ours
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly t: IpamTransport, readonly o: AllocatorOptions) {
+  constructor(
+    private readonly t: IpamTransport,
+    readonly o: AllocatorOptions,
+  ) {
     this.state = o.state ?? new IpamState(o.range);
   }
 
-  get self(): string { return this.t.self; }
+  get self(): string {
+    return this.t.self;
+  }
 
   // ---- local operations (serialised: each may wait on other peers) ----
 
@@ -65,7 +74,9 @@ export class Allocator {
       await this.ensureRing();
       let addr = this.findFree(subnet);
       for (const donor of addr === undefined ? this.donors(subnet) : []) {
-        const reply = await this.t.request(donor, { kind: 'donate', range: this.o.range.text, subnet: subnet.text }).catch(() => undefined);
+        const reply = await this.t
+          .request(donor, { kind: 'donate', range: this.o.range.text, subnet: subnet.text })
+          .catch(() => undefined);
         if (reply?.state) this.onDelta(reply.state);
         if ((addr = this.findFree(subnet)) !== undefined) break;
       }
@@ -76,7 +87,8 @@ export class Allocator {
 
   claim(ident: string, ip: number, prefix: number): Promise<Allocated> {
     return this.serial(async () => {
-      if (ip < this.o.range.start || ip >= this.o.range.end) throw new IpamError(`${numToIp(ip)} is outside the allocation range ${this.o.range.text}`);
+      if (ip < this.o.range.start || ip >= this.o.range.end)
+        throw new IpamError(`${numToIp(ip)} is outside the allocation range ${this.o.range.text}`);
       await this.ensureRing();
       return this.adopt(ident, ip, prefix);
     });
@@ -85,15 +97,20 @@ export class Allocator {
   /** Releases an identity's addresses (all, or one) that live here; returns the addresses released. */
   release(ident: string, ip?: number): Promise<number[]> {
     return this.serial(async () => {
-      const mine = this.state.identAllocations(ident).filter((a) => (ip === undefined || a.addr === ip) && this.state.owner(a.addr) === this.self);
-      if (mine.length === 0 && this.state.identAllocations(ident).length === 0) throw new IpamError(`unknown identity "${ident}"`);
+      const mine = this.state
+        .identAllocations(ident)
+        .filter((a) => (ip === undefined || a.addr === ip) && this.state.owner(a.addr) === this.self);
+      if (mine.length === 0 && this.state.identAllocations(ident).length === 0)
+        throw new IpamError(`unknown identity "${ident}"`);
       const changed = mine.map((a) => this.state.setAllocation(a.addr, ident, true));
       this.commit([], changed);
       return changed.map((a) => a.addr);
     });
   }
 
-  lookup(ident: string): Allocation[] { return this.state.identAllocations(ident); }
+  lookup(ident: string): Allocation[] {
+    return this.state.identAllocations(ident);
+  }
 
   /** Takes over a dead peer's pieces (and so its allocations, which stay valid). Returns addresses taken. */
   rmpeer(peer: string): Promise<number> {
@@ -101,7 +118,11 @@ export class Allocator {
       if (peer === this.self) throw new IpamError('cannot rmpeer ourselves');
       let n = 0;
       const changed: Entry[] = [];
-      for (const p of this.state.pieces()) if (p.entry.peer === peer) { n += p.end - p.start; changed.push(this.state.setEntry(p.start, this.self)); }
+      for (const p of this.state.pieces())
+        if (p.entry.peer === peer) {
+          n += p.end - p.start;
+          changed.push(this.state.setEntry(p.start, this.self));
+        }
       this.commit(changed, []);
       return n;
     });
@@ -120,7 +141,8 @@ export class Allocator {
       if (owner !== this.self) {
         if (owner !== dead) throw new IpamError(`${numToIp(addr)} belongs to ${owner ?? 'nobody'}, not ${dead}`);
         const changed = [this.state.setEntry(addr, this.self)];
-        if (addr + 1 < this.o.range.end && !this.state.entries.has(addr + 1)) changed.push(this.state.putEntry({ token: addr + 1, peer: dead, version: 0 }));
+        if (addr + 1 < this.o.range.end && !this.state.entries.has(addr + 1))
+          changed.push(this.state.putEntry({ token: addr + 1, peer: dead, version: 0 }));
         this.commit(changed, []);
       }
       return this.write(addr, ident, prefix);
@@ -135,7 +157,10 @@ export class Allocator {
       if (mine.length === 0) return undefined;
       if (!heir) throw new IpamError('no reachable peer to hand our address space to');
       const changed = mine.map((p) => this.state.setEntry(p.start, heir));
-      const delta = this.state.encode(changed, [...this.state.allocations.values()].filter((a) => mine.some((p) => contains(p, a.addr))));
+      const delta = this.state.encode(
+        changed,
+        [...this.state.allocations.values()].filter((a) => mine.some((p) => contains(p, a.addr))),
+      );
       const reply = await this.t.request(heir, { kind: 'adopt', range: this.o.range.text, state: delta });
       if (reply.error) throw new IpamError(`${heir} refused our space: ${reply.error}`);
       this.commit(changed, []);
@@ -148,7 +173,10 @@ export class Allocator {
   /** Merges a delta or full state; returns true when it changed anything. */
   onDelta(msg: weave.IIpamState, from?: string, durable = false): boolean {
     const d = IpamState.decode(msg);
-    if (d.range !== this.o.range.text) { if (from) this.mismatches.set(from, d.range); return false; }
+    if (d.range !== this.o.range.text) {
+      if (from) this.mismatches.set(from, d.range);
+      return false;
+    }
     if (from) this.mismatches.delete(from);
     const changed = this.state.merge(d.entries, d.allocations);
     const any = changed.entries.length + changed.allocations.length > 0;
@@ -157,16 +185,26 @@ export class Allocator {
   }
 
   async onRequest(from: string, req: weave.IIpamRequest): Promise<weave.IIpamReply> {
-    if (req.range !== this.o.range.text) return { error: `range mismatch: ours is ${this.o.range.text}, yours ${req.range}` };
+    if (req.range !== this.o.range.text)
+      return { error: `range mismatch: ours is ${this.o.range.text}, yours ${req.range}` };
     try {
       switch (req.kind) {
-        case 'donate': return { state: this.donate(from, this.subnet(req.subnet ?? '')) };
-        case 'handover': return { state: this.handover(from, req.addr ?? 0, req.ident ?? '') };
-        case 'init': await this.serial(async () => this.createRing()); return { state: this.state.encode() };
-        case 'adopt': if (req.state) this.onDelta(req.state, from, true); return {}; // on disk before we say we took it
-        default: return { error: `unknown request "${req.kind}"` };
+        case 'donate':
+          return { state: this.donate(from, this.subnet(req.subnet ?? '')) };
+        case 'handover':
+          return { state: this.handover(from, req.addr ?? 0, req.ident ?? '') };
+        case 'init':
+          await this.serial(async () => this.createRing());
+          return { state: this.state.encode() };
+        case 'adopt':
+          if (req.state) this.onDelta(req.state, from, true);
+          return {}; // on disk before we say we took it
+        default:
+          return { error: `unknown request "${req.kind}"` };
       }
-    } catch (err) { return { error: (err as Error).message }; }
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
   }
 
   // ---- reading ----
@@ -195,8 +233,13 @@ export class Allocator {
 
   private subnet(text: string): Subnet {
     let s: Subnet;
-    try { s = parseSubnet(text, 'subnet'); } catch (err) { throw new IpamError((err as Error).message.slice(0, 200)); }
-    if (!within(s, this.o.range)) throw new IpamError(`subnet ${text} is outside the allocation range ${this.o.range.text}`);
+    try {
+      s = parseSubnet(text, 'subnet');
+    } catch (err) {
+      throw new IpamError((err as Error).message.slice(0, 200));
+    }
+    if (!within(s, this.o.range))
+      throw new IpamError(`subnet ${text} is outside the allocation range ${this.o.range.text}`);
     return s;
   }
 
@@ -210,7 +253,8 @@ export class Allocator {
   /** The allocation record of addr, when no other identity holds it (else the refusal every path gives). */
   private allocationFor(addr: number, ident: string): Allocation | undefined {
     const cur = this.state.allocations.get(addr);
-    if (cur && !cur.released && cur.ident !== ident) throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+    if (cur && !cur.released && cur.ident !== ident)
+      throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
     return cur;
   }
 
@@ -218,10 +262,14 @@ export class Allocator {
   private async adopt(ident: string, addr: number, prefix: number): Promise<Allocated> {
     const cur = this.allocationFor(addr, ident);
     const owner = this.state.owner(addr);
-    if (owner === this.self && cur && !cur.released) return { addr, ip: numToIp(addr), cidr: `${numToIp(addr)}/${prefix}` }; // asking twice: same answer
+    if (owner === this.self && cur && !cur.released)
+      return { addr, ip: numToIp(addr), cidr: `${numToIp(addr)}/${prefix}` }; // asking twice: same answer
     if (owner !== this.self) {
       if (!owner) throw new IpamError(`no peer owns ${numToIp(addr)} yet`);
-      if (!this.t.reachable().includes(owner)) throw new IpamError(`${numToIp(addr)} belongs to ${owner}, which is unreachable: once it is gone for good, take its space over with "weave rmpeer"`);
+      if (!this.t.reachable().includes(owner))
+        throw new IpamError(
+          `${numToIp(addr)} belongs to ${owner}, which is unreachable: once it is gone for good, take its space over with "weave rmpeer"`,
+        );
       const reply = await this.t.request(owner, { kind: 'handover', range: this.o.range.text, addr, ident });
       if (reply.error) throw new IpamError(reply.error);
       if (reply.state) this.onDelta(reply.state);
@@ -246,13 +294,17 @@ export class Allocator {
     const [lo, hi] = usable(subnet);
     for (const p of this.state.pieces()) {
       if (!reachable.has(p.entry.peer)) continue;
-      const s = Math.max(p.start, lo), e = Math.min(p.end, hi);
+      const s = Math.max(p.start, lo),
+        e = Math.min(p.end, hi);
       if (e <= s) continue;
       let used = 0;
       for (const a of this.state.allocations.values()) if (!a.released && a.addr >= s && a.addr < e) used++;
       free.set(p.entry.peer, (free.get(p.entry.peer) ?? 0) + e - s - used);
     }
-    return [...free].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([p]) => p);
+    return [...free]
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .map(([p]) => p);
   }
 
   /** Gives the requester the upper half of our largest free run in the subnet. */
@@ -261,9 +313,13 @@ export class Allocator {
     let best: [number, number] | undefined;
     for (const p of this.state.pieces()) {
       if (p.entry.peer !== this.self) continue;
-      const s = Math.max(p.start, lo), e = Math.min(p.end, hi);
+      const s = Math.max(p.start, lo),
+        e = Math.min(p.end, hi);
       let runStart = s;
-      const taken = [...this.state.allocations.values()].filter((a) => !a.released && a.addr >= s && a.addr < e).map((a) => a.addr).sort((a, b) => a - b);
+      const taken = [...this.state.allocations.values()]
+        .filter((a) => !a.released && a.addr >= s && a.addr < e)
+        .map((a) => a.addr)
+        .sort((a, b) => a - b);
       for (const t of [...taken, e]) {
         if (t - runStart > (best ? best[1] - best[0] : 0)) best = [runStart, t];
         runStart = t + 1;
@@ -277,7 +333,8 @@ export class Allocator {
   /** Hands over one address with its allocation (the identity moved to the requester). */
   private handover(to: string, addr: number, ident: string): weave.IIpamState {
     if (this.state.owner(addr) !== this.self) throw new IpamError(`${numToIp(addr)} is not ours to hand over`);
-    if (this.o.busy?.(ident)) throw new IpamError(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
+    if (this.o.busy?.(ident))
+      throw new IpamError(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
     this.allocationFor(addr, ident);
     return this.give(to, addr, addr + 1);
   }
@@ -290,7 +347,8 @@ export class Allocator {
     const allocations = [...this.state.allocations.values()].filter((a) => a.addr >= start && a.addr < end);
     const changed: Entry[] = [];
     if (end < this.o.range.end && !this.state.entries.has(end)) changed.push(this.state.setEntry(end, this.self));
-    for (const p of this.state.pieces()) if (p.start > start && p.start < end) changed.push(this.state.setEntry(p.start, to));
+    for (const p of this.state.pieces())
+      if (p.start > start && p.start < end) changed.push(this.state.setEntry(p.start, to));
     changed.push(this.state.setEntry(start, to));
     this.commit(changed, []);
     return this.state.encode(changed, allocations);
@@ -309,7 +367,10 @@ export class Allocator {
         }
         if (!this.state.empty) break;
       }
-      if (Date.now() > deadline) throw new IpamError(`waiting for ${this.o.consensus} peers to agree on the initial split of ${this.o.range.text} (${peers.length + 1} reachable)`);
+      if (Date.now() > deadline)
+        throw new IpamError(
+          `waiting for ${this.o.consensus} peers to agree on the initial split of ${this.o.range.text} (${peers.length + 1} reachable)`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -318,7 +379,9 @@ export class Allocator {
     if (!this.state.empty) return;
     const peers = [this.self, ...this.t.reachable()].sort();
     const size = this.o.range.end - this.o.range.start;
-    const changed = peers.map((p, i) => this.state.setEntry(this.o.range.start + Math.floor((i * size) / peers.length), p));
+    const changed = peers.map((p, i) =>
+      this.state.setEntry(this.o.range.start + Math.floor((i * size) / peers.length), p),
+    );
     this.commit(changed, []);
   }
 

@@ -5,7 +5,10 @@ import { type Allocation, type Entry, IpamState } from './state.js';
 
 const COMPACT_AFTER = 2000; // log lines
 
-interface Delta { entries: Entry[]; allocations: Allocation[] }
+interface Delta {
+  entries: Entry[];
+  allocations: Allocation[];
+}
 
 /**
  * The ring and every allocation on disk: a snapshot (written atomically: temp file, fsync,
@@ -17,7 +20,10 @@ export class IpamStore {
   private fd: number;
   private lines = 0;
 
-  constructor(private readonly file: string, private readonly range: Subnet) {
+  constructor(
+    private readonly file: string,
+    private readonly range: Subnet,
+  ) {
     this.log = `${file}.log`;
     this.fd = openSync(this.log, 'a');
   }
@@ -29,12 +35,17 @@ export class IpamStore {
       let saved: { version?: number; range?: string; entries?: unknown; allocations?: unknown };
       try {
         saved = JSON.parse(readFileSync(this.file, 'utf8'));
-        if (saved.version !== 1 || !Array.isArray(saved.entries) || !Array.isArray(saved.allocations)) throw new Error('unexpected content');
+        if (saved.version !== 1 || !Array.isArray(saved.entries) || !Array.isArray(saved.allocations))
+          throw new Error('unexpected content');
       } catch (err) {
-        throw new Error(`${this.file} is corrupt (${(err as Error).message}): restore it, or remove it to start this peer's IPAM afresh`);
+        throw new Error(
+          `${this.file} is corrupt (${(err as Error).message}): restore it, or remove it to start this peer's IPAM afresh`,
+        );
       }
       if (saved.range !== this.range.text) {
-        throw new Error(`${this.file} holds allocations from range ${saved.range}, but this router was launched with --ipalloc-range ${this.range.text}`);
+        throw new Error(
+          `${this.file} holds allocations from range ${saved.range}, but this router was launched with --ipalloc-range ${this.range.text}`,
+        );
       }
       s.merge(saved.entries as Entry[], saved.allocations as Allocation[]);
     }
@@ -43,7 +54,13 @@ export class IpamStore {
     lines.pop(); // after the last newline: empty, or a torn write
     for (const [i, line] of lines.entries()) {
       let d: Delta;
-      try { d = JSON.parse(line) as Delta; } catch { throw new Error(`${this.log} is corrupt at line ${i + 1}: restore it, or remove it to lose the changes since the last snapshot`); }
+      try {
+        d = JSON.parse(line) as Delta;
+      } catch {
+        throw new Error(
+          `${this.log} is corrupt at line ${i + 1}: restore it, or remove it to lose the changes since the last snapshot`,
+        );
+      }
       s.merge(d.entries, d.allocations);
     }
     this.lines = lines.length;
@@ -60,10 +77,15 @@ export class IpamStore {
 
   /** Folds the log into a new snapshot. */
   compact(s: IpamState): void {
-    writeFileAtomic(this.file, `${JSON.stringify({ version: 1, range: s.range.text, entries: [...s.entries.values()], allocations: [...s.allocations.values()] })}\n`);
+    writeFileAtomic(
+      this.file,
+      `${JSON.stringify({ version: 1, range: s.range.text, entries: [...s.entries.values()], allocations: [...s.allocations.values()] })}\n`,
+    );
     ftruncateSync(this.fd, 0);
     this.lines = 0;
   }
 
-  close(): void { closeSync(this.fd); }
+  close(): void {
+    closeSync(this.fd);
+  }
 }

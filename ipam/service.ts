@@ -10,7 +10,11 @@ import { IpamStore } from './persist.js';
 
 export { IpamError };
 
-export interface IpamConfig { range: string; defaultSubnet?: string; consensus: number }
+export interface IpamConfig {
+  range: string;
+  defaultSubnet?: string;
+  consensus: number;
+}
 
 const IPAM = channelSpec('ipam', weave.IpamState);
 const IPAM_REQUEST = requestSpec('ipam', weave.IpamRequest, weave.IpamReply);
@@ -27,28 +31,47 @@ export class IpamService {
   private pending?: weave.IIpamState;
   private pendingTimer?: NodeJS.Timeout;
 
-  constructor(private readonly cp: ControlPlane, dataDir: string, cfg: IpamConfig, private readonly nickname: string) {
+  constructor(
+    private readonly cp: ControlPlane,
+    dataDir: string,
+    cfg: IpamConfig,
+    private readonly nickname: string,
+  ) {
     this.range = parseSubnet(cfg.range);
     this.defaultSubnet = cfg.defaultSubnet ? parseSubnet(cfg.defaultSubnet, 'default subnet') : this.range;
-    if (!within(this.defaultSubnet, this.range)) throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
+    if (!within(this.defaultSubnet, this.range))
+      throw new Error(`default subnet ${this.defaultSubnet.text} is outside the range ${this.range.text}`);
     this.store = new IpamStore(join(dataDir, DATA_FILES.ipam), this.range);
-    const a = this.allocator = new Allocator({
-      self: cp.name,
-      broadcast: (d) => this.broadcast(d),
-      request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
-      // Every peer in the topology can be asked (requests are relayed); peers of another range are no part of ours.
-      reachable: () => cp.routes.reachable.filter((n) => !this.allocator.mismatches.has(n)),
-    }, { range: this.range, defaultSubnet: this.defaultSubnet, consensus: cfg.consensus, state: this.store.load(), save: (d, s, durable) => this.store.append(d, s, durable) });
+    const a = (this.allocator = new Allocator(
+      {
+        self: cp.name,
+        broadcast: (d) => this.broadcast(d),
+        request: (peer, req) => cp.request(peer, IPAM_REQUEST, req),
+        // Every peer in the topology can be asked (requests are relayed); peers of another range are no part of ours.
+        reachable: () => cp.routes.reachable.filter((n) => !this.allocator.mismatches.has(n)),
+      },
+      {
+        range: this.range,
+        defaultSubnet: this.defaultSubnet,
+        consensus: cfg.consensus,
+        state: this.store.load(),
+        save: (d, s, durable) => this.store.append(d, s, durable),
+      },
+    ));
     this.channel = new GossipChannel(IPAM, () => ({
       merge: (m, _from, sender) => a.onDelta(m, sender),
       state: () => a.state.encode(),
-      get rejected() { return a.mismatches.size; },
+      get rejected() {
+        return a.mismatches.size;
+      },
     }));
     this.requests = [handler(IPAM_REQUEST, (from, req) => a.onRequest(from, req))];
   }
 
   /** This peer's name: identities that belong to a host, not to something that moves, carry it. */
-  get self(): string { return this.cp.name; }
+  get self(): string {
+    return this.cp.name;
+  }
 
   close(): void {
     this.flush();
@@ -82,23 +105,38 @@ export class IpamService {
     return this.allocator.allocate(ident, subnet === undefined || subnet === 'default' ? undefined : subnet);
   }
 
-  claim(ident: string, ip: string, prefix: number) { return this.allocator.claim(ident, ipToNum(ip), prefix); }
+  claim(ident: string, ip: string, prefix: number) {
+    return this.allocator.claim(ident, ipToNum(ip), prefix);
+  }
 
   /** Takes ident's address over from a peer declared dead (the scheduler re-placed ident here). */
-  takeover(ident: string, ip: string, dead: string) { const a = ipToNum(ip); return this.allocator.takeover(ident, a, this.prefixFor(a), dead); }
+  takeover(ident: string, ip: string, dead: string) {
+    const a = ipToNum(ip);
+    return this.allocator.takeover(ident, a, this.prefixFor(a), dead);
+  }
 
   /** The peer that owns an address in our view of the ring. */
-  ownerOf(ip: string): string | undefined { return this.allocator.state.owner(ipToNum(ip)); }
+  ownerOf(ip: string): string | undefined {
+    return this.allocator.state.owner(ipToNum(ip));
+  }
 
   /** Addresses of identities that `busy` says still run here are not handed over (the scheduler's replicas). */
-  guard(busy: (ident: string) => boolean): void { this.allocator.o.busy = busy; }
-  release(ident: string, ip?: string) { return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip)); }
+  guard(busy: (ident: string) => boolean): void {
+    this.allocator.o.busy = busy;
+  }
+  release(ident: string, ip?: string) {
+    return this.allocator.release(ident, ip === undefined ? undefined : ipToNum(ip));
+  }
 
   /** Whether an address is IPAM's to hand out. */
-  inRange(ip: string): boolean { return contains(this.range, ipToNum(ip)); }
+  inRange(ip: string): boolean {
+    return contains(this.range, ipToNum(ip));
+  }
 
   lookup(ident: string) {
-    return this.allocator.lookup(ident).map((a) => ({ ip: numToIp(a.addr), cidr: `${numToIp(a.addr)}/${this.prefixFor(a.addr)}` }));
+    return this.allocator
+      .lookup(ident)
+      .map((a) => ({ ip: numToIp(a.addr), cidr: `${numToIp(a.addr)}/${this.prefixFor(a.addr)}` }));
   }
 
   /** `weave rmpeer`: takes over a dead peer's space, by name or nickname. */
@@ -108,7 +146,9 @@ export class IpamService {
     return { peer: p.name, addresses: await this.allocator.rmpeer(p.name) };
   }
 
-  async reset() { return { heir: await this.allocator.reset() }; }
+  async reset() {
+    return { heir: await this.allocator.reset() };
+  }
 
   /** The prefix length an address is announced with: the default subnet's if inside it, else the range's. */
   prefixFor(addr: number): number {
@@ -116,7 +156,9 @@ export class IpamService {
   }
 
   /** The identities with live addresses in our pieces of the ring (without building the whole report). */
-  heldHere(): string[] { return [...new Set(this.owned().map((x) => x.ident))]; }
+  heldHere(): string[] {
+    return [...new Set(this.owned().map((x) => x.ident))];
+  }
 
   /** Live allocations of addresses we own. */
   private owned() {
@@ -136,9 +178,20 @@ export class IpamService {
       defaultSubnet: this.defaultSubnet.text,
       consensus: a.o.consensus,
       total,
-      peers: shares.map((s) => ({ name: s.peer, nickname: s.peer === this.cp.name ? this.nickname : this.cp.nickname(s.peer), owned: s.owned, free: s.free,
-        percent: Math.round((s.owned / total) * 1000) / 10, reachable: reachable.has(s.peer), self: s.peer === this.cp.name })),
-      allocations: local.map((x) => ({ address: numToIp(x.addr), cidr: `${numToIp(x.addr)}/${this.prefixFor(x.addr)}`, container: x.ident })),
+      peers: shares.map((s) => ({
+        name: s.peer,
+        nickname: s.peer === this.cp.name ? this.nickname : this.cp.nickname(s.peer),
+        owned: s.owned,
+        free: s.free,
+        percent: Math.round((s.owned / total) * 1000) / 10,
+        reachable: reachable.has(s.peer),
+        self: s.peer === this.cp.name,
+      })),
+      allocations: local.map((x) => ({
+        address: numToIp(x.addr),
+        cidr: `${numToIp(x.addr)}/${this.prefixFor(x.addr)}`,
+        container: x.ident,
+      })),
       inUse: shares.reduce((n, s) => n + s.owned - s.free, 0),
       free: shares.reduce((n, s) => n + s.free, 0),
       mismatches: [...a.mismatches].map(([peer, range]) => ({ peer, nickname: this.cp.nickname(peer), range })),

@@ -23,20 +23,25 @@ const program = new Command('lab')
   .enablePositionalOptions()
   .showHelpAfterError(false);
 
-program.command('up')
+program
+  .command('up')
   .description('create a lab with N hosts (default 3)')
   .argument('[n]', 'number of hosts', '3')
   .option('--line', 'hosts in a chain (h1-h2-h3...) instead of one shared switch')
   .option('--id <id>', 'lab id', DEFAULT_ID)
   .action(async (n: string, opts: { line?: boolean; id: string }) => {
     if (!/^\d+$/.test(n)) fail(`N must be a number, got "${n}"`);
-    const lab = await Lab.create({ hosts: Number(n), topology: opts.line ? 'line' : 'flat' }, { id: opts.id, keep: true });
+    const lab = await Lab.create(
+      { hosts: Number(n), topology: opts.line ? 'line' : 'flat' },
+      { id: opts.id, keep: true },
+    );
     console.log(`lab ${lab.id} up (${lab.topology}, ${lab.hosts.length} hosts)`);
     printHosts(lab);
   });
 
-program.command('exec')
-  .description('run CMD inside HOST\'s namespace (use -- before CMD)')
+program
+  .command('exec')
+  .description("run CMD inside HOST's namespace (use -- before CMD)")
   .argument('<host>')
   .argument('<cmd...>')
   .option('--id <id>', 'lab id', DEFAULT_ID)
@@ -54,7 +59,8 @@ program.command('exec')
     child.on('exit', (code, sig) => process.exit(code ?? 128 + (sig ? constants.signals[sig] : 0)));
   });
 
-program.command('container')
+program
+  .command('container')
   .description('add a container namespace on HOST (not attached to anything)')
   .argument('<host>')
   .argument('<name>')
@@ -65,7 +71,8 @@ program.command('container')
     console.log(c.netns);
   });
 
-program.command('ls')
+program
+  .command('ls')
   .description('list labs and their hosts')
   .action(async () => {
     const ids = await Lab.list();
@@ -74,18 +81,22 @@ program.command('ls')
       const s = readState(id);
       if (!s) continue;
       const lab = await Lab.load(id);
-      console.log(`${id}  ${s.spec.topology}  ${s.hosts.length} hosts  created ${s.createdAt} by pid ${s.creatorPid}${s.checkout ? ` of ${s.checkout}` : ''}`);
+      console.log(
+        `${id}  ${s.spec.topology}  ${s.hosts.length} hosts  created ${s.createdAt} by pid ${s.creatorPid}${s.checkout ? ` of ${s.checkout}` : ''}`,
+      );
       printHosts(lab);
       for (const c of lab.containers) console.log(`  ${`${c.host}/${c.name}`.padEnd(4)} ${c.netns}`);
     }
   });
 
-program.command('down')
+program
+  .command('down')
   .description("tear down a lab: --id ID, or this checkout's labs that no run is using, or --all")
   .option('--id <id>', 'lab id')
   .option('--all', "every lab on this machine: other checkouts' too, and runs in progress")
   .action(async (opts: { id?: string; all?: boolean }) => {
-    if (opts.all) console.log('removing every lab on this machine, including those of other checkouts and of runs in progress');
+    if (opts.all)
+      console.log('removing every lab on this machine, including those of other checkouts and of runs in progress');
     const ids = opts.id ? [opts.id] : opts.all ? await Lab.list() : Lab.ours();
     for (const id of ids) {
       if (!(await Lab.destroy(id))) fail(`no such lab "${id}"`);
@@ -94,7 +105,12 @@ program.command('down')
     if (!opts.id && ids.length === 0) console.log('no labs of this checkout to remove');
     // Say plainly what was left and why, so that a user who wanted them gone knows the flag.
     const left = opts.id || opts.all ? [] : (await Lab.list()).filter((id) => !ids.includes(id));
-    if (left.length) console.log(`left alone: ${left.map((id) => `lab ${id} (${Lab.notOurs(id)})`).join(', ')}; lab down --all removes every lab`);
+    if (left.length)
+      console.log(
+        `left alone: ${left.map((id) => `lab ${id} (${Lab.notOurs(id)})`).join(', ')}; lab down --all removes every lab`,
+      );
   });
 
-program.parseAsync(process.argv).catch((e: unknown) => fail((e instanceof Error ? e.message : String(e)).trim().split('\n').join('; ')));
+program
+  .parseAsync(process.argv)
+  .catch((e: unknown) => fail((e instanceof Error ? e.message : String(e)).trim().split('\n').join('; ')));

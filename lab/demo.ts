@@ -14,7 +14,12 @@ import { dockerOk, killHost, report, waitForMesh, waitForPing, weaveOk } from '.
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
 const say = (s: string) => console.log(process.stdout.isTTY ? `\n\x1b[1m### ${s}\x1b[0m` : `\n### ${s}`);
-const indent = (text: string) => text.trimEnd().split('\n').map((l) => `  ${l}`).join('\n');
+const indent = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const clock = (t: number) => new Date(t).toISOString().slice(11, 23);
 
@@ -30,7 +35,14 @@ web:
   spread: os
 `;
 
-interface Row { replica: string; stack: string; host: string; nickname: string; address: string; state: string }
+interface Row {
+  replica: string;
+  stack: string;
+  host: string;
+  nickname: string;
+  address: string;
+  state: string;
+}
 
 const lab = await Lab.create({ hosts: HOSTS.length }, keep ? { id: 'demo', keep: true } : {});
 try {
@@ -38,19 +50,24 @@ try {
     ((await report(lab, host)).scheduler as { replicas: Row[] }).replicas.filter((r) => r.stack === 'shop');
   const fetchFrom = async (netns: string, ip: string) =>
     (await lab.execIn(netns, ['timeout', '1', 'busybox', 'wget', '-qO-', `http://${ip}/`])).stdout.trim();
-  const byOs = (rows: Row[]) => ['ubuntu', 'centos'].map((os) => {
-    const hosts = HOSTS.filter((h) => OS[h] === os);
-    const on = rows.filter((r) => hosts.includes(r.nickname));
-    return `  ${os} (${hosts.join(', ')}): ${on.length} replicas (${hosts.map((h) => `${h} ${on.filter((r) => r.nickname === h).length}`).join(', ')})`;
-  }).join('\n');
+  const byOs = (rows: Row[]) =>
+    ['ubuntu', 'centos']
+      .map((os) => {
+        const hosts = HOSTS.filter((h) => OS[h] === os);
+        const on = rows.filter((r) => hosts.includes(r.nickname));
+        return `  ${os} (${hosts.join(', ')}): ${on.length} replicas (${hosts.map((h) => `${h} ${on.filter((r) => r.nickname === h).length}`).join(', ')})`;
+      })
+      .join('\n');
 
-  say(`lab ${lab.id}: ${HOSTS.length} hosts on the underlay ${lab.hosts.map((h) => `${h.name}=${h.addrs[0]}`).join(' ')}`);
-  say('a Docker engine on each host (its own dockerd in the host\'s namespace, with a busybox image)');
+  say(
+    `lab ${lab.id}: ${HOSTS.length} hosts on the underlay ${lab.hosts.map((h) => `${h.name}=${h.addrs[0]}`).join(' ')}`,
+  );
+  say("a Docker engine on each host (its own dockerd in the host's namespace, with a busybox image)");
   let t = Date.now();
   await Promise.all(HOSTS.map((h) => lab.startDockerd(h)));
   console.log(`  ${HOSTS.length} engines up in ${secs(Date.now() - t)}`);
 
-  say('weave launch on each host, labelled with its os (h2..h4 are given h1\'s address; they find each other)');
+  say("weave launch on each host, labelled with its os (h2..h4 are given h1's address; they find each other)");
   const first = lab.host('h1').addrs[0];
   for (const h of HOSTS) {
     const args = ['launch', '--nickname', h, '--label', `os=${OS[h]}`, ...(h === 'h1' ? [] : [first])];
@@ -94,10 +111,15 @@ try {
   say('weave deploy shop.yml (on h1): the scheduler decides what runs where');
   t = Date.now();
   process.stdout.write(`${indent(await weaveOk(lab, 'h1', ['deploy', file]))}\n`);
-  const rows = await waitFor(`all ${REPLICAS} replicas running`, async () => {
-    const rs = await replicas();
-    return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address) ? rs : undefined;
-  }, 120_000, 250);
+  const rows = await waitFor(
+    `all ${REPLICAS} replicas running`,
+    async () => {
+      const rs = await replicas();
+      return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address) ? rs : undefined;
+    },
+    120_000,
+    250,
+  );
   console.log(`  all ${REPLICAS} running after ${secs(Date.now() - t)}`);
 
   say('weave stack ps shop (on h3: every host knows the whole stack)');
@@ -108,7 +130,12 @@ try {
 
   say(`each web server answers at its own address, on port 80 (busybox wget from h1/c1, ${client.ip})`);
   for (const r of [...rows].sort((a, b) => Number(a.replica.split('/').at(-1)) - Number(b.replica.split('/').at(-1)))) {
-    const body = await waitFor(`${r.replica} answering at ${r.address}`, async () => fetchFrom(client.netns, r.address), 10_000, 200);
+    const body = await waitFor(
+      `${r.replica} answering at ${r.address}`,
+      async () => fetchFrom(client.netns, r.address),
+      10_000,
+      200,
+    );
     console.log(`  ${r.address} -> ${body}`);
   }
 
@@ -117,28 +144,50 @@ try {
   console.log(`  ${VICTIM} ran ${victims.map((v) => `${v.replica} (${v.address})`).join(', ')}`);
   await killHost(lab, VICTIM);
   const t0 = Date.now();
-  console.log(`  killed at ${clock(t0)}; now each of its replicas is fetched from h1/c1 until it answers from another host`);
+  console.log(
+    `  killed at ${clock(t0)}; now each of its replicas is fetched from h1/c1 until it answers from another host`,
+  );
   const moved = new Set<string>();
   let deadAfter: number | undefined;
-  await waitFor(`the replicas of ${VICTIM} answering from elsewhere`, async () => {
-    await Promise.all(victims.filter((v) => !moved.has(v.replica)).map(async (v) => {
-      const body = await fetchFrom(client.netns, v.address);
-      if (!body.startsWith(`${v.replica} `) || body.endsWith(` ${VICTIM}`) || moved.has(v.replica)) return;
-      moved.add(v.replica);
-      console.log(`  ${v.address}: ${v.replica} moved ${VICTIM} -> ${body.split(' ')[1]}, answering again after ${secs(Date.now() - t0)}`);
-    }));
-    if (deadAfter === undefined) {
-      const d = ((await report(lab, 'h1')).scheduler as { dead?: { nickname: string; at: number }[] }).dead?.find((x) => x.nickname === VICTIM);
-      if (d) deadAfter = d.at - t0;
-    }
-    return moved.size === victims.length;
-  }, 90_000, 100);
+  await waitFor(
+    `the replicas of ${VICTIM} answering from elsewhere`,
+    async () => {
+      await Promise.all(
+        victims
+          .filter((v) => !moved.has(v.replica))
+          .map(async (v) => {
+            const body = await fetchFrom(client.netns, v.address);
+            if (!body.startsWith(`${v.replica} `) || body.endsWith(` ${VICTIM}`) || moved.has(v.replica)) return;
+            moved.add(v.replica);
+            console.log(
+              `  ${v.address}: ${v.replica} moved ${VICTIM} -> ${body.split(' ')[1]}, answering again after ${secs(Date.now() - t0)}`,
+            );
+          }),
+      );
+      if (deadAfter === undefined) {
+        const d = ((await report(lab, 'h1')).scheduler as { dead?: { nickname: string; at: number }[] }).dead?.find(
+          (x) => x.nickname === VICTIM,
+        );
+        if (d) deadAfter = d.at - t0;
+      }
+      return moved.size === victims.length;
+    },
+    90_000,
+    100,
+  );
   if (deadAfter !== undefined) console.log(`  (the others declared ${VICTIM} dead ${secs(deadAfter)} after the kill)`);
 
-  const after = await waitFor(`all ${REPLICAS} replicas running again, none on ${VICTIM}`, async () => {
-    const rs = await replicas();
-    return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address && r.nickname !== VICTIM) ? rs : undefined;
-  }, 60_000, 250);
+  const after = await waitFor(
+    `all ${REPLICAS} replicas running again, none on ${VICTIM}`,
+    async () => {
+      const rs = await replicas();
+      return rs.length === REPLICAS && rs.every((r) => r.state === 'running' && r.address && r.nickname !== VICTIM)
+        ? rs
+        : undefined;
+    },
+    60_000,
+    250,
+  );
   say('weave stack ps shop (on h1): same addresses, no replica on h4');
   process.stdout.write(await weaveOk(lab, 'h1', ['stack', 'ps', 'shop']));
   console.log(byOs(after));
@@ -147,13 +196,24 @@ try {
   const VOLUME = 'flocker-demo';
   const RUN = ['run', '--rm', '--volume-driver', 'weave', '-v', `${VOLUME}:/data`, 'busybox'];
   const shown = (args: string[]) => `docker ${args.map((a) => (/[\s"$;>&|()]/.test(a) ? `'${a}'` : a)).join(' ')}`;
-  const volumeLs = async (host: string, owner: string) => waitFor(`${VOLUME} on ${owner} as ${host} sees it`, async () => {
-    const ls = await weaveOk(lab, host, ['volume', 'ls']);
-    return new RegExp(`^${VOLUME}\\s+${owner}\\s`, 'm').test(ls) ? ls : undefined;
-  }, 15_000, 200);
+  const volumeLs = async (host: string, owner: string) =>
+    waitFor(
+      `${VOLUME} on ${owner} as ${host} sees it`,
+      async () => {
+        const ls = await weaveOk(lab, host, ['volume', 'ls']);
+        return new RegExp(`^${VOLUME}\\s+${owner}\\s`, 'm').test(ls) ? ls : undefined;
+      },
+      15_000,
+      200,
+    );
 
   say(`the seeds' Flocker demo: a container on h1 writes to the volume ${VOLUME} (weave's Docker volume plugin)`);
-  const write = [...RUN, 'sh', '-c', 'echo "written by a container on h1 at $(date -u +%T) UTC" > /data/greeting && cat /data/greeting'];
+  const write = [
+    ...RUN,
+    'sh',
+    '-c',
+    'echo "written by a container on h1 at $(date -u +%T) UTC" > /data/greeting && cat /data/greeting',
+  ];
   console.log(`  h1$ ${shown(write)}`);
   const written = (await dockerOk(lab, 'h1', write)).trim();
   console.log(indent(written));
@@ -171,13 +231,26 @@ try {
   if (got !== written) throw new Error(`h2 read "${got}", h1 wrote "${written}"`);
   console.log(`  the same data, written on h1, read on h2; docker run on h2 took ${secs(took)} in all`);
   const routerLog = readFileSync(join(lab.host('h2').dataDir, 'weave.log'), 'utf8');
-  const hop = [...routerLog.matchAll(new RegExp(`volume ${VOLUME} moved here from (\\S+): snapshot \\d+ in (\\d+) ms, last increment and hand-over in (\\d+) ms`, 'g'))].at(-1);
-  if (hop) console.log(`  the move ${hop[1]} -> h2 (h2's router log): ${hop[2]} ms copying a snapshot, ${hop[3]} ms for the last increment and the hand-over`);
+  const hop = [
+    ...routerLog.matchAll(
+      new RegExp(
+        `volume ${VOLUME} moved here from (\\S+): snapshot \\d+ in (\\d+) ms, last increment and hand-over in (\\d+) ms`,
+        'g',
+      ),
+    ),
+  ].at(-1);
+  if (hop)
+    console.log(
+      `  the move ${hop[1]} -> h2 (h2's router log): ${hop[2]} ms copying a snapshot, ${hop[3]} ms for the last increment and the hand-over`,
+    );
 
   say('weave volume ls (on h3): the volume is on h2 now');
   process.stdout.write(`${indent(await volumeLs('h3', 'h2'))}\n`);
 
-  if (keep) console.log(`\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop" or "... h1 -- bin/weave volume ls", then "bin/lab down --id demo".`);
+  if (keep)
+    console.log(
+      `\nThe lab stays up: try "bin/lab exec --id demo h1 -- bin/weave stack ps shop" or "... h1 -- bin/weave volume ls", then "bin/lab down --id demo".`,
+    );
 } finally {
   if (!keep) await lab.down();
 }

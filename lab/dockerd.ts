@@ -10,14 +10,26 @@
 // is mounted under it later in the root namespace (volume pools, a plugin's mount points) reaches
 // the engine too; what the engine mounts (its overlays) never comes back.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  copyFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { run, runOk } from '../common/exec.js';
 import { DockerClient } from '../docker/client.js';
 
 export interface LabDockerd {
-  host: string; dataRoot: string; execRoot: string; socket: string;
+  host: string;
+  dataRoot: string;
+  execRoot: string;
+  socket: string;
   /** The engine's persistent mount namespace (a bind-mounted nsfs file under execRoot). */
   mountNs?: string;
 }
@@ -46,9 +58,25 @@ export async function makeMountNs(d: LabDockerd & { mountNs: string }, pluginDir
 
 /** nsenter execs dockerd: the PID spawned is dockerd's own. */
 export function dockerdArgv(d: LabDockerd, netnsPath: string): string[] {
-  return ['nsenter', ...(d.mountNs ? [`--mount=${d.mountNs}`] : []), `--net=${netnsPath}`, 'dockerd', '--data-root', d.dataRoot, '--exec-root', d.execRoot,
-    '-H', dockerHostOf(d), '--pidfile', join(d.dataRoot, 'docker.pid'), '--bridge=none', '--iptables=false',
-    '--ip6tables=false', '--ip-forward=false', '--ip-masq=false'];
+  return [
+    'nsenter',
+    ...(d.mountNs ? [`--mount=${d.mountNs}`] : []),
+    `--net=${netnsPath}`,
+    'dockerd',
+    '--data-root',
+    d.dataRoot,
+    '--exec-root',
+    d.execRoot,
+    '-H',
+    dockerHostOf(d),
+    '--pidfile',
+    join(d.dataRoot, 'docker.pid'),
+    '--bridge=none',
+    '--iptables=false',
+    '--ip6tables=false',
+    '--ip-forward=false',
+    '--ip-masq=false',
+  ];
 }
 
 let tarball: string | undefined;
@@ -73,7 +101,9 @@ export function busyboxTar(): string {
 }
 
 export async function importBusybox(d: LabDockerd): Promise<void> {
-  await runOk(['docker', 'import', '-c', 'CMD ["sh"]', busyboxTar(), BUSYBOX_IMAGE], { env: { DOCKER_HOST: dockerHostOf(d) } });
+  await runOk(['docker', 'import', '-c', 'CMD ["sh"]', busyboxTar(), BUSYBOX_IMAGE], {
+    env: { DOCKER_HOST: dockerHostOf(d) },
+  });
 }
 
 /** Removes every container of this engine (their processes live in namespaces the lab does not scan). */
@@ -86,27 +116,51 @@ export async function removeContainers(d: LabDockerd): Promise<void> {
 export function removeContainersSync(d: LabDockerd): void {
   try {
     const env = { ...process.env, DOCKER_HOST: dockerHostOf(d) };
-    const ids = execFileSync('docker', ['ps', '-aq'], { env, encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
+    const ids = execFileSync('docker', ['ps', '-aq'], {
+      env,
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .split('\n')
+      .filter(Boolean);
     if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { env, timeout: 10_000, stdio: 'ignore' });
-  } catch { /* the engine is gone already */ }
+  } catch {
+    /* the engine is gone already */
+  }
 }
 
 /** Mount points (of this process's mount namespace) at or under roots, deepest first. */
 export function mountsUnder(roots: string[]): string[] {
-  const points = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter(Boolean)
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter(Boolean)
     .map((p) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
   return points.filter((p) => roots.some((r) => p === r || p.startsWith(`${r}/`))).sort((a, b) => b.length - a.length);
 }
 
-interface Loop { dev: string; backing: string; file: string }
+interface Loop {
+  dev: string;
+  backing: string;
+  file: string;
+}
 /** Attached loop devices: the device, its backing file's identity (dev:ino) and path. */
 function loops(): Loop[] {
   let out = '';
   try {
-    out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-MAJ:MIN,BACK-INO,BACK-FILE'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
-  } catch { /* none, or no losetup */ }
-  return out.split('\n').map((l) => l.trim().match(/^(\/dev\/loop\d+)\s+(\S+)\s+(\d+)\s+(.+?)(?: \(deleted\))?$/)).filter((m) => m !== null)
+    out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-MAJ:MIN,BACK-INO,BACK-FILE'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    });
+  } catch {
+    /* none, or no losetup */
+  }
+  return out
+    .split('\n')
+    .map((l) => l.trim().match(/^(\/dev\/loop\d+)\s+(\S+)\s+(\d+)\s+(.+?)(?: \(deleted\))?$/))
+    .filter((m) => m !== null)
     .map((m) => ({ dev: m[1], backing: `${m[2]} ${m[3]}`, file: m[4] }));
 }
 
@@ -125,12 +179,22 @@ export function releaseMounts(root: string): string[] {
   for (let pass = 0; pass < 8; pass++) {
     const points = mountsUnder([root]);
     if (points.length === 0) break;
-    for (const m of points) { try { execFileSync('umount', ['-l', m], quiet); } catch { /* gone, or not a mount any more */ } }
+    for (const m of points) {
+      try {
+        execFileSync('umount', ['-l', m], quiet);
+      } catch {
+        /* gone, or not a mount any more */
+      }
+    }
   }
   const now = loops();
   for (const l of ours) {
     if (!now.some((n) => n.dev === l.dev && n.backing === l.backing)) continue;
-    try { execFileSync('losetup', ['-d', l.dev], quiet); } catch { /* detached meanwhile */ }
+    try {
+      execFileSync('losetup', ['-d', l.dev], quiet);
+    } catch {
+      /* detached meanwhile */
+    }
   }
   return mountsUnder([root]);
 }
@@ -142,6 +206,12 @@ export async function cleanupDockerd(d: LabDockerd): Promise<void> {
 }
 
 export function cleanupDockerdSync(d: LabDockerd): void {
-  for (const m of mountsUnder([d.dataRoot, d.execRoot])) { try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* gone */ } }
+  for (const m of mountsUnder([d.dataRoot, d.execRoot])) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      /* gone */
+    }
+  }
   rmSync(d.execRoot, { recursive: true, force: true });
 }

@@ -11,16 +11,43 @@ import { join } from 'node:path';
 import { run, runOk, type ExecOptions, type ExecResult } from '../common/exec.js';
 import { offExit, onExit } from './exit-cleanup.js';
 import {
-  addNs, assertLabNs, delNs, delNsSync, ipn, listNs, listNsSync, nsPids, nsPidsSync, pidNs, pidNsSync, signal,
+  addNs,
+  assertLabNs,
+  delNs,
+  delNsSync,
+  ipn,
+  listNs,
+  listNsSync,
+  nsPids,
+  nsPidsSync,
+  pidNs,
+  pidNsSync,
+  signal,
 } from './netns.js';
 import {
-  LAB_BASE, checkId, labRoot, listIds, nsPrefix, readState, updateState, writeState,
-  type LabContainer, type LabHost, type LabState,
+  LAB_BASE,
+  checkId,
+  labRoot,
+  listIds,
+  nsPrefix,
+  readState,
+  updateState,
+  writeState,
+  type LabContainer,
+  type LabHost,
+  type LabState,
 } from './state.js';
 import { hostAddrs, plan, validateSpec, type LabSpec, type Topology } from './topology.js';
 import {
-  cleanupDockerd, cleanupDockerdSync, dockerdArgv, importBusybox, makeMountNs, releaseMounts, removeContainers,
-  removeContainersSync, type LabDockerd,
+  cleanupDockerd,
+  cleanupDockerdSync,
+  dockerdArgv,
+  importBusybox,
+  makeMountNs,
+  releaseMounts,
+  removeContainers,
+  removeContainersSync,
+  type LabDockerd,
 } from './dockerd.js';
 import { DockerClient } from '../docker/client.js';
 import { closeSync, openSync } from 'node:fs';
@@ -28,7 +55,10 @@ import { closeSync, openSync } from 'node:fs';
 export type { ExecOptions, ExecResult, LabContainer, LabHost, LabSpec, Topology };
 export { LAB_BASE };
 
-export interface SpawnOptions { env?: NodeJS.ProcessEnv; stdio?: StdioOptions }
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  stdio?: StdioOptions;
+}
 export interface CreateOptions {
   /** Short unique id (a-z, 0-9, at most 12); default: 4 random hex digits. */
   id?: string;
@@ -40,8 +70,13 @@ const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 const TERM_GRACE_MS = 3000;
 const KILL_GRACE_MS = 3000;
 
-
-const alive = (pid: number) => { try { return pid > 0 && (process.kill(pid, 0), true); } catch { return false; } };
+const alive = (pid: number) => {
+  try {
+    return pid > 0 && (process.kill(pid, 0), true);
+  } catch {
+    return false;
+  }
+};
 
 export class Lab {
   readonly root: string;
@@ -50,13 +85,22 @@ export class Lab {
   private downPromise?: Promise<void>;
   private readonly exitCleanup = (): void => this.downSync();
 
-  private constructor(readonly id: string, private state: LabState) {
+  private constructor(
+    readonly id: string,
+    private state: LabState,
+  ) {
     this.root = labRoot(id);
   }
 
-  get hosts(): LabHost[] { return this.state.hosts; }
-  get topology(): Topology { return this.state.spec.topology; }
-  get containers(): LabContainer[] { return this.refresh().containers; }
+  get hosts(): LabHost[] {
+    return this.state.hosts;
+  }
+  get topology(): Topology {
+    return this.state.spec.topology;
+  }
+  get containers(): LabContainer[] {
+    return this.refresh().containers;
+  }
 
   static async create(spec: LabSpec, opts: CreateOptions = {}): Promise<Lab> {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (it creates network namespaces)');
@@ -64,23 +108,38 @@ export class Lab {
     const id = opts.id ?? randomBytes(2).toString('hex');
     checkId(id);
     const prefix = nsPrefix(id);
-    if (readState(id) || (await listNs()).some((n) => n.startsWith(prefix))) throw new Error(`lab "${id}" already exists (tear it down with: lab down --id ${id})`);
+    if (readState(id) || (await listNs()).some((n) => n.startsWith(prefix)))
+      throw new Error(`lab "${id}" already exists (tear it down with: lab down --id ${id})`);
     mkdirSync(LAB_BASE, { recursive: true });
     try {
       mkdirSync(labRoot(id)); // not recursive: fails if a concurrent create won the race
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`lab "${id}" already exists (tear it down with: lab down --id ${id})`);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new Error(`lab "${id}" already exists (tear it down with: lab down --id ${id})`);
       throw e;
     }
 
     const p = plan(full);
     const hostNs = (h: string): string => `${prefix}${h}`;
     const swNs = (k: number): string => `${prefix}sw${k}`;
-    const hosts: LabHost[] = p.hosts.map((h) => ({ name: h, netns: hostNs(h), addrs: hostAddrs(p, h), dataDir: join(labRoot(id), h) }));
+    const hosts: LabHost[] = p.hosts.map((h) => ({
+      name: h,
+      netns: hostNs(h),
+      addrs: hostAddrs(p, h),
+      dataDir: join(labRoot(id), h),
+    }));
     // Record every namespace before creating it, so a crash half-way is still cleaned up.
     const state: LabState = {
-      version: 1, id, spec: full, createdAt: new Date().toISOString(), creatorPid: process.pid, checkout: CHECKOUT,
-      hosts, containers: [], namespaces: [...p.segments.map((s) => swNs(s.index)), ...hosts.map((h) => h.netns)], pids: [],
+      version: 1,
+      id,
+      spec: full,
+      createdAt: new Date().toISOString(),
+      creatorPid: process.pid,
+      checkout: CHECKOUT,
+      hosts,
+      containers: [],
+      namespaces: [...p.segments.map((s) => swNs(s.index)), ...hosts.map((h) => h.netns)],
+      pids: [],
     };
     writeState(state);
     const lab = new Lab(id, state);
@@ -104,7 +163,23 @@ export class Lab {
         await ipn(sw, 'link', 'add', 'br0', 'type', 'bridge'); // STP off (default): ports forward at once
         for (const port of seg.ports) {
           const hns = hostNs(port.host);
-          await ipn(sw, 'link', 'add', port.swPort, 'mtu', '1500', 'type', 'veth', 'peer', 'name', port.ifname, 'mtu', '1500', 'netns', hns);
+          await ipn(
+            sw,
+            'link',
+            'add',
+            port.swPort,
+            'mtu',
+            '1500',
+            'type',
+            'veth',
+            'peer',
+            'name',
+            port.ifname,
+            'mtu',
+            '1500',
+            'netns',
+            hns,
+          );
           await ipn(sw, 'link', 'set', port.swPort, 'master', 'br0', 'up');
           await ipn(hns, 'addr', 'add', `${port.addr}/${port.prefixLen}`, 'dev', port.ifname);
           await ipn(hns, 'link', 'set', port.ifname, 'up');
@@ -114,10 +189,15 @@ export class Lab {
       // Return a lab whose links are really up, so callers never need to sleep.
       for (const seg of p.segments) {
         for (const port of seg.ports) {
-          await waitFor(`${port.host} ${port.ifname} up`, async () => {
-            const r = await run(['ip', '-n', hostNs(port.host), '-o', 'link', 'show', 'dev', port.ifname]);
-            return r.stdout.includes('state UP');
-          }, 5000, 20);
+          await waitFor(
+            `${port.host} ${port.ifname} up`,
+            async () => {
+              const r = await run(['ip', '-n', hostNs(port.host), '-o', 'link', 'show', 'dev', port.ifname]);
+              return r.stdout.includes('state UP');
+            },
+            5000,
+            20,
+          );
         }
       }
     } catch (e) {
@@ -149,7 +229,15 @@ export class Lab {
     const strays = (await listNs()).filter((n) => n.startsWith(nsPrefix(id)));
     if (strays.length === 0) return false;
     const state: LabState = {
-      version: 1, id, spec: { hosts: 1, topology: 'flat' }, createdAt: '', creatorPid: 0, hosts: [], containers: [], namespaces: strays, pids: [],
+      version: 1,
+      id,
+      spec: { hosts: 1, topology: 'flat' },
+      createdAt: '',
+      creatorPid: 0,
+      hosts: [],
+      containers: [],
+      namespaces: strays,
+      pids: [],
     };
     await new Lab(id, state).down();
     return true;
@@ -175,7 +263,10 @@ export class Lab {
 
   host(name: string): LabHost {
     const h = this.state.hosts.find((x) => x.name === name);
-    if (!h) throw new Error(`unknown host "${name}" in lab "${this.id}" (hosts: ${this.state.hosts.map((x) => x.name).join(', ')})`);
+    if (!h)
+      throw new Error(
+        `unknown host "${name}" in lab "${this.id}" (hosts: ${this.state.hosts.map((x) => x.name).join(', ')})`,
+      );
     return h;
   }
 
@@ -198,7 +289,10 @@ export class Lab {
 
   async execOkIn(netns: string, argv: string[], opts?: ExecOptions): Promise<string> {
     const r = await this.execIn(netns, argv, opts);
-    if (r.code !== 0) throw new Error(`command failed in ${netns} (exit ${r.code}): ${argv.join(' ')}${r.stderr.trim() ? `\n${r.stderr.trim()}` : ''}`);
+    if (r.code !== 0)
+      throw new Error(
+        `command failed in ${netns} (exit ${r.code}): ${argv.join(' ')}${r.stderr.trim() ? `\n${r.stderr.trim()}` : ''}`,
+      );
     return r.stdout;
   }
 
@@ -237,9 +331,17 @@ export class Lab {
     if (this.refresh().dockerds?.some((d) => d.host === host)) throw new Error(`${host} already runs dockerd`);
     // exec-root holds containerd's socket: keep it short (unix socket paths are limited to 108 bytes).
     const execRoot = `/run/${h.netns}`;
-    const d = { host, dataRoot: join(h.dataDir, 'docker'), execRoot, socket: join(h.dataDir, 'docker.sock'), mountNs: join(execRoot, 'mnt.ns') };
+    const d = {
+      host,
+      dataRoot: join(h.dataDir, 'docker'),
+      execRoot,
+      socket: join(h.dataDir, 'docker.sock'),
+      mountNs: join(execRoot, 'mnt.ns'),
+    };
     mkdirSync(d.dataRoot, { recursive: true });
-    this.update((s) => { (s.dockerds ??= []).push(d); }); // recorded first: cleanupDockerd unmounts the namespace file too
+    this.update((s) => {
+      (s.dockerds ??= []).push(d);
+    }); // recorded first: cleanupDockerd unmounts the namespace file too
     await makeMountNs(d, join(h.dataDir, 'plugins'));
     const argv = dockerdArgv(d, `/var/run/netns/${h.netns}`);
     const logFd = openSync(join(h.dataDir, 'dockerd.log'), 'a');
@@ -250,25 +352,37 @@ export class Lab {
     let exited = false;
     child.once('exit', () => (exited = true));
     const docker = new DockerClient(`unix://${d.socket}`);
-    await waitFor(`dockerd on ${host} (see ${join(h.dataDir, 'dockerd.log')})`, async () => {
-      if (exited) throw new Error('dockerd exited');
-      return docker.ping().then(() => true);
-    }, 30_000, 100);
+    await waitFor(
+      `dockerd on ${host} (see ${join(h.dataDir, 'dockerd.log')})`,
+      async () => {
+        if (exited) throw new Error('dockerd exited');
+        return docker.ping().then(() => true);
+      },
+      30_000,
+      100,
+    );
     await importBusybox(d);
     return d;
   }
 
   /** The engines started by startDockerd(). */
-  get dockerds(): LabDockerd[] { return this.refresh().dockerds ?? []; }
+  get dockerds(): LabDockerd[] {
+    return this.refresh().dockerds ?? [];
+  }
 
   private track(child: ChildProcess): void {
     const pid = child.pid;
     if (pid === undefined) return;
     this.children.add(child);
-    this.update((s) => { if (!s.pids.includes(pid)) s.pids.push(pid); });
+    this.update((s) => {
+      if (!s.pids.includes(pid)) s.pids.push(pid);
+    });
     child.once('exit', () => {
       this.children.delete(child);
-      if (!this.downPromise) this.update((s) => { s.pids = s.pids.filter((p) => p !== pid); });
+      if (!this.downPromise)
+        this.update((s) => {
+          s.pids = s.pids.filter((p) => p !== pid);
+        });
     });
   }
 
@@ -279,13 +393,20 @@ export class Lab {
     if (this.downPromise) throw new Error(`lab "${this.id}" is down`);
     const c: LabContainer = { name, host, netns: `${nsPrefix(this.id)}${host}-${name}` };
     const s = this.refresh();
-    if (s.containers.some((x) => x.netns === c.netns) || (await listNs()).includes(c.netns)) throw new Error(`container "${name}" already exists on ${host} in lab "${this.id}"`);
-    this.update((st) => { st.containers.push(c); st.namespaces.push(c.netns); });
+    if (s.containers.some((x) => x.netns === c.netns) || (await listNs()).includes(c.netns))
+      throw new Error(`container "${name}" already exists on ${host} in lab "${this.id}"`);
+    this.update((st) => {
+      st.containers.push(c);
+      st.namespaces.push(c.netns);
+    });
     try {
       await addNs(c.netns);
     } catch (e) {
       await delNs(c.netns).catch(() => {});
-      this.update((st) => { st.containers = st.containers.filter((x) => x.netns !== c.netns); st.namespaces = st.namespaces.filter((n) => n !== c.netns); });
+      this.update((st) => {
+        st.containers = st.containers.filter((x) => x.netns !== c.netns);
+        st.namespaces = st.namespaces.filter((n) => n !== c.netns);
+      });
       throw e;
     }
     return c;
@@ -316,7 +437,10 @@ export class Lab {
     const gone = async (): Promise<boolean> => (await targets()).length === 0;
 
     for (const p of await targets()) signal(p, 'SIGTERM');
-    const termed = await waitFor('lab processes to exit', gone, TERM_GRACE_MS, 50).then(() => true, () => false);
+    const termed = await waitFor('lab processes to exit', gone, TERM_GRACE_MS, 50).then(
+      () => true,
+      () => false,
+    );
     if (!termed) {
       for (const c of this.children) c.kill('SIGKILL');
       for (const p of await targets()) signal(p, 'SIGKILL');
@@ -358,7 +482,8 @@ export class Lab {
 
   private checkOwnNs(netns: string): void {
     assertLabNs(netns);
-    if (!netns.startsWith(nsPrefix(this.id))) throw new Error(`namespace "${netns}" does not belong to lab "${this.id}"`);
+    if (!netns.startsWith(nsPrefix(this.id)))
+      throw new Error(`namespace "${netns}" does not belong to lab "${this.id}"`);
   }
 
   private refresh(): LabState {
@@ -384,7 +509,12 @@ export async function withLab<T>(spec: LabSpec, fn: (lab: Lab) => Promise<T>, op
 }
 
 /** Polls fn until it returns something truthy; otherwise throws, including fn's last error. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10000, intervalMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 10000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -395,7 +525,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
       lastError = e;
     }
     if (Date.now() >= deadline) {
-      const detail = lastError === undefined ? '' : `: last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
+      const detail =
+        lastError === undefined
+          ? ''
+          : `: last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
       throw new Error(`timed out waiting for ${what} after ${timeoutMs}ms${detail}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));

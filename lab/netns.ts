@@ -24,10 +24,17 @@ export async function addNs(ns: string): Promise<void> {
 
 function parseNsList(out: string): string[] {
   // Lines look like "wlab12-h1 (id: 3)" or just "wlab12-h1".
-  return out.split('\n').map((l) => l.trim().split(/\s+/)[0]).filter((n): n is string => !!n);
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0])
+    .filter((n): n is string => !!n);
 }
 function parsePids(out: string): number[] {
-  return out.split(/\s+/).filter(Boolean).map(Number).filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
+  return out
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
 }
 
 export async function listNs(): Promise<string[]> {
@@ -35,7 +42,9 @@ export async function listNs(): Promise<string[]> {
 }
 export function listNsSync(): string[] {
   try {
-    return parseNsList(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    return parseNsList(
+      execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    );
   } catch {
     return [];
   }
@@ -49,7 +58,9 @@ export async function nsPids(ns: string): Promise<number[]> {
 export function nsPidsSync(ns: string): number[] {
   assertLabNs(ns);
   try {
-    return parsePids(execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    return parsePids(
+      execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    );
   } catch {
     return [];
   }
@@ -62,7 +73,9 @@ export async function pidNs(pid: number): Promise<string[]> {
 }
 export function pidNsSync(pid: number): string[] {
   try {
-    return parseNsList(execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    return parseNsList(
+      execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    );
   } catch {
     return [];
   }

@@ -8,8 +8,17 @@ import type { LabDockerd } from './dockerd.js';
 
 export const LAB_BASE = '/tmp/weave-lab';
 
-export interface LabHost { name: string; netns: string; addrs: string[]; dataDir: string }
-export interface LabContainer { name: string; host: string; netns: string }
+export interface LabHost {
+  name: string;
+  netns: string;
+  addrs: string[];
+  dataDir: string;
+}
+export interface LabContainer {
+  name: string;
+  host: string;
+  netns: string;
+}
 
 export interface LabState {
   version: 1;

@@ -15,7 +15,11 @@ export const dockerHost = (lab: Lab, host: string) => `unix://${join(lab.host(ho
 export const pluginDir = (lab: Lab, host: string) => join(lab.host(host).dataDir, 'plugins');
 
 const env = (lab: Lab, host: string, extra: NodeJS.ProcessEnv = {}) => ({
-  ...process.env, ...extra, WEAVE_DATA_DIR: lab.host(host).dataDir, DOCKER_HOST: dockerHost(lab, host), WEAVE_PLUGIN_DIR: pluginDir(lab, host),
+  ...process.env,
+  ...extra,
+  WEAVE_DATA_DIR: lab.host(host).dataDir,
+  DOCKER_HOST: dockerHost(lab, host),
+  WEAVE_PLUGIN_DIR: pluginDir(lab, host),
   // `ip netns exec` gives each router a mount namespace of its own: its volume pool is mounted in ours
   // (the machine's), under the lab's shared root, from where it reaches dockerd's namespace.
   WEAVE_MOUNT_NS: `/proc/${process.pid}/ns/mnt`,
@@ -32,10 +36,16 @@ export const weave = (lab: Lab, host: string, args: string[]): Promise<ExecResul
 export const weaveOk = (lab: Lab, host: string, args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<string> =>
   lab.execOk(host, [WEAVE, ...args], { env: env(lab, host, extraEnv), timeoutMs: 60_000 });
 
-export const report = async (lab: Lab, host: string): Promise<Report> => JSON.parse(await weaveOk(lab, host, ['report'])) as Report;
+export const report = async (lab: Lab, host: string): Promise<Report> =>
+  JSON.parse(await weaveOk(lab, host, ['report'])) as Report;
 
 /** Launches a router on each host; every host after the first is told the first one's address. */
-export async function launchAll(lab: Lab, hosts = lab.hosts.map((h) => h.name), extra: string[] = [], extraEnv?: NodeJS.ProcessEnv): Promise<Map<string, string>> {
+export async function launchAll(
+  lab: Lab,
+  hosts = lab.hosts.map((h) => h.name),
+  extra: string[] = [],
+  extraEnv?: NodeJS.ProcessEnv,
+): Promise<Map<string, string>> {
   const names = new Map<string, string>();
   const first = lab.host(hosts[0]).addrs[0];
   for (const [i, h] of hosts.entries()) {
@@ -48,10 +58,14 @@ export async function launchAll(lab: Lab, hosts = lab.hosts.map((h) => h.name), 
 /** Waits until every router sees every other as an established connection. */
 export async function waitForMesh(lab: Lab, hosts = lab.hosts.map((h) => h.name), timeoutMs = 15_000): Promise<void> {
   for (const h of hosts) {
-    await waitFor(`${h} connected to ${hosts.length - 1} peers`, async () => {
-      const r = await report(lab, h);
-      return r.connections.filter((c) => c.state === 'established').length === hosts.length - 1;
-    }, timeoutMs);
+    await waitFor(
+      `${h} connected to ${hosts.length - 1} peers`,
+      async () => {
+        const r = await report(lab, h);
+        return r.connections.filter((c) => c.state === 'established').length === hosts.length - 1;
+      },
+      timeoutMs,
+    );
   }
 }
 
@@ -67,15 +81,27 @@ export async function attachEach(lab: Lab, hosts: string[]): Promise<LabContaine
 }
 
 /** Waits until every router knows every host as reachable in the topology (on a line not all are neighbours: waitForMesh does not apply). */
-export async function waitForReachable(lab: Lab, hosts = lab.hosts.map((h) => h.name), timeoutMs = 15_000): Promise<void> {
+export async function waitForReachable(
+  lab: Lab,
+  hosts = lab.hosts.map((h) => h.name),
+  timeoutMs = 15_000,
+): Promise<void> {
   for (const h of hosts) {
-    await waitFor(`${h} knows all ${hosts.length} peers as reachable`, async () => (await report(lab, h)).peers.filter((p) => p.reachable).length === hosts.length, timeoutMs);
+    await waitFor(
+      `${h} knows all ${hosts.length} peers as reachable`,
+      async () => (await report(lab, h)).peers.filter((p) => p.reachable).length === hosts.length,
+      timeoutMs,
+    );
   }
 }
 
 /** Pings until one answer comes back (ARP and MAC learning may need a moment), then returns. */
 export async function waitForPing(lab: Lab, fromNetns: string, ip: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(`ping ${ip} from ${fromNetns}`, async () => (await lab.execIn(fromNetns, ['ping', '-c1', '-W1', ip])).code === 0, timeoutMs);
+  await waitFor(
+    `ping ${ip} from ${fromNetns}`,
+    async () => (await lab.execIn(fromNetns, ['ping', '-c1', '-W1', ip])).code === 0,
+    timeoutMs,
+  );
 }
 
 /**
@@ -91,11 +117,19 @@ export async function killHost(lab: Lab, host: string): Promise<void> {
     for (const id of ids) pids.push(Number(await dockerOk(lab, host, ['inspect', '-f', '{{.State.Pid}}', id])));
     pids.push(Number(readFileSync(join(engine.dataRoot, 'docker.pid'), 'utf8')));
   }
-  for (const pid of pids) { if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ } }
+  for (const pid of pids) {
+    if (pid)
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+  }
 }
 
 /** With WEAVE_LAB_LOGS=DIR set, copies each host's router log there (before teardown), for a look afterwards. */
 export async function keepLogs(lab: Lab): Promise<void> {
   const dir = process.env.WEAVE_LAB_LOGS;
-  if (dir) for (const h of lab.hosts) await lab.exec(h.name, ['cp', join(h.dataDir, 'weave.log'), join(dir, `${h.name}.log`)]);
+  if (dir)
+    for (const h of lab.hosts) await lab.exec(h.name, ['cp', join(h.dataDir, 'weave.log'), join(dir, `${h.name}.log`)]);
 }

@@ -1,5 +1,9 @@
 /** What a host says of the others: whom it has lost (its own record in the cluster's host list). */
-export interface HostVote { peer: string; incarnation: number; lost: readonly string[] }
+export interface HostVote {
+  peer: string;
+  incarnation: number;
+  lost: readonly string[];
+}
 
 /** A peer unreachable this far into the host timeout is suspected: its replicas get warm standbys elsewhere (a router restarting is back sooner). */
 export const SUSPECT_FRACTION = 0.1;
@@ -31,7 +35,10 @@ export class Membership {
   private readonly unreachableSince = new Map<string, number>();
   private minoritySince?: number;
 
-  constructor(private readonly self: string, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly self: string,
+    private readonly timeoutMs: number,
+  ) {}
 
   /** `members`: the hosts not declared dead, ourselves included; `reachable`: whether the topology reaches a peer now. */
   observe(members: readonly HostVote[], reachable: (peer: string) => boolean, now: number): MembershipView {
@@ -41,7 +48,11 @@ export class Membership {
     const suspected: string[] = [];
     let seen = 0;
     for (const m of members) {
-      if (m.peer === this.self || reachable(m.peer)) { this.unreachableSince.delete(m.peer); seen++; continue; }
+      if (m.peer === this.self || reachable(m.peer)) {
+        this.unreachableSince.delete(m.peer);
+        seen++;
+        continue;
+      }
       const since = this.unreachableSince.get(m.peer) ?? now;
       this.unreachableSince.set(m.peer, since);
       if (now - since >= this.timeoutMs * SUSPECT_FRACTION) suspected.push(m.peer);
@@ -52,9 +63,18 @@ export class Membership {
     else this.minoritySince ??= now;
     const fenced = this.minoritySince !== undefined && now - this.minoritySince >= this.timeoutMs * FENCE_FRACTION;
     // Only a host in the majority counts votes: the minority's view of who is dead is not to be acted on.
-    const dead = quorum ? members.filter((m) => m.peer !== this.self
-      && members.filter((v) => v.peer !== m.peer && (v.peer === this.self ? lost : v.lost).includes(m.peer)).length * 2 > members.length)
-      .map((m) => ({ peer: m.peer, incarnation: m.incarnation })) : [];
+    const dead = quorum
+      ? members
+          .filter(
+            (m) =>
+              m.peer !== this.self &&
+              members.filter((v) => v.peer !== m.peer && (v.peer === this.self ? lost : v.lost).includes(m.peer))
+                .length *
+                2 >
+                members.length,
+          )
+          .map((m) => ({ peer: m.peer, incarnation: m.incarnation }))
+      : [];
     return { lost, suspected, dead, fenced, quorum };
   }
 }

@@ -41,11 +41,14 @@ export class MembershipService implements Members {
   private published = '';
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly net: MembershipNet, private readonly o: MembershipOptions) {
-    const state = this.state = new MembershipState(net.name, Date.now, () => {
+  constructor(
+    private readonly net: MembershipNet,
+    private readonly o: MembershipOptions,
+  ) {
+    const state = (this.state = new MembershipState(net.name, Date.now, () => {
       this.changed = true;
       for (const l of this.listeners) l();
-    });
+    }));
     this.channel = new GossipChannel(HOSTS, () => state);
     this.majority = new Membership(net.name, o.hostTimeoutMs);
     this.file = new JsonFile(o.file);
@@ -57,13 +60,25 @@ export class MembershipService implements Members {
     this.observe();
   }
 
-  stop(): void { clearInterval(this.timer); }
+  stop(): void {
+    clearInterval(this.timer);
+  }
 
-  get view(): MembershipView { return this.current; }
-  members(): string[] { return this.state.members().map((h) => h.peer); }
-  hosts(): HostRecord[] { return this.state.members(); }
-  isDead(peer: string): boolean { return this.state.isDead(peer); }
-  onChange(listener: () => void): void { this.listeners.push(listener); }
+  get view(): MembershipView {
+    return this.current;
+  }
+  members(): string[] {
+    return this.state.members().map((h) => h.peer);
+  }
+  hosts(): HostRecord[] {
+    return this.state.members();
+  }
+  isDead(peer: string): boolean {
+    return this.state.isDead(peer);
+  }
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 
   nickname(peer: string): string {
     if (peer === this.net.name) return this.o.nickname;
@@ -73,10 +88,21 @@ export class MembershipService implements Members {
   report(): MembershipReport {
     const { quorum, fenced, lost } = this.view;
     return {
-      hostTimeoutMs: this.o.hostTimeoutMs, incarnation: this.incarnation, labels: this.o.labels, quorum, fenced, lost,
-      hosts: this.state.members().map((h) => ({ name: h.peer, nickname: this.nickname(h.peer), labels: h.labels,
-        reachable: h.peer === this.net.name || this.net.reachable(h.peer), fenced: h.fenced })),
-      dead: [...this.state.deaths.values()].filter((d) => this.state.isDead(d.peer))
+      hostTimeoutMs: this.o.hostTimeoutMs,
+      incarnation: this.incarnation,
+      labels: this.o.labels,
+      quorum,
+      fenced,
+      lost,
+      hosts: this.state.members().map((h) => ({
+        name: h.peer,
+        nickname: this.nickname(h.peer),
+        labels: h.labels,
+        reachable: h.peer === this.net.name || this.net.reachable(h.peer),
+        fenced: h.fenced,
+      })),
+      dead: [...this.state.deaths.values()]
+        .filter((d) => this.state.isDead(d.peer))
         .map((d) => ({ name: d.peer, nickname: this.nickname(d.peer), at: d.at })),
     };
   }
@@ -90,15 +116,20 @@ export class MembershipService implements Members {
       log.warn(`the other hosts declared this one dead at ${new Date(death.at).toISOString()}: rejoining`);
     }
     const wasFenced = this.current.fenced;
-    const view = this.current = this.majority.observe(this.state.members(), (p) => this.net.reachable(p), now);
+    const view = (this.current = this.majority.observe(this.state.members(), (p) => this.net.reachable(p), now));
     if (view.fenced !== wasFenced) {
-      log.warn(view.fenced ? 'fenced: fewer than half of the hosts are reachable; this host stops its replicas'
-        : 'a majority of the hosts is reachable again');
+      log.warn(
+        view.fenced
+          ? 'fenced: fewer than half of the hosts are reachable; this host stops its replicas'
+          : 'a majority of the hosts is reachable again',
+      );
     }
     for (const d of view.dead) {
       if (this.state.isDead(d.peer)) continue;
-      log.warn(`host ${this.nickname(d.peer)} is dead: a majority has lost it for ${this.o.hostTimeoutMs / 1000}s; `
-        + 'its replicas are placed elsewhere');
+      log.warn(
+        `host ${this.nickname(d.peer)} is dead: a majority has lost it for ${this.o.hostTimeoutMs / 1000}s; ` +
+          'its replicas are placed elsewhere',
+      );
       this.channel.publish(this.state.declareDead(d.peer, d.incarnation));
     }
     this.publishSelf();
@@ -107,8 +138,13 @@ export class MembershipService implements Members {
 
   /** Our record, published when anything in it changed. */
   private publishSelf(): void {
-    const r = { incarnation: this.incarnation, nickname: this.o.nickname, labels: this.o.labels, lost: this.view.lost,
-      fenced: this.view.fenced };
+    const r = {
+      incarnation: this.incarnation,
+      nickname: this.o.nickname,
+      labels: this.o.labels,
+      lost: this.view.lost,
+      fenced: this.view.fenced,
+    };
     const text = JSON.stringify(r);
     if (text === this.published) return;
     this.published = text;
@@ -125,7 +161,15 @@ export class MembershipService implements Members {
   private save(): void {
     this.changed = false;
     const s = this.state.state();
-    this.file.write({ hosts: s.hosts!.map((h) => ({ peer: h.peer, incarnation: h.incarnation, nickname: h.nickname,
-      labels: h.labels, version: 0 })), deaths: s.deaths });
+    this.file.write({
+      hosts: s.hosts!.map((h) => ({
+        peer: h.peer,
+        incarnation: h.incarnation,
+        nickname: h.nickname,
+        labels: h.labels,
+        version: 0,
+      })),
+      deaths: s.deaths,
+    });
   }
 }

@@ -6,10 +6,19 @@ export const HOSTS = channelSpec('hosts', weave.HostsState);
 
 /** A host's own record: who it is, and what it says of the others (whom it has lost, whether it is fenced). */
 export interface HostRecord {
-  peer: string; version: number; incarnation: number; nickname: string; labels: Record<string, string>;
-  lost: string[]; fenced: boolean;
+  peer: string;
+  version: number;
+  incarnation: number;
+  nickname: string;
+  labels: Record<string, string>;
+  lost: string[];
+  fenced: boolean;
 }
-export interface Death { peer: string; incarnation: number; at: number }
+export interface Death {
+  peer: string;
+  incarnation: number;
+  at: number;
+}
 
 /** The most hosts a router keeps, whatever gossip says. */
 const MAX_ENTRIES = 4096;
@@ -24,8 +33,11 @@ export class MembershipState implements Crdt<weave.IHostsState> {
   readonly deaths = new Map<string, Death>();
   rejected = 0;
 
-  constructor(readonly self: string, private readonly now: () => number = Date.now,
-    private readonly onChange: () => void = () => {}) {}
+  constructor(
+    readonly self: string,
+    private readonly now: () => number = Date.now,
+    private readonly onChange: () => void = () => {},
+  ) {}
 
   /** Hosts not declared dead (this incarnation), by name. */
   members(): HostRecord[] {
@@ -33,7 +45,8 @@ export class MembershipState implements Crdt<weave.IHostsState> {
   }
 
   isDead(peer: string): boolean {
-    const h = this.hosts.get(peer), d = this.deaths.get(peer);
+    const h = this.hosts.get(peer),
+      d = this.deaths.get(peer);
     return !!h && !!d && d.incarnation >= h.incarnation;
   }
 
@@ -61,7 +74,10 @@ export class MembershipState implements Crdt<weave.IHostsState> {
     const future = this.now() + MAX_CLOCK_SKEW_MS;
     for (const w of m.deaths ?? []) {
       const d: Death = { peer: w.peer ?? '', incarnation: Number(w.incarnation ?? 0), at: Number(w.at ?? 0) };
-      if (!d.peer || d.incarnation > future) { this.rejected++; continue; }
+      if (!d.peer || d.incarnation > future) {
+        this.rejected++;
+        continue;
+      }
       if ((this.deaths.get(d.peer)?.incarnation ?? 0) >= d.incarnation) continue;
       this.deaths.set(d.peer, d);
       out.deaths.push(d);
@@ -78,6 +94,11 @@ export class MembershipState implements Crdt<weave.IHostsState> {
 }
 
 const fromWire = (w: weave.IHostRecord): HostRecord => ({
-  peer: w.peer ?? '', version: Number(w.version ?? 0), incarnation: Number(w.incarnation ?? 0),
-  nickname: w.nickname ?? '', labels: { ...(w.labels ?? {}) }, lost: [...(w.lost ?? [])], fenced: !!w.fenced,
+  peer: w.peer ?? '',
+  version: Number(w.version ?? 0),
+  incarnation: Number(w.incarnation ?? 0),
+  nickname: w.nickname ?? '',
+  labels: { ...(w.labels ?? {}) },
+  lost: [...(w.lost ?? [])],
+  fenced: !!w.fenced,
 });

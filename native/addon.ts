@@ -48,8 +48,14 @@ export interface Netlink {
   ifindex(name: string): number;
 }
 
-interface Traffic { frames: number; bytes: number }
-interface Datagrams { datagrams: number; bytes: number }
+interface Traffic {
+  frames: number;
+  bytes: number;
+}
+interface Datagrams {
+  datagrams: number;
+  bytes: number;
+}
 
 /** The native sleeve's threads (native/src/sleeve.cc). Addresses are numbers (a.b.c.d is a<<24|b<<16|c<<8|d). */
 export interface NativeSleeve {
@@ -62,20 +68,38 @@ export interface NativeSleeve {
   unroute(mac: number): void;
   setPeers(ips: number[]): void;
   /** With encryption: a peer address's keys; null: none (nothing passes to or from it). */
-  secure(ip: number, s: null | { plain: true } | { plain: false; cipher: string; tx: { id: number; key: Buffer }; rx: { id: number; key: Buffer }[] }): void;
+  secure(
+    ip: number,
+    s:
+      | null
+      | { plain: true }
+      | { plain: false; cipher: string; tx: { id: number; key: Buffer }; rx: { id: number; key: Buffer }[] },
+  ): void;
   inject(frame: Buffer): boolean;
   send(datagram: Buffer, ip: number, port: number): boolean;
   drain(): Buffer | null;
   stats(): {
-    captured: Traffic; injected: Traffic; sent: Datagrams; received: Datagrams; upFrames: Traffic; upDatagrams: Datagrams;
-    gsoSends: number; gsoWrites: number; dropped: Record<string, number>;
+    captured: Traffic;
+    injected: Traffic;
+    sent: Datagrams;
+    received: Datagrams;
+    upFrames: Traffic;
+    upDatagrams: Datagrams;
+    gsoSends: number;
+    gsoWrites: number;
+    dropped: Record<string, number>;
     offloads: { tso: boolean; uso: boolean; gro: boolean; gsoSend: boolean; gsoWrite: boolean };
     peers: { ip: number; tx: Traffic; rx: Traffic }[];
   };
 }
 
 export type NativeLoad =
-  | { ok: true; netlink: Netlink; Sleeve: new (cfg: { tap: string; port: number; vni: number; mtu: number; encrypt: boolean }) => NativeSleeve; aesGcmHardware: boolean }
+  | {
+      ok: true;
+      netlink: Netlink;
+      Sleeve: new (cfg: { tap: string; port: number; vni: number; mtu: number; encrypt: boolean }) => NativeSleeve;
+      aesGcmHardware: boolean;
+    }
   | { ok: false; reason: string };
 
 let loaded: NativeLoad | undefined;
@@ -84,7 +108,12 @@ export function loadNative(): NativeLoad {
   if (!loaded) {
     try {
       const addon = createRequire(import.meta.url)(join(checkout(), 'native/build/Release/weave_native.node'));
-      loaded = { ok: true, netlink: addon.netlink as Netlink, Sleeve: addon.Sleeve, aesGcmHardware: addon.aesGcmHardware === true };
+      loaded = {
+        ok: true,
+        netlink: addon.netlink as Netlink,
+        Sleeve: addon.Sleeve,
+        aesGcmHardware: addon.aesGcmHardware === true,
+      };
     } catch (err) {
       const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
       loaded = { ok: false, reason: `the native addon is not built (run make build): ${why}` };

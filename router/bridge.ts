@@ -11,14 +11,22 @@ export const VXLAN_OVERHEAD = 50; // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Eth
  * IPv6: otherwise each sends router solicitations and MLD reports into every container.
  */
 export function quietIPv6(dev: string): void {
-  try { writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1'); } catch { /* no IPv6 on this kernel */ }
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+  } catch {
+    /* no IPv6 on this kernel */
+  }
 }
 
 const linkExists = async (name: string) => (await run(['ip', 'link', 'show', 'dev', name])).code === 0;
 
 /** The MTU of the underlay: the default route's device, else the smallest MTU among physical-looking links. */
 export async function underlayMtu(): Promise<number> {
-  const links = JSON.parse(await runOk(['ip', '-j', 'link', 'show'])) as { ifname: string; mtu: number; link_type: string }[];
+  const links = JSON.parse(await runOk(['ip', '-j', 'link', 'show'])) as {
+    ifname: string;
+    mtu: number;
+    link_type: string;
+  }[];
   const routes = JSON.parse(await runOk(['ip', '-j', 'route', 'show', 'default'])) as { dev?: string }[];
   const byName = new Map(links.map((l) => [l.ifname, l.mtu]));
   const dflt = routes[0]?.dev && byName.get(routes[0].dev);
@@ -38,10 +46,14 @@ export async function ensureBridge(mtu: number): Promise<void> {
   if (!(await linkExists(CAPTURE_IF))) {
     await runOk(['ip', 'link', 'add', 'name', BRIDGE_PORT_IF, 'type', 'veth', 'peer', 'name', CAPTURE_IF]);
   }
-  for (const dev of [BRIDGE, BRIDGE_PORT_IF, CAPTURE_IF]) await runOk(['ip', 'link', 'set', 'dev', dev, 'mtu', String(mtu)]);
+  for (const dev of [BRIDGE, BRIDGE_PORT_IF, CAPTURE_IF])
+    await runOk(['ip', 'link', 'set', 'dev', dev, 'mtu', String(mtu)]);
   await runOk(['ip', 'link', 'set', 'dev', BRIDGE_PORT_IF, 'master', BRIDGE]);
   for (const dev of [BRIDGE_PORT_IF, CAPTURE_IF]) {
     await runOk(['ethtool', '-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
   }
-  for (const dev of [CAPTURE_IF, BRIDGE_PORT_IF, BRIDGE]) { quietIPv6(dev); await runOk(['ip', 'link', 'set', 'dev', dev, 'up']); }
+  for (const dev of [CAPTURE_IF, BRIDGE_PORT_IF, BRIDGE]) {
+    quietIPv6(dev);
+    await runOk(['ip', 'link', 'set', 'dev', dev, 'up']);
+  }
 }

@@ -12,7 +12,11 @@ interface CapHandle {
 export class Capture {
   private cap?: CapHandle;
 
-  constructor(private readonly device: string, private readonly filter: string, private readonly bufferBytes: number) {}
+  constructor(
+    private readonly device: string,
+    private readonly filter: string,
+    private readonly bufferBytes: number,
+  ) {}
 
   open(onFrame: (frame: Buffer) => void): void {
     const { Cap } = require('cap') as { Cap: new () => CapHandle };
@@ -20,14 +24,19 @@ export class Capture {
     // cap's C++ calls the `emit` its object has when made, once per frame: made from this subclass,
     // that is onFrame itself, with no EventEmitter dispatch in between.
     class FrameCap extends Cap {
-      emit(_event: 'packet', nbytes: number): boolean { onFrame(buf.subarray(0, nbytes)); return true; }
+      emit(_event: 'packet', nbytes: number): boolean {
+        onFrame(buf.subarray(0, nbytes));
+        return true;
+      }
     }
     const cap = new FrameCap();
     cap.open(this.device, this.filter, this.bufferBytes, buf);
     this.cap = cap;
   }
 
-  send(frame: Buffer): void { this.cap?.send(frame, frame.length); }
+  send(frame: Buffer): void {
+    this.cap?.send(frame, frame.length);
+  }
 
   close(): void {
     this.cap?.close();

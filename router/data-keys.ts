@@ -3,11 +3,19 @@ import { log } from '../common/log.js';
 import type { weave } from '../proto/gen/weave.js';
 
 export type Cipher = 'chacha20-poly1305' | 'aes-256-gcm';
-export interface DirectionKey { id: number; key: Buffer }
+export interface DirectionKey {
+  id: number;
+  key: Buffer;
+}
 /** How frames to and from one neighbour go: sealed (tx: ours; rx: the newest first, the one before kept while it drains), or plain (both trust each other's address). */
 export type PeerSecurity = { plain: true } | { plain: false; cipher: Cipher; tx: DirectionKey; rx: DirectionKey[] };
 
-export interface PeerKeyReport { encryption: Cipher | 'none (trusted subnet)' | 'pending'; epoch: number; rotations: number; ageSeconds: number }
+export interface PeerKeyReport {
+  encryption: Cipher | 'none (trusted subnet)' | 'pending';
+  epoch: number;
+  rotations: number;
+  ageSeconds: number;
+}
 
 export interface DataKeysDeps {
   self: string;
@@ -32,12 +40,28 @@ const rawPublic = (k: KeyObject): Buffer => k.export({ format: 'der', type: 'spk
 /** The responder keeps sending under the old key this long, so the asker has the new one when it arrives. */
 const SWITCH_MS = 1000;
 const NUDGE_AFTER_MS = 3000;
-const newPeer = (ip: string): Peer => ({ ip, epoch: 0, since: Date.now(), sentAt: 0, rotations: 0, busy: false, asked: 0 });
+const newPeer = (ip: string): Peer => ({
+  ip,
+  epoch: 0,
+  since: Date.now(),
+  sentAt: 0,
+  rotations: 0,
+  busy: false,
+  asked: 0,
+});
 
 interface Peer {
-  ip: string; epoch: number; state?: PeerSecurity; since: number; sentAt: number; rotations: number; busy: boolean; asked: number;
+  ip: string;
+  epoch: number;
+  state?: PeerSecurity;
+  since: number;
+  sentAt: number;
+  rotations: number;
+  busy: boolean;
+  asked: number;
   /** The answering side's keys with the new sending key, installed when switchTimer fires. */
-  pending?: PeerSecurity; switchTimer?: NodeJS.Timeout;
+  pending?: PeerSecurity;
+  switchTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -57,7 +81,9 @@ export class DataKeys {
   }
 
   // Checked four times per period (at most once a second): a check once a second turned a 1 s rotation into 1-2 s.
-  start(): void { this.timer = setInterval(() => this.tick(), Math.max(100, Math.min(1000, this.d.rotateMs / 4))); }
+  start(): void {
+    this.timer = setInterval(() => this.tick(), Math.max(100, Math.min(1000, this.d.rotateMs / 4)));
+  }
   stop(): void {
     clearInterval(this.timer);
     for (const p of this.peers.values()) clearTimeout(p.switchTimer);
@@ -83,10 +109,16 @@ export class DataKeys {
     for (const [name, p] of this.peers) {
       if (p.busy) continue;
       if (this.d.self < name) {
-        if (!p.state || (!p.state.plain && (now - p.since >= this.d.rotateMs || this.d.sent(name) - p.sentAt >= ROTATE_FRAMES))) void this.exchange(name, p);
+        if (
+          !p.state ||
+          (!p.state.plain && (now - p.since >= this.d.rotateMs || this.d.sent(name) - p.sentAt >= ROTATE_FRAMES))
+        )
+          void this.exchange(name, p);
       } else if (!p.state && now - p.since >= NUDGE_AFTER_MS && now - p.asked >= NUDGE_AFTER_MS) {
         p.asked = now;
-        this.d.ask(name, { nudge: true }).catch(() => { /* it asks again on its own */ });
+        this.d.ask(name, { nudge: true }).catch(() => {
+          /* it asks again on its own */
+        });
       }
     }
   }
@@ -100,11 +132,26 @@ export class DataKeys {
       const r = await this.d.ask(name, { epoch, publicKey: rawPublic(mine.publicKey), aes: this.d.aes, trusts });
       if (this.peers.get(name) !== p) return;
       const theirs = Buffer.from(r.publicKey ?? []);
-      const keys = this.derive(mine.privateKey, theirs, epoch, [this.d.self, rawPublic(mine.publicKey)], [name, theirs]);
-      this.installed(name, p, epoch, trusts && r.trusts ? { plain: true } : {
-        plain: false, cipher: this.cipherWith(r),
-        tx: { id: epoch & 255, key: keys.lowToHigh }, rx: this.rxWith(p, { id: epoch & 255, key: keys.highToLow }),
-      });
+      const keys = this.derive(
+        mine.privateKey,
+        theirs,
+        epoch,
+        [this.d.self, rawPublic(mine.publicKey)],
+        [name, theirs],
+      );
+      this.installed(
+        name,
+        p,
+        epoch,
+        trusts && r.trusts
+          ? { plain: true }
+          : {
+              plain: false,
+              cipher: this.cipherWith(r),
+              tx: { id: epoch & 255, key: keys.lowToHigh },
+              rx: this.rxWith(p, { id: epoch & 255, key: keys.highToLow }),
+            },
+      );
     } catch (err) {
       log.warn(`data plane keys with ${name}: ${(err as Error).message} (asking again)`);
     } finally {
@@ -121,14 +168,18 @@ export class DataKeys {
     }
     if (!(from < this.d.self)) throw new Error('only the lower-named peer of a pair asks');
     // It may ask before our routes show the connection: its address (for --trusted-subnets) comes with them.
-    if (!p) this.peers.set(from, p = newPeer(''));
+    if (!p) this.peers.set(from, (p = newPeer('')));
     const epoch = req.epoch ?? 0;
     const mine = generateKeyPairSync('x25519');
     const theirs = Buffer.from(req.publicKey ?? []);
     const keys = this.derive(mine.privateKey, theirs, epoch, [from, theirs], [this.d.self, rawPublic(mine.publicKey)]);
     const trusts = this.d.trusts(p.ip);
     // A switch still pending is done now: the asker has had those keys since it got our last answer.
-    if (p.pending) { clearTimeout(p.switchTimer); this.installed(from, p, p.epoch, p.pending); p.pending = undefined; }
+    if (p.pending) {
+      clearTimeout(p.switchTimer);
+      this.installed(from, p, p.epoch, p.pending);
+      p.pending = undefined;
+    }
     if (trusts && req.trusts) this.installed(from, p, epoch, { plain: true });
     else {
       const cipher = this.cipherWith(req);
@@ -139,9 +190,15 @@ export class DataKeys {
       if (old && !old.plain && old.cipher === cipher) {
         this.installed(from, p, epoch, { ...next, tx: old.tx });
         p.pending = next;
-        p.switchTimer = setTimeout(() => {
-          if (p.pending === next) { p.pending = undefined; this.installed(from, p, epoch, next); }
-        }, Math.min(SWITCH_MS, this.d.rotateMs / 2));
+        p.switchTimer = setTimeout(
+          () => {
+            if (p.pending === next) {
+              p.pending = undefined;
+              this.installed(from, p, epoch, next);
+            }
+          },
+          Math.min(SWITCH_MS, this.d.rotateMs / 2),
+        );
       } else this.installed(from, p, epoch, next);
     }
     return { publicKey: rawPublic(mine.publicKey), aes: this.d.aes, trusts };
@@ -157,7 +214,9 @@ export class DataKeys {
   }
 
   /** AES-GCM when both ends have it in hardware, else ChaCha20-Poly1305. */
-  private cipherWith(other: { aes?: boolean | null }): Cipher { return this.d.aes && other.aes ? 'aes-256-gcm' : 'chacha20-poly1305'; }
+  private cipherWith(other: { aes?: boolean | null }): Cipher {
+    return this.d.aes && other.aes ? 'aes-256-gcm' : 'chacha20-poly1305';
+  }
 
   /** The new receive key first, then the one in use until now (frames sealed under it may still come). */
   private rxWith(p: Peer, key: DirectionKey): DirectionKey[] {
@@ -166,9 +225,18 @@ export class DataKeys {
   }
 
   /** Both directions' keys: HKDF over the shared secret, salted with the password, bound to both names, the epoch and both public keys. */
-  private derive(priv: KeyObject, theirs: Buffer, epoch: number, low: [string, Buffer], high: [string, Buffer]): { lowToHigh: Buffer; highToLow: Buffer } {
+  private derive(
+    priv: KeyObject,
+    theirs: Buffer,
+    epoch: number,
+    low: [string, Buffer],
+    high: [string, Buffer],
+  ): { lowToHigh: Buffer; highToLow: Buffer } {
     if (theirs.length !== 32) throw new Error('bad public key');
-    const shared = diffieHellman({ privateKey: priv, publicKey: createPublicKey({ key: Buffer.concat([X25519_SPKI, theirs]), format: 'der', type: 'spki' }) });
+    const shared = diffieHellman({
+      privateKey: priv,
+      publicKey: createPublicKey({ key: Buffer.concat([X25519_SPKI, theirs]), format: 'der', type: 'spki' }),
+    });
     if (shared.every((b) => b === 0)) throw new Error('degenerate public key');
     const info = Buffer.concat([Buffer.from(`weave-ts data keys\0${epoch}\0${low[0]}\0${high[0]}\0`), low[1], high[1]]);
     const okm = Buffer.from(hkdfSync('sha256', shared, this.salt, info, 64));
@@ -177,9 +245,16 @@ export class DataKeys {
 
   report(): Record<string, PeerKeyReport> {
     const now = Date.now();
-    return Object.fromEntries([...this.peers].map(([name, p]) => [name, {
-      encryption: !p.state ? 'pending' : p.state.plain ? 'none (trusted subnet)' : p.state.cipher,
-      epoch: p.epoch, rotations: p.rotations, ageSeconds: Math.round((now - p.since) / 1000),
-    }]));
+    return Object.fromEntries(
+      [...this.peers].map(([name, p]) => [
+        name,
+        {
+          encryption: !p.state ? 'pending' : p.state.plain ? 'none (trusted subnet)' : p.state.cipher,
+          epoch: p.epoch,
+          rotations: p.rotations,
+          ageSeconds: Math.round((now - p.since) / 1000),
+        },
+      ]),
+    );
   }
 }

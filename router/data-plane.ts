@@ -14,7 +14,12 @@ import { contains, ipToNum, type Subnet } from '../common/subnet.js';
 const DATA_KEY = requestSpec('datakey', weave.DataKeyRequest, weave.DataKeyReply);
 
 /** The encrypted data plane's settings: the password keys are mixed with, the subnets trusted to go plain. */
-export interface DataSecurity { password: string; trustedSubnets: Subnet[]; rotateMs: number; aes: boolean }
+export interface DataSecurity {
+  password: string;
+  trustedSubnets: Subnet[];
+  rotateMs: number;
+  aes: boolean;
+}
 
 /** Where the MACs of what is attached here live: the attachments tell the data plane, which tells every peer. */
 export interface LocalMacs {
@@ -36,11 +41,20 @@ export class DataPlane implements LocalMacs {
   readonly keys?: DataKeys;
   readonly requests: RequestHandler[] = [];
 
-  constructor(readonly mtu: number, readonly vni: number, readonly datapath: Datapath, private readonly control: ControlPlane, security?: DataSecurity) {
+  constructor(
+    readonly mtu: number,
+    readonly vni: number,
+    readonly datapath: Datapath,
+    private readonly control: ControlPlane,
+    security?: DataSecurity,
+  ) {
     if (security) {
       const trusted = security.trustedSubnets;
       const keys = new DataKeys({
-        self: control.name, password: security.password, aes: security.aes, rotateMs: security.rotateMs,
+        self: control.name,
+        password: security.password,
+        aes: security.aes,
+        rotateMs: security.rotateMs,
         trusts: (ip) => trusted.some((s) => contains(s, ipToNum(ip))),
         ask: (peer, req) => control.request(peer, DATA_KEY, req),
         install: (peer, st) => datapath.setSecurity?.(peer, st),
@@ -55,7 +69,9 @@ export class DataPlane implements LocalMacs {
 
   async start(): Promise<void> {
     await this.datapath.start({
-      learned: (batch) => { this.learnedFromTraffic += batch.length; },
+      learned: (batch) => {
+        this.learnedFromTraffic += batch.length;
+      },
       pathChanged: (peer, p) => {
         if (this.modes.get(peer) === p.mode) return;
         this.modes.set(peer, p.mode);
@@ -87,27 +103,51 @@ export class DataPlane implements LocalMacs {
   private follow(): void {
     this.datapath.setRouting(routingOf(this.control));
     const now = new Map(this.control.neighbours().map((n) => [n.name, { ...n, mtu: n.mtu || this.mtu }]));
-    for (const p of this.peers.values()) if (!now.has(p.name)) { log.info(`lost ${this.label(p.name)}`); this.modes.delete(p.name); }
-    for (const p of now.values()) if (!this.peers.has(p.name)) log.info(`connected to ${p.name}(${p.nickname}) at ${p.ip}`);
+    for (const p of this.peers.values())
+      if (!now.has(p.name)) {
+        log.info(`lost ${this.label(p.name)}`);
+        this.modes.delete(p.name);
+      }
+    for (const p of now.values())
+      if (!this.peers.has(p.name)) log.info(`connected to ${p.name}(${p.nickname}) at ${p.ip}`);
     this.peers = now;
     this.datapath.setPeers([...now.values()]);
     this.keys?.setNeighbours([...now.values()]);
   }
 
-  private label(peer: string): string { return `${peer}(${this.control.nickname(peer)})`; }
+  private label(peer: string): string {
+    return `${peer}(${this.control.nickname(peer)})`;
+  }
 
-  report(self: { name: string; nickname: string }): Pick<RouterReport, 'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters' | 'paths' | 'fdb' | 'offloads'> {
+  report(self: {
+    name: string;
+    nickname: string;
+  }): Pick<
+    RouterReport,
+    'datapath' | 'vni' | 'mtu' | 'vxlanEndpoints' | 'macs' | 'counters' | 'paths' | 'fdb' | 'offloads'
+  > {
     const r = this.datapath.report();
     return {
       datapath: this.datapath.name,
       vni: this.vni,
       mtu: this.mtu,
       vxlanEndpoints: r.endpoints.filter((e) => e.kind === 'vxlan').map(({ path: _, ...e }) => e),
-      paths: Object.fromEntries(r.endpoints.filter((e) => e.path).map((e) => [e.name, { ...e.path!, tx: e.tx, rx: e.rx }])),
+      paths: Object.fromEntries(
+        r.endpoints.filter((e) => e.path).map((e) => [e.name, { ...e.path!, tx: e.tx, rx: e.rx }]),
+      ),
       fdb: r.fdb,
       offloads: r.offloads,
-      macs: r.macs.map((m) => ({ ...m, peer: m.local ? self.name : m.peer, nickname: m.local ? self.nickname : this.control.nickname(m.peer) })),
-      counters: { ...r.counters, gossipRejected: this.control.rejectedGossip, macsEvicted: r.macsEvicted, macsLearned: this.learnedFromTraffic },
+      macs: r.macs.map((m) => ({
+        ...m,
+        peer: m.local ? self.name : m.peer,
+        nickname: m.local ? self.nickname : this.control.nickname(m.peer),
+      })),
+      counters: {
+        ...r.counters,
+        gossipRejected: this.control.rejectedGossip,
+        macsEvicted: r.macsEvicted,
+        macsLearned: this.learnedFromTraffic,
+      },
     };
   }
 }

@@ -62,7 +62,11 @@ export interface Routing {
 }
 
 /** How frames reach a peer: the kernel's VXLAN (fastdp) or our userspace (sleeve), and why. */
-export interface PeerPath { mode: 'fastdp' | 'sleeve'; heartbeat: boolean; reason?: string }
+export interface PeerPath {
+  mode: 'fastdp' | 'sleeve';
+  heartbeat: boolean;
+  reason?: string;
+}
 
 /** What a userspace forwarder counts (the native sleeve's threads count the same). */
 export interface ForwarderCounters {
@@ -75,8 +79,20 @@ export interface ForwarderCounters {
   dropped: Record<string, number>;
 }
 
-export interface Traffic { frames: number; bytes: number }
-export interface EndpointReport { name: string; nickname: string; ip: string; port: number; kind: string; tx: Traffic; rx: Traffic; path?: PeerPath }
+export interface Traffic {
+  frames: number;
+  bytes: number;
+}
+export interface EndpointReport {
+  name: string;
+  nickname: string;
+  ip: string;
+  port: number;
+  kind: string;
+  tx: Traffic;
+  rx: Traffic;
+  path?: PeerPath;
+}
 
 export interface DatapathReport {
   endpoints: EndpointReport[];
@@ -91,7 +107,11 @@ export interface DatapathReport {
 
 /** A datapath is made in two steps: its ports are taken first, so a launch that cannot run changes nothing. */
 export interface DatapathConfig {
-  vni: number; udpPort: number; sleevePort: number; mtu: number; vxlanPeers: { ip: string; port: number }[];
+  vni: number;
+  udpPort: number;
+  sleevePort: number;
+  mtu: number;
+  vxlanPeers: { ip: string; port: number }[];
   /** Seal every datagram between routers (a password was given): plain VXLAN peers excepted, they cannot. */
   encrypt?: boolean;
 }

@@ -17,7 +17,15 @@ export interface Endpoint {
   rx: { frames: number; bytes: number };
 }
 
-export function makeEndpoint(name: string, nickname: string, ip: string, port: number, kind: EndpointKind, mtu: number, sleevePort = port): Endpoint {
+export function makeEndpoint(
+  name: string,
+  nickname: string,
+  ip: string,
+  port: number,
+  kind: EndpointKind,
+  mtu: number,
+  sleevePort = port,
+): Endpoint {
   return { name, nickname, ip, port, sleevePort, mtu, kind, tx: { frames: 0, bytes: 0 }, rx: { frames: 0, bytes: 0 } };
 }
 
@@ -51,6 +59,10 @@ export class Endpoints {
     return ep;
   }
 
-  fromIp(ip: string): Endpoint | undefined { return this.byIp.get(ip); }
-  named(name: string): Endpoint | undefined { return this.byName.get(name); }
+  fromIp(ip: string): Endpoint | undefined {
+    return this.byIp.get(ip);
+  }
+  named(name: string): Endpoint | undefined {
+    return this.byName.get(name);
+  }
 }

@@ -5,7 +5,15 @@ import { run, runOk } from '../common/exec.js';
 import type { Netlink } from '../native/netlink.js';
 import { BRIDGE } from './bridge.js';
 import { Capture } from './capture.js';
-import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing } from './datapath.js';
+import type {
+  Datapath,
+  DatapathConfig,
+  DatapathEvents,
+  DatapathReport,
+  PeerLink,
+  PeerPath,
+  Routing,
+} from './datapath.js';
 import { FdbSync, type FdbWant } from './fdb.js';
 import { HEARTBEAT_ETHERTYPE, isHeartbeat } from './heartbeat.js';
 import { LOCAL } from './mac-table.js';
@@ -31,13 +39,17 @@ async function innerIo(cfg: DatapathConfig): Promise<SleeveIo> {
 export async function vxlanSettings(device: string): Promise<{ id?: number; port?: number } | undefined> {
   const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', device]);
   if (r.code !== 0) return undefined;
-  const d = (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number } } }[])[0]?.linkinfo;
-  return d?.info_kind === 'vxlan' ? d.info_data ?? {} : undefined;
+  const d = (
+    JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number } } }[]
+  )[0]?.linkinfo;
+  return d?.info_kind === 'vxlan' ? (d.info_data ?? {}) : undefined;
 }
 
 /** A device's packet counters from /proc/net/dev, which shows the reading process's own network namespace. */
 function deviceCounters(dev: string): { rxBytes: number; rxPackets: number; txBytes: number; txPackets: number } {
-  const line = readFileSync('/proc/net/dev', 'utf8').split('\n').find((l) => l.trimStart().startsWith(`${dev}:`));
+  const line = readFileSync('/proc/net/dev', 'utf8')
+    .split('\n')
+    .find((l) => l.trimStart().startsWith(`${dev}:`));
   const f = line ? line.split(':')[1].trim().split(/\s+/).map(Number) : [];
   return { rxBytes: f[0] ?? 0, rxPackets: f[1] ?? 0, txBytes: f[8] ?? 0, txPackets: f[9] ?? 0 };
 }
@@ -55,7 +67,9 @@ const STALE_GRACE_MS = 5000;
  */
 export class Fastdp implements Datapath {
   readonly name = 'fastdp';
-  get sleevePort(): number { return this.cfg.sleevePort; }
+  get sleevePort(): number {
+    return this.cfg.sleevePort;
+  }
   private peers = new Map<string, PeerLink>();
   private readonly paths = new Map<string, PeerPath>();
   private readonly heartbeatCapture: Capture;
@@ -64,7 +78,12 @@ export class Fastdp implements Datapath {
   private timer?: NodeJS.Timeout;
   private readonly started = Date.now();
 
-  private constructor(readonly cfg: DatapathConfig, readonly sleeve: Sleeve, private readonly nl: Netlink, readonly device: string) {
+  private constructor(
+    readonly cfg: DatapathConfig,
+    readonly sleeve: Sleeve,
+    private readonly nl: Netlink,
+    readonly device: string,
+  ) {
     this.heartbeatCapture = new Capture(device, `inbound and ether proto ${HEARTBEAT_ETHERTYPE}`, 1 << 20);
   }
 
@@ -79,15 +98,36 @@ export class Fastdp implements Datapath {
     const found = await vxlanSettings(device);
     let existed = found !== undefined;
     // One a router left with another VNI or port (launched differently before) is made again.
-    if (found && (found.id !== cfg.vni || found.port !== cfg.udpPort)) { await runOk(['ip', 'link', 'del', 'dev', device]); existed = false; }
+    if (found && (found.id !== cfg.vni || found.port !== cfg.udpPort)) {
+      await runOk(['ip', 'link', 'del', 'dev', device]);
+      existed = false;
+    }
     try {
       if (!existed) {
-        const r = await run(['ip', 'link', 'add', 'name', device, 'type', 'vxlan', 'id', String(cfg.vni), 'dstport', String(cfg.udpPort), 'nolearning']);
+        const r = await run([
+          'ip',
+          'link',
+          'add',
+          'name',
+          device,
+          'type',
+          'vxlan',
+          'id',
+          String(cfg.vni),
+          'dstport',
+          String(cfg.udpPort),
+          'nolearning',
+        ]);
         if (r.code !== 0) throw new Error(`the kernel cannot make a vxlan device: ${r.stderr.trim()}`);
       }
       await runOk(['ip', 'link', 'set', 'dev', device, 'mtu', String(cfg.mtu)]);
       const up = await run(['ip', 'link', 'set', 'dev', device, 'up']);
-      if (up.code !== 0) throw new Error(/in use/i.test(up.stderr) ? `UDP port ${cfg.udpPort} is already in use` : `cannot bring ${device} up: ${up.stderr.trim()}`);
+      if (up.code !== 0)
+        throw new Error(
+          /in use/i.test(up.stderr)
+            ? `UDP port ${cfg.udpPort} is already in use`
+            : `cannot bring ${device} up: ${up.stderr.trim()}`,
+        );
     } catch (err) {
       if (!existed) await run(['ip', 'link', 'del', 'dev', device]);
       await sleeve.stop();
@@ -100,12 +140,22 @@ export class Fastdp implements Datapath {
     this.events = events;
     await runOk(['ip', 'link', 'set', 'dev', this.device, 'master', BRIDGE]);
     await runOk(['bridge', 'link', 'set', 'dev', this.device, 'learning', 'off', 'isolated', 'on']);
-    this.fdb = new FdbSync(this.nl, this.nl.ifindex(this.device), this.nl.ifindex(this.sleeve.bridgePort), this.cfg.vxlanPeers.map((p) => p.ip));
+    this.fdb = new FdbSync(
+      this.nl,
+      this.nl.ifindex(this.device),
+      this.nl.ifindex(this.sleeve.bridgePort),
+      this.cfg.vxlanPeers.map((p) => p.ip),
+    );
     await this.sleeve.start({
-      learned: (batch) => { for (const { mac } of batch) this.program(mac); events.learned(batch); },
+      learned: (batch) => {
+        for (const { mac } of batch) this.program(mac);
+        events.learned(batch);
+      },
       pathChanged: (peer) => this.repath(peer),
     });
-    this.heartbeatCapture.open((f) => { if (isHeartbeat(f)) this.sleeve.heartbeatFrom(f); }); // anyone may send that ethertype
+    this.heartbeatCapture.open((f) => {
+      if (isHeartbeat(f)) this.sleeve.heartbeatFrom(f);
+    }); // anyone may send that ethertype
     this.fdb.reconcile(false);
     this.timer = setInterval(() => this.reconcile(), RECONCILE_MS);
   }
@@ -117,14 +167,17 @@ export class Fastdp implements Datapath {
     // The device and its entries stay: the kernel keeps forwarding while a restarted router comes back.
   }
 
-  setRouting(routing: Routing): void { this.sleeve.setRouting(routing); }
+  setRouting(routing: Routing): void {
+    this.sleeve.setRouting(routing);
+  }
 
   setPeers(peers: PeerLink[]): void {
     this.sleeve.setPeers(peers);
     const before = this.peers;
     this.peers = new Map(peers.map((p) => [p.name, p]));
     for (const name of new Set([...before.keys(), ...this.peers.keys()])) {
-      const a = before.get(name), b = this.peers.get(name);
+      const a = before.get(name),
+        b = this.peers.get(name);
       if (a?.ip !== b?.ip || a?.mtu !== b?.mtu || a?.datapath !== b?.datapath) this.repath(name);
     }
   }
@@ -143,15 +196,24 @@ export class Fastdp implements Datapath {
     const r = this.sleeve.report();
     const k = deviceCounters(this.device);
     const c = r.counters;
-    const out = k.txBytes + ETH_HEADER * k.txPackets, inn = k.rxBytes + ETH_HEADER * k.rxPackets;
+    const out = k.txBytes + ETH_HEADER * k.txPackets,
+      inn = k.rxBytes + ETH_HEADER * k.rxPackets;
     const counters = {
       ...c,
       captured: { frames: c.captured.frames + k.txPackets, bytes: c.captured.bytes + out },
       injected: { frames: c.injected.frames + k.rxPackets, bytes: c.injected.bytes + inn },
       sent: { datagrams: c.sent.datagrams + k.txPackets, bytes: c.sent.bytes + out + VXLAN_HEADER * k.txPackets },
-      received: { datagrams: c.received.datagrams + k.rxPackets, bytes: c.received.bytes + inn + VXLAN_HEADER * k.rxPackets },
+      received: {
+        datagrams: c.received.datagrams + k.rxPackets,
+        bytes: c.received.bytes + inn + VXLAN_HEADER * k.rxPackets,
+      },
     };
-    return { ...r, counters, endpoints: r.endpoints.map((e) => (e.path ? { ...e, path: this.pathOf(e.name) } : e)), fdb: this.fdb?.counts() };
+    return {
+      ...r,
+      counters,
+      endpoints: r.endpoints.map((e) => (e.path ? { ...e, path: this.pathOf(e.name) } : e)),
+      fdb: this.fdb?.counts(),
+    };
   }
 
   /** Kernel for a neighbour whose VXLAN path works both ways and takes our frames whole; else the sleeve, with the reason. */
@@ -159,14 +221,17 @@ export class Fastdp implements Datapath {
     const p = this.peers.get(peer);
     const heartbeat = this.sleeve.heartbeats.up(peer);
     if (!p) return { mode: 'sleeve', heartbeat, reason: 'not a neighbour: relayed' };
-    if (p.datapath !== 'fastdp') return { mode: 'sleeve', heartbeat, reason: `it runs ${p.datapath || 'an older datapath'}` };
+    if (p.datapath !== 'fastdp')
+      return { mode: 'sleeve', heartbeat, reason: `it runs ${p.datapath || 'an older datapath'}` };
     if (p.mtu < this.cfg.mtu) return { mode: 'sleeve', heartbeat, reason: `its MTU ${p.mtu} is below ours` };
-    if (!heartbeat) return { mode: 'sleeve', heartbeat, reason: this.sleeve.pathOf(peer).reason ?? 'no heartbeat over VXLAN' };
+    if (!heartbeat)
+      return { mode: 'sleeve', heartbeat, reason: this.sleeve.pathOf(peer).reason ?? 'no heartbeat over VXLAN' };
     return { mode: 'fastdp', heartbeat };
   }
 
   private repath(peer: string): void {
-    const now = this.pathOf(peer), was = this.paths.get(peer);
+    const now = this.pathOf(peer),
+      was = this.paths.get(peer);
     if (was?.mode === now.mode && was?.heartbeat === now.heartbeat && was?.reason === now.reason) return;
     this.paths.set(peer, now);
     for (const mac of this.sleeve.knownMacs()) if (this.sleeve.ownerOf(mac) === peer) this.program(mac);
@@ -191,7 +256,12 @@ export class Fastdp implements Datapath {
     // Locations the sleeve has aged out or evicted since are dropped here too.
     for (const mac of this.fdb?.wanted() ?? []) this.program(parseMac(mac));
     try {
-      this.fdb?.reconcile(Date.now() - this.started > STALE_GRACE_MS && (this.peers.size > 0 || Date.now() - this.started > 3 * STALE_GRACE_MS));
-    } catch (err) { log.warn(`FDB reconcile: ${(err as Error).message}`); }
+      this.fdb?.reconcile(
+        Date.now() - this.started > STALE_GRACE_MS &&
+          (this.peers.size > 0 || Date.now() - this.started > 3 * STALE_GRACE_MS),
+      );
+    } catch (err) {
+      log.warn(`FDB reconcile: ${(err as Error).message}`);
+    }
   }
 }

@@ -39,9 +39,13 @@ export interface ForwarderDeps {
  */
 export class Forwarder {
   readonly counters: ForwarderCounters = {
-    captured: { frames: 0, bytes: 0 }, injected: { frames: 0, bytes: 0 },
-    sent: { datagrams: 0, bytes: 0 }, received: { datagrams: 0, bytes: 0 },
-    relayed: 0, flooded: 0, dropped: {},
+    captured: { frames: 0, bytes: 0 },
+    injected: { frames: 0, bytes: 0 },
+    sent: { datagrams: 0, bytes: 0 },
+    received: { datagrams: 0, bytes: 0 },
+    relayed: 0,
+    flooded: 0,
+    dropped: {},
   };
 
   constructor(private readonly d: ForwarderDeps) {}
@@ -49,7 +53,8 @@ export class Forwarder {
   /** A frame captured from the local bridge. Only valid during the call. */
   fromBridge(frame: Buffer): void {
     const c = this.counters;
-    c.captured.frames++; c.captured.bytes += frame.length;
+    c.captured.frames++;
+    c.captured.bytes += frame.length;
     if (frame.length < ETH_HEADER) return this.drop('truncated');
     // Larger than our MTU (a container attached before the MTU went down, say a password was
     // added): its sender is told, as a router would, and TCP lowers its segment size.
@@ -63,7 +68,8 @@ export class Forwarder {
   /** A datagram that arrived on the data port from ip. */
   fromPeer(datagram: Buffer, ip: string): void {
     const c = this.counters;
-    c.received.datagrams++; c.received.bytes += datagram.length;
+    c.received.datagrams++;
+    c.received.bytes += datagram.length;
     const ep = this.d.endpoints.fromIp(ip);
     if (!ep) return this.drop('unknown-sender');
     const dec = decode(datagram, this.d.vni, this.d.maxFrame);
@@ -77,7 +83,8 @@ export class Forwarder {
       if (to === undefined) return this.drop('unknown-origin');
       if (to !== this.d.routing().self) return this.passOn(frame, dec.origin!, to, ep, dec.hops);
     }
-    ep.rx.frames++; ep.rx.bytes += frame.length;
+    ep.rx.frames++;
+    ep.rx.bytes += frame.length;
     let origin: string | undefined = ep.name;
     if (dec.origin !== undefined) {
       if (ep.kind !== 'router') return this.drop('bad-flags');
@@ -94,7 +101,13 @@ export class Forwarder {
    * origin undefined: the frame starts here. from: the endpoint it arrived from (never sent back).
    * inject: whether it may be delivered to the local bridge.
    */
-  private route(frame: Buffer, origin: string | undefined, from: Endpoint | undefined, inject = false, hops = 32): void {
+  private route(
+    frame: Buffer,
+    origin: string | undefined,
+    from: Endpoint | undefined,
+    inject = false,
+    hops = 32,
+  ): void {
     const r = this.d.routing();
     if (!isGroupMac(frame, 0)) {
       const to = this.unicast(readMac(frame, 0));
@@ -111,7 +124,8 @@ export class Forwarder {
       const ep = this.d.endpoints.named(child);
       if (ep && ep !== from) this.sendTo(frame, ep, origin, hops);
     }
-    for (const ep of this.d.endpoints.list) if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
+    for (const ep of this.d.endpoints.list)
+      if (ep.kind === 'vxlan' && ep !== from) this.sendTo(frame, ep, undefined, hops);
   }
 
   /**
@@ -144,8 +158,13 @@ export class Forwarder {
 
   private deliver(frame: Buffer): void {
     const c = this.counters;
-    try { this.d.inject(frame); } catch { return this.drop('inject-failed'); } // the bridge refused it: never fatal
-    c.injected.frames++; c.injected.bytes += frame.length;
+    try {
+      this.d.inject(frame);
+    } catch {
+      return this.drop('inject-failed');
+    } // the bridge refused it: never fatal
+    c.injected.frames++;
+    c.injected.bytes += frame.length;
   }
 
   /**
@@ -154,25 +173,43 @@ export class Forwarder {
    * told, as a router on the path would, so TCP lowers its segment size instead of stalling.
    */
   private sendTo(frame: Buffer, ep: Endpoint, origin: string | undefined, hops: number, final = false): void {
-    if (frame.length > ep.mtu + ETH_HEADER) return origin === undefined ? this.tooBig(frame, ep.mtu) : this.drop('too-big');
+    if (frame.length > ep.mtu + ETH_HEADER)
+      return origin === undefined ? this.tooBig(frame, ep.mtu) : this.drop('too-big');
     const into = this.d.buffer?.();
     const via = this.d.via ? this.d.via(ep) : ep;
     if (!via) return this.drop('no-data-path');
-    if (via !== ep) { // our datagrams do not reach it: another router passes this one on
+    if (via !== ep) {
+      // our datagrams do not reach it: another router passes this one on
       const r = this.d.routing();
       this.counters.relayed++;
-      return this.transmit(encodeDirected(this.d.vni, r.shortIdOf(origin ?? r.self), r.shortIdOf(ep.name), hops - 1, frame, into), via, false);
+      return this.transmit(
+        encodeDirected(this.d.vni, r.shortIdOf(origin ?? r.self), r.shortIdOf(ep.name), hops - 1, frame, into),
+        via,
+        false,
+      );
     }
     const plain = origin === undefined || ep.kind === 'vxlan';
     if (!plain) this.counters.relayed++;
-    this.transmit(plain ? encode(this.d.vni, frame, into) : encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame, into), ep, plain && final);
+    this.transmit(
+      plain
+        ? encode(this.d.vni, frame, into)
+        : encodeRelay(this.d.vni, this.d.routing().shortIdOf(origin), hops - 1, frame, into),
+      ep,
+      plain && final,
+    );
   }
 
   private transmit(datagram: Buffer, ep: Endpoint, final: boolean): void {
     const c = this.counters;
-    c.sent.datagrams++; c.sent.bytes += datagram.length;
-    ep.tx.frames++; ep.tx.bytes += datagram.length;
-    try { this.d.send(datagram, ep, final); } catch { this.drop('send-failed'); }
+    c.sent.datagrams++;
+    c.sent.bytes += datagram.length;
+    ep.tx.frames++;
+    ep.tx.bytes += datagram.length;
+    try {
+      this.d.send(datagram, ep, final);
+    } catch {
+      this.drop('send-failed');
+    }
   }
 
   /** A frame from the bridge larger than mtu: an ICMP "fragmentation needed" back to its sender (for an IPv4 DF packet), and dropped. */

@@ -18,11 +18,16 @@ const MAGIC = 0x57484231; // 'WHB1'
 const FRAME = 14 + 46;
 
 export const isHeartbeat = (frame: Buffer): boolean =>
-  frame[0] === 0x01 && frame.length >= FRAME && frame.readUIntBE(0, 6) === HEARTBEAT_MAC &&
-  frame.readUInt16BE(12) === HEARTBEAT_ETHERTYPE && frame.readUInt32BE(14) === MAGIC;
+  frame[0] === 0x01 &&
+  frame.length >= FRAME &&
+  frame.readUIntBE(0, 6) === HEARTBEAT_MAC &&
+  frame.readUInt16BE(12) === HEARTBEAT_ETHERTYPE &&
+  frame.readUInt32BE(14) === MAGIC;
 
 /** Flags: the sender hears our heartbeats to its VXLAN port (bit 0), to its sleeve port (bit 2); this one went to our sleeve port (bit 1). */
-export const HEARS_VXLAN = 1, TO_SLEEVE = 2, HEARS_SLEEVE = 4;
+export const HEARS_VXLAN = 1,
+  TO_SLEEVE = 2,
+  HEARS_SLEEVE = 4;
 export type BeatKind = 'vxlan' | 'sleeve';
 
 export function heartbeatDatagram(vni: number, sender: bigint, flags: number): Buffer {
@@ -37,9 +42,19 @@ export function heartbeatDatagram(vni: number, sender: bigint, flags: number): B
   return encode(vni, f);
 }
 
-export const heartbeatSender = (frame: Buffer): { sender: bigint; flags: number } => ({ sender: frame.readBigUInt64BE(18), flags: frame[26] });
+export const heartbeatSender = (frame: Buffer): { sender: bigint; flags: number } => ({
+  sender: frame.readBigUInt64BE(18),
+  flags: frame[26],
+});
 
-interface PeerBeat { since: number; heard: Record<BeatKind, number>; flags: number; reported: number; up: boolean; reaches: boolean }
+interface PeerBeat {
+  since: number;
+  heard: Record<BeatKind, number>;
+  flags: number;
+  reported: number;
+  up: boolean;
+  reaches: boolean;
+}
 
 export interface HeartbeatOptions {
   now?: () => number;
@@ -56,7 +71,9 @@ export class Heartbeats {
   private readonly beats = new Map<string, PeerBeat>();
   private readonly now: () => number;
 
-  constructor(private readonly o: HeartbeatOptions) { this.now = o.now ?? Date.now; }
+  constructor(private readonly o: HeartbeatOptions) {
+    this.now = o.now ?? Date.now;
+  }
 
   /** Sends each peer its heartbeats and notices the silent ones; peers no longer listed are forgotten. */
   tick(peers: { name: string; twoPorts: boolean }[]): void {
@@ -65,8 +82,13 @@ export class Heartbeats {
     for (const name of this.beats.keys()) if (!names.has(name)) this.beats.delete(name);
     for (const { name, twoPorts } of peers) {
       let b = this.beats.get(name);
-      if (!b) this.beats.set(name, b = { since: t, heard: { vxlan: 0, sleeve: 0 }, flags: 0, reported: 0, up: false, reaches: true });
-      const flags = (t - b.heard.vxlan < DOWN_AFTER_MS ? HEARS_VXLAN : 0) | (t - b.heard.sleeve < DOWN_AFTER_MS ? HEARS_SLEEVE : 0);
+      if (!b)
+        this.beats.set(
+          name,
+          (b = { since: t, heard: { vxlan: 0, sleeve: 0 }, flags: 0, reported: 0, up: false, reaches: true }),
+        );
+      const flags =
+        (t - b.heard.vxlan < DOWN_AFTER_MS ? HEARS_VXLAN : 0) | (t - b.heard.sleeve < DOWN_AFTER_MS ? HEARS_SLEEVE : 0);
       this.o.send(name, 'vxlan', flags);
       if (twoPorts) this.o.send(name, 'sleeve', flags | TO_SLEEVE);
       this.judge(name, b, twoPorts);
@@ -83,8 +105,12 @@ export class Heartbeats {
     this.judge(peer, b, twoPorts);
   }
 
-  up(peer: string): boolean { return this.beats.get(peer)?.up ?? false; }
-  reaches(peer: string): boolean { return this.beats.get(peer)?.reaches ?? true; }
+  up(peer: string): boolean {
+    return this.beats.get(peer)?.up ?? false;
+  }
+  reaches(peer: string): boolean {
+    return this.beats.get(peer)?.reaches ?? true;
+  }
 
   private judge(peer: string, b: PeerBeat, twoPorts: boolean): void {
     const t = this.now();

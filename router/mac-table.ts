@@ -2,9 +2,17 @@ import { type Mac, formatMac } from '../common/mac.js';
 
 export const LOCAL = ''; // the peer name used for MACs that live on this host's bridge
 
-interface Entry { peer: string; seen: number }
+interface Entry {
+  peer: string;
+  seen: number;
+}
 
-export interface MacEntryView { mac: string; peer: string; local: boolean; ageSeconds: number }
+export interface MacEntryView {
+  mac: string;
+  peer: string;
+  local: boolean;
+  ageSeconds: number;
+}
 
 /** How many MACs a table holds: a container sending from random source MACs must not grow it without bound. */
 export const MAC_LIMIT = 8192;
@@ -16,14 +24,21 @@ export const MAC_LIMIT = 8192;
 export class MacTable {
   private readonly entries = new Map<Mac, Entry>();
   evicted = 0;
-  constructor(private readonly maxAgeMs = 300_000, private readonly now: () => number = Date.now,
-              private readonly limit = MAC_LIMIT, private readonly onFirstEviction: () => void = () => {}) {}
+  constructor(
+    private readonly maxAgeMs = 300_000,
+    private readonly now: () => number = Date.now,
+    private readonly limit = MAC_LIMIT,
+    private readonly onFirstEviction: () => void = () => {},
+  ) {}
 
   /** Records that mac was seen at peer. Returns true when the MAC is new or moved. */
   learn(mac: Mac, peer: string): boolean {
     const e = this.entries.get(mac);
     const t = this.now();
-    if (e && e.peer === peer) { e.seen = t; return false; }
+    if (e && e.peer === peer) {
+      e.seen = t;
+      return false;
+    }
     if (!e && this.entries.size >= this.limit) {
       this.entries.delete(this.entries.keys().next().value!);
       if (this.evicted++ === 0) this.onFirstEviction();
@@ -36,11 +51,16 @@ export class MacTable {
   lookup(mac: Mac): string | undefined {
     const e = this.entries.get(mac);
     if (!e) return undefined;
-    if (this.now() - e.seen > this.maxAgeMs) { this.entries.delete(mac); return undefined; }
+    if (this.now() - e.seen > this.maxAgeMs) {
+      this.entries.delete(mac);
+      return undefined;
+    }
     return e.peer;
   }
 
-  forget(mac: Mac): void { this.entries.delete(mac); }
+  forget(mac: Mac): void {
+    this.entries.delete(mac);
+  }
 
   /** Forgets every MAC at a peer (it disconnected). */
   forgetPeer(peer: string): void {
@@ -52,15 +72,24 @@ export class MacTable {
     for (const [mac, e] of this.entries) if (t - e.seen > this.maxAgeMs) this.entries.delete(mac);
   }
 
-  get size(): number { return this.entries.size; }
+  get size(): number {
+    return this.entries.size;
+  }
 
   /** Every MAC the table holds (some may have expired: lookup says). */
-  macs(): IterableIterator<Mac> { return this.entries.keys(); }
+  macs(): IterableIterator<Mac> {
+    return this.entries.keys();
+  }
 
   view(): MacEntryView[] {
     const t = this.now();
-    return [...this.entries].map(([mac, e]) => ({
-      mac: formatMac(mac), peer: e.peer, local: e.peer === LOCAL, ageSeconds: Math.round((t - e.seen) / 1000),
-    })).sort((a, b) => a.mac.localeCompare(b.mac));
+    return [...this.entries]
+      .map(([mac, e]) => ({
+        mac: formatMac(mac),
+        peer: e.peer,
+        local: e.peer === LOCAL,
+        ageSeconds: Math.round((t - e.seen) / 1000),
+      }))
+      .sort((a, b) => a.mac.localeCompare(b.mac));
   }
 }

@@ -15,14 +15,22 @@ type Config = Omit<DatapathConfig, 'sleevePort'>;
  * relayed frames on the control port's number over UDP (the kernel has the VXLAN port), as Weave's
  * sleeve did.
  */
-export async function openDatapath(choice: DatapathChoice, cfg: Config, controlPort: number): Promise<{ datapath: Datapath; why: string }> {
+export async function openDatapath(
+  choice: DatapathChoice,
+  cfg: Config,
+  controlPort: number,
+): Promise<{ datapath: Datapath; why: string }> {
   if (choice === 'sleeve-pcap') return { datapath: await openSleeve(cfg, 'pcap'), why: 'asked for' };
   if (choice === 'sleeve') return { datapath: await openSleeve(cfg, 'native'), why: 'asked for' };
   const native = loadNative();
   // The kernel's vxlan cannot seal frames: encryption is the native sleeve's (or sleeve-pcap's) work.
   if (cfg.encrypt) {
     const fastdp = 'fastdp does not encrypt: with a password every frame is sealed in userspace';
-    if (!native.ok) return { datapath: await openSleeve(cfg, 'pcap'), why: `${fastdp}, and the native sleeve is not possible here: ${native.reason}` };
+    if (!native.ok)
+      return {
+        datapath: await openSleeve(cfg, 'pcap'),
+        why: `${fastdp}, and the native sleeve is not possible here: ${native.reason}`,
+      };
     return { datapath: await openSleeve(cfg, 'native'), why: fastdp };
   }
   if (choice === 'fastdp' && !native.ok) throw new Error(`fastdp needs the native addon: ${native.reason}`);

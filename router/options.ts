@@ -16,14 +16,37 @@ export function parseVni(text: string): number {
 }
 
 export const routerOptions = {
-  udpPort: int('--udp-port <port>', 'data plane UDP port (VXLAN)', { min: 1, max: 65535, default: DEFAULT_UDP_PORT, what: 'port' }),
-  vni: option<number>({ flag: '--vni <vni>', help: 'VXLAN network identifier shared by all peers', default: DEFAULT_VNI, parse: parseVni }),
-  vxlanPeers: repeated('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', (v) => parseVxlanPeer(v, DEFAULT_UDP_PORT)),
-  mtu: int('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', { min: 576, max: 65000, what: 'MTU' }),
-  datapath: choice('--datapath <name>', "how frames move: auto (the first of these that can run here), fastdp (the kernel's VXLAN), sleeve (native userspace: TAP and UDP offloads) or sleeve-pcap (libpcap, portable)", DATAPATHS, 'auto'),
-  trustedSubnets: option<string[]>({
-    flag: '--trusted-subnets <cidr,...>', help: 'with a password: frames between peers that both have each other in these subnets go unencrypted',
-    default: [], parse: (v) => v.split(',').map((s) => parseSubnet(s, '--trusted-subnets value').text),
+  udpPort: int('--udp-port <port>', 'data plane UDP port (VXLAN)', {
+    min: 1,
+    max: 65535,
+    default: DEFAULT_UDP_PORT,
+    what: 'port',
   }),
-  keyRotationMs: seconds('--key-rotation <seconds>', 'with a password: how often each pair of peers agrees new data-plane keys', { min: 1, max: 86400, default: 120, what: 'key rotation' }),
+  vni: option<number>({
+    flag: '--vni <vni>',
+    help: 'VXLAN network identifier shared by all peers',
+    default: DEFAULT_VNI,
+    parse: parseVni,
+  }),
+  vxlanPeers: repeated('--vxlan-peer <ip[:port]>', 'a plain VXLAN endpoint with no router (repeatable)', (v) =>
+    parseVxlanPeer(v, DEFAULT_UDP_PORT),
+  ),
+  mtu: int('--mtu <mtu>', 'overlay MTU (default: underlay MTU - 50)', { min: 576, max: 65000, what: 'MTU' }),
+  datapath: choice(
+    '--datapath <name>',
+    "how frames move: auto (the first of these that can run here), fastdp (the kernel's VXLAN), sleeve (native userspace: TAP and UDP offloads) or sleeve-pcap (libpcap, portable)",
+    DATAPATHS,
+    'auto',
+  ),
+  trustedSubnets: option<string[]>({
+    flag: '--trusted-subnets <cidr,...>',
+    help: 'with a password: frames between peers that both have each other in these subnets go unencrypted',
+    default: [],
+    parse: (v) => v.split(',').map((s) => parseSubnet(s, '--trusted-subnets value').text),
+  }),
+  keyRotationMs: seconds(
+    '--key-rotation <seconds>',
+    'with a password: how often each pair of peers agrees new data-plane keys',
+    { min: 1, max: 86400, default: 120, what: 'key rotation' },
+  ),
 };

@@ -19,13 +19,22 @@ export class PcapIo implements SleeveIo {
   private readonly seals = new Map<string, PeerSeal | 'plain'>();
   private up?: SleeveUp;
 
-  private constructor(private readonly udp: UdpTransport, private readonly onUdp: { fn: (m: Buffer, ip: string) => void },
-                      private readonly inner: boolean, private readonly encrypt: boolean) {}
+  private constructor(
+    private readonly udp: UdpTransport,
+    private readonly onUdp: { fn: (m: Buffer, ip: string) => void },
+    private readonly inner: boolean,
+    private readonly encrypt: boolean,
+  ) {}
 
   /** Takes the UDP port; nothing else is touched yet. inner: the sleeve of a fastdp datapath, which sets the bridge port up itself. */
   static async open(port: number, opts: { inner?: boolean; encrypt?: boolean } = {}): Promise<PcapIo> {
     const onUdp = { fn: (_m: Buffer, _ip: string) => {} };
-    return new PcapIo(await UdpTransport.open(port, (m, ip) => onUdp.fn(m, ip)), onUdp, opts.inner ?? false, opts.encrypt ?? false);
+    return new PcapIo(
+      await UdpTransport.open(port, (m, ip) => onUdp.fn(m, ip)),
+      onUdp,
+      opts.inner ?? false,
+      opts.encrypt ?? false,
+    );
   }
 
   async start(up: SleeveUp): Promise<void> {
@@ -45,7 +54,9 @@ export class PcapIo implements SleeveIo {
     else this.up?.fromPeer(inner, ip);
   };
 
-  inject(frame: Buffer): void { this.capture.send(frame); }
+  inject(frame: Buffer): void {
+    this.capture.send(frame);
+  }
 
   send(datagram: Buffer, ip: string, port: number): void {
     if (!this.encrypt) return this.udp.send(datagram, ip, port);
@@ -54,11 +65,14 @@ export class PcapIo implements SleeveIo {
     this.udp.send(s === 'plain' ? datagram : s.seal(datagram), ip, port);
   }
 
-  buffer(): Buffer { return this.udp.buffer(); }
+  buffer(): Buffer {
+    return this.udp.buffer();
+  }
 
   secure(ip: string, s: PeerSecurity | undefined): void {
     const next = PeerSeal.of(s, this.seals.get(ip));
-    if (next) this.seals.set(ip, next); else this.seals.delete(ip);
+    if (next) this.seals.set(ip, next);
+    else this.seals.delete(ip);
   }
 
   /** Closes the senders to addresses no endpoint has any more. */

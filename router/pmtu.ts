@@ -23,18 +23,18 @@ export function fragmentationNeeded(frame: Buffer, mtu: number): Buffer | undefi
   const quoted = Math.min(frame.length - ETH, ihl + 8);
   const out = Buffer.alloc(ETH + 20 + 8 + quoted);
   frame.copy(out, 0, 6, 12); // back to the sender's MAC
-  frame.copy(out, 6, 0, 6);  // from the MAC it wrote to
+  frame.copy(out, 6, 0, 6); // from the MAC it wrote to
   out.writeUInt16BE(IPV4, 12);
   const ip = ETH;
   out[ip] = 0x45;
   out.writeUInt16BE(20 + 8 + quoted, ip + 2);
   out[ip + 8] = 64; // TTL
-  out[ip + 9] = 1;  // ICMP
+  out[ip + 9] = 1; // ICMP
   frame.copy(out, ip + 12, ETH + 16, ETH + 20); // source: the address it was sent to
   frame.copy(out, ip + 16, ETH + 12, ETH + 16); // destination: its sender
   out.writeUInt16BE(checksum(out, ip, ip + 20), ip + 10);
   const icmp = ip + 20;
-  out[icmp] = 3;     // destination unreachable
+  out[icmp] = 3; // destination unreachable
   out[icmp + 1] = 4; // fragmentation needed and DF set
   out.writeUInt16BE(mtu, icmp + 6);
   frame.copy(out, icmp + 8, ETH, ETH + quoted);

@@ -7,7 +7,11 @@ export function routingOf(cp: ControlPlane): Routing {
   const routes = cp.routes;
   const byId = new Map<bigint, string>();
   const idOf = new Map<string, bigint>();
-  for (const p of [cp.name, ...cp.topology.peers.keys()]) { const id = shortId(p); byId.set(id, p); idOf.set(p, id); }
+  for (const p of [cp.name, ...cp.topology.peers.keys()]) {
+    const id = shortId(p);
+    byId.set(id, p);
+    idOf.set(p, id);
+  }
   return {
     self: cp.name,
     nextHop: (p) => routes.nextHop(p),

@@ -32,16 +32,27 @@ export class ReplayWindow {
   }
 }
 
-interface RxKey { id: number; key: Buffer; window: ReplayWindow }
+interface RxKey {
+  id: number;
+  key: Buffer;
+  window: ReplayWindow;
+}
 
 /** One neighbour's keys, as the sleeve-pcap datapath seals to it and opens from it. */
 export class PeerSeal {
   private counter = 0;
   private readonly rx: RxKey[];
 
-  constructor(readonly cipher: Cipher, private readonly tx: { id: number; key: Buffer }, rx: { id: number; key: Buffer }[], before?: PeerSeal) {
+  constructor(
+    readonly cipher: Cipher,
+    private readonly tx: { id: number; key: Buffer },
+    rx: { id: number; key: Buffer }[],
+    before?: PeerSeal,
+  ) {
     // A receive key it had before keeps its window: a rotation must not open the door to replays.
-    this.rx = rx.map((k) => before?.rx.find((o) => o.id === k.id && o.key.equals(k.key)) ?? { ...k, window: new ReplayWindow() });
+    this.rx = rx.map(
+      (k) => before?.rx.find((o) => o.id === k.id && o.key.equals(k.key)) ?? { ...k, window: new ReplayWindow() },
+    );
     if (before?.tx.key.equals(tx.key)) this.counter = before.counter;
   }
 
@@ -64,7 +75,8 @@ export class PeerSeal {
 
   /** The inner datagram, or why the datagram is dropped. */
   open(d: Buffer): Buffer | 'truncated' | 'no-key' | 'auth' | 'replay' | 'too-old' {
-    if (d.length < SEAL_HEADER + SEAL_TAG || d[0] !== SEAL_TYPE || d.readUInt16BE(2) || d.readUInt32BE(4)) return 'truncated';
+    if (d.length < SEAL_HEADER + SEAL_TAG || d[0] !== SEAL_TYPE || d.readUInt16BE(2) || d.readUInt32BE(4))
+      return 'truncated';
     const k = this.rx.find((r) => r.id === d[1]);
     if (!k) return 'no-key';
     const c = d.readUInt32BE(8) * 2 ** 32 + d.readUInt32BE(12);
@@ -87,7 +99,11 @@ export class PeerSeal {
 
 // Node's typings take each AEAD by its own name: one branch per cipher.
 const encryptor = (c: Cipher, key: Buffer, iv: Buffer) =>
-  c === 'aes-256-gcm' ? createCipheriv(c, key, iv, { authTagLength: SEAL_TAG }) : createCipheriv(c, key, iv, { authTagLength: SEAL_TAG });
+  c === 'aes-256-gcm'
+    ? createCipheriv(c, key, iv, { authTagLength: SEAL_TAG })
+    : createCipheriv(c, key, iv, { authTagLength: SEAL_TAG });
 const decryptor = (c: Cipher, key: Buffer, iv: Buffer) =>
-  c === 'aes-256-gcm' ? createDecipheriv(c, key, iv, { authTagLength: SEAL_TAG }) : createDecipheriv(c, key, iv, { authTagLength: SEAL_TAG });
+  c === 'aes-256-gcm'
+    ? createDecipheriv(c, key, iv, { authTagLength: SEAL_TAG })
+    : createDecipheriv(c, key, iv, { authTagLength: SEAL_TAG });
 const nonce = (header: Buffer): Buffer => Buffer.concat([Buffer.alloc(4), header.subarray(8, 16)]);

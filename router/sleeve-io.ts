@@ -65,4 +65,5 @@ export interface IoReport {
 }
 
 /** `bridge link set` flags for a sleeve's port: alone it learns; inner (fastdp's) it is isolated from the vxlan device and learns nothing. */
-export const portFlags = (inner: boolean): string[] => (inner ? ['learning', 'off', 'isolated', 'on'] : ['learning', 'on', 'isolated', 'off']);
+export const portFlags = (inner: boolean): string[] =>
+  inner ? ['learning', 'off', 'isolated', 'on'] : ['learning', 'on', 'isolated', 'off'];

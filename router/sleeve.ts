@@ -1,6 +1,15 @@
 import type { Mac } from '../common/mac.js';
 import { log } from '../common/log.js';
-import type { Datapath, DatapathConfig, DatapathEvents, DatapathReport, PeerLink, PeerPath, Routing, Traffic } from './datapath.js';
+import type {
+  Datapath,
+  DatapathConfig,
+  DatapathEvents,
+  DatapathReport,
+  PeerLink,
+  PeerPath,
+  Routing,
+  Traffic,
+} from './datapath.js';
 import { type Endpoint, Endpoints, makeEndpoint } from './endpoints.js';
 import { Forwarder } from './forwarder.js';
 import type { ForwarderCounters } from './datapath.js';
@@ -10,7 +19,14 @@ import type { FastRoute, IoReport, SleeveIo } from './sleeve-io.js';
 import type { PeerSecurity } from './data-keys.js';
 
 const MAC_AGE_MS = 300_000;
-const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () => [], linked: () => false, peerOf: () => undefined, shortIdOf: () => 0n };
+const NO_ROUTES: Routing = {
+  self: '',
+  nextHop: () => undefined,
+  children: () => [],
+  linked: () => false,
+  peerOf: () => undefined,
+  shortIdOf: () => 0n,
+};
 
 /**
  * The userspace datapath: the TypeScript forwarder decides where frames go, and its I/O moves them
@@ -20,13 +36,24 @@ const NO_ROUTES: Routing = { self: '', nextHop: () => undefined, children: () =>
  * frames on the sleeve port).
  */
 export class Sleeve implements Datapath {
-  get name(): string { return this.io.name; }
-  get sleevePort(): number { return this.cfg.sleevePort; }
+  get name(): string {
+    return this.io.name;
+  }
+  get sleevePort(): number {
+    return this.cfg.sleevePort;
+  }
   /** Its port on the bridge. */
-  get bridgePort(): string { return this.io.port; }
+  get bridgePort(): string {
+    return this.io.port;
+  }
   /** The MAC table's clock: read per frame, so a second's precision, refreshed by a timer (ages are minutes). */
   private clock = Date.now();
-  readonly macs = new MacTable(MAC_AGE_MS, () => this.clock, MAC_LIMIT, () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`));
+  readonly macs = new MacTable(
+    MAC_AGE_MS,
+    () => this.clock,
+    MAC_LIMIT,
+    () => log.warn(`MAC table full (${MAC_LIMIT}): the oldest entries are evicted (counted in /metrics; logged once)`),
+  );
   readonly endpoints = new Endpoints();
   readonly forwarder: Forwarder;
   /** Gossiped MAC locations: what traffic has not told us yet. */
@@ -44,10 +71,17 @@ export class Sleeve implements Datapath {
   private ioReport?: IoReport;
   private ioReportAt = 0;
 
-  constructor(readonly cfg: DatapathConfig, private readonly io: SleeveIo) {
+  constructor(
+    readonly cfg: DatapathConfig,
+    private readonly io: SleeveIo,
+  ) {
     const buffer = () => io.buffer();
     this.forwarder = new Forwarder({
-      vni: cfg.vni, maxFrame: cfg.mtu + 14, macs: this.macs, endpoints: this.endpoints, routing: () => this.routing,
+      vni: cfg.vni,
+      maxFrame: cfg.mtu + 14,
+      macs: this.macs,
+      endpoints: this.endpoints,
+      routing: () => this.routing,
       announced: (mac) => this.announced.get(mac),
       send: (d, ep, final) => io.send(d, ep.ip, this.portFor(ep, final)),
       buffer,
@@ -63,19 +97,46 @@ export class Sleeve implements Datapath {
     this.heartbeats = new Heartbeats({
       send: (peer, kind, flags) => {
         const ep = this.endpoints.named(peer);
-        if (ep) io.send(heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), flags), ep.ip, kind === 'sleeve' ? ep.sleevePort : ep.port);
+        if (ep)
+          io.send(
+            heartbeatDatagram(cfg.vni, this.routing.shortIdOf(this.routing.self), flags),
+            ep.ip,
+            kind === 'sleeve' ? ep.sleevePort : ep.port,
+          );
       },
-      onChange: (peer) => { this.routeAll(); this.events?.pathChanged(peer, this.pathOf(peer)); },
+      onChange: (peer) => {
+        this.routeAll();
+        this.events?.pathChanged(peer, this.pathOf(peer));
+      },
     });
   }
 
   async start(events: DatapathEvents): Promise<void> {
     this.events = events;
     this.io.peers(this.endpoints.list.map((e) => e.ip));
-    await this.io.start({ fromBridge: this.fromBridge, fromPeer: this.fromPeer, seen: this.seen, dropped: this.dropped });
-    this.timers.push(setInterval(() => { this.clock = Date.now(); }, 1000));
-    this.timers.push(setInterval(() => { this.macs.expire(); this.routeAll(); }, 10_000));
-    this.timers.push(setInterval(() => this.heartbeats.tick(this.routers().map((e) => ({ name: e.name, twoPorts: e.sleevePort !== e.port }))), HEARTBEAT_INTERVAL_MS));
+    await this.io.start({
+      fromBridge: this.fromBridge,
+      fromPeer: this.fromPeer,
+      seen: this.seen,
+      dropped: this.dropped,
+    });
+    this.timers.push(
+      setInterval(() => {
+        this.clock = Date.now();
+      }, 1000),
+    );
+    this.timers.push(
+      setInterval(() => {
+        this.macs.expire();
+        this.routeAll();
+      }, 10_000),
+    );
+    this.timers.push(
+      setInterval(
+        () => this.heartbeats.tick(this.routers().map((e) => ({ name: e.name, twoPorts: e.sleevePort !== e.port }))),
+        HEARTBEAT_INTERVAL_MS,
+      ),
+    );
   }
 
   async stop(): Promise<void> {
@@ -83,24 +144,39 @@ export class Sleeve implements Datapath {
     await this.io.stop();
   }
 
-  setRouting(routing: Routing): void { this.routing = routing; this.routeAll(); }
+  setRouting(routing: Routing): void {
+    this.routing = routing;
+    this.routeAll();
+  }
 
   /** Router endpoints are exactly the peers we hold a control connection with. */
   setPeers(peers: PeerLink[]): void {
     const now = new Map(peers.map((p) => [p.name, p]));
     for (const ep of this.routers()) {
       const p = now.get(ep.name);
-      if (!p || p.ip !== ep.ip || p.udpPort !== ep.port || p.sleevePort !== ep.sleevePort || Math.min(p.mtu, this.cfg.mtu) !== ep.mtu) {
+      if (
+        !p ||
+        p.ip !== ep.ip ||
+        p.udpPort !== ep.port ||
+        p.sleevePort !== ep.sleevePort ||
+        Math.min(p.mtu, this.cfg.mtu) !== ep.mtu
+      ) {
         this.endpoints.remove(ep.name);
         if (this.cfg.encrypt && this.endpoints.fromIp(ep.ip) === undefined) this.io.secure(ep.ip, undefined);
-        if (!p) { this.macs.forgetPeer(ep.name); this.security.delete(ep.name); }
+        if (!p) {
+          this.macs.forgetPeer(ep.name);
+          this.security.delete(ep.name);
+        }
       }
     }
     for (const p of now.values()) {
       const ep = this.endpoints.named(p.name);
-      if (ep) ep.nickname = p.nickname; // it may arrive after the connection
+      if (ep)
+        ep.nickname = p.nickname; // it may arrive after the connection
       else {
-        this.endpoints.add(makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort));
+        this.endpoints.add(
+          makeEndpoint(p.name, p.nickname, p.ip, p.udpPort, 'router', Math.min(p.mtu, this.cfg.mtu), p.sleevePort),
+        );
         if (this.cfg.encrypt) this.io.secure(p.ip, this.security.get(p.name));
       }
     }
@@ -115,13 +191,15 @@ export class Sleeve implements Datapath {
     } else {
       this.announced.set(mac, owner);
       // A gossiped move overrides what traffic taught us.
-      if (owner === LOCAL) this.macs.learn(mac, LOCAL); else if (this.macs.lookup(mac) !== undefined) this.macs.learn(mac, owner);
+      if (owner === LOCAL) this.macs.learn(mac, LOCAL);
+      else if (this.macs.lookup(mac) !== undefined) this.macs.learn(mac, owner);
     }
     this.route(mac);
   }
 
   setSecurity(peer: string, s: PeerSecurity | undefined): void {
-    if (s) this.security.set(peer, s); else this.security.delete(peer);
+    if (s) this.security.set(peer, s);
+    else this.security.delete(peer);
     const ep = this.endpoints.named(peer);
     if (ep && this.cfg.encrypt) this.io.secure(ep.ip, s);
   }
@@ -129,14 +207,22 @@ export class Sleeve implements Datapath {
   sentTo(peer: string): number {
     const ep = this.endpoints.named(peer);
     if (!ep) return 0;
-    if (this.io.report && Date.now() - this.ioReportAt > 1000) { this.ioReport = this.io.report(); this.ioReportAt = Date.now(); }
+    if (this.io.report && Date.now() - this.ioReportAt > 1000) {
+      this.ioReport = this.io.report();
+      this.ioReportAt = Date.now();
+    }
     return ep.tx.frames + (this.ioReport?.peers.get(ep.ip)?.tx.frames ?? 0);
   }
   /** Where the sleeve sends a frame for mac: what traffic taught it, else what gossip says (the forwarder's order). */
-  ownerOf(mac: Mac): string | undefined { return this.macs.lookup(mac) ?? this.announced.get(mac); }
+  ownerOf(mac: Mac): string | undefined {
+    return this.macs.lookup(mac) ?? this.announced.get(mac);
+  }
 
   /** Every MAC it knows a location of, from traffic or gossip (a MAC may come twice). */
-  *knownMacs(): Iterable<Mac> { yield* this.macs.macs(); yield* this.announced.keys(); }
+  *knownMacs(): Iterable<Mac> {
+    yield* this.macs.macs();
+    yield* this.announced.keys();
+  }
 
   /** A heartbeat the kernel took on a fastdp host (captured on its vxlan device). */
   heartbeatFrom(frame: Buffer, via?: string): void {
@@ -153,12 +239,18 @@ export class Sleeve implements Datapath {
     if (this.heartbeats.reaches(peer)) return { mode: 'sleeve', heartbeat };
     const ep = this.endpoints.named(peer);
     const q = ep && this.detour(ep);
-    return { mode: 'sleeve', heartbeat, reason: q ? `no UDP path: relayed by ${q.nickname || q.name}` : 'no UDP path, and no router to relay' };
+    return {
+      mode: 'sleeve',
+      heartbeat,
+      reason: q ? `no UDP path: relayed by ${q.nickname || q.name}` : 'no UDP path, and no router to relay',
+    };
   }
 
   /** A neighbour our datagrams reach that is connected to ep's peer: it passes our frames on. */
   private detour(ep: Endpoint): Endpoint | undefined {
-    return this.routers().find((q) => q !== ep && this.heartbeats.reaches(q.name) && this.routing.linked(q.name, ep.name));
+    return this.routers().find(
+      (q) => q !== ep && this.heartbeats.reaches(q.name) && this.routing.linked(q.name, ep.name),
+    );
   }
 
   /** Frames for the peer itself go to its VXLAN port (its kernel, on a fastdp host) while heartbeats say it works; the rest to its sleeve. */
@@ -184,7 +276,8 @@ export class Sleeve implements Datapath {
     const to = this.fastRoute(mac);
     const key = to === undefined ? undefined : to === 'local' ? 'local' : `${to.ip}:${to.port}:${to.mtu}`;
     if (this.pushed.get(mac) === key) return;
-    if (key === undefined) this.pushed.delete(mac); else this.pushed.set(mac, key);
+    if (key === undefined) this.pushed.delete(mac);
+    else this.pushed.set(mac, key);
     this.io.route(mac, to);
   }
 
@@ -199,9 +292,16 @@ export class Sleeve implements Datapath {
     return {
       endpoints: this.endpoints.list.map((e) => {
         const fast = io?.peers.get(e.ip);
-        return { name: e.name, nickname: e.nickname, ip: e.ip, port: e.port, kind: e.kind,
-          tx: fast ? sum(e.tx, fast.tx) : e.tx, rx: fast ? sum(e.rx, fast.rx) : e.rx,
-          path: e.kind === 'router' ? this.pathOf(e.name) : undefined };
+        return {
+          name: e.name,
+          nickname: e.nickname,
+          ip: e.ip,
+          port: e.port,
+          kind: e.kind,
+          tx: fast ? sum(e.tx, fast.tx) : e.tx,
+          rx: fast ? sum(e.rx, fast.rx) : e.rx,
+          path: e.kind === 'router' ? this.pathOf(e.name) : undefined,
+        };
       }),
       macs: this.macs.view(),
       counters: io ? withIo(this.forwarder.counters, io) : this.forwarder.counters,
@@ -210,18 +310,36 @@ export class Sleeve implements Datapath {
     };
   }
 
-  private routers(): Endpoint[] { return this.endpoints.list.filter((e) => e.kind === 'router'); }
+  private routers(): Endpoint[] {
+    return this.endpoints.list.filter((e) => e.kind === 'router');
+  }
 
   private learned(mac: Mac, owner: string): void {
     this.route(mac);
     if (this.learnedBatch.push({ mac, owner }) > 1) return;
-    setImmediate(() => { const b = this.learnedBatch; this.learnedBatch = []; this.events?.learned(b); });
+    setImmediate(() => {
+      const b = this.learnedBatch;
+      this.learnedBatch = [];
+      this.events?.learned(b);
+    });
   }
 
   // No frame or datagram may take the router down: a fault is counted, logged once, and the next
   // one goes on. One handler each, made once: no closure per frame.
-  private readonly fromBridge = (frame: Buffer): void => { try { this.forwarder.fromBridge(frame); } catch (err) { this.fault(err); } };
-  private readonly fromPeer = (datagram: Buffer, ip: string): void => { try { this.forwarder.fromPeer(datagram, ip); } catch (err) { this.fault(err); } };
+  private readonly fromBridge = (frame: Buffer): void => {
+    try {
+      this.forwarder.fromBridge(frame);
+    } catch (err) {
+      this.fault(err);
+    }
+  };
+  private readonly fromPeer = (datagram: Buffer, ip: string): void => {
+    try {
+      this.forwarder.fromPeer(datagram, ip);
+    } catch (err) {
+      this.fault(err);
+    }
+  };
   /** A native I/O saw a MAC where its routes did not say (or confirms one now and then, so the table does not age it out). */
   private readonly seen = (mac: Mac, ip: string | undefined): void => {
     const owner = ip === undefined ? LOCAL : this.endpoints.fromIp(ip)?.name;
@@ -231,7 +349,8 @@ export class Sleeve implements Datapath {
   private readonly dropped = (reason: string): void => this.forwarder.drop(reason);
 
   private fault(err: unknown): void {
-    if (!this.forwarder.counters.dropped.fault) log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
+    if (!this.forwarder.counters.dropped.fault)
+      log.error(`data plane fault (counted as dropped "fault"; logged once): ${(err as Error).stack ?? err}`);
     this.forwarder.drop('fault');
   }
 }
@@ -243,7 +362,10 @@ function withIo(c: ForwarderCounters, io: IoReport): ForwarderCounters {
   const dropped = { ...c.dropped };
   for (const [k, n] of Object.entries(io.dropped)) dropped[k] = (dropped[k] ?? 0) + n;
   return {
-    ...c, captured: io.captured, received: io.received, dropped,
+    ...c,
+    captured: io.captured,
+    received: io.received,
+    dropped,
     injected: sum(c.injected, io.injected),
     sent: { datagrams: c.sent.datagrams + io.sent.datagrams, bytes: c.sent.bytes + io.sent.bytes },
   };

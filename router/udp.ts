@@ -21,11 +21,19 @@ export class UdpTransport {
     const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
     return new Promise((resolve, reject) => {
       sock.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new Error(err.code === 'EADDRINUSE' ? `UDP port ${port} is already in use` : `cannot open UDP port ${port}: ${err.message}`));
+        reject(
+          new Error(
+            err.code === 'EADDRINUSE'
+              ? `UDP port ${port} is already in use`
+              : `cannot open UDP port ${port}: ${err.message}`,
+          ),
+        );
       });
       sock.bind(port, () => {
         sock.removeAllListeners('error');
-        sock.on('error', () => { /* ICMP unreachable from a vanished peer: nothing to do */ });
+        sock.on('error', () => {
+          /* ICMP unreachable from a vanished peer: nothing to do */
+        });
         sock.on('message', (msg, rinfo) => onDatagram(msg, rinfo.address));
         resolve(new UdpTransport(sock));
       });
@@ -37,22 +45,27 @@ export class UdpTransport {
    * within the call (no allocation per datagram). One the kernel could not take at once stays
    * queued in libuv, which sends it from this memory later: then the next datagram gets a new buffer.
    */
-  buffer(): Buffer { return this.scratch; }
+  buffer(): Buffer {
+    return this.scratch;
+  }
 
   send(datagram: Buffer, ip: string, port: number): void {
     let byPort = this.senders.get(ip);
-    if (!byPort) this.senders.set(ip, byPort = new Map());
+    if (!byPort) this.senders.set(ip, (byPort = new Map()));
     let s = byPort.get(port);
     if (!s) {
       s = dgram.createSocket({ type: 'udp4', sendBufferSize: 8 << 20 });
-      s.on('error', () => { /* as above */ });
+      s.on('error', () => {
+        /* as above */
+      });
       s.connect(port, ip);
       byPort.set(port, s);
     }
     const pooled = datagram.buffer === this.scratch.buffer;
     try {
       s.send(datagram);
-    } catch { // not connected yet: the bound socket resolves the address first, after this call
+    } catch {
+      // not connected yet: the bound socket resolves the address first, after this call
       this.sock.send(pooled ? Buffer.from(datagram) : datagram, port, ip);
       return;
     }

@@ -20,10 +20,16 @@ export const ETH_HEADER = 14;
 
 export type DecodeError = 'truncated' | 'oversized' | 'bad-flags' | 'wrong-vni' | 'hop-limit';
 
-export interface Decoded { frame: Buffer; origin?: bigint; hops: number; destination?: bigint }
+export interface Decoded {
+  frame: Buffer;
+  origin?: bigint;
+  hops: number;
+  destination?: bigint;
+}
 
 /** The first size bytes of into (when given and large enough), else a new buffer. */
-const room = (size: number, into?: Buffer): Buffer => (into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size));
+const room = (size: number, into?: Buffer): Buffer =>
+  into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
 
 /** Encode a frame into a datagram, into the given buffer or a new one (the frame may be reused by the caller afterwards). */
 export function encode(vni: number, frame: Buffer, into?: Buffer): Buffer {
@@ -43,7 +49,14 @@ export function encodeRelay(vni: number, origin: bigint, hops: number, frame: Bu
   return out;
 }
 
-export function encodeDirected(vni: number, origin: bigint, destination: bigint, hops: number, frame: Buffer, into?: Buffer): Buffer {
+export function encodeDirected(
+  vni: number,
+  origin: bigint,
+  destination: bigint,
+  hops: number,
+  frame: Buffer,
+  into?: Buffer,
+): Buffer {
   const out = room(DIRECTED_HEADER + frame.length, into);
   out.writeUInt32BE(((DIRECTED_TYPE << 24) | (hops << 16)) >>> 0, 0);
   out.writeUInt32BE(vni << 8, 4);
@@ -65,6 +78,12 @@ export function decode(datagram: Buffer, vni: number, maxFrame: number): Decoded
   if (!relayed) return { frame: datagram.subarray(VXLAN_HEADER), hops: RELAY_HOPS };
   const hops = datagram[1];
   if (hops === 0) return 'hop-limit';
-  if (directed) return { frame: datagram.subarray(DIRECTED_HEADER), origin: datagram.readBigUInt64BE(8), hops, destination: datagram.readBigUInt64BE(16) };
+  if (directed)
+    return {
+      frame: datagram.subarray(DIRECTED_HEADER),
+      origin: datagram.readBigUInt64BE(8),
+      hops,
+      destination: datagram.readBigUInt64BE(16),
+    };
   return { frame: datagram.subarray(RELAY_HEADER), origin: datagram.readBigUInt64BE(8), hops };
 }

@@ -21,20 +21,28 @@ export interface ReplicaVolumes {
  * its replicas.
  */
 export class Cluster {
-  constructor(private readonly state: SchedulerState, private readonly membership: Members,
-    private readonly here: ThisHost, private readonly volumes?: ReplicaVolumes) {}
+  constructor(
+    private readonly state: SchedulerState,
+    private readonly membership: Members,
+    private readonly here: ThisHost,
+    private readonly volumes?: ReplicaVolumes,
+  ) {}
 
   /** The hosts replicas may be placed on: members whose container engine answers. */
   hosts(): SchedHost[] {
-    return this.membership.hosts().filter((h) => !this.state.hosts.get(h.peer)?.engineError)
+    return this.membership
+      .hosts()
+      .filter((h) => !this.state.hosts.get(h.peer)?.engineError)
       .map((h) => ({ name: h.peer, labels: h.labels }));
   }
 
-  placement(): Placement[] { return place(this.state.liveStacks(), this.hosts(), this.pin); }
+  placement(): Placement[] {
+    return place(this.state.liveStacks(), this.hosts(), this.pin);
+  }
 
   /** A stateful replica runs where its (first) volume is: data does not move on its own, the replica follows it. */
   readonly pin: Pin = (p, s) =>
-    (s.volumes.length ? this.volumes?.home(replicaVolume(p, s.volumes[0].name)) : undefined);
+    s.volumes.length ? this.volumes?.home(replicaVolume(p, s.volumes[0].name)) : undefined;
 
   /** What the members say of their replicas (we, what we know now), by host and replica. */
   reported(): (host: string, ident: string) => ReplicaState | undefined {

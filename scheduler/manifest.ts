@@ -24,12 +24,28 @@ const serviceProperties = {
   image: { type: 'string', minLength: 1 },
   cmd: { type: ['string', 'array'], minLength: 1, minItems: 1, items: { type: 'string' } },
   replicas: { type: 'integer', minimum: 0, maximum: 1000 },
-  env: { type: ['object', 'array'], additionalProperties: { type: ['string', 'number', 'boolean'] }, items: { type: 'string' } },
+  env: {
+    type: ['object', 'array'],
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+    items: { type: 'string' },
+  },
   constraints: { type: ['string', 'array'], items: { type: 'string' } },
   spread: { type: 'string' },
   // name:/path[:ro], or a map that can also say how many copies of each replica's volume are kept.
-  volumes: { type: 'array', items: { type: ['string', 'object'], required: ['name', 'path'], additionalProperties: false,
-    properties: { name: { type: 'string' }, path: { type: 'string' }, readonly: { type: 'boolean' }, replicas: { type: 'integer', minimum: 1, maximum: 16 } } } },
+  volumes: {
+    type: 'array',
+    items: {
+      type: ['string', 'object'],
+      required: ['name', 'path'],
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string' },
+        path: { type: 'string' },
+        readonly: { type: 'boolean' },
+        replicas: { type: 'integer', minimum: 1, maximum: 16 },
+      },
+    },
+  },
   // YAML 1.2 reads `no` as the string "no", but `false` is the boolean: both mean the same here.
   restart: { enum: ['always', 'on-failure', 'no', false] },
 };
@@ -38,7 +54,12 @@ const SERVICE_KEYS = Object.keys(serviceProperties).join(', ');
 // allErrors, so that the one reported can be the first in the file rather than the first the schema meets.
 const validate = new Ajv({ allErrors: true, allowUnionTypes: true }).compile<Record<string, RawService>>({
   type: 'object',
-  additionalProperties: { type: 'object', required: ['image'], additionalProperties: false, properties: serviceProperties },
+  additionalProperties: {
+    type: 'object',
+    required: ['image'],
+    additionalProperties: false,
+    properties: serviceProperties,
+  },
 });
 
 const NAME_RULE = 'lowercase letters, digits and -, at most 32, not starting or ending with -';
@@ -48,24 +69,43 @@ const VOLUME = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/[^:]*)(?::(ro|rw))?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ENV_ITEM = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s;
 
-const TYPE_WORDS: Record<string, string> = { string: 'a string', array: 'a list', object: 'a map', integer: 'an integer', number: 'a number', boolean: 'a boolean' };
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  array: 'a list',
+  object: 'a map',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean',
+};
 
 function schemaMessage(e: ErrorObject): string {
   switch (e.keyword) {
     case 'type': {
-      const words = String(e.params.type).split(',').map((t) => TYPE_WORDS[t] ?? t);
+      const words = String(e.params.type)
+        .split(',')
+        .map((t) => TYPE_WORDS[t] ?? t);
       return `must be ${words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0]}`;
     }
-    case 'enum': return `must be one of ${(e.params.allowedValues as unknown[]).filter((v) => typeof v === 'string').join(', ')}`;
-    case 'minLength': case 'minItems': return 'must not be empty';
-    case 'required': return `missing required key "${String(e.params.missingProperty)}"`;
-    case 'additionalProperties': return `unknown key ${JSON.stringify(e.params.additionalProperty)} (expected ${/\/volumes\/\d+$/.test(e.instancePath) ? 'name, path, readonly, replicas' : SERVICE_KEYS})`;
-    default: return e.message ?? 'invalid';
+    case 'enum':
+      return `must be one of ${(e.params.allowedValues as unknown[]).filter((v) => typeof v === 'string').join(', ')}`;
+    case 'minLength':
+    case 'minItems':
+      return 'must not be empty';
+    case 'required':
+      return `missing required key "${String(e.params.missingProperty)}"`;
+    case 'additionalProperties':
+      return `unknown key ${JSON.stringify(e.params.additionalProperty)} (expected ${/\/volumes\/\d+$/.test(e.instancePath) ? 'name, path, readonly, replicas' : SERVICE_KEYS})`;
+    default:
+      return e.message ?? 'invalid';
   }
 }
 
 type Path = (string | number)[];
-interface Place { label: string; key?: YamlNode; value?: YamlNode }
+interface Place {
+  label: string;
+  key?: YamlNode;
+  value?: YamlNode;
+}
 
 const keyText = (k: unknown): string => (isScalar(k) ? String(k.value) : String(k));
 const labelPart = (s: string | number): string =>
@@ -78,13 +118,28 @@ function locate(root: YamlNode, path: Path): Place {
     const node = place.value;
     if (isMap(node)) {
       const pair = node.items.find((p) => keyText(p.key) === String(seg));
-      if (pair) { place = { label: place.label + labelPart(String(seg)), key: pair.key as YamlNode, value: (pair.value ?? undefined) as YamlNode | undefined }; continue; }
+      if (pair) {
+        place = {
+          label: place.label + labelPart(String(seg)),
+          key: pair.key as YamlNode,
+          value: (pair.value ?? undefined) as YamlNode | undefined,
+        };
+        continue;
+      }
     } else if (isSeq(node) && node.items[Number(seg)] !== undefined) {
       place = { label: place.label + labelPart(Number(seg)), value: node.items[Number(seg)] as YamlNode };
       continue;
     }
     // Not in the YAML as such (an alias, say): name the whole path, point at the deepest node found.
-    return { ...place, label: place.label + path.slice(i).map((s) => labelPart(s)).join('') };
+    return {
+      ...place,
+      label:
+        place.label +
+        path
+          .slice(i)
+          .map((s) => labelPart(s))
+          .join(''),
+    };
   }
   return place;
 }
@@ -105,7 +160,8 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
   if (doc.errors.length) throw at(doc.errors[0].pos[0], doc.errors[0].message);
 
   const root = doc.contents;
-  if (root === null || (isScalar(root) && root.value === null)) throw at(0, 'no services: expected a map of service name to service');
+  if (root === null || (isScalar(root) && root.value === null))
+    throw at(0, 'no services: expected a map of service name to service');
   if (!isMap(root)) throw err(root, 'expected a map of service name to service');
   if (!root.items.length) throw err(root, 'no services');
   for (const p of root.items) {
@@ -115,18 +171,35 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
 
   let data: unknown;
   // Aliases are resolved only here: an unknown anchor or an alias bomb fails, at no one place.
-  try { data = doc.toJS(); } catch (e) { throw at(0, (e as Error).message); }
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    throw at(0, (e as Error).message);
+  }
 
-  const fail = (path: Path, msg: string) => { const p = locate(root, path); return err(p.value ?? p.key, `${p.label}: ${msg}`); };
-  const failKey = (path: Path, msg: string) => { const p = locate(root, path); return err(p.key ?? p.value, `${p.label}: ${msg}`); };
+  const fail = (path: Path, msg: string) => {
+    const p = locate(root, path);
+    return err(p.value ?? p.key, `${p.label}: ${msg}`);
+  };
+  const failKey = (path: Path, msg: string) => {
+    const p = locate(root, path);
+    return err(p.key ?? p.value, `${p.label}: ${msg}`);
+  };
 
   if (!validate(data)) {
     const found = validate.errors!.map((e) => {
-      const path = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+      const path = e.instancePath
+        .split('/')
+        .slice(1)
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
       const place = locate(root, path);
       // An unknown key is shown where it is written; a missing one at the name of its service.
-      const node = e.keyword === 'additionalProperties' ? locate(root, [...path, String(e.params.additionalProperty)]).key
-        : e.keyword === 'required' ? place.key : place.value ?? place.key;
+      const node =
+        e.keyword === 'additionalProperties'
+          ? locate(root, [...path, String(e.params.additionalProperty)]).key
+          : e.keyword === 'required'
+            ? place.key
+            : (place.value ?? place.key);
       return { e, place, offset: node?.range?.[0] ?? 0 };
     });
     // A missing key is often a misspelt one: report the misspelling (an unknown key) before it.
@@ -147,19 +220,25 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
       });
     } else {
       for (const [k, v] of Object.entries(raw.env ?? {})) {
-        if (!ENV_NAME.test(k)) throw failKey([name, 'env', k], `invalid env name ${JSON.stringify(k)}: letters, digits and _, not starting with a digit`);
+        if (!ENV_NAME.test(k))
+          throw failKey(
+            [name, 'env', k],
+            `invalid env name ${JSON.stringify(k)}: letters, digits and _, not starting with a digit`,
+          );
         env.push([k, String(v)]);
       }
     }
 
     const constraints: Constraint[] = [];
-    const list = typeof raw.constraints === 'string' ? [raw.constraints] : raw.constraints ?? [];
+    const list = typeof raw.constraints === 'string' ? [raw.constraints] : (raw.constraints ?? []);
     list.forEach((text, i) => {
       const path = typeof raw.constraints === 'string' ? [name, 'constraints'] : [name, 'constraints', i];
       const m = CONSTRAINT.exec(text.trim());
       if (!m) throw fail(path, `invalid constraint ${JSON.stringify(text)}: expected label==value or label!=value`);
       const c: Constraint = { label: m[1], op: m[2] as Constraint['op'], value: m[3] };
-      const clash = constraints.find((d) => d.label === c.label && (d.op === c.op ? c.op === '==' && d.value !== c.value : d.value === c.value));
+      const clash = constraints.find(
+        (d) => d.label === c.label && (d.op === c.op ? c.op === '==' && d.value !== c.value : d.value === c.value),
+      );
       const show = (x: Constraint) => JSON.stringify(`${x.label}${x.op}${x.value}`);
       if (clash) throw fail(path, `impossible constraints: ${show(clash)} and ${show(c)} cannot both hold`);
       constraints.push(c);
@@ -173,11 +252,20 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
     (raw.volumes ?? []).forEach((item, i) => {
       const text = typeof item === 'string' ? item : `${item.name}:${item.path}${item.readonly ? ':ro' : ''}`;
       const m = VOLUME.exec(text);
-      if (!m) throw fail([name, 'volumes', i], `invalid volume ${JSON.stringify(text)}: expected name:/absolute/path or name:/absolute/path:ro`);
+      if (!m)
+        throw fail(
+          [name, 'volumes', i],
+          `invalid volume ${JSON.stringify(text)}: expected name:/absolute/path or name:/absolute/path:ro`,
+        );
       // Docker refuses two mounts on one path, but only when each replica is created.
       if (volumes.some((v) => v.path === m[2])) throw fail([name, 'volumes', i], `two volumes mounted on ${m[2]}`);
       if (volumes.some((v) => v.name === m[1])) throw fail([name, 'volumes', i], `volume ${m[1]} mounted twice`);
-      volumes.push({ name: m[1], path: m[2], readOnly: m[3] === 'ro', replicas: typeof item === 'string' ? 1 : item.replicas ?? 1 });
+      volumes.push({
+        name: m[1],
+        path: m[2],
+        readOnly: m[3] === 'ro',
+        replicas: typeof item === 'string' ? 1 : (item.replicas ?? 1),
+      });
     });
 
     const spec: ServiceSpec = {
@@ -190,7 +278,7 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
       constraints,
       ...(raw.spread !== undefined && { spread: raw.spread }),
       volumes,
-      restart: raw.restart === false ? 'no' : raw.restart ?? 'always',
+      restart: raw.restart === false ? 'no' : (raw.restart ?? 'always'),
     };
     return [name, spec];
   });
@@ -198,8 +286,14 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
 }
 
 const sortKeys = (v: unknown): unknown =>
-  Array.isArray(v) ? v.map(sortKeys)
-    : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]))
+  Array.isArray(v)
+    ? v.map(sortKeys)
+    : v !== null && typeof v === 'object'
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+        )
       : v;
 
 /** A service as stable JSON (keys sorted at every level, absent fields left out): equal iff the service is unchanged. */
@@ -213,5 +307,14 @@ export const canonicalStack = (s: Stack): string => JSON.stringify(sortKeys(s));
  * container's part of the service (not replicas, constraints or spread: scaling or moving a service
  * restarts nothing). A replica whose container has another digest is rolled.
  */
-export const serviceDigest = ({ replicas: _r, constraints: _c, spread: _s, volumes, ...container }: ServiceSpec): string =>
-  createHash('sha256').update(JSON.stringify(sortKeys({ ...container, volumes: volumes.map(({ replicas: _n, ...mount }) => mount) }))).digest('hex').slice(0, 12);
+export const serviceDigest = ({
+  replicas: _r,
+  constraints: _c,
+  spread: _s,
+  volumes,
+  ...container
+}: ServiceSpec): string =>
+  createHash('sha256')
+    .update(JSON.stringify(sortKeys({ ...container, volumes: volumes.map(({ replicas: _n, ...mount }) => mount) })))
+    .digest('hex')
+    .slice(0, 12);

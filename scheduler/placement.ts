@@ -8,7 +8,14 @@
 import { score } from '../common/rendezvous.js';
 import { replicaIdent, type Constraint, type SchedHost, type ServiceSpec, type Stack } from './stack.js';
 
-export interface Placement { ident: string; stack: string; service: string; index: number; host?: string; why?: string }
+export interface Placement {
+  ident: string;
+  stack: string;
+  service: string;
+  index: number;
+  host?: string;
+  why?: string;
+}
 
 // Plain code-unit order: localeCompare depends on the process's locale, and every router must agree.
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -21,7 +28,9 @@ export { score };
 
 /** The hosts a service may run on (its constraints; with spread, only hosts that have the spread label). */
 export function eligible(s: ServiceSpec, hosts: readonly SchedHost[]): SchedHost[] {
-  return hosts.filter((h) => s.constraints.every((c) => satisfies(h, c)) && (s.spread === undefined || h.labels[s.spread] !== undefined));
+  return hosts.filter(
+    (h) => s.constraints.every((c) => satisfies(h, c)) && (s.spread === undefined || h.labels[s.spread] !== undefined),
+  );
 }
 
 /** `os=centos ×2, os=ubuntu ×2`: how the hosts fall on these labels, so a failure message shows what there is. */
@@ -31,7 +40,10 @@ function summary(hosts: readonly SchedHost[], labels: readonly string[]): string
     const key = labels.map((l) => (h.labels[l] === undefined ? `${l} unset` : `${l}=${h.labels[l]}`)).join(' ');
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  return [...counts].sort(([a], [b]) => cmp(a, b)).map(([k, n]) => (n === 1 ? k : `${k} ×${n}`)).join(', ');
+  return [...counts]
+    .sort(([a], [b]) => cmp(a, b))
+    .map(([k, n]) => (n === 1 ? k : `${k} ×${n}`))
+    .join(', ');
 }
 
 /** Why a service cannot be placed at all on these hosts, or undefined: e.g. `no host has os==solaris (hosts: os=centos ×2, os=ubuntu ×2)`. */
@@ -63,7 +75,14 @@ const SLACK = 1.5;
 export type Pin = (p: { stack: string; service: string; index: number }, s: ServiceSpec) => string | undefined;
 
 /** Replica index → host name for one service, over hosts already sorted by name. */
-function placeService(stack: string, service: string, s: ServiceSpec, hosts: readonly SchedHost[], pin: Pin, pinned: Map<number, string>): Map<number, string> {
+function placeService(
+  stack: string,
+  service: string,
+  s: ServiceSpec,
+  hosts: readonly SchedHost[],
+  pin: Pin,
+  pinned: Map<number, string>,
+): Map<number, string> {
   const out = new Map<number, string>();
   const elig = eligible(s, hosts);
   if (elig.length === 0 || s.replicas <= 0) return out;
@@ -72,7 +91,10 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
     const at = pin({ stack, service, index: i }, s);
     if (at === undefined) continue;
     pinned.set(i, at);
-    if (hosts.some((h) => h.name === at)) { out.set(i, at); load.set(at, (load.get(at) ?? 0) + 1); }
+    if (hosts.some((h) => h.name === at)) {
+      out.set(i, at);
+      load.set(at, (load.get(at) ?? 0) + 1);
+    }
   }
 
   // Groups: one per spread value (sorted by value), or a single group of every eligible host.
@@ -103,11 +125,21 @@ function placeService(stack: string, service: string, s: ServiceSpec, hosts: rea
     for (const h of groups[g]) {
       if ((load.get(h.name) ?? 0) >= cap) continue;
       const w = score(ident, h.name);
-      if (w > bestScore) { best = h.name; bestScore = w; }
+      if (w > bestScore) {
+        best = h.name;
+        bestScore = w;
+      }
     }
     // Unpinned, k-1 replicas are in the group and the caps sum to at least k, so some host has room;
     // pinned replicas may fill every host, and then the cap gives way.
-    if (best === undefined) for (const h of groups[g]) { const w = score(ident, h.name); if (w > bestScore) { best = h.name; bestScore = w; } }
+    if (best === undefined)
+      for (const h of groups[g]) {
+        const w = score(ident, h.name);
+        if (w > bestScore) {
+          best = h.name;
+          bestScore = w;
+        }
+      }
     out.set(i, best!);
     load.set(best!, (load.get(best!) ?? 0) + 1);
   }
@@ -127,8 +159,17 @@ export function place(stacks: readonly Stack[], hosts: readonly SchedHost[], pin
         const base = { ident: replicaIdent(st.name, service, index), stack: st.name, service, index };
         const host = where.get(index);
         const tied = pinned.get(index);
-        out.push(host !== undefined ? { ...base, host }
-          : { ...base, why: tied !== undefined ? `its volume is on ${tied}, which is not a live host` : why ?? 'no eligible host' });
+        out.push(
+          host !== undefined
+            ? { ...base, host }
+            : {
+                ...base,
+                why:
+                  tied !== undefined
+                    ? `its volume is on ${tied}, which is not a live host`
+                    : (why ?? 'no eligible host'),
+              },
+        );
       }
     }
   }

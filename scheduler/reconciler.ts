@@ -28,10 +28,17 @@ export class Reconciler {
   private stopped = false;
 
   /** `save` keeps the state on disk, at the start of each run. */
-  constructor(private readonly state: SchedulerState, private readonly membership: Members,
-    private readonly here: ThisHost, private readonly cluster: Cluster, private readonly runner: ReplicaRunner,
-    private readonly standbys: Standbys, private readonly engine: ReplicaEngine, private readonly ipam: IpamService,
-    private readonly save: () => void) {}
+  constructor(
+    private readonly state: SchedulerState,
+    private readonly membership: Members,
+    private readonly here: ThisHost,
+    private readonly cluster: Cluster,
+    private readonly runner: ReplicaRunner,
+    private readonly standbys: Standbys,
+    private readonly engine: ReplicaEngine,
+    private readonly ipam: IpamService,
+    private readonly save: () => void,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => this.kick(), RECONCILE_MS);
@@ -45,16 +52,26 @@ export class Reconciler {
   }
 
   /** A peer spoke on the scheduler's channel: our state is theirs too now. */
-  hear(): void { this.heard = true; }
+  hear(): void {
+    this.heard = true;
+  }
 
   /** Runs the reconcile loop now, or once more after the run in progress. */
   kick(): void {
     if (this.stopped || !this.timer) return;
-    if (this.running) { this.again = true; return; }
-    this.running = this.reconcile().catch((err: Error) => log.warn(`scheduler: ${err.message}`)).finally(() => {
-      this.running = undefined;
-      if (this.again) { this.again = false; this.kick(); }
-    });
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.reconcile()
+      .catch((err: Error) => log.warn(`scheduler: ${err.message}`))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
   }
 
   private async reconcile(): Promise<void> {
@@ -100,8 +117,10 @@ export class Reconciler {
     for (const id of this.here.replicas.keys()) if (!mineIds.has(id)) this.here.replicas.delete(id);
     this.runner.keepBackoff(mineIds);
     await this.releaseUnwanted(wanted);
-    const tasks = [...mine.map((p) => () => this.runner.ensure(p, stacks.get(p.stack)!, placement)),
-      ...[...standby.values()].map((p) => () => this.standbys.warm(p, stacks.get(p.stack)!))];
+    const tasks = [
+      ...mine.map((p) => () => this.runner.ensure(p, stacks.get(p.stack)!, placement)),
+      ...[...standby.values()].map((p) => () => this.standbys.warm(p, stacks.get(p.stack)!)),
+    ];
     await pool(tasks, PARALLEL_STARTS);
   }
 
@@ -110,8 +129,13 @@ export class Reconciler {
     const stacks = new Set(this.state.stacks.keys());
     for (const ident of this.ipam.heldHere()) {
       const [stack, , index, extra] = ident.split('/');
-      if (extra === undefined && index !== undefined && stacks.has(stack) && !wanted.has(ident)
-        && !this.here.containers.has(ident)) {
+      if (
+        extra === undefined &&
+        index !== undefined &&
+        stacks.has(stack) &&
+        !wanted.has(ident) &&
+        !this.here.containers.has(ident)
+      ) {
         await this.ipam.release(ident).catch(() => {});
       }
     }
@@ -121,6 +145,8 @@ export class Reconciler {
 /** Runs tasks with at most n at once. */
 async function pool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
   let next = 0;
-  const worker = async () => { while (next < tasks.length) await tasks[next++](); };
+  const worker = async () => {
+    while (next < tasks.length) await tasks[next++]();
+  };
   await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
 }

@@ -10,7 +10,13 @@ import { REPLICA_LABEL, VOLUME_DRIVER } from '../docker/engine.js';
 const DIGEST_LABEL = 'weave.digest';
 
 /** A replica's container on this host. */
-export interface LocalReplica { id: string; ident: string; digest: string; running: boolean; exitCode?: number }
+export interface LocalReplica {
+  id: string;
+  ident: string;
+  digest: string;
+  running: boolean;
+  exitCode?: number;
+}
 
 /** How the scheduler runs replicas on this host; Docker through its Engine API here. */
 export interface ReplicaEngine {
@@ -46,36 +52,71 @@ export const replicaMac = (ident: string): string => {
 /** DNS names: the service (every replica answers) and the replica itself, in the stack: web.shop, web-3.shop. */
 const names = (p: ReplicaName) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
 
-export function dockerReplicas(docker: DockerClient, attachments: Attachments, nickname: string, dns?: ContainerDns): ReplicaEngine {
-  const resolved = (p: ReplicaName, id: string, pid: number) =>
-    ({ ident: p.ident, nsTarget: `pid:${pid}`, label: containerName(p), container: id, names: names(p) });
+export function dockerReplicas(
+  docker: DockerClient,
+  attachments: Attachments,
+  nickname: string,
+  dns?: ContainerDns,
+): ReplicaEngine {
+  const resolved = (p: ReplicaName, id: string, pid: number) => ({
+    ident: p.ident,
+    nsTarget: `pid:${pid}`,
+    label: containerName(p),
+    container: id,
+    names: names(p),
+  });
   /** A container that already finished (a job, or one that crashed at once) is left for its restart policy, not attached. */
   const attach = async (p: Placement, id: string, cidr: string) => {
     await attachments.serial(p.ident, async () => {
       const info = await docker.inspect(id);
-      if (info.State.Running) await attachments.attachResolved(resolved(p, id, info.State.Pid), [cidr], { mac: replicaMac(p.ident) });
+      if (info.State.Running)
+        await attachments.attachResolved(resolved(p, id, info.State.Pid), [cidr], { mac: replicaMac(p.ident) });
     });
   };
   return {
-    list: async () => (await docker.list(true, REPLICA_LABEL)).map((c) => {
-      const exited = /^Exited \((\d+)\)/.exec(c.Status ?? '');
-      return { id: c.Id, ident: c.Labels?.[REPLICA_LABEL] ?? '', digest: c.Labels?.[DIGEST_LABEL] ?? '', running: c.State === 'running',
-        exitCode: exited ? Number(exited[1]) : undefined };
-    }).filter((r) => r.ident),
+    list: async () =>
+      (await docker.list(true, REPLICA_LABEL))
+        .map((c) => {
+          const exited = /^Exited \((\d+)\)/.exec(c.Status ?? '');
+          return {
+            id: c.Id,
+            ident: c.Labels?.[REPLICA_LABEL] ?? '',
+            digest: c.Labels?.[DIGEST_LABEL] ?? '',
+            running: c.State === 'running',
+            exitCode: exited ? Number(exited[1]) : undefined,
+          };
+        })
+        .filter((r) => r.ident),
     start: (p, s, digest, cidr) => {
       const body = {
-        Image: s.image, ...(s.cmd ? { Cmd: s.cmd } : {}), Hostname: `${p.service}-${p.index}`,
-        Env: [...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), `WEAVE_REPLICA=${p.ident}`, `WEAVE_HOST=${nickname}`],
-        Labels: { [REPLICA_LABEL]: p.ident, [DIGEST_LABEL]: digest, 'weave.stack': p.stack, 'weave.service': p.service },
+        Image: s.image,
+        ...(s.cmd ? { Cmd: s.cmd } : {}),
+        Hostname: `${p.service}-${p.index}`,
+        Env: [
+          ...Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+          `WEAVE_REPLICA=${p.ident}`,
+          `WEAVE_HOST=${nickname}`,
+        ],
+        Labels: {
+          [REPLICA_LABEL]: p.ident,
+          [DIGEST_LABEL]: digest,
+          'weave.stack': p.stack,
+          'weave.service': p.service,
+        },
         // Each replica's own weave volume, which follows it from host to host.
-        HostConfig: { NetworkMode: 'none', Binds: s.volumes.map((v) => `${replicaVolume(p, v.name)}:${v.path}${v.readOnly ? ':ro' : ''}`),
-          ...(s.volumes.length ? { VolumeDriver: VOLUME_DRIVER } : {}) },
+        HostConfig: {
+          NetworkMode: 'none',
+          Binds: s.volumes.map((v) => `${replicaVolume(p, v.name)}:${v.path}${v.readOnly ? ':ro' : ''}`),
+          ...(s.volumes.length ? { VolumeDriver: VOLUME_DRIVER } : {}),
+        },
       };
       return runAttached(docker, body, containerName(p), (id) => (cidr ? attach(p, id, cidr) : Promise.resolve()), dns);
     },
     attach: (p, id, cidr) => attach(p, id, cidr),
     remove: async (r) => {
-      await docker.remove(r.id, true).catch((err: Error & { status?: number }) => { if (err.status !== 404) throw err; });
+      await docker.remove(r.id, true).catch((err: Error & { status?: number }) => {
+        if (err.status !== 404) throw err;
+      });
       attachments.unregister(r.ident);
     },
     adopt: async (r) => {
@@ -83,7 +124,11 @@ export function dockerReplicas(docker: DockerClient, attachments: Attachments, n
       const found = await existingAttachment(resolveTarget(`pid:${info.State.Pid}`));
       if (!found || found.cidrs.length === 0) return false;
       const [stack, service, index] = r.ident.split('/');
-      attachments.register(resolved({ ident: r.ident, stack, service, index: Number(index) }, r.id, info.State.Pid), found.mac, found.cidrs);
+      attachments.register(
+        resolved({ ident: r.ident, stack, service, index: Number(index) }, r.id, info.State.Pid),
+        found.mac,
+        found.cidrs,
+      );
       return true;
     },
     attached: (ident) => attachments.attached.has(ident),

@@ -19,9 +19,14 @@ export class ReplicaRunner {
   /** Replicas whose containers died: how many restarts in a row, and when the last was. */
   private readonly backoff = new Map<string, { n: number; at: number }>();
 
-  constructor(private readonly here: ThisHost, private readonly cluster: Cluster, private readonly membership: Members,
-    private readonly ipam: IpamService, private readonly engine: ReplicaEngine,
-    private readonly volumes?: ReplicaVolumes) {}
+  constructor(
+    private readonly here: ThisHost,
+    private readonly cluster: Cluster,
+    private readonly membership: Members,
+    private readonly ipam: IpamService,
+    private readonly engine: ReplicaEngine,
+    private readonly volumes?: ReplicaVolumes,
+  ) {}
 
   /** Running the current spec, restarted per its policy, rolled when its turn comes. */
   async ensure(p: Placement, stack: Stack, placement: Placement[]): Promise<void> {
@@ -72,7 +77,8 @@ export class ReplicaRunner {
    */
   private mayRoll(p: Placement, digest: string, placement: Placement[]): boolean {
     const reported = this.cluster.reported();
-    return placement.filter((q) => q.stack === p.stack && q.service === p.service && q.index < p.index && q.host)
+    return placement
+      .filter((q) => q.stack === p.stack && q.service === p.service && q.index < p.index && q.host)
       .every((q) => {
         const r = reported(q.host!, q.ident);
         return r?.state === 'running' && r.digest === digest;

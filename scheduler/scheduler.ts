@@ -47,16 +47,26 @@ export class Scheduler {
   private readonly loop: Reconciler;
   private readonly file: JsonFile<weave.ISchedulerState>;
 
-  constructor(private readonly net: SchedulerNet, private readonly membership: Members,
-    private readonly ipam: IpamService, engine: ReplicaEngine, o: SchedulerOptions) {
-    const state = this.state = new SchedulerState(net.name, Date.now, () => this.loop.kick());
+  constructor(
+    private readonly net: SchedulerNet,
+    private readonly membership: Members,
+    private readonly ipam: IpamService,
+    engine: ReplicaEngine,
+    o: SchedulerOptions,
+  ) {
+    const state = (this.state = new SchedulerState(net.name, Date.now, () => this.loop.kick()));
     this.channel = new GossipChannel(SCHEDULER, () => ({
-      merge: (m, from, sender) => { if (sender !== net.name) this.loop.hear(); return state.merge(m, from); },
+      merge: (m, from, sender) => {
+        if (sender !== net.name) this.loop.hear();
+        return state.merge(m, from);
+      },
       state: () => state.state(),
-      get rejected() { return state.rejected; },
+      get rejected() {
+        return state.rejected;
+      },
     }));
-    const here = this.here = new ThisHost(state, this.channel, ipam);
-    const cluster = this.cluster = new Cluster(state, membership, here, o.volumes);
+    const here = (this.here = new ThisHost(state, this.channel, ipam));
+    const cluster = (this.cluster = new Cluster(state, membership, here, o.volumes));
     const runner = new ReplicaRunner(here, cluster, membership, ipam, engine, o.volumes);
     const standbys = new Standbys(here, cluster, membership, runner, engine);
     this.loop = new Reconciler(state, membership, here, cluster, runner, standbys, engine, ipam, () => this.save());
@@ -68,8 +78,12 @@ export class Scheduler {
     ipam.guard((ident) => here.connecting.has(ident) || (here.containers.has(ident) && engine.attached(ident)));
   }
 
-  start(): void { this.loop.start(); }
-  stop(): Promise<void> { return this.loop.stop(); }
+  start(): void {
+    this.loop.start();
+  }
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
 
   // ---- what users ask ----
 
@@ -108,7 +122,8 @@ export class Scheduler {
   /** Every deployed stack: its services and how many of its replicas run (of `rows`, ps() when not given). */
   list(rows = this.ps()): { name: string; services: number; replicas: number; running: number }[] {
     return this.state.liveStacks().map((s) => ({
-      name: s.name, services: Object.keys(s.services).length,
+      name: s.name,
+      services: Object.keys(s.services).length,
       replicas: Object.values(s.services).reduce((n, x) => n + x.replicas, 0),
       running: rows.filter((r) => r.stack === s.name && r.state === 'running').length,
     }));
@@ -121,14 +136,25 @@ export class Scheduler {
     }
     const reported = this.cluster.reported();
     const seen = (host: string) => host === this.net.name || this.net.reachable(host);
-    return this.cluster.placement().filter((p) => name === undefined || p.stack === name).map((p) => {
-      const r = p.host ? reported(p.host, p.ident) : undefined;
-      const state = !p.host ? 'unplaced' : r?.state ?? (seen(p.host) ? 'pending' : 'host unreachable');
-      return { replica: p.ident, stack: p.stack, service: p.service, index: p.index, host: p.host ?? '',
-        nickname: p.host ? this.membership.nickname(p.host) : '',
-        address: r?.address || this.ipam.lookup(p.ident)[0]?.ip || '', state, since: r?.since ?? 0,
-        error: r?.error || p.why || '' };
-    });
+    return this.cluster
+      .placement()
+      .filter((p) => name === undefined || p.stack === name)
+      .map((p) => {
+        const r = p.host ? reported(p.host, p.ident) : undefined;
+        const state = !p.host ? 'unplaced' : (r?.state ?? (seen(p.host) ? 'pending' : 'host unreachable'));
+        return {
+          replica: p.ident,
+          stack: p.stack,
+          service: p.service,
+          index: p.index,
+          host: p.host ?? '',
+          nickname: p.host ? this.membership.nickname(p.host) : '',
+          address: r?.address || this.ipam.lookup(p.ident)[0]?.ip || '',
+          state,
+          since: r?.since ?? 0,
+          error: r?.error || p.why || '',
+        };
+      });
   }
 
   /** The scheduler's report, with membership's part (hosts, deaths, quorum, fencing), as users have seen it. */
@@ -136,8 +162,13 @@ export class Scheduler {
     const m = this.membership.report();
     const replicas = this.ps();
     return {
-      hostTimeoutMs: m.hostTimeoutMs, incarnation: m.incarnation, labels: m.labels, engineError: this.here.engineError,
-      quorum: m.quorum, fenced: m.fenced, lost: m.lost,
+      hostTimeoutMs: m.hostTimeoutMs,
+      incarnation: m.incarnation,
+      labels: m.labels,
+      engineError: this.here.engineError,
+      quorum: m.quorum,
+      fenced: m.fenced,
+      lost: m.lost,
       hosts: m.hosts.map((h) => ({ ...h, engineError: this.state.hosts.get(h.name)?.engineError ?? '' })),
       dead: m.dead,
       stacks: this.list(replicas),
@@ -150,5 +181,7 @@ export class Scheduler {
    * Stacks outlive a restart (the cluster's hosts too, in membership's file). What hosts said of
    * their replicas is not kept: it is news only while they say it.
    */
-  private save(): void { this.file.write({ stacks: this.state.state().stacks }); }
+  private save(): void {
+    this.file.write({ stacks: this.state.state().stacks });
+  }
 }

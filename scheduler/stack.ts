@@ -1,16 +1,26 @@
 // The scheduler's vocabulary, shared by the manifest parser, placement and the reconcile loop.
 
 /** `label==value` or `label!=value`, on any host label (os and arch are every host's own). */
-export interface Constraint { label: string; op: '==' | '!='; value: string }
+export interface Constraint {
+  label: string;
+  op: '==' | '!=';
+  value: string;
+}
 
 /**
  * A volume mounted into each replica: every replica has its own (replicaVolume), a weave volume
  * that follows it from host to host, kept in `replicas` copies (the others receive its changes).
  */
-export interface VolumeMount { name: string; path: string; readOnly: boolean; replicas: number }
+export interface VolumeMount {
+  name: string;
+  path: string;
+  readOnly: boolean;
+  replicas: number;
+}
 
 /** The weave volume of one replica: stack_service_index_name, as Compose names containers. */
-export const replicaVolume = (p: { stack: string; service: string; index: number }, v: string): string => `${p.stack}_${p.service}_${p.index}_${v}`;
+export const replicaVolume = (p: { stack: string; service: string; index: number }, v: string): string =>
+  `${p.stack}_${p.service}_${p.index}_${v}`;
 
 export type RestartPolicy = 'always' | 'on-failure' | 'no';
 
@@ -29,10 +39,16 @@ export interface ServiceSpec {
 }
 
 /** A deployed manifest: services by name. */
-export interface Stack { name: string; services: Record<string, ServiceSpec> }
+export interface Stack {
+  name: string;
+  services: Record<string, ServiceSpec>;
+}
 
 /** A host as the scheduler sees it: its peer name and labels (os and arch always among them). */
-export interface SchedHost { name: string; labels: Record<string, string> }
+export interface SchedHost {
+  name: string;
+  labels: Record<string, string>;
+}
 
 /** The IPAM identity of a replica, which is also its identity everywhere else: stack/service/index, from 1. */
 export const replicaIdent = (stack: string, service: string, index: number): string => `${stack}/${service}/${index}`;

@@ -14,8 +14,13 @@ import type { ThisHost } from './this-host.js';
  * death is declared they only need their addresses. Stateful services (volumes) wait for the death.
  */
 export class Standbys {
-  constructor(private readonly here: ThisHost, private readonly cluster: Cluster, private readonly membership: Members,
-    private readonly runner: ReplicaRunner, private readonly engine: ReplicaEngine) {}
+  constructor(
+    private readonly here: ThisHost,
+    private readonly cluster: Cluster,
+    private readonly membership: Members,
+    private readonly runner: ReplicaRunner,
+    private readonly engine: ReplicaEngine,
+  ) {}
 
   /** The replicas that would come here if the suspected hosts died, but for those placed here (`mine`). */
   pick(stacks: Map<string, Stack>, mine: Set<string>): Map<string, Placement> {
@@ -23,10 +28,20 @@ export class Standbys {
     const view = this.membership.view;
     const suspects = new Set(view.suspected);
     if (suspects.size === 0 || !view.quorum) return new Map();
-    return new Map(place([...stacks.values()], hosts.filter((h) => !suspects.has(h.name)), this.cluster.pin)
-      .filter((p) => p.host === this.here.name && !mine.has(p.ident)
-        && stacks.get(p.stack)!.services[p.service].volumes.length === 0)
-      .map((p) => [p.ident, p]));
+    return new Map(
+      place(
+        [...stacks.values()],
+        hosts.filter((h) => !suspects.has(h.name)),
+        this.cluster.pin,
+      )
+        .filter(
+          (p) =>
+            p.host === this.here.name &&
+            !mine.has(p.ident) &&
+            stacks.get(p.stack)!.services[p.service].volumes.length === 0,
+        )
+        .map((p) => [p.ident, p]),
+    );
   }
 
   async warm(p: Placement, stack: Stack): Promise<void> {
@@ -39,6 +54,8 @@ export class Standbys {
     try {
       const id = await this.engine.start(p, spec, digest);
       this.here.containers.set(p.ident, { id, ident: p.ident, digest, running: true });
-    } catch (err) { log.warn(`standby for ${p.ident}: ${(err as Error).message.split('\n')[0]}`); }
+    } catch (err) {
+      log.warn(`standby for ${p.ident}: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
 }

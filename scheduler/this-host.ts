@@ -20,8 +20,11 @@ export class ThisHost {
   engineError = '';
   private published = '';
 
-  constructor(private readonly state: SchedulerState, private readonly channel: GossipChannel<weave.ISchedulerState>,
-    private readonly ipam: IpamService) {
+  constructor(
+    private readonly state: SchedulerState,
+    private readonly channel: GossipChannel<weave.ISchedulerState>,
+    private readonly ipam: IpamService,
+  ) {
     this.name = state.self;
   }
 

@@ -10,7 +10,9 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
   this.timeout(180_000);
   let lab: Lab;
   const resolvConf = (h: string) => join(lab.host(h).dataDir, 'resolv.conf');
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   before(async () => {
     lab = await Lab.create({ hosts: 2 });
@@ -21,32 +23,81 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
   });
 
   /** The router's own DNS address on a host: the bridge's overlay address (weave run gives it one). */
-  const bridgeIp = async (h: string) => (await weaveOk(lab, h, ['ps'])).split('\n').find((l) => l.startsWith('weave:expose'))!.split(' ')[2].split('/')[0];
-  const dig = async (h: string, args: string[]) => (await lab.execOk(h, ['dig', '+time=2', '+tries=1', ...args])).trim();
+  const bridgeIp = async (h: string) =>
+    (await weaveOk(lab, h, ['ps']))
+      .split('\n')
+      .find((l) => l.startsWith('weave:expose'))!
+      .split(' ')[2]
+      .split('/')[0];
+  const dig = async (h: string, args: string[]) =>
+    (await lab.execOk(h, ['dig', '+time=2', '+tries=1', ...args])).trim();
   const nslookup = async (h: string, container: string, name: string) => {
-    const r = await lab.exec(h, ['docker', 'exec', container, 'nslookup', name], { env: { DOCKER_HOST: `unix://${lab.host(h).dataDir}/docker.sock` } });
-    return [...r.stdout.split(/Name:/).slice(1).join('').matchAll(/Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]).sort();
+    const r = await lab.exec(h, ['docker', 'exec', container, 'nslookup', name], {
+      env: { DOCKER_HOST: `unix://${lab.host(h).dataDir}/docker.sock` },
+    });
+    return [
+      ...r.stdout
+        .split(/Name:/)
+        .slice(1)
+        .join('')
+        .matchAll(/Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/g),
+    ]
+      .map((m) => m[1])
+      .sort();
   };
   const ipOf = async (h: string, name: string) => (await weaveOk(lab, h, ['ps', name])).split(' ')[2].split('/')[0];
 
   it('answers a name with three containers on two hosts with all three addresses, to containers on either host', async () => {
-    for (const [h, name] of [['h1', 'web1'], ['h1', 'web2'], ['h2', 'web3']]) await weaveOk(lab, h, ['run', '-d', '--name', name, '-h', 'web', 'busybox', ...SLEEP]);
+    for (const [h, name] of [
+      ['h1', 'web1'],
+      ['h1', 'web2'],
+      ['h2', 'web3'],
+    ])
+      await weaveOk(lab, h, ['run', '-d', '--name', name, '-h', 'web', 'busybox', ...SLEEP]);
     await weaveOk(lab, 'h2', ['run', '-d', '--name', 'client', 'busybox', ...SLEEP]);
-    const want = (await Promise.all([['h1', 'web1'], ['h1', 'web2'], ['h2', 'web3']].map(([h, n]) => ipOf(h, n)))).sort();
+    const want = (
+      await Promise.all(
+        [
+          ['h1', 'web1'],
+          ['h1', 'web2'],
+          ['h2', 'web3'],
+        ].map(([h, n]) => ipOf(h, n)),
+      )
+    ).sort();
     const resolv = await dockerOk(lab, 'h2', ['exec', 'client', 'cat', '/etc/resolv.conf']);
-    assert.match(resolv, new RegExp(`^nameserver ${(await bridgeIp('h2')).replace(/\./g, '\\.')}$`, 'm'), 'the router is the resolver');
+    assert.match(
+      resolv,
+      new RegExp(`^nameserver ${(await bridgeIp('h2')).replace(/\./g, '\\.')}$`, 'm'),
+      'the router is the resolver',
+    );
     assert.match(resolv, /^search weave\.local$/m);
-    await waitFor('client resolves web to all three', async () => JSON.stringify(await nslookup('h2', 'client', 'web.weave.local')) === JSON.stringify(want));
-    assert.deepEqual(await nslookup('h2', 'client', 'web1.weave.local'), [await ipOf('h1', 'web1')], 'and a container by its name');
+    await waitFor(
+      'client resolves web to all three',
+      async () => JSON.stringify(await nslookup('h2', 'client', 'web.weave.local')) === JSON.stringify(want),
+    );
+    assert.deepEqual(
+      await nslookup('h2', 'client', 'web1.weave.local'),
+      [await ipOf('h1', 'web1')],
+      'and a container by its name',
+    );
     const answer = await dig('h1', [`@${await bridgeIp('h1')}`, '+noall', '+answer', 'web.weave.local']);
     assert.equal(answer.split('\n').length, 3, answer);
     for (const line of answer.split('\n')) assert.match(line, /^web\.weave\.local\.\s+1\s+IN\s+A\s+10\./, 'TTL 1');
-    assert.deepEqual(answer.split('\n').map((l) => l.split(/\s+/).at(-1)).sort(), want);
+    assert.deepEqual(
+      answer
+        .split('\n')
+        .map((l) => l.split(/\s+/).at(-1))
+        .sort(),
+      want,
+    );
     const ptr = await dig('h1', [`@${await bridgeIp('h1')}`, '+short', '-x', await ipOf('h2', 'web3')]);
     assert.deepEqual(ptr.split('\n').sort(), ['web.weave.local.', 'web3.weave.local.']);
     assert.equal((await weaveOk(lab, 'h1', ['dns-lookup', 'web'])).trim().split('\n').sort().join(' '), want.join(' '));
     assert.match(await weaveOk(lab, 'h1', ['status', 'dns']), /^web3\.weave\.local\s+10\.\S+\s+\S+\(h2\)$/m);
-    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Service: dns\n\s+Domain: weave\.local\.\n\s+Listen: 10\.\S+:53\n/m);
+    assert.match(
+      await weaveOk(lab, 'h1', ['status']),
+      /^\s+Service: dns\n\s+Domain: weave\.local\.\n\s+Listen: 10\.\S+:53\n/m,
+    );
   });
 
   it('drops a removed container from the answers (time printed)', async () => {
@@ -54,7 +105,11 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
     const gone = await ipOf('h1', 'web2');
     await dockerOk(lab, 'h1', ['rm', '-f', 'web2']);
     const t0 = Date.now();
-    await waitFor('web2 gone from h2 answers', async () => !(await dig('h2', [server, '+short', 'web.weave.local'])).includes(gone), 5000);
+    await waitFor(
+      'web2 gone from h2 answers',
+      async () => !(await dig('h2', [server, '+short', 'web.weave.local'])).includes(gone),
+      5000,
+    );
     const ms = Date.now() - t0;
     console.log(`      removed container gone from another host's answers after ${ms} ms`);
     assert.equal((await dig('h2', [server, '+short', 'web.weave.local'])).split('\n').length, 2);
@@ -69,7 +124,10 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
     const c2 = await lab.addContainer('h2', 'mover');
     await weaveOk(lab, 'h2', ['attach', `${ip}/12`, `netns:${c2.netns}`]);
     await weaveOk(lab, 'h2', ['dns-add', ip, '-h', 'mover.weave.local']);
-    await waitFor('h1 answers mover with its one address', async () => (await dig('h1', [`@${await bridgeIp('h1')}`, '+short', 'mover.weave.local'])) === ip);
+    await waitFor(
+      'h1 answers mover with its one address',
+      async () => (await dig('h1', [`@${await bridgeIp('h1')}`, '+short', 'mover.weave.local'])) === ip,
+    );
     const lookup = await weave(lab, 'h1', ['dns-lookup', 'nobody']);
     assert.notEqual(lookup.code, 0);
     assert.match(lookup.stderr, /^weave: nobody\.weave\.local is not known$/m);
@@ -77,8 +135,17 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
 
   it('forwards other names to the resolvers in resolv.conf, read again when it changes', async () => {
     const upstream = lab.host('h2').addrs[0];
-    lab.spawn('h2', ['dnsmasq', '--no-daemon', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${upstream}`, '--port=53',
-      '--address=/example.test/192.0.2.7', `--pid-file=${join(lab.host('h2').dataDir, 'dnsmasq.pid')}`]);
+    lab.spawn('h2', [
+      'dnsmasq',
+      '--no-daemon',
+      '--no-resolv',
+      '--no-hosts',
+      '--bind-interfaces',
+      `--listen-address=${upstream}`,
+      '--port=53',
+      '--address=/example.test/192.0.2.7',
+      `--pid-file=${join(lab.host('h2').dataDir, 'dnsmasq.pid')}`,
+    ]);
     const server = `@${await bridgeIp('h1')}`;
     assert.match(await dig('h1', [server, 'example.test']), /status: SERVFAIL/, 'no upstream named yet');
     writeFileSync(resolvConf('h1'), `nameserver ${upstream}\n`);
@@ -90,7 +157,10 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
     const ip = await bridgeIp('h1');
     const garbage = `const s = require('dgram').createSocket('udp4'); let n = 0; for (const b of [Buffer.from([1]), Buffer.alloc(12, 0xff), Buffer.from('not dns at all, not at all')]) s.send(b, 53, '${ip}', () => { if (++n === 3) s.close(); });`;
     await lab.execOk('h1', [process.execPath, '-e', garbage]);
-    await waitFor('counted', async () => ((await report(lab, 'h1')).dns as { counters: { malformed: number } }).counters.malformed >= 3);
+    await waitFor(
+      'counted',
+      async () => ((await report(lab, 'h1')).dns as { counters: { malformed: number } }).counters.malformed >= 3,
+    );
     assert.match(await dig('h1', ['-b', lab.host('h1').addrs[0], `@${ip}`, 'web.weave.local']), /status: REFUSED/);
     assert.equal((await dig('h1', [`@${ip}`, '+short', 'web.weave.local'])).split('\n').length, 2, 'still answering');
     const bad = await weave(lab, 'h1', ['dns-add', '10.32.9.9', '-h', 'bad_name!']);
@@ -100,6 +170,9 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
 
   it('leaves the resolver alone with --without-dns', async () => {
     await weaveOk(lab, 'h1', ['run', '-d', '--without-dns', '--name', 'plain', 'busybox', ...SLEEP]);
-    assert.doesNotMatch(await dockerOk(lab, 'h1', ['exec', 'plain', 'cat', '/etc/resolv.conf']), new RegExp(`nameserver ${(await bridgeIp('h1')).replace(/\./g, '\\.')}`));
+    assert.doesNotMatch(
+      await dockerOk(lab, 'h1', ['exec', 'plain', 'cat', '/etc/resolv.conf']),
+      new RegExp(`nameserver ${(await bridgeIp('h1')).replace(/\./g, '\\.')}`),
+    );
   });
 });

@@ -9,7 +9,9 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
   this.timeout(180_000);
   let lab: Lab;
   const ip = new Map<string, string>();
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   before(async () => {
     lab = await Lab.create({ hosts: 2 });
@@ -18,10 +20,13 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     await waitForMesh(lab);
   });
 
-  const ps = async (host: string, ...names: string[]) => (await weaveOk(lab, host, ['ps', ...names])).trim().split('\n').filter(Boolean);
+  const ps = async (host: string, ...names: string[]) =>
+    (await weaveOk(lab, host, ['ps', ...names])).trim().split('\n').filter(Boolean);
   const ipOf = async (host: string, name: string) => (await ps(host, name))[0]?.split(' ')[2]?.split('/')[0];
-  const fetch = (host: string, from: string, addr: string) => dockerOk(lab, host, ['exec', from, 'timeout', '3', 'wget', '-qO-', `http://${addr}/`]);
-  const allocated = async (host: string, addr: string) => (await report(lab, host)).ipam.allocations.some((a) => a.address === addr);
+  const fetch = (host: string, from: string, addr: string) =>
+    dockerOk(lab, host, ['exec', from, 'timeout', '3', 'wget', '-qO-', `http://${addr}/`]);
+  const allocated = async (host: string, addr: string) =>
+    (await report(lab, host)).ipam.allocations.some((a) => a.address === addr);
 
   it('runs containers on two hosts that reach each other by IP as soon as weave run returns', async () => {
     const id = (await weaveOk(lab, 'h1', ['run', '-d', '--name', 'web', '-h', 'web', 'busybox', ...WEB])).trim();
@@ -32,7 +37,10 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     assert.match(ip.get('web')!, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+$/);
     assert.equal(await fetch('h2', 'client', ip.get('web')!), 'hello from web\n');
     const [line] = await ps('h1', 'web');
-    assert.match(line, new RegExp(`^${id.slice(0, 12)} ([0-9a-f]{2}:){5}[0-9a-f]{2} ${ip.get('web')!.replace(/\./g, '\\.')}/12$`));
+    assert.match(
+      line,
+      new RegExp(`^${id.slice(0, 12)} ([0-9a-f]{2}:){5}[0-9a-f]{2} ${ip.get('web')!.replace(/\./g, '\\.')}/12$`),
+    );
     const mtu = await dockerOk(lab, 'h1', ['exec', 'web', 'cat', '/sys/class/net/ethwe/mtu']);
     assert.equal(Number(mtu), (await report(lab, 'h1')).mtu);
   });
@@ -40,7 +48,15 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
   it('attaches and detaches a container started with docker run, by name, with a given address', async () => {
     await dockerOk(lab, 'h1', ['run', '-d', '--network', 'none', '--name', 'plain', 'busybox', 'sleep', '3600']);
     assert.equal((await weaveOk(lab, 'h1', ['attach', '10.32.200.7/12', 'plain'])).trim(), '10.32.200.7');
-    await waitFor('ping 10.32.200.7 from h2', async () => (await lab.exec('h2', ['docker', 'exec', 'client', 'ping', '-c1', '-W1', '10.32.200.7'], { env: { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` } })).code === 0);
+    await waitFor(
+      'ping 10.32.200.7 from h2',
+      async () =>
+        (
+          await lab.exec('h2', ['docker', 'exec', 'client', 'ping', '-c1', '-W1', '10.32.200.7'], {
+            env: { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` },
+          })
+        ).code === 0,
+    );
     assert.equal((await weaveOk(lab, 'h1', ['detach', 'plain'])).trim(), '10.32.200.7');
     assert.deepEqual(await ps('h1', 'plain'), []);
     assert.ok(!(await allocated('h1', '10.32.200.7')), 'detach released the address');
@@ -51,7 +67,10 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     await waitFor('web detached', async () => (await ps('h1', 'web')).length === 0);
     await dockerOk(lab, 'h1', ['start', 'web']);
     await waitFor('web attached again', async () => (await ipOf('h1', 'web')) === ip.get('web'));
-    await waitFor('web answers again', async () => (await fetch('h2', 'client', ip.get('web')!)) === 'hello from web\n');
+    await waitFor(
+      'web answers again',
+      async () => (await fetch('h2', 'client', ip.get('web')!)) === 'hello from web\n',
+    );
   });
 
   it('releases the address of a container that stays dead after the grace period, and at once on docker rm -f', async () => {
@@ -59,14 +78,26 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     const brief = (await ipOf('h1', 'brief'))!;
     await dockerOk(lab, 'h1', ['stop', '-t', '0', 'brief']);
     assert.ok(await allocated('h1', brief), 'kept during the grace period');
-    await waitFor('brief released after the grace', async () => !(await allocated('h1', brief)), (GRACE_S + 5) * 1000, 250);
+    await waitFor(
+      'brief released after the grace',
+      async () => !(await allocated('h1', brief)),
+      (GRACE_S + 5) * 1000,
+      250,
+    );
     await dockerOk(lab, 'h1', ['rm', '-f', 'web']);
     await waitFor('web released at once', async () => !(await allocated('h1', ip.get('web')!)), 3000);
   });
 
   it('finds attached containers again after a router restart, with their addresses', async () => {
     await weaveOk(lab, 'h2', ['stop']);
-    await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', '--release-grace', String(GRACE_S), lab.host('h1').addrs[0]]);
+    await weaveOk(lab, 'h2', [
+      'launch',
+      '--nickname',
+      'h2',
+      '--release-grace',
+      String(GRACE_S),
+      lab.host('h1').addrs[0],
+    ]);
     await waitFor('client found again', async () => (await ipOf('h2', 'client')) === ip.get('client'));
     await waitForMesh(lab);
     await weaveOk(lab, 'h1', ['run', '--name', 'web2', '-h', 'web2', 'busybox', ...WEB]);
@@ -77,7 +108,15 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     const addr = (await weaveOk(lab, 'h1', ['expose'])).trim();
     assert.match(addr, /^10\.(3[2-9]|4[0-7])\.\d+\.\d+$/);
     assert.match((await ps('h1'))[0], new RegExp(`^weave:expose \\S+ ${addr.replace(/\./g, '\\.')}/12$`));
-    await waitFor('h2 container pings the host', async () => (await lab.exec('h2', ['docker', 'exec', 'client', 'ping', '-c1', '-W1', addr], { env: { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` } })).code === 0);
+    await waitFor(
+      'h2 container pings the host',
+      async () =>
+        (
+          await lab.exec('h2', ['docker', 'exec', 'client', 'ping', '-c1', '-W1', addr], {
+            env: { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` },
+          })
+        ).code === 0,
+    );
     assert.equal((await weaveOk(lab, 'h1', ['hide'])).trim(), addr);
     assert.ok(!(await ps('h1')).some((l) => l.startsWith('weave:expose')));
   });
@@ -87,7 +126,10 @@ describe('Docker containers in the lab: weave run, attach, ps, expose across two
     const containers = await dockerOk(lab, 'h1', ['ps', '-aq']);
     const cases: [string[], RegExp][] = [
       [['attach', 'nosuch'], /^weave: unknown target "nosuch": no such container/],
-      [['run', '10.99.0.1/24', 'busybox', 'sleep', '60'], /^weave: 10\.99\.0\.1\/24 is outside the allocation range 10\.32\.0\.0\/12/],
+      [
+        ['run', '10.99.0.1/24', 'busybox', 'sleep', '60'],
+        /^weave: 10\.99\.0\.1\/24 is outside the allocation range 10\.32\.0\.0\/12/,
+      ],
       [['run', `${ip.get('client')}/12`, 'busybox', 'sleep', '60'], /^weave: .*held by another identity/],
       [['run', '--privileged', 'busybox'], /^weave: unsupported docker run flag "--privileged"/],
       [['run', '-d'], /^weave: missing image/],

@@ -10,7 +10,9 @@ describe('IPAM in the lab: three hosts', function () {
   let lab: Lab;
   const ips = new Map<string, string>();
   const ns = new Map<string, string>();
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   before(async () => {
     lab = await Lab.create({ hosts: 3 });
@@ -33,7 +35,10 @@ describe('IPAM in the lab: three hosts', function () {
     const status = await weaveOk(lab, 'h1', ['status', 'ipam']);
     assert.equal(status.trim().split('\n').length, 3, status);
     assert.match(status, /\(h2\)\s+\d+ IPs \([\d.]+% of total\)/);
-    assert.match(await weaveOk(lab, 'h1', ['status']), /^\s+Service: ipam\n\s+Status: ready\n\s+Range: 10\.32\.0\.0\/12\n\s+DefaultSubnet: 10\.32\.0\.0\/12$/m);
+    assert.match(
+      await weaveOk(lab, 'h1', ['status']),
+      /^\s+Service: ipam\n\s+Status: ready\n\s+Range: 10\.32\.0\.0\/12\n\s+DefaultSubnet: 10\.32\.0\.0\/12$/m,
+    );
   });
 
   it("answers Weave's HTTP API in text: allocate is idempotent, lookup, claim, release; JSON when asked", async () => {
@@ -72,7 +77,11 @@ describe('IPAM in the lab: three hosts', function () {
     assert.equal(patch.status, 405);
     assert.match(JSON.parse(patch.body).error, /PATCH is not allowed on \/ip\/x: use POST, DELETE, GET/);
     assert.equal(JSON.stringify((await report(lab, 'h1')).ipam.allocations), before);
-    const r = await weave(lab, 'h2', ['attach', `${ips.get('h1')}/12`, `netns:${(await lab.addContainer('h2', 'thief')).netns}`]);
+    const r = await weave(lab, 'h2', [
+      'attach',
+      `${ips.get('h1')}/12`,
+      `netns:${(await lab.addContainer('h2', 'thief')).netns}`,
+    ]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^weave: .*held by another identity/);
   });
@@ -84,14 +93,22 @@ describe('IPAM in the lab: three hosts', function () {
     await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]]);
     assert.deepEqual((await report(lab, 'h2')).ipam.allocations, before);
     await waitForMesh(lab);
-    assert.equal((await weaveOk(lab, 'h2', ['attach', `netns:${ns.get('h2')}`])).trim(), ips.get('h2'), 'attaching again gives the same address');
+    assert.equal(
+      (await weaveOk(lab, 'h2', ['attach', `netns:${ns.get('h2')}`])).trim(),
+      ips.get('h2'),
+      'attaching again gives the same address',
+    );
   });
 
   it('moves an address with its container from a live host, and it is reachable at its new host', async () => {
     const c = await lab.addContainer('h1', 'mover');
     const ip = (await weaveOk(lab, 'h1', ['attach', `netns:${c.netns}`])).trim();
     await vanish(c.netns); // the container leaves h1 without a detach...
-    assert.equal((await weaveOk(lab, 'h2', ['attach', `netns:${c.netns}`])).trim(), ip, '...and comes up on h2 with its address');
+    assert.equal(
+      (await weaveOk(lab, 'h2', ['attach', `netns:${c.netns}`])).trim(),
+      ip,
+      '...and comes up on h2 with its address',
+    );
     await waitForPing(lab, ns.get('h3')!, ip);
     const h1 = await report(lab, 'h1');
     assert.ok(!h1.ipam.allocations.some((a) => a.address === ip), 'h1 handed it over');
@@ -103,7 +120,10 @@ describe('IPAM in the lab: three hosts', function () {
     const h3 = await report(lab, 'h3');
     for (const pid of [h3.supervisorPid!, h3.pid]) process.kill(pid, 'SIGKILL'); // the host's router is gone for good
     await vanish(c.netns);
-    await waitFor('h1 sees h3 gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === h3.name && x.state === 'established'));
+    await waitFor(
+      'h1 sees h3 gone',
+      async () => !(await report(lab, 'h1')).connections.some((x) => x.name === h3.name && x.state === 'established'),
+    );
     const refused = await weave(lab, 'h1', ['attach', `netns:${c.netns}`]);
     assert.match(refused.stderr, /unreachable.*rmpeer/, 'no takeover without rmpeer');
     assert.match(await weaveOk(lab, 'h1', ['rmpeer', 'h3']), /^\d+ IPs taken over from \S+\n$/);
@@ -115,7 +135,9 @@ describe('IPAM in the lab: three hosts', function () {
 describe('IPAM: weave reset', function () {
   this.timeout(60_000);
   let lab: Lab;
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it("hands this peer's space to another before it leaves, and forgets its state", async () => {
     lab = await Lab.create({ hosts: 2 });
@@ -137,12 +159,21 @@ describe('IPAM: weave reset', function () {
 describe('IPAM: a peer with a different range', function () {
   this.timeout(60_000);
   let lab: Lab;
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it('never merges its state, and status says why', async () => {
     lab = await Lab.create({ hosts: 2 });
     await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1']);
-    await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', '--ipalloc-range', '10.40.0.0/16', lab.host('h1').addrs[0]]);
+    await weaveOk(lab, 'h2', [
+      'launch',
+      '--nickname',
+      'h2',
+      '--ipalloc-range',
+      '10.40.0.0/16',
+      lab.host('h1').addrs[0],
+    ]);
     await waitForMesh(lab);
     const c = await lab.addContainer('h1', 'c');
     await weaveOk(lab, 'h1', ['attach', `netns:${c.netns}`]);

@@ -4,11 +4,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Lab, waitFor, withLab } from '../lab/lab.js';
 import { plan } from '../lab/topology.js';
 
-const netnsList = (): string[] => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
-const rootLinks = (): string[] => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.split(':')[1].trim()).sort();
+const netnsList = (): string[] =>
+  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean);
+const rootLinks = (): string[] =>
+  execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':')[1].trim())
+    .sort();
 /** Running (not gone, not a zombie waiting for a reaper). */
 const alive = (pid: number): boolean => {
-  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 };
 const labNs = (id: string): string[] => netnsList().filter((n) => n.startsWith(`wl${id}-`));
 
@@ -19,11 +32,17 @@ function labProcess(id: string, tail: string) {
     lab.spawn('h1', ['sleep', '1000']);
     console.log('ready');
     ${tail}`;
-  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
-  child.stderr.on('data', (d) => { err += d; });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
   const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('ready')) resolve();
+    });
     child.once('exit', (code) => reject(new Error(`lab process exited early (${code}): ${err}`)));
   });
   const exit = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once('exit', (c, s) => r([c, s])));
@@ -33,16 +52,24 @@ function labProcess(id: string, tail: string) {
 describe('lab', function () {
   this.timeout(60_000);
   const labs: Lab[] = [];
-  const track = (lab: Lab): Lab => { labs.push(lab); return lab; };
-  afterEach(async () => { for (const l of labs.splice(0)) await l.down(); });
+  const track = (lab: Lab): Lab => {
+    labs.push(lab);
+    return lab;
+  };
+  afterEach(async () => {
+    for (const l of labs.splice(0)) await l.down();
+  });
 
   describe('topology plan', () => {
     it('line: h2 sits on two segments with eth0/eth1', () => {
       const p = plan({ hosts: 3, topology: 'line' });
-      assert.deepEqual(p.segments.map((s) => s.ports.map((x) => `${x.host}:${x.ifname}:${x.addr}`)), [
-        ['h1:eth0:198.18.0.1', 'h2:eth0:198.18.0.2'],
-        ['h2:eth1:198.18.1.2', 'h3:eth0:198.18.1.3'],
-      ]);
+      assert.deepEqual(
+        p.segments.map((s) => s.ports.map((x) => `${x.host}:${x.ifname}:${x.addr}`)),
+        [
+          ['h1:eth0:198.18.0.1', 'h2:eth0:198.18.0.2'],
+          ['h2:eth1:198.18.1.2', 'h3:eth0:198.18.1.3'],
+        ],
+      );
     });
     it('rejects bad specs', () => {
       assert.throws(() => plan({ hosts: 0 }), /hosts must be/);
@@ -58,14 +85,19 @@ describe('lab', function () {
       linksBefore = rootLinks();
       lab = await Lab.create({ hosts: 3 });
     });
-    after(async () => { await lab?.down(); });
+    after(async () => {
+      await lab?.down();
+    });
 
     it('creates nothing in the root namespace', () => {
       assert.deepEqual(rootLinks(), linksBefore);
     });
 
     it('gives hosts their addresses, data dirs and 1500 MTU', async () => {
-      assert.deepEqual(lab.hosts.map((h) => [h.name, h.netns, h.addrs]), [1, 2, 3].map((n) => [`h${n}`, `wl${lab.id}-h${n}`, [`198.18.0.${n}`]]));
+      assert.deepEqual(
+        lab.hosts.map((h) => [h.name, h.netns, h.addrs]),
+        [1, 2, 3].map((n) => [`h${n}`, `wl${lab.id}-h${n}`, [`198.18.0.${n}`]]),
+      );
       for (const h of lab.hosts) {
         assert.ok(existsSync(h.dataDir), h.dataDir);
         const link = await lab.execOk(h.name, ['ip', '-o', 'link', 'show', 'dev', 'eth0']);
@@ -78,7 +110,11 @@ describe('lab', function () {
       for (const a of lab.hosts) {
         for (const b of lab.hosts) {
           if (a === b) continue;
-          await waitFor(`${a.name} -> ${b.name}`, async () => (await lab.exec(a.name, ['ping', '-c1', '-W1', b.addrs[0]])).code === 0, 5000);
+          await waitFor(
+            `${a.name} -> ${b.name}`,
+            async () => (await lab.exec(a.name, ['ping', '-c1', '-W1', b.addrs[0]])).code === 0,
+            5000,
+          );
         }
       }
     });
@@ -114,15 +150,23 @@ describe('lab', function () {
 
   describe('line, 3 hosts', () => {
     let lab: Lab;
-    before(async () => { lab = await Lab.create({ hosts: 3, topology: 'line' }); });
-    after(async () => { await lab?.down(); });
+    before(async () => {
+      lab = await Lab.create({ hosts: 3, topology: 'line' });
+    });
+    after(async () => {
+      await lab?.down();
+    });
 
     it('has h2 on two segments', () => {
-      assert.deepEqual(lab.hosts.map((h) => h.addrs), [['198.18.0.1'], ['198.18.0.2', '198.18.1.2'], ['198.18.1.3']]);
+      assert.deepEqual(
+        lab.hosts.map((h) => h.addrs),
+        [['198.18.0.1'], ['198.18.0.2', '198.18.1.2'], ['198.18.1.3']],
+      );
     });
 
     it('neighbours ping each other', async () => {
-      const ping = (from: string, to: string) => waitFor(`${from} -> ${to}`, async () => (await lab.exec(from, ['ping', '-c1', '-W1', to])).code === 0, 5000);
+      const ping = (from: string, to: string) =>
+        waitFor(`${from} -> ${to}`, async () => (await lab.exec(from, ['ping', '-c1', '-W1', to])).code === 0, 5000);
       await ping('h1', '198.18.0.2');
       await ping('h2', '198.18.0.1');
       await ping('h2', '198.18.1.3');
@@ -166,7 +210,10 @@ describe('lab', function () {
       assert.deepEqual(other.hosts, lab.hosts);
       await other.down();
       await waitFor('child to exit', async () => child.exitCode !== null || child.signalCode !== null);
-      assert.deepEqual(netnsList().filter((n) => n.startsWith(`wl${lab.id}-`)), []);
+      assert.deepEqual(
+        netnsList().filter((n) => n.startsWith(`wl${lab.id}-`)),
+        [],
+      );
       await assert.rejects(Lab.load(lab.id), /no such lab/);
     });
 
@@ -176,7 +223,8 @@ describe('lab', function () {
       try {
         await p.ready;
         assert.equal(labNs(id).length, 3);
-        const [sleeper] = (JSON.parse(readFileSync(`/tmp/weave-lab/${id}/state.json`, 'utf8')) as { pids: number[] }).pids;
+        const [sleeper] = (JSON.parse(readFileSync(`/tmp/weave-lab/${id}/state.json`, 'utf8')) as { pids: number[] })
+          .pids;
         assert.ok(alive(sleeper));
         p.child.kill('SIGTERM');
         assert.deepEqual(await p.exit, [null, 'SIGTERM']);
@@ -204,15 +252,29 @@ describe('lab', function () {
 
     it('withLab tears down when fn throws', async () => {
       let id = '';
-      await assert.rejects(withLab({ hosts: 1 }, async (lab) => { id = lab.id; throw new Error('boom'); }), /boom/);
+      await assert.rejects(
+        withLab({ hosts: 1 }, async (lab) => {
+          id = lab.id;
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
       assert.ok(id);
-      assert.deepEqual(netnsList().filter((n) => n.startsWith(`wl${id}-`)), []);
+      assert.deepEqual(
+        netnsList().filter((n) => n.startsWith(`wl${id}-`)),
+        [],
+      );
     });
 
     it('refuses a duplicate id', async () => {
       const lab = track(await Lab.create({ hosts: 1 }));
       await assert.rejects(Lab.create({ hosts: 1 }, { id: lab.id }), /already exists/);
-      assert.deepEqual(netnsList().filter((n) => n.startsWith(`wl${lab.id}-`)).sort(), [`wl${lab.id}-h1`, `wl${lab.id}-sw0`]);
+      assert.deepEqual(
+        netnsList()
+          .filter((n) => n.startsWith(`wl${lab.id}-`))
+          .sort(),
+        [`wl${lab.id}-h1`, `wl${lab.id}-sw0`],
+      );
     });
   });
 
@@ -222,7 +284,17 @@ describe('lab', function () {
       assert.equal(await waitFor('n to reach 3', async () => (++n >= 3 ? n : undefined), 1000, 1), 3);
     });
     it('times out naming what it waited for and the last error', async () => {
-      await assert.rejects(waitFor('the moon', async () => { throw new Error('not yet'); }, 50, 10), /timed out waiting for the moon.*not yet/);
+      await assert.rejects(
+        waitFor(
+          'the moon',
+          async () => {
+            throw new Error('not yet');
+          },
+          50,
+          10,
+        ),
+        /timed out waiting for the moon.*not yet/,
+      );
     });
   });
 });

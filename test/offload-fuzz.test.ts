@@ -13,11 +13,17 @@ const SUMMARY = /^fuzz-offload: (\d+) cases, (\d+) segments checked, (\d+) coale
 describe('offload fuzz (native Split and Coalescer, ASan + UBSan)', function () {
   this.timeout(120_000);
   let program: Sanitized;
-  before(() => { program = buildSanitized('fuzz-offload', ['native/test/fuzz-offload.cc', 'native/src/offload.cc'], []); });
+  before(() => {
+    program = buildSanitized('fuzz-offload', ['native/test/fuzz-offload.cc', 'native/src/offload.cc'], []);
+  });
   after(() => program?.remove());
 
   it(`seed ${SEED}, ${ITERATIONS} cases: no malformed output, every check passes, all three kinds ran`, () => {
-    const [cases, segments, coalesced, malformed] = runSanitized(program.bin, [String(SEED), String(ITERATIONS)], SUMMARY);
+    const [cases, segments, coalesced, malformed] = runSanitized(
+      program.bin,
+      [String(SEED), String(ITERATIONS)],
+      SUMMARY,
+    );
     assert.equal(malformed, 0);
     assert.equal(cases, ITERATIONS);
     // This seed checks ~2.7 million segments and ~180 thousand coalesced writes (kinds b and c).

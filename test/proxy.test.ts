@@ -39,15 +39,32 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     let text = '';
     req.on('data', (c: Buffer) => (text += c));
     req.on('end', () => {
-      const hook = JSON.parse(text) as { Type: string; ClientRequest: { Method: string; Request: string; Body: string } };
-      const answer = (v: unknown) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify(v)); };
+      const hook = JSON.parse(text) as {
+        Type: string;
+        ClientRequest: { Method: string; Request: string; Body: string };
+      };
+      const answer = (v: unknown) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(v));
+      };
       if (req.url === '/greeter') {
         const body = JSON.parse(hook.ClientRequest.Body) as { Env?: string[] | null };
         body.Env = [...(body.Env ?? []), 'GREETING=from-adapter'];
-        return answer({ PowerstripProtocolVersion: 1, ModifiedClientRequest: { ...hook.ClientRequest, Body: JSON.stringify(body) } });
+        return answer({
+          PowerstripProtocolVersion: 1,
+          ModifiedClientRequest: { ...hook.ClientRequest, Body: JSON.stringify(body) },
+        });
       }
-      if (gate === 'fail') { res.writeHead(500); res.end('the gate is closed\n'); return; }
-      if (gate === 'garbage') { res.writeHead(200); res.end('<html>surprise</html>'); return; }
+      if (gate === 'fail') {
+        res.writeHead(500);
+        res.end('the gate is closed\n');
+        return;
+      }
+      if (gate === 'garbage') {
+        res.writeHead(200);
+        res.end('<html>surprise</html>');
+        return;
+      }
       if (gate === 'hang') return;
       answer({ PowerstripProtocolVersion: 1, ModifiedClientRequest: hook.ClientRequest });
     });
@@ -59,26 +76,39 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     await new Promise<void>((r) => adapterServer!.listen(0, '127.0.0.1', () => r()));
     const port = (adapterServer.address() as AddressInfo).port;
     const file = join(tmp, 'adapters.yml');
-    writeFileSync(file, [
-      'version: 1',
-      'endpoints:',
-      '  "POST /*/containers/create":',
-      '    pre: [greeter, gate]',
-      '  "POST /*/containers/*/start":',
-      '    post: [counter]',
-      'adapters:',
-      `  greeter: http://127.0.0.1:${port}/greeter`,
-      `  gate: http://127.0.0.1:${port}/gate`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'version: 1',
+        'endpoints:',
+        '  "POST /*/containers/create":',
+        '    pre: [greeter, gate]',
+        '  "POST /*/containers/*/start":',
+        '    post: [counter]',
+        'adapters:',
+        `  greeter: http://127.0.0.1:${port}/greeter`,
+        `  gate: http://127.0.0.1:${port}/gate`,
+        '',
+      ].join('\n'),
+    );
     // A built-in adapter with its own default endpoint, which the file names again: it runs once.
-    const counter: Adapter = { name: 'counter', async post(_req, res) { if (res.Code === 204) starts++; return res; } };
+    const counter: Adapter = {
+      name: 'counter',
+      async post(_req, res) {
+        if (res.Code === 204) starts++;
+        return res;
+      },
+    };
     const builtIn: HookedEndpoint[] = [{ method: 'POST', pattern: '/containers/*/start', pre: [], post: [counter] }];
     const endpoints = mergeEndpoints(builtIn, loadAdapterConfig(file, { counter }, { timeoutMs: 2000 }));
 
     lab = await Lab.create({ hosts: 1 });
     const d = await lab.startDockerd('h1');
-    proxy = await DockerProxy.listen({ engine: `unix://${d.socket}`, socket: join(lab.host('h1').dataDir, 'proxy.sock'), endpoints });
+    proxy = await DockerProxy.listen({
+      engine: `unix://${d.socket}`,
+      socket: join(lab.host('h1').dataDir, 'proxy.sock'),
+      endpoints,
+    });
   });
 
   const env = (extra?: NodeJS.ProcessEnv) => ({ DOCKER_HOST: `unix://${proxy!.socket}`, ...extra });
@@ -96,11 +126,18 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c));
     child.stderr.on('data', (c: Buffer) => (out += c));
-    return { child, out: () => out, stop: () => { child.kill(); children.delete(child); } };
+    return {
+      child,
+      out: () => out,
+      stop: () => {
+        child.kill();
+        children.delete(child);
+      },
+    };
   };
   const containerCount = async () => (await dockerOk(['ps', '-aq'])).split('\n').filter(Boolean).length;
 
-  it('answers docker version with the engine\'s own server section', async () => {
+  it("answers docker version with the engine's own server section", async () => {
     const out = await dockerOk(['version']);
     assert.match(out, /Server:[\s\S]*Engine:[\s\S]*API version:\s+1\.\d+/);
   });
@@ -113,7 +150,7 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     assert.match(await dockerOk(['exec', 'sleeper', 'sh', '-c', 'echo $GREETING']), /^from-adapter$/m);
   });
 
-  it('returns docker exec\'s output, error output and exit code', async () => {
+  it("returns docker exec's output, error output and exit code", async () => {
     const r = await docker(['exec', 'sleeper', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     assert.deepEqual([r.code, r.stdout, r.stderr], [3, 'out\n', 'err\n']);
   });
@@ -126,7 +163,10 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
 
   it('speaks the API version the client asks for, hooks included (an old client: v1.24)', async () => {
     const before = proxy!.counters.versions['1.24'] ?? 0;
-    assert.equal(await dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $GREETING'], { env: { DOCKER_API_VERSION: '1.24' } }), 'from-adapter\n');
+    assert.equal(
+      await dockerOk(['run', '--rm', 'busybox', 'sh', '-c', 'echo $GREETING'], { env: { DOCKER_API_VERSION: '1.24' } }),
+      'from-adapter\n',
+    );
     assert.ok((proxy!.counters.versions['1.24'] ?? 0) > before);
   });
 
@@ -140,8 +180,12 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     logs.stop();
   });
 
-  it('runs docker run -it in a pty: keystrokes go in, the shell\'s answers come back', async () => {
-    const r = await run(['script', '-qfec', 'docker run -it --rm busybox sh', '/dev/null'], { env: env(), input: 'echo hi-$((6*7)); exit\n', timeoutMs: 60_000 });
+  it("runs docker run -it in a pty: keystrokes go in, the shell's answers come back", async () => {
+    const r = await run(['script', '-qfec', 'docker run -it --rm busybox sh', '/dev/null'], {
+      env: env(),
+      input: 'echo hi-$((6*7)); exit\n',
+      timeoutMs: 60_000,
+    });
     assert.match(r.stdout, /hi-42/, `${r.stdout}${r.stderr}`);
   });
 
@@ -156,7 +200,15 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
   it('streams docker events: one from before --since, and one that happens while it follows', async () => {
     const since = String(Math.floor(Date.now() / 1000) - 1);
     await dockerOk(['create', '--name', 'evt0', 'busybox', 'true']);
-    const events = follow(['events', '--since', since, '--filter', 'type=container', '--format', '{{.Action}} {{.Actor.Attributes.name}}']);
+    const events = follow([
+      'events',
+      '--since',
+      since,
+      '--filter',
+      'type=container',
+      '--format',
+      '{{.Action}} {{.Actor.Attributes.name}}',
+    ]);
     await waitFor('the past create in docker events', async () => events.out().includes('create evt0'), 10_000, 20);
     await dockerOk(['create', '--name', 'evt1', 'busybox', 'true']);
     await waitFor('the new create in docker events', async () => events.out().includes('create evt1'), 10_000, 20);
@@ -182,7 +234,10 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
         assert.notEqual(r.code, 0, mode);
         const line = r.stderr.split('\n').find((l) => l.includes('Error response from daemon: '));
         assert.ok(line, `${mode}: ${r.stderr}`);
-        assert.match(line, /Error response from daemon: powerstrip adapter "gate" \(http:\/\/127\.0\.0\.1:\d+\/gate\): /);
+        assert.match(
+          line,
+          /Error response from daemon: powerstrip adapter "gate" \(http:\/\/127\.0\.0\.1:\d+\/gate\): /,
+        );
         assert.match(line.replace(/\.$/, ''), re);
       }
     } finally {
@@ -193,22 +248,34 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
 
   it('carries several requests, hooked and not, on one keep-alive connection', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const call = (method: string, path: string, body?: object) => new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
-      const data = body ? JSON.stringify(body) : undefined;
-      const req = http.request({ socketPath: proxy!.socket, agent, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, reused: req.reusedSocket }));
+    const call = (method: string, path: string, body?: object) =>
+      new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
+        const data = body ? JSON.stringify(body) : undefined;
+        const req = http.request(
+          {
+            socketPath: proxy!.socket,
+            agent,
+            method,
+            path,
+            headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text, reused: req.reusedSocket }));
+          },
+        );
+        req.on('error', reject);
+        req.end(data);
       });
-      req.on('error', reject);
-      req.end(data);
-    });
     try {
       assert.deepEqual(await call('GET', '/_ping'), { status: 200, text: 'OK', reused: false });
       const created = await call('POST', '/v1.41/containers/create?name=kept', { Image: 'busybox', Cmd: ['true'] });
       assert.equal(created.status, 201, created.text);
       const inspect = await call('GET', '/v1.41/containers/kept/json');
-      assert.ok((JSON.parse(inspect.text) as { Config: { Env: string[] } }).Config.Env.includes('GREETING=from-adapter'));
+      assert.ok(
+        (JSON.parse(inspect.text) as { Config: { Env: string[] } }).Config.Env.includes('GREETING=from-adapter'),
+      );
       const removed = await call('DELETE', '/v1.41/containers/kept');
       assert.equal(removed.status, 204);
       assert.deepEqual([created.reused, inspect.reused, removed.reused], [true, true, true]);
@@ -217,13 +284,15 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     }
   });
 
-  it('passes an older client\'s attach hijack (no Upgrade header) as raw bytes both ways', async () => {
+  it("passes an older client's attach hijack (no Upgrade header) as raw bytes both ways", async () => {
     await dockerOk(['run', '-d', '-i', '--name', 'catter', 'busybox', 'cat']);
     const s = net.connect(proxy!.socket!);
     let got = Buffer.alloc(0);
     s.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
     try {
-      s.write('POST /v1.41/containers/catter/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n');
+      s.write(
+        'POST /v1.41/containers/catter/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n',
+      );
       await waitFor('the hijacked attach answer', async () => got.includes('\r\n\r\n'));
       const head = got.subarray(0, got.indexOf('\r\n\r\n')).toString();
       assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
@@ -241,36 +310,59 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     const p = await DockerProxy.listen({ engine, tcp: ':0', endpoints: [] });
     try {
       assert.match(p.tcpAddress!, /^127\.0\.0\.1:\d+$/);
-      const r = await run(['docker', 'ps', '--format', '{{.Names}}'], { env: { DOCKER_HOST: `tcp://${p.tcpAddress}` }, timeoutMs: 30_000 });
+      const r = await run(['docker', 'ps', '--format', '{{.Names}}'], {
+        env: { DOCKER_HOST: `tcp://${p.tcpAddress}` },
+        timeoutMs: 30_000,
+      });
       assert.match(r.stdout, /^sleeper$/m, r.stderr);
     } finally {
       await p.close();
     }
   });
 
-  it('answers in the engine\'s error shape when the engine is gone or a hooked body is too large', async () => {
-    const dead = await DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: join(tmp, 'dead.sock'), endpoints: [] });
+  it("answers in the engine's error shape when the engine is gone or a hooked body is too large", async () => {
+    const dead = await DockerProxy.listen({
+      engine: 'unix:///nonexistent/docker.sock',
+      socket: join(tmp, 'dead.sock'),
+      endpoints: [],
+    });
     try {
       const r = await run(['docker', 'ps'], { env: { DOCKER_HOST: `unix://${dead.socket}` }, timeoutMs: 30_000 });
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /Error response from daemon: cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker\.sock \(ENOENT\)/);
+      assert.match(
+        r.stderr,
+        /Error response from daemon: cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker\.sock \(ENOENT\)/,
+      );
       // An upgrade (attach, exec start) gets the same answer, written on the raw connection.
       const s = net.connect(dead.socket!);
       let got = '';
       s.on('data', (c: Buffer) => (got += c));
-      s.write('POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 2\r\n\r\n{}');
+      s.write(
+        'POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 2\r\n\r\n{}',
+      );
       await new Promise((r) => s.once('close', r));
-      assert.match(got, /^HTTP\/1\.1 502 Bad Gateway\r\nContent-Type: application\/json\r\n[\s\S]*\r\n\r\n\{"message":"cannot reach the Docker engine at /);
+      assert.match(
+        got,
+        /^HTTP\/1\.1 502 Bad Gateway\r\nContent-Type: application\/json\r\n[\s\S]*\r\n\r\n\{"message":"cannot reach the Docker engine at /,
+      );
     } finally {
       await dead.close();
     }
     const big = JSON.stringify({ Image: 'busybox', Labels: { big: 'x'.repeat(5 << 20) } });
     const res = await new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
-      const req = http.request({ socketPath: proxy!.socket, method: 'POST', path: '/v1.41/containers/create', headers: { 'content-type': 'application/json', 'content-length': big.length } }, (r) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, type: r.headers['content-type'] ?? '', text }));
-      });
+      const req = http.request(
+        {
+          socketPath: proxy!.socket,
+          method: 'POST',
+          path: '/v1.41/containers/create',
+          headers: { 'content-type': 'application/json', 'content-length': big.length },
+        },
+        (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, type: r.headers['content-type'] ?? '', text }));
+        },
+      );
       req.on('error', reject);
       req.end(big);
     });
@@ -283,15 +375,25 @@ describe('Docker API proxy: the docker CLI through it to a lab dockerd, with Pow
     assert.equal(statSync(proxy!.socket!).mode & 0o777, 0o660);
     const stale = join(tmp, 'stale.sock');
     // A process that dies while listening leaves its socket file behind.
-    await run([process.execPath, '-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.exit(0))`]);
+    await run([
+      process.execPath,
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.exit(0))`,
+    ]);
     assert.ok(statSync(stale).isSocket());
     const p = await DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: stale, endpoints: [] });
     await p.close();
     assert.ok(!existsSync(stale), 'close() removes the socket file');
-    await assert.rejects(DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: proxy!.socket!, endpoints: [] }), /already answers/);
+    await assert.rejects(
+      DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: proxy!.socket!, endpoints: [] }),
+      /already answers/,
+    );
     const plain = join(tmp, 'plain');
     writeFileSync(plain, 'keep me');
-    await assert.rejects(DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: plain, endpoints: [] }), /is not a socket/);
+    await assert.rejects(
+      DockerProxy.listen({ engine: 'unix:///nonexistent/docker.sock', socket: plain, endpoints: [] }),
+      /is not a socket/,
+    );
     assert.ok(existsSync(plain));
     console.log(`      (proxy counters: ${JSON.stringify(proxy!.counters)})`);
   });

@@ -20,7 +20,9 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
       assert.equal((await weaveOk(lab, h, ['attach', `${ip(i + 1)}/12`, `netns:${c[i].netns}`])).trim(), ip(i + 1));
     }
   });
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it('every container pings every other across hosts', async () => {
     for (const [i, from] of c.entries()) {
@@ -41,12 +43,16 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
   });
 
   it('shows each remote MAC at the peer it lives on', async () => {
-    const macOf = async (x: LabContainer) => JSON.parse((await lab.execIn(x.netns, ['ip', '-j', 'link', 'show', 'ethwe'])).stdout)[0].address as string;
+    const macOf = async (x: LabContainer) =>
+      JSON.parse((await lab.execIn(x.netns, ['ip', '-j', 'link', 'show', 'ethwe'])).stdout)[0].address as string;
     const r = await report(lab, 'h1');
     const table = new Map(r.macs.map((m) => [m.mac, m.peer]));
     assert.equal(table.get(await macOf(c[1])), names.get('h2'));
     assert.equal(table.get(await macOf(c[2])), names.get('h3'));
-    assert.equal(r.macs.find((m) => m.mac === '') , undefined);
+    assert.equal(
+      r.macs.find((m) => m.mac === ''),
+      undefined,
+    );
   });
 
   it('carries a TCP stream (iperf3) across hosts', async () => {
@@ -54,9 +60,18 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
     assert.ok(end.sum_received.bytes > 1_000_000, `received ${end.sum_received.bytes} bytes`);
   });
 
-  it('prints the router status in Weave\'s shape', async () => {
+  it("prints the router status in Weave's shape", async () => {
     const s = await weaveOk(lab, 'h1', ['status']);
-    for (const label of ['Version', 'Service', 'Name', 'Encryption', 'PeerDiscovery', 'Targets', 'Connections', 'Peers']) {
+    for (const label of [
+      'Version',
+      'Service',
+      'Name',
+      'Encryption',
+      'PeerDiscovery',
+      'Targets',
+      'Connections',
+      'Peers',
+    ]) {
       assert.match(s, new RegExp(`^ {${15 - label.length}}${label}: `, 'm'), `${label} right-aligned at column 15`);
     }
     assert.match(s, /^\s+Name: \S+\(h1\)$/m);
@@ -91,7 +106,11 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
   it('recovers when a router is killed with -9 and launched again, keeping its name', async () => {
     const before = await report(lab, 'h2');
     for (const pid of [before.supervisorPid!, before.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: nothing restarts it
-    await waitFor('h1 notices h2 is gone', async () => !(await report(lab, 'h1')).connections.some((x) => x.name === before.name && x.state === 'established'));
+    await waitFor(
+      'h1 notices h2 is gone',
+      async () =>
+        !(await report(lab, 'h1')).connections.some((x) => x.name === before.name && x.state === 'established'),
+    );
     const name = (await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]])).trim();
     assert.equal(name, before.name);
     await waitForMesh(lab);
@@ -107,7 +126,13 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 
   it('refuses a launch whose ports are taken, with one line and nothing changed', async () => {
     // Its own data directory (a shared one is refused first), the same ports as the router there.
-    const r = await weave(lab, 'h1', ['launch', '--http-addr', '127.0.0.1:7784', '--data-dir', `${lab.host('h1').dataDir}/second`]);
+    const r = await weave(lab, 'h1', [
+      'launch',
+      '--http-addr',
+      '127.0.0.1:7784',
+      '--data-dir',
+      `${lab.host('h1').dataDir}/second`,
+    ]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /^weave: UDP port 6784 is already in use\n$/);
     await waitForPing(lab, c[0].netns, ip(2));
@@ -148,13 +173,26 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 describe('interoperability with the Linux kernel vxlan driver', function () {
   this.timeout(60_000);
   let lab: Lab | undefined;
-  afterEach(async () => { await lab?.down(); lab = undefined; });
+  afterEach(async () => {
+    await lab?.down();
+    lab = undefined;
+  });
 
   for (const datapath of ['sleeve-pcap', 'sleeve', 'fastdp']) {
     it(`a host with only a kernel vxlan device on a bridge pings a container behind our router, and TCP crosses both ways (${datapath})`, async () => {
       lab = await Lab.create({ hosts: 2 });
       const [a1, a2] = [lab.host('h1').addrs[0], lab.host('h2').addrs[0]];
-      await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--vni', '4242', '--vxlan-peer', a2, '--datapath', datapath]);
+      await weaveOk(lab, 'h1', [
+        'launch',
+        '--nickname',
+        'h1',
+        '--vni',
+        '4242',
+        '--vxlan-peer',
+        a2,
+        '--datapath',
+        datapath,
+      ]);
       const c1 = await lab.addContainer('h1', 'c1');
       await weaveOk(lab, 'h1', ['attach', '10.32.0.1/12', `netns:${c1.netns}`]);
       // h2 runs no router: a kernel vxlan device on a bridge, and a namespace with a veth on that bridge.
@@ -163,27 +201,58 @@ describe('interoperability with the Linux kernel vxlan driver', function () {
       const k = await lab.addContainer('h2', 'k1');
       for (const argv of [
         ['ethtool', '-K', 'eth0', 'tx', 'off'],
-        ['ip', 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '4242', 'dstport', '6784', 'remote', a1, 'local', a2, 'dev', 'eth0'],
+        [
+          'ip',
+          'link',
+          'add',
+          'vx0',
+          'type',
+          'vxlan',
+          'id',
+          '4242',
+          'dstport',
+          '6784',
+          'remote',
+          a1,
+          'local',
+          a2,
+          'dev',
+          'eth0',
+        ],
         ['ip', 'link', 'add', 'br0', 'type', 'bridge'],
         ['ip', 'link', 'set', 'vx0', 'master', 'br0', 'up'],
         ['ip', 'link', 'set', 'br0', 'up'],
         ['ip', 'link', 'add', 'vk1', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', k.netns],
         ['ip', 'link', 'set', 'vk1', 'master', 'br0', 'up'],
-      ]) await lab.execOk('h2', argv);
+      ])
+        await lab.execOk('h2', argv);
       await lab.execIn(k.netns, ['ip', 'link', 'set', 'eth0', 'mtu', '1450', 'up']);
       await lab.execIn(k.netns, ['ip', 'addr', 'add', '10.32.0.2/12', 'dev', 'eth0']);
       await waitForPing(lab, k.netns, '10.32.0.1');
       await waitForPing(lab, c1.netns, '10.32.0.2');
-      for (const [from, to, toIp] of [[c1.netns, k.netns, '10.32.0.2'], [k.netns, c1.netns, '10.32.0.1']]) {
+      for (const [from, to, toIp] of [
+        [c1.netns, k.netns, '10.32.0.2'],
+        [k.netns, c1.netns, '10.32.0.1'],
+      ]) {
         const end = await iperf(lab, from, to, toIp);
         assert.ok(end.sum_received.bytes > 1_000_000, `TCP to ${toIp}: received ${end.sum_received.bytes} bytes`);
       }
       const r = await report(lab, 'h1');
       assert.equal(r.datapath, datapath);
-      if (datapath !== 'fastdp') assert.ok(r.macs.some((m) => m.peer === `vxlan:${a2}`), 'learned the kernel side MAC at the vxlan endpoint');
+      if (datapath !== 'fastdp')
+        assert.ok(
+          r.macs.some((m) => m.peer === `vxlan:${a2}`),
+          'learned the kernel side MAC at the vxlan endpoint',
+        );
       else {
-        const flood = JSON.parse(await lab.execOk('h1', ['bridge', '-j', 'fdb', 'show', 'dev', 'vxlan-6784'])) as { mac: string; dst?: string }[];
-        assert.ok(flood.some((e) => e.mac === '00:00:00:00:00:00' && e.dst === a2), 'the kernel floods to the plain peer');
+        const flood = JSON.parse(await lab.execOk('h1', ['bridge', '-j', 'fdb', 'show', 'dev', 'vxlan-6784'])) as {
+          mac: string;
+          dst?: string;
+        }[];
+        assert.ok(
+          flood.some((e) => e.mac === '00:00:00:00:00:00' && e.dst === a2),
+          'the kernel floods to the plain peer',
+        );
       }
     });
   }

@@ -15,11 +15,17 @@ const SUMMARY = /^seal-test: (\d+) round trips, (\d+) tamperings rejected, (\d+)
 describe('seal (native AEAD and replay window, ASan + UBSan)', function () {
   this.timeout(120_000);
   let program: Sanitized;
-  before(() => { program = buildSanitized('seal-test', ['native/test/seal-test.cc', 'native/src/seal.cc'], ['-lcrypto']); });
+  before(() => {
+    program = buildSanitized('seal-test', ['native/test/seal-test.cc', 'native/src/seal.cc'], ['-lcrypto']);
+  });
   after(() => program?.remove());
 
   it(`seed ${SEED}, ${ITERATIONS} cases: known answers, round trips, forgeries refused, window as modelled`, () => {
-    const [roundTrips, rejected, checks, failures] = runSanitized(program.bin, [String(SEED), String(ITERATIONS)], SUMMARY);
+    const [roundTrips, rejected, checks, failures] = runSanitized(
+      program.bin,
+      [String(SEED), String(ITERATIONS)],
+      SUMMARY,
+    );
     assert.equal(failures, 0);
     // This seed makes ~20 thousand round trips (1-4 a case), ~660 thousand forgeries and ~6.2 million
     // window checks; a forgery that opened, or a verdict off the model, would be a failure above.

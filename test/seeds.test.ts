@@ -8,7 +8,9 @@ const N = 20;
 describe("The seeds' demo: web servers that all want port 80, side by side on one host", function () {
   this.timeout(180_000);
   let lab: Lab;
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it(`runs ${N} busybox httpd containers on h1, each fetched on port 80 by its own address from a container on h2`, async () => {
     lab = await Lab.create({ hosts: 2 });
@@ -20,6 +22,8 @@ describe("The seeds' demo: web servers that all want port 80, side by side on on
     assert.equal(new Set(servers.map((s) => s.ip)).size, N, 'every server has its own address');
     for (const s of servers) assert.equal(await fetchFrom(lab, 'h2', 'client', s.ip), `hello from ${s.name}\n`);
     const ms = servers.map((s) => s.ms);
-    process.stdout.write(`      weave run to first fetch: p50 ${percentile(ms, 50).toFixed(0)} ms, p95 ${percentile(ms, 95).toFixed(0)} ms\n`);
+    process.stdout.write(
+      `      weave run to first fetch: p50 ${percentile(ms, 50).toFixed(0)} ms, p95 ${percentile(ms, 95).toFixed(0)} ms\n`,
+    );
   });
 });

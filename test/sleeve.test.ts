@@ -5,7 +5,8 @@ import { iperf } from '../lab/iperf.js';
 
 const ip = (i: number) => `10.32.0.${i}`;
 const macOf = async (lab: Lab, c: LabContainer): Promise<string> =>
-  (JSON.parse((await lab.execIn(c.netns, ['ip', '-j', 'link', 'show', 'ethwe'])).stdout) as { address: string }[])[0].address;
+  (JSON.parse((await lab.execIn(c.netns, ['ip', '-j', 'link', 'show', 'ethwe'])).stdout) as { address: string }[])[0]
+    .address;
 
 describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () {
   this.timeout(120_000);
@@ -17,14 +18,16 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
   before(async () => {
     lab = await Lab.create({ hosts: 4 });
     names = new Map([
-      ...await launchAll(lab, ['h1', 'h2'], ['--datapath', 'sleeve']),
-      ...await launchAll(lab, ['h3'], ['--datapath', 'sleeve-pcap', lab.host('h1').addrs[0]]),
-      ...await launchAll(lab, ['h4'], ['--datapath', 'fastdp', lab.host('h1').addrs[0]]),
+      ...(await launchAll(lab, ['h1', 'h2'], ['--datapath', 'sleeve'])),
+      ...(await launchAll(lab, ['h3'], ['--datapath', 'sleeve-pcap', lab.host('h1').addrs[0]])),
+      ...(await launchAll(lab, ['h4'], ['--datapath', 'fastdp', lab.host('h1').addrs[0]])),
     ]);
     await waitForMesh(lab);
     c = await attachEach(lab, HOSTS);
   });
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it('says it runs the native sleeve, with the offloads this kernel gives it', async () => {
     assert.match(await weaveOk(lab, 'h1', ['status']), /Datapath: sleeve\n/);
@@ -47,19 +50,31 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
     const [a1, a2] = [await report(lab, 'h1'), await report(lab, 'h2')];
     const gb = end.sum_received.bytes;
     assert.ok(gb > 10_000_000, `received ${gb} bytes`);
-    const sends = Number(a1.offloads!.gsoSends) - Number(b1.offloads!.gsoSends), writes = Number(a2.offloads!.gsoWrites) - Number(b2.offloads!.gsoWrites);
+    const sends = Number(a1.offloads!.gsoSends) - Number(b1.offloads!.gsoSends),
+      writes = Number(a2.offloads!.gsoWrites) - Number(b2.offloads!.gsoWrites);
     const datagrams = a1.counters.sent.datagrams - b1.counters.sent.datagrams;
     assert.ok(sends > 0 && datagrams / sends > 4, `${datagrams} datagrams in ${sends} GSO sends`);
-    assert.ok(writes > 0 && (a2.counters.injected.frames - b2.counters.injected.frames) / writes > 4, `${writes} merged TAP writes`);
+    assert.ok(
+      writes > 0 && (a2.counters.injected.frames - b2.counters.injected.frames) / writes > 4,
+      `${writes} merged TAP writes`,
+    );
     // The threads moved it: what went up to the forwarder is a trickle (ARP, heartbeats).
     assert.ok(a1.counters.captured.frames - b1.counters.captured.frames > 1000);
     assert.deepEqual(a2.counters.dropped, b2.counters.dropped, 'nothing dropped');
   });
 
   it('carries TCP to and from sleeve-pcap and fastdp hosts', async () => {
-    for (const [from, to] of [[0, 2], [2, 0], [0, 3], [3, 0]]) {
+    for (const [from, to] of [
+      [0, 2],
+      [2, 0],
+      [0, 3],
+      [3, 0],
+    ]) {
       const end = await iperf(lab, c[from].netns, c[to].netns, ip(to + 1));
-      assert.ok(end.sum_received.bytes > 1_000_000, `${HOSTS[from]} to ${HOSTS[to]}: received ${end.sum_received.bytes} bytes`);
+      assert.ok(
+        end.sum_received.bytes > 1_000_000,
+        `${HOSTS[from]} to ${HOSTS[to]}: received ${end.sum_received.bytes} bytes`,
+      );
     }
   });
 
@@ -91,9 +106,12 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
     const m3 = await lab.addContainer('h3', 'mover');
     await weaveOk(lab, 'h3', ['attach', '--mac', MAC, `${mover}/12`, `netns:${m3.netns}`]);
     await waitForPing(lab, c[0].netns, mover);
-    await waitFor('h1 places the MAC at h3', async () => (await report(lab, 'h1')).macs.find((m) => m.mac === MAC)?.peer === names.get('h3'));
+    await waitFor(
+      'h1 places the MAC at h3',
+      async () => (await report(lab, 'h1')).macs.find((m) => m.mac === MAC)?.peer === names.get('h3'),
+    );
     await waitForPing(lab, c[1].netns, mover);
-    assert.equal((await macOf(lab, m3)), MAC);
+    assert.equal(await macOf(lab, m3), MAC);
   });
 });
 
@@ -109,7 +127,9 @@ describe('native sleeve on a line: h1 — h2 — h3, h1 and h3 not directly reac
     await waitForReachable(lab);
     c = await attachEach(lab, ['h1', 'h2', 'h3']);
   });
-  after(async () => { await lab?.down(); });
+  after(async () => {
+    await lab?.down();
+  });
 
   it('h1 and h3 reach each other through h2, which relays, and a TCP stream crosses', async () => {
     await waitForPing(lab, c[0].netns, ip(3));

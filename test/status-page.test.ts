@@ -43,7 +43,11 @@ describe('observability: status page, /report and /metrics on a live cluster', f
       assert.notEqual(r.code, 0, bad);
       assert.equal(r.stderr, `weave: invalid HTTP address "${bad}": expected IPv4:PORT, like 127.0.0.1:6784\n`);
     }
-    await assert.rejects(labHttp(lab, 'h2', `http://${lab.host('h1').addrs[0]}:6784/report`), /ECONNREFUSED/, 'not on the underlay address');
+    await assert.rejects(
+      labHttp(lab, 'h2', `http://${lab.host('h1').addrs[0]}:6784/report`),
+      /ECONNREFUSED/,
+      'not on the underlay address',
+    );
     assert.equal((await labHttp(lab, 'h1', `${API}/report`)).status, 200);
   });
 
@@ -53,7 +57,10 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.equal(r.datapath, 'fastdp', 'auto picks fastdp where the kernel can');
     assert.equal(typeof r.uptimeSeconds, 'number');
     assert.deepEqual(r.peers.map((p) => p.nickname).sort(), ['h1', 'h2', 'h3']);
-    assert.ok(r.connections.every((c) => c.traffic), 'per-connection traffic counters');
+    assert.ok(
+      r.connections.every((c) => c.traffic),
+      'per-connection traffic counters',
+    );
     const status = await weaveOk(lab, 'h1', ['status']);
     assert.match(status, new RegExp(`^\\s+Peers: ${r.peers.length} `, 'm'));
     assert.match(status, new RegExp(`^\\s+Name: ${r.name}\\(h1\\)$`, 'm'));
@@ -67,14 +74,20 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.ok(before1.value('weave_mac_table_entries')! >= 2);
     assert.ok(before1.value('weave_gossip_messages_total', { channel: 'topology', direction: 'in' })! > 0);
     assert.ok(before1.value('weave_gossip_messages_total', { channel: 'macs', direction: 'out' })! > 0);
-    const inUse = before1.value('weave_ipam_addresses', { state: 'in_use' })!, free = before1.value('weave_ipam_addresses', { state: 'free' })!;
-    assert.ok(inUse >= 1 && free > 0 && inUse + free <= 2 ** 20, `IPAM addresses: ${inUse} in use, ${free} free in 10.32.0.0/12`);
+    const inUse = before1.value('weave_ipam_addresses', { state: 'in_use' })!,
+      free = before1.value('weave_ipam_addresses', { state: 'free' })!;
+    assert.ok(
+      inUse >= 1 && free > 0 && inUse + free <= 2 ** 20,
+      `IPAM addresses: ${inUse} in use, ${free} free in 10.32.0.0/12`,
+    );
 
     await lab.execOkIn(c1, ['ping', '-c', '10', '-i', '0.05', '-W', '1', '10.32.0.2']);
     const after1 = await metrics('h1');
     const after2 = await metrics('h2');
-    const grew = (b: typeof before1, a: typeof before1, name: string, labels: Record<string, string>) => a.value(name, labels)! - b.value(name, labels)!;
-    const out = { datapath: 'fastdp', direction: 'out' }, inn = { datapath: 'fastdp', direction: 'in' };
+    const grew = (b: typeof before1, a: typeof before1, name: string, labels: Record<string, string>) =>
+      a.value(name, labels)! - b.value(name, labels)!;
+    const out = { datapath: 'fastdp', direction: 'out' },
+      inn = { datapath: 'fastdp', direction: 'in' };
     assert.ok(grew(before1, after1, 'weave_frames_total', out) >= 10, 'h1 sent the 10 echo requests');
     assert.ok(grew(before1, after1, 'weave_frame_bytes_total', out) >= 10 * 98);
     assert.ok(grew(before1, after1, 'weave_datagrams_total', out) >= 10);
@@ -83,7 +96,13 @@ describe('observability: status page, /report and /metrics on a live cluster', f
   });
 
   it('answers unknown paths with 404 and malformed query parameters with 400, and keeps running', async () => {
-    const cases: [string, number][] = [['/nope', 404], ['/report/x', 404], ['/report?x=1', 400], ['/events?interval=-1', 400], ['/metrics?%E0%A4%A', 400]];
+    const cases: [string, number][] = [
+      ['/nope', 404],
+      ['/report/x', 404],
+      ['/report?x=1', 400],
+      ['/events?interval=-1', 400],
+      ['/metrics?%E0%A4%A', 400],
+    ];
     for (const [path, status] of cases) {
       const r = await labHttp(lab, 'h1', `${API}${path}`);
       assert.equal(r.status, status, path);
@@ -110,7 +129,11 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.deepEqual(first.graph.map((n) => n.label).sort(), ['h1', 'h2', 'h3'], 'the topology graph draws every peer');
     assert.match(first.ipam, /Range10\.32\.0\.0\/12/, 'the IPAM section shows the range');
     assert.match(first.ipam, /10\.32\.0\.1\/12/, 'and the allocation on this host');
-    assert.deepEqual(Object.keys(first.services), ['router', 'ipam', 'proxy', 'dns', 'scheduler', 'volumes'], 'a section for every subsystem that has one, in order');
+    assert.deepEqual(
+      Object.keys(first.services),
+      ['router', 'ipam', 'proxy', 'dns', 'scheduler', 'volumes'],
+      'a section for every subsystem that has one, in order',
+    );
     assert.equal(first.services.volumes.Pool, 'not opened (no volume here yet)');
     assert.equal(first.services.ipam.Range, '10.32.0.0/12');
     assert.equal(first.services.router.Datapath, 'fastdp');
@@ -118,18 +141,26 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.ok(first.macs >= 2, 'the MAC table shows the containers');
 
     await weaveOk(lab, 'h4', ['launch', '--nickname', 'h4', lab.host('h1').addrs[0]]);
-    const joined = await waitFor('the page shows h4', async () => {
-      const v = await browser!.read();
-      return peers(v).get('h4')?.status === 'reachable' ? v : undefined;
-    }, 20_000);
+    const joined = await waitFor(
+      'the page shows h4',
+      async () => {
+        const v = await browser!.read();
+        return peers(v).get('h4')?.status === 'reachable' ? v : undefined;
+      },
+      20_000,
+    );
     assert.ok(joined.graph.some((n) => n.label === 'h4' && n.status === 'reachable'));
     assert.equal(joined.navigations, 1, 'no reload');
 
     await weaveOk(lab, 'h3', ['stop']);
-    const marked = await waitFor('the page marks h3 as down', async () => {
-      const v = await browser!.read();
-      return ['unreachable', 'gone'].includes(peers(v).get('h3')?.status ?? '') ? v : undefined;
-    }, 20_000);
+    const marked = await waitFor(
+      'the page marks h3 as down',
+      async () => {
+        const v = await browser!.read();
+        return ['unreachable', 'gone'].includes(peers(v).get('h3')?.status ?? '') ? v : undefined;
+      },
+      20_000,
+    );
     assert.match(peers(marked).get('h3')!.statusText, /unreachable|gone/);
     assert.match(marked.graph.find((n) => n.label === 'h3')!.mark, /UNREACHABLE|GONE/);
     assert.equal(peers(marked).get('h4')!.status, 'reachable');

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +19,11 @@ import { dockerHost, dockerOk, pluginDir } from '../lab/weave.js';
 import { servePlugin, type PluginVolumes } from '../volumes/plugin.js';
 
 /** Mount points of this process's namespace at or under dir. */
-const mountsUnder = (dir: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4])
-  .filter((p): p is string => !!p && (p === dir || p.startsWith(`${dir}/`)));
+const mountsUnder = (dir: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p && (p === dir || p.startsWith(`${dir}/`)));
 
 /**
  * The test's own stand-in for the volume manager: a directory per volume under the host's data
@@ -57,20 +69,46 @@ class DirVolumes implements PluginVolumes {
     if (!ids?.delete(id)) throw new Error(`volume ${name} is not mounted for ${id}`);
     if (ids.size === 0) await runOk(['umount', this.mountpoint(name)]);
   }
-  path(name: string): string | undefined { return this.mounts.get(name)?.size ? this.mountpoint(name) : undefined; }
-  get(name: string) { return existsSync(this.store(name)) ? { name, mountpoint: this.path(name), status: { test: true } } : undefined; }
-  list() { return existsSync(join(this.dir, 'store')) ? readdirSync(join(this.dir, 'store')).map((name) => ({ name, mountpoint: this.path(name) })) : []; }
+  path(name: string): string | undefined {
+    return this.mounts.get(name)?.size ? this.mountpoint(name) : undefined;
+  }
+  get(name: string) {
+    return existsSync(this.store(name)) ? { name, mountpoint: this.path(name), status: { test: true } } : undefined;
+  }
+  list() {
+    return existsSync(join(this.dir, 'store'))
+      ? readdirSync(join(this.dir, 'store')).map((name) => ({ name, mountpoint: this.path(name) }))
+      : [];
+  }
 }
 
 /** One POST to the plugin socket: status, content type and the parsed answer. */
-function post(socketPath: string, path: string, body: string): Promise<{ status: number; type: string; json: Record<string, unknown> }> {
+function post(
+  socketPath: string,
+  path: string,
+  body: string,
+): Promise<{ status: number; type: string; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path, method: 'POST', agent: false, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => {
-        try { resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), json: JSON.parse(text) as Record<string, unknown> }); } catch (e) { reject(e); }
-      });
-    });
+    const req = http.request(
+      { socketPath, path, method: 'POST', agent: false, headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => (text += c))
+          .on('end', () => {
+            try {
+              resolve({
+                status: res.statusCode ?? 0,
+                type: String(res.headers['content-type']),
+                json: JSON.parse(text) as Record<string, unknown>,
+              });
+            } catch (e) {
+              reject(e);
+            }
+          });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -84,21 +122,41 @@ describe('the Docker volume plugin protocol, on a socket of its own', () => {
     dir = mkdtempSync(join(tmpdir(), 'weave-plugin-'));
     vols = new DirVolumes(join(dir, 'data'));
   });
-  after(async () => { await server?.close(); rmSync(dir, { recursive: true, force: true }); });
+  after(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('answers what dockerd asks, errors as one-line Err with status 200, and survives bad JSON', async () => {
     const sock = join(dir, 'plugins', 'weave.sock'); // the directory does not exist yet
     server = await servePlugin(sock, vols);
     const activate = await post(sock, '/Plugin.Activate', 'null\n'); // what dockerd sends
-    assert.deepEqual([activate.status, activate.type, activate.json], [200, 'application/vnd.docker.plugins.v1.2+json', { Implements: ['VolumeDriver'] }]);
-    assert.deepEqual((await post(sock, '/VolumeDriver.Capabilities', '{}')).json, { Capabilities: { Scope: 'global' } });
+    assert.deepEqual(
+      [activate.status, activate.type, activate.json],
+      [200, 'application/vnd.docker.plugins.v1.2+json', { Implements: ['VolumeDriver'] }],
+    );
+    assert.deepEqual((await post(sock, '/VolumeDriver.Capabilities', '{}')).json, {
+      Capabilities: { Scope: 'global' },
+    });
     assert.deepEqual((await post(sock, '/VolumeDriver.Create', '{"Name":"a","Opts":{"size":"1G"}}')).json, { Err: '' });
-    assert.deepEqual((await post(sock, '/VolumeDriver.Create', '{"Name":"a","Opts":null}')), { status: 200, type: 'application/vnd.docker.plugins.v1.2+json', json: { Err: 'volume a exists' } });
+    assert.deepEqual(await post(sock, '/VolumeDriver.Create', '{"Name":"a","Opts":null}'), {
+      status: 200,
+      type: 'application/vnd.docker.plugins.v1.2+json',
+      json: { Err: 'volume a exists' },
+    });
     assert.deepEqual((await post(sock, '/VolumeDriver.Get', '{"Name":"nope"}')).json, { Err: 'no such volume' });
-    assert.deepEqual((await post(sock, '/VolumeDriver.Get', '{"Name":"a"}')).json, { Volume: { Name: 'a', Mountpoint: '', Status: { test: true } }, Err: '' });
-    assert.deepEqual((await post(sock, '/VolumeDriver.List', '{}')).json, { Volumes: [{ Name: 'a', Mountpoint: '' }], Err: '' });
+    assert.deepEqual((await post(sock, '/VolumeDriver.Get', '{"Name":"a"}')).json, {
+      Volume: { Name: 'a', Mountpoint: '', Status: { test: true } },
+      Err: '',
+    });
+    assert.deepEqual((await post(sock, '/VolumeDriver.List', '{}')).json, {
+      Volumes: [{ Name: 'a', Mountpoint: '' }],
+      Err: '',
+    });
     vols.refuse.set('a', 'volume a is held by h9\n  which cannot be reached\n');
-    assert.deepEqual((await post(sock, '/VolumeDriver.Mount', '{"Name":"a","ID":"x"}')).json, { Err: 'volume a is held by h9; which cannot be reached' });
+    assert.deepEqual((await post(sock, '/VolumeDriver.Mount', '{"Name":"a","ID":"x"}')).json, {
+      Err: 'volume a is held by h9; which cannot be reached',
+    });
     for (const bad of ['{"Name":', '[1]', '"a"', 'null', '{"Name":7}', '{"Name":"a","Opts":{"size":1}}']) {
       const r = await post(sock, '/VolumeDriver.Create', bad);
       assert.equal(r.status, 200, bad);
@@ -111,12 +169,18 @@ describe('the Docker volume plugin protocol, on a socket of its own', () => {
 
   it('refuses a socket a live server answers on, replaces a stale one, and removes its own at close', async () => {
     const sock = join(dir, 'plugins', 'weave.sock');
-    await assert.rejects(servePlugin(sock, vols), (e: Error) => e.message === `another volume plugin is serving on ${sock}`);
+    await assert.rejects(
+      servePlugin(sock, vols),
+      (e: Error) => e.message === `another volume plugin is serving on ${sock}`,
+    );
     await server!.close();
     server = undefined;
     assert.ok(!existsSync(sock), 'close removed the socket');
     // A server that died without closing (kill -9) leaves its socket file behind.
-    const died = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    const died = spawnSync(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`,
+    ]);
     assert.equal(died.signal, 'SIGKILL');
     assert.ok(existsSync(sock), 'a stale socket is left');
     server = await servePlugin(sock, vols);
@@ -126,7 +190,7 @@ describe('the Docker volume plugin protocol, on a socket of its own', () => {
   });
 });
 
-describe('Docker volumes through the weave plugin: two lab hosts, a dockerd each, each finding its own host\'s plugin', function () {
+describe("Docker volumes through the weave plugin: two lab hosts, a dockerd each, each finding its own host's plugin", function () {
   this.timeout(180_000);
   let lab: Lab | undefined;
   const vols = new Map<string, DirVolumes>();
@@ -148,12 +212,18 @@ describe('Docker volumes through the weave plugin: two lab hosts, a dockerd each
   });
 
   const docker = (host: string, args: string[]) => dockerOk(lab!, host, args);
-  const dockerFails = (host: string, args: string[]) => lab!.exec(host, ['docker', ...args], { env: { DOCKER_HOST: dockerHost(lab!, host) }, timeoutMs: 60_000 });
-  const volumeLs = async (host: string) => (await docker(host, ['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])).trim().split('\n').filter(Boolean);
+  const dockerFails = (host: string, args: string[]) =>
+    lab!.exec(host, ['docker', ...args], { env: { DOCKER_HOST: dockerHost(lab!, host) }, timeoutMs: 60_000 });
+  const volumeLs = async (host: string) =>
+    (await docker(host, ['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])).trim().split('\n').filter(Boolean);
   const balanced = (v: DirVolumes, name: string) => {
     const mounts = v.calls.filter((c) => c.startsWith(`mount ${name} `)).map((c) => c.split(' ')[2]);
     const unmounts = v.calls.filter((c) => c.startsWith(`unmount ${name} `)).map((c) => c.split(' ')[2]);
-    return mounts.length > 0 && JSON.stringify(mounts.sort()) === JSON.stringify(unmounts.sort()) && mountsUnder(v.mountpoint(name)).length === 0;
+    return (
+      mounts.length > 0 &&
+      JSON.stringify(mounts.sort()) === JSON.stringify(unmounts.sort()) &&
+      mountsUnder(v.mountpoint(name)).length === 0
+    );
   };
 
   it('creates a weave volume that docker volume ls shows with driver weave', async () => {
@@ -162,12 +232,26 @@ describe('Docker volumes through the weave plugin: two lab hosts, a dockerd each
     assert.ok(existsSync(vols.get('h1')!.store('v1')), 'the plugin made it');
   });
 
-  it('writes through the volume\'s mount point in one container and reads it back in another; mounts and unmounts balance', async () => {
+  it("writes through the volume's mount point in one container and reads it back in another; mounts and unmounts balance", async () => {
     const h1 = vols.get('h1')!;
-    await docker('h1', ['run', '--rm', '-v', 'v1:/data', '--volume-driver', 'weave', 'busybox', 'sh', '-c', 'echo hi > /data/f']);
+    await docker('h1', [
+      'run',
+      '--rm',
+      '-v',
+      'v1:/data',
+      '--volume-driver',
+      'weave',
+      'busybox',
+      'sh',
+      '-c',
+      'echo hi > /data/f',
+    ]);
     // The data is in the directory bound at Mount time: the bind reached dockerd's namespace.
     assert.equal(readFileSync(join(h1.store('v1'), 'f'), 'utf8'), 'hi\n');
-    assert.equal(await docker('h1', ['run', '--rm', '-v', 'v1:/data', '--volume-driver', 'weave', 'busybox', 'cat', '/data/f']), 'hi\n');
+    assert.equal(
+      await docker('h1', ['run', '--rm', '-v', 'v1:/data', '--volume-driver', 'weave', 'busybox', 'cat', '/data/f']),
+      'hi\n',
+    );
     await waitFor('every Mount of v1 unmounted', async () => balanced(h1, 'v1'), 10_000, 50);
     assert.equal(h1.calls.filter((c) => c.startsWith('mount v1 ')).length, 2);
     assert.deepEqual(readdirSync(h1.mountpoint('v1')), [], 'nothing was written under the bare mount point');
@@ -176,13 +260,13 @@ describe('Docker volumes through the weave plugin: two lab hosts, a dockerd each
   it('keeps each host to its own plugin: a volume made on h2 is not on h1', async () => {
     await docker('h2', ['volume', 'create', '-d', 'weave', 'only-on-h2']);
     assert.ok((await volumeLs('h2')).includes('weave only-on-h2'));
-    assert.ok(!(await volumeLs('h2')).includes('weave v1'), 'h2 does not see h1\'s volume');
-    assert.ok(!(await volumeLs('h1')).some((l) => l.endsWith(' only-on-h2')), 'h1 does not see h2\'s volume');
+    assert.ok(!(await volumeLs('h2')).includes('weave v1'), "h2 does not see h1's volume");
+    assert.ok(!(await volumeLs('h1')).some((l) => l.endsWith(' only-on-h2')), "h1 does not see h2's volume");
     assert.ok(vols.get('h2')!.calls.includes('create only-on-h2'));
-    assert.ok(!vols.get('h1')!.calls.some((c) => c.includes('only-on-h2')), 'h1\'s plugin was never asked');
+    assert.ok(!vols.get('h1')!.calls.some((c) => c.includes('only-on-h2')), "h1's plugin was never asked");
   });
 
-  it('shows the plugin\'s error as docker\'s, with a non-zero exit', async () => {
+  it("shows the plugin's error as docker's, with a non-zero exit", async () => {
     const h1 = vols.get('h1')!;
     await docker('h1', ['volume', 'create', '-d', 'weave', 'fenced']);
     h1.refuse.set('fenced', 'volume fenced is held by h9, which cannot be reached');
@@ -224,16 +308,25 @@ describe('Docker volumes through the weave plugin: two lab hosts, a dockerd each
     assert.ok(mountsUnder(l.root).length >= 3);
     // Loop devices are told by their backing file's inode: once unmounted, the kernel no longer names it by its lab path.
     const backing = [pool, spare].map((f) => `${statSync(f).ino}`);
-    const attached = async () => (await run(['losetup', '--list', '--noheadings', '--output', 'BACK-INO,NAME,BACK-FILE'])).stdout.split('\n')
-      .filter((line) => backing.includes(line.trim().split(/\s+/)[0]));
+    const attached = async () =>
+      (await run(['losetup', '--list', '--noheadings', '--output', 'BACK-INO,NAME,BACK-FILE'])).stdout
+        .split('\n')
+        .filter((line) => backing.includes(line.trim().split(/\s+/)[0]));
     assert.equal((await attached()).length, 2);
 
     await l.down();
     // Other labs (other runs on this machine) may hold mounts of their own under /tmp/weave-lab: not ours to judge.
     const others = (await Lab.list()).map((id) => join(LAB_BASE, id));
-    assert.deepEqual(mountsUnder(LAB_BASE).filter((m) => !others.some((o) => m === o || m.startsWith(`${o}/`))), [], 'nothing of this lab mounted under /tmp/weave-lab');
-    assert.deepEqual(await attached(), [], 'no loop device left backed by the lab\'s files');
+    assert.deepEqual(
+      mountsUnder(LAB_BASE).filter((m) => !others.some((o) => m === o || m.startsWith(`${o}/`))),
+      [],
+      'nothing of this lab mounted under /tmp/weave-lab',
+    );
+    assert.deepEqual(await attached(), [], "no loop device left backed by the lab's files");
     assert.ok(!existsSync(l.root), 'the lab root is gone');
-    assert.ok(!existsSync(join('/run', `${l.host('h1').netns}`)), 'the engine\'s exec-root (and mount namespace file) is gone');
+    assert.ok(
+      !existsSync(join('/run', `${l.host('h1').netns}`)),
+      "the engine's exec-root (and mount namespace file) is gone",
+    );
   });
 });

@@ -15,7 +15,11 @@ const SUBVOLUME_ROOT = 256;
 export class BtrfsBackend extends PoolDirs implements VolumeBackend {
   readonly kind = 'btrfs' as const;
 
-  private constructor(root: string, readonly describe: string, private release?: () => Promise<void>) {
+  private constructor(
+    root: string,
+    readonly describe: string,
+    private release?: () => Promise<void>,
+  ) {
     super(root);
   }
 
@@ -40,11 +44,14 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
   async create(name: string): Promise<void> {
     const live = this.path(name);
     if (await exists(live)) throw new Error(`volume ${name} exists here`);
-    await runOk(['btrfs', 'subvolume', 'create', live]).catch((e) => { throw new Error(`cannot create volume ${name}: ${reason(e)}`); });
+    await runOk(['btrfs', 'subvolume', 'create', live]).catch((e) => {
+      throw new Error(`cannot create volume ${name}: ${reason(e)}`);
+    });
   }
 
   async snapshot(name: string, gen: number): Promise<void> {
-    const live = this.path(name), target = this.snap(name, gen);
+    const live = this.path(name),
+      target = this.snap(name, gen);
     try {
       if (!(await exists(live))) throw new Error(`no volume ${name} here`);
       if (await exists(target)) throw new Error(`${name}@${gen} exists here`);
@@ -55,7 +62,9 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
   }
 
   async promote(name: string, gen: number): Promise<void> {
-    const live = this.path(name), src = this.snap(name, gen), tmp = this.temp(name);
+    const live = this.path(name),
+      src = this.snap(name, gen),
+      tmp = this.temp(name);
     try {
       if (!(await exists(src))) throw new Error(`${name}@${gen} is not here`);
       // The new copy is made aside first, so that a failure leaves the old one in place.
@@ -82,12 +91,14 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
   }
 
   protected stream(what: string, snap: string, base: string | undefined): SendStream {
-
-    const child = spawn('btrfs', ['send', '-q', ...(base ? ['-p', base] : []), snap], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('btrfs', ['send', '-q', ...(base ? ['-p', base] : []), snap], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let cancelled = false;
     const done = exited(child).then((r) => {
       if (cancelled) throw new Error(`${what}: cancelled`);
-      if (r.code !== 0 && child.stdout!.destroyed && !child.stdout!.readableEnded) throw new Error(`${what}: the receiver stopped reading`);
+      if (r.code !== 0 && child.stdout!.destroyed && !child.stdout!.readableEnded)
+        throw new Error(`${what}: the receiver stopped reading`);
       if (r.code !== 0) throw new Error(`${what}: ${oneLine(r.stderr, `btrfs send ended with ${r.code ?? r.signal}`)}`);
     });
     done.catch(() => {});
@@ -102,7 +113,11 @@ export class BtrfsBackend extends PoolDirs implements VolumeBackend {
   protected async land(data: Readable, tmp: string, target: string): Promise<void> {
     // The stream names its parent (by uuid): btrfs receive finds it, or fails.
     await mkdir(tmp);
-    await feed(spawn('btrfs', ['receive', '-q', tmp], { stdio: ['pipe', 'ignore', 'pipe'] }), data as AsyncIterable<Buffer>, 'btrfs receive');
+    await feed(
+      spawn('btrfs', ['receive', '-q', tmp], { stdio: ['pipe', 'ignore', 'pipe'] }),
+      data as AsyncIterable<Buffer>,
+      'btrfs receive',
+    );
     const got = await readdir(tmp);
     if (got.length !== 1) throw new Error(`the stream held ${got.length} subvolumes`);
     // A received (read-only) subvolume cannot be moved to another directory (EROFS: its '..'

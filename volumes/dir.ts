@@ -16,7 +16,11 @@ const FORMAT = 'weave-dir-1';
 const MAX_FRAME = 64 << 20;
 const END = Buffer.alloc(4);
 
-interface Header { format: string; parent: number | null; deleted: string[] }
+interface Header {
+  format: string;
+  parent: number | null;
+  deleted: string[];
+}
 
 function frame(b: Buffer): Buffer {
   const len = Buffer.alloc(4);
@@ -36,8 +40,9 @@ async function* unframe(data: Readable): AsyncGenerator<Buffer> {
       return b;
     }
     const out = Buffer.allocUnsafe(n);
-    for (let off = 0; off < n;) {
-      const c = chunks[0], k = Math.min(c.length, n - off);
+    for (let off = 0; off < n; ) {
+      const c = chunks[0],
+        k = Math.min(c.length, n - off);
       c.copy(out, off, 0, k);
       off += k;
       if (k === c.length) chunks.shift();
@@ -63,7 +68,16 @@ async function* unframe(data: Readable): AsyncGenerator<Buffer> {
   if (have || need >= 0) throw new Error('the stream broke off');
 }
 
-interface Meta { type: string; mode: number; uid: number; gid: number; size: bigint; mtime: bigint; rdev: bigint; target?: string }
+interface Meta {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: bigint;
+  mtime: bigint;
+  rdev: bigint;
+  target?: string;
+}
 
 /** Every entry of a tree by tar member name ('.', './a', './a/b'), parents before children. */
 async function scan(root: string): Promise<Map<string, Meta>> {
@@ -73,8 +87,14 @@ async function scan(root: string): Promise<Map<string, Meta>> {
     const st = await lstat(abs, { bigint: true });
     const type = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'o';
     out.set(rel, {
-      type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), rdev: st.rdev,
-      size: type === 'd' ? 0n : st.size, mtime: st.mtimeNs, target: type === 'l' ? await readlink(abs) : undefined,
+      type,
+      mode: Number(st.mode),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      rdev: st.rdev,
+      size: type === 'd' ? 0n : st.size,
+      mtime: st.mtimeNs,
+      target: type === 'l' ? await readlink(abs) : undefined,
     });
     if (type === 'd') for (const e of (await readdir(abs)).sort()) await visit(`${rel}/${e}`);
   };
@@ -82,8 +102,15 @@ async function scan(root: string): Promise<Map<string, Meta>> {
   return out;
 }
 
-const same = (a: Meta, b: Meta) => a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid &&
-  a.size === b.size && a.mtime === b.mtime && a.rdev === b.rdev && a.target === b.target;
+const same = (a: Meta, b: Meta) =>
+  a.type === b.type &&
+  a.mode === b.mode &&
+  a.uid === b.uid &&
+  a.gid === b.gid &&
+  a.size === b.size &&
+  a.mtime === b.mtime &&
+  a.rdev === b.rdev &&
+  a.target === b.target;
 
 /** What turns tree `from` into tree `to`: paths to delete first (topmost only), then entries to copy. */
 async function increment(from: string, to: string): Promise<{ deleted: string[]; changed: string[] }> {
@@ -94,7 +121,12 @@ async function increment(from: string, to: string): Promise<{ deleted: string[];
     return false;
   };
   for (const [p, m] of a) if (b.get(p)?.type !== m.type && !under(p)) gone.add(p); // a type change is delete + add
-  const changed = [...b].filter(([p, m]) => { const o = a.get(p); return !o || !same(o, m); }).map(([p]) => p);
+  const changed = [...b]
+    .filter(([p, m]) => {
+      const o = a.get(p);
+      return !o || !same(o, m);
+    })
+    .map(([p]) => p);
   return { deleted: [...gone], changed };
 }
 
@@ -123,7 +155,9 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
 
   async create(name: string): Promise<void> {
     await mkdir(this.path(name)).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(e.code === 'EEXIST' ? `volume ${name} exists here` : `cannot create volume ${name}: ${reason(e)}`);
+      throw new Error(
+        e.code === 'EEXIST' ? `volume ${name} exists here` : `cannot create volume ${name}: ${reason(e)}`,
+      );
     });
   }
 
@@ -138,12 +172,19 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
 
   async promote(name: string, gen: number): Promise<void> {
     const live = this.path(name);
-    await this.copyInto(`cannot promote ${name}@${gen}`, this.snap(name, gen), `${name}@${gen} is not here`, async (tmp) => {
-      const old = this.temp(name);
-      await rename(live, old).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
-      await rename(tmp, live);
-      await this.purge(old);
-    });
+    await this.copyInto(
+      `cannot promote ${name}@${gen}`,
+      this.snap(name, gen),
+      `${name}@${gen} is not here`,
+      async (tmp) => {
+        const old = this.temp(name);
+        await rename(live, old).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
+        await rename(tmp, live);
+        await this.purge(old);
+      },
+    );
   }
 
   async dropLive(name: string): Promise<void> {
@@ -169,7 +210,12 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
   }
 
   /** Copies `src` to a temp dir, then lets `place` move it where it belongs; leaves nothing on failure. */
-  private async copyInto(what: string, src: string, missing: string, place: (tmp: string) => Promise<void>): Promise<void> {
+  private async copyInto(
+    what: string,
+    src: string,
+    missing: string,
+    place: (tmp: string) => Promise<void>,
+  ): Promise<void> {
     const tmp = this.temp('copy');
     try {
       if (!(await exists(src))) throw new Error(missing);
@@ -183,9 +229,10 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
   }
 
   protected stream(what: string, snap: string, base: string | undefined, parent: number | undefined): SendStream {
-
     let settle!: (e?: Error) => void;
-    const done = new Promise<void>((resolve, reject) => { settle = (e) => (e ? reject(e) : resolve()); });
+    const done = new Promise<void>((resolve, reject) => {
+      settle = (e) => (e ? reject(e) : resolve());
+    });
     done.catch(() => {});
     let tar: ChildProcess | undefined;
     let cancelled = false;
@@ -196,7 +243,9 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
         const header: Header = { format: FORMAT, parent: parent ?? null, deleted: inc?.deleted ?? [] };
         yield frame(Buffer.from(JSON.stringify(header)));
         const names = inc ? ['--no-recursion', '--null', '--verbatim-files-from', '--no-unquote', '-T', '-'] : ['.'];
-        tar = spawn('tar', ['-C', snap, '-cf', '-', ...TAR_CREATE, ...names], { stdio: [inc ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+        tar = spawn('tar', ['-C', snap, '-cf', '-', ...TAR_CREATE, ...names], {
+          stdio: [inc ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        });
         const end = exited(tar);
         if (inc) {
           tar.stdin!.on('error', () => {}); // tar failing early shows in its exit status
@@ -205,7 +254,8 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
         for await (const chunk of tar.stdout! as AsyncIterable<Buffer>) yield frame(chunk);
         const r = await end;
         if (cancelled) return;
-        if (r.code !== 0) return settle(new Error(`${what}: ${oneLine(r.stderr, `tar ended with ${r.code ?? r.signal}`)}`));
+        if (r.code !== 0)
+          return settle(new Error(`${what}: ${oneLine(r.stderr, `tar ended with ${r.code ?? r.signal}`)}`));
         settle();
         yield END;
       } catch (e) {
@@ -228,12 +278,19 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
     return { data, done, cancel };
   }
 
-  protected async land(data: Readable, tmp: string, target: string, base: string | undefined, parent: number | undefined): Promise<void> {
+  protected async land(
+    data: Readable,
+    tmp: string,
+    target: string,
+    base: string | undefined,
+    parent: number | undefined,
+  ): Promise<void> {
     const frames = unframe(data)[Symbol.asyncIterator]();
     const first = await frames.next();
     if (first.done) throw new Error('the stream is empty');
     const header = parseHeader(first.value);
-    if (header.parent !== (parent ?? null)) throw new Error(`the stream was made for parent ${header.parent ?? 'none'}, not ${parent ?? 'none'}`);
+    if (header.parent !== (parent ?? null))
+      throw new Error(`the stream was made for parent ${header.parent ?? 'none'}, not ${parent ?? 'none'}`);
     if (base) {
       await runOk(['cp', '-a', '--reflink=auto', base, tmp]);
       for (const p of header.deleted) await rm(join(tmp, p), { recursive: true, force: true });
@@ -248,7 +305,11 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
       }
       if (!(await frames.next()).done) throw new Error('data after the end of the stream');
     }
-    await feed(spawn('tar', ['-C', tmp, '-xf', '-', '--numeric-owner'], { stdio: ['pipe', 'ignore', 'pipe'] }), body(), 'tar');
+    await feed(
+      spawn('tar', ['-C', tmp, '-xf', '-', '--numeric-owner'], { stdio: ['pipe', 'ignore', 'pipe'] }),
+      body(),
+      'tar',
+    );
     if (await exists(target)) throw new Error(`${target} is here already`);
     await rename(tmp, target);
   }
@@ -264,7 +325,8 @@ function parseHeader(b: Buffer): Header {
   if (h?.format !== FORMAT || !Array.isArray(h.deleted)) throw new Error('this is not a dir pool stream');
   for (const p of h.deleted) {
     const n = typeof p === 'string' ? normalize(p) : '..';
-    if (isAbsolute(n) || n === '.' || n.split('/').includes('..')) throw new Error(`bad path in the stream: ${JSON.stringify(p)}`);
+    if (isAbsolute(n) || n === '.' || n.split('/').includes('..'))
+      throw new Error(`bad path in the stream: ${JSON.stringify(p)}`);
   }
   return h;
 }

@@ -15,12 +15,18 @@ import type { VolumeView, VolumeViews } from './views.js';
 const MOVE_TIMEOUT_MS = 3_600_000;
 
 export class VolumeLifecycle {
-  constructor(private readonly records: VolumeRecords, private readonly moves: Moves,
-    private readonly mounts: Pick<Mounts, 'has'>, private readonly views: Pick<VolumeViews, 'view'>,
+  constructor(
+    private readonly records: VolumeRecords,
+    private readonly moves: Moves,
+    private readonly mounts: Pick<Mounts, 'has'>,
+    private readonly views: Pick<VolumeViews, 'view'>,
     /** The names of this host's running containers that use the volume. */
-    private readonly users: (name: string) => Promise<string[]>) {}
+    private readonly users: (name: string) => Promise<string[]>,
+  ) {}
 
-  private get net(): VolumeNet { return this.records.net; }
+  private get net(): VolumeNet {
+    return this.records.net;
+  }
 
   async create(name: string, replicas = 1): Promise<VolumeView> {
     checkName(name);
@@ -32,8 +38,9 @@ export class VolumeLifecycle {
       if (r) throw new UserError(`volume ${name} exists already (on ${this.net.nickname(r.owner)})`);
       const b = await this.records.backend();
       if ((await b.list()).get(name)?.live) {
-        throw new UserError(`volume ${name} exists already here `
-          + `(a copy no record names: remove it from ${b.path(name)})`);
+        throw new UserError(
+          `volume ${name} exists already here ` + `(a copy no record names: remove it from ${b.path(name)})`,
+        );
       }
       await b.create(name);
       this.records.publish(this.records.state.put({ name, owner: this.net.name, replicas, deleted: false, gen: 0 }));
@@ -57,8 +64,10 @@ export class VolumeLifecycle {
       const r = this.records.owned(name);
       const users = await this.users(name);
       if (users.length || this.mounts.has(name)) {
-        throw new UserError(`volume ${name} is in use by a container on ${this.net.nickname(this.net.name)}`
-          + `${users.length ? ` (${users.join(', ')})` : ''}`);
+        throw new UserError(
+          `volume ${name} is in use by a container on ${this.net.nickname(this.net.name)}` +
+            `${users.length ? ` (${users.join(', ')})` : ''}`,
+        );
       }
       this.notMoving(name);
       this.records.publish(this.records.state.put({ ...r, deleted: true }));
@@ -116,8 +125,10 @@ export class VolumeLifecycle {
   private async promoteHere(r: VolumeRecord, b: VolumeBackend): Promise<void> {
     const best = this.records.state.holders(r.name).find((h) => !this.net.membership.isDead(h.peer));
     if (best?.peer !== this.net.name) {
-      throw new UserError(`volume ${r.name} was on ${this.net.nickname(r.owner)}, which is dead; `
-        + `${best ? `its freshest copy is on ${this.net.nickname(best.peer)}` : 'no live host has a copy'}`);
+      throw new UserError(
+        `volume ${r.name} was on ${this.net.nickname(r.owner)}, which is dead; ` +
+          `${best ? `its freshest copy is on ${this.net.nickname(best.peer)}` : 'no live host has a copy'}`,
+      );
     }
     await b.promote(r.name, best.gen);
     const { name, replicas } = r;
@@ -125,7 +136,9 @@ export class VolumeLifecycle {
     this.records.publish(delta);
     this.records.counters.promotions++;
     const age = Math.round((Date.now() - best.gen) / 1000);
-    log.warn(`volume ${name}: its owner ${this.net.nickname(r.owner)} is dead; `
-      + `promoted our copy (snapshot ${best.gen}, ${age} s old)`);
+    log.warn(
+      `volume ${name}: its owner ${this.net.nickname(r.owner)} is dead; ` +
+        `promoted our copy (snapshot ${best.gen}, ${age} s old)`,
+    );
   }
 }

@@ -50,7 +50,10 @@ export class VolumeManager {
   private readonly replication: Replication;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly net: VolumeNet, private readonly o: VolumeOptions) {
+  constructor(
+    private readonly net: VolumeNet,
+    private readonly o: VolumeOptions,
+  ) {
     this.records = new VolumeRecords(net, o.file, o.open);
     this.state = this.records.state;
     this.channel = this.records.channel;
@@ -84,28 +87,59 @@ export class VolumeManager {
 
   // ---- what users ask (the API, the CLI, Docker's plugin calls) ----
 
-  create(name: string, replicas = 1): Promise<VolumeView> { return this.lifecycle.create(name, replicas); }
-  remove(name: string): Promise<string> { return this.lifecycle.remove(name); }
-  mount(name: string, id: string): Promise<string> { return this.mounts.mount(name, id); }
-  unmount(name: string, id: string): void { this.mounts.unmount(name, id); }
-  move(name: string, to: string): Promise<string> { return this.lifecycle.move(name, to); }
-  ensureLocal(name: string): Promise<string> { return this.lifecycle.ensureLocal(name); }
-  home(name: string): string | undefined { return this.lifecycle.home(name); }
-  list(): VolumeView[] { return this.views.list(); }
-  view(name: string): VolumeView | undefined { return this.views.view(name); }
-  inspect(name: string): VolumeView { return this.views.inspect(name); }
-  plugin(): PluginVolumes { return this.mounts.plugin(); }
-  report() { return this.views.report(); }
-  replicaHosts(r: VolumeRecord): string[] { return this.records.replicaHosts(r); }
+  create(name: string, replicas = 1): Promise<VolumeView> {
+    return this.lifecycle.create(name, replicas);
+  }
+  remove(name: string): Promise<string> {
+    return this.lifecycle.remove(name);
+  }
+  mount(name: string, id: string): Promise<string> {
+    return this.mounts.mount(name, id);
+  }
+  unmount(name: string, id: string): void {
+    this.mounts.unmount(name, id);
+  }
+  move(name: string, to: string): Promise<string> {
+    return this.lifecycle.move(name, to);
+  }
+  ensureLocal(name: string): Promise<string> {
+    return this.lifecycle.ensureLocal(name);
+  }
+  home(name: string): string | undefined {
+    return this.lifecycle.home(name);
+  }
+  list(): VolumeView[] {
+    return this.views.list();
+  }
+  view(name: string): VolumeView | undefined {
+    return this.views.view(name);
+  }
+  inspect(name: string): VolumeView {
+    return this.views.inspect(name);
+  }
+  plugin(): PluginVolumes {
+    return this.mounts.plugin();
+  }
+  report() {
+    return this.views.report();
+  }
+  replicaHosts(r: VolumeRecord): string[] {
+    return this.records.replicaHosts(r);
+  }
 
   private async onOp(from: string, q: weave.IVolumeOpRequest): Promise<weave.IVolumeOpReply> {
     const name = q.name ?? '';
     switch (q.op) {
-      case 'commit': return this.moves.commit(from, q);
-      case 'pull': return { message: await this.lifecycle.move(name, this.net.name) };
-      case 'cancel': return { message: this.moves.cancel(from, name) };
-      case 'remove': return { message: await this.lifecycle.removeOwned(name) };
-      default: throw new Error(`unknown volume operation "${String(q.op).slice(0, 20)}"`);
+      case 'commit':
+        return this.moves.commit(from, q);
+      case 'pull':
+        return { message: await this.lifecycle.move(name, this.net.name) };
+      case 'cancel':
+        return { message: this.moves.cancel(from, name) };
+      case 'remove':
+        return { message: await this.lifecycle.removeOwned(name) };
+      default:
+        throw new Error(`unknown volume operation "${String(q.op).slice(0, 20)}"`);
     }
   }
 

@@ -17,11 +17,18 @@ export class Mounts {
   /** Docker's mount ids per volume mounted here. */
   private readonly ids = new Map<string, Set<string>>();
 
-  constructor(private readonly records: VolumeRecords, private readonly volumes: MountableVolumes) {}
+  constructor(
+    private readonly records: VolumeRecords,
+    private readonly volumes: MountableVolumes,
+  ) {}
 
-  has(name: string): boolean { return this.ids.has(name); }
+  has(name: string): boolean {
+    return this.ids.has(name);
+  }
 
-  count(name: string): number { return this.ids.get(name)?.size ?? 0; }
+  count(name: string): number {
+    return this.ids.get(name)?.size ?? 0;
+  }
 
   /** Makes the volume writable here, moving it here first; its directory. Docker's Mount. */
   async mount(name: string, id: string): Promise<string> {
@@ -39,7 +46,9 @@ export class Mounts {
   }
 
   /** The directory of a volume Docker has mounted here, else undefined. */
-  path(name: string): string | undefined { return this.has(name) ? this.records.pathIfOpen(name) : undefined; }
+  path(name: string): string | undefined {
+    return this.has(name) ? this.records.pathIfOpen(name) : undefined;
+  }
 
   /** Docker's volume plugin calls. */
   plugin(): PluginVolumes {
@@ -50,7 +59,9 @@ export class Mounts {
         if (this.records.state.live(name)) return;
         await this.volumes.create(name, opts.replicas === undefined ? 1 : Number(opts.replicas));
       },
-      remove: async (name) => { if (this.records.state.live(name)) await this.volumes.remove(name); },
+      remove: async (name) => {
+        if (this.records.state.live(name)) await this.volumes.remove(name);
+      },
       mount: (name, id) => this.mount(name, id),
       unmount: async (name, id) => this.unmount(name, id),
       path: (name) => this.path(name),

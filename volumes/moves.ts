@@ -24,13 +24,21 @@ export class Moves {
   /** Volumes held for the destination of a move after their last increment: nothing mounts them here. */
   private readonly leaving = new Map<string, { to: string; gen: number; until: number }>();
 
-  constructor(private readonly records: VolumeRecords, private readonly transfers: Transfers,
-    private readonly mounts: Pick<Mounts, 'has'>, private readonly stopUsers: (name: string) => Promise<void>) {}
+  constructor(
+    private readonly records: VolumeRecords,
+    private readonly transfers: Transfers,
+    private readonly mounts: Pick<Mounts, 'has'>,
+    private readonly stopUsers: (name: string) => Promise<void>,
+  ) {}
 
-  private get net(): VolumeNet { return this.records.net; }
+  private get net(): VolumeNet {
+    return this.records.net;
+  }
 
   /** The host a volume of ours is held for, while it moves there. */
-  movingTo(name: string): string | undefined { return this.leaving.get(name)?.to; }
+  movingTo(name: string): string | undefined {
+    return this.leaving.get(name)?.to;
+  }
 
   /** Gives up the moves whose destinations never committed. */
   expire(now: number): void {
@@ -55,8 +63,10 @@ export class Moves {
     }
     await b.promote(r.name, last);
     this.records.counters.movesIn++;
-    log.info(`volume ${r.name} moved here from ${this.net.nickname(r.owner)}: `
-      + `snapshot ${first} in ${stopped - started} ms, last increment and hand-over in ${Date.now() - stopped} ms`);
+    log.info(
+      `volume ${r.name} moved here from ${this.net.nickname(r.owner)}: ` +
+        `snapshot ${first} in ${stopped - started} ms, last increment and hand-over in ${Date.now() - stopped} ms`,
+    );
     await this.records.publishHeld();
   }
 
@@ -65,16 +75,21 @@ export class Moves {
     const parent = (await b.list()).get(name)?.snapshots.at(-1) ?? 0;
     const s = await ask(this.net, from, SEND, { name, parent, final }, final ? UNMOUNT_WAIT_MS + 15_000 : 30_000);
     if (s.kind !== b.kind) {
-      throw new UserError(`volume ${name}: ${this.net.nickname(from)} keeps volumes in ${s.kind}, `
-        + `this host in ${b.kind}`);
+      throw new UserError(
+        `volume ${name}: ${this.net.nickname(from)} keeps volumes in ${s.kind}, ` + `this host in ${b.kind}`,
+      );
     }
     // uint64s may decode as Longs: numbers, always, before a test for zero.
-    const gen = Number(s.gen), base = Number(s.parent ?? 0) || undefined;
-    const size = Number(s.size ?? 0), free = await b.free();
+    const gen = Number(s.gen),
+      base = Number(s.parent ?? 0) || undefined;
+    const size = Number(s.size ?? 0),
+      free = await b.free();
     if (size > free) {
       await ask(this.net, from, OP, { op: 'cancel', name }, 10_000).catch(() => {});
-      throw new UserError(`no room for volume ${name} on ${this.net.nickname(this.net.name)}: `
-        + `it holds ${formatBytes(size)}, the pool has ${formatBytes(free)} free`);
+      throw new UserError(
+        `no room for volume ${name} on ${this.net.nickname(this.net.name)}: ` +
+          `it holds ${formatBytes(size)}, the pool has ${formatBytes(free)} free`,
+      );
     }
     await this.transfers.pull(from, name, s.transfer, gen, !base, (data) => b.receive(name, gen, base, data));
     return gen;

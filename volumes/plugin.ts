@@ -31,10 +31,19 @@ function readBody(req: http.IncomingMessage): Promise<Body> {
   return new Promise((resolve, reject) => {
     let text = '';
     req.setEncoding('utf8');
-    req.on('data', (chunk: string) => { if ((text += chunk).length > MAX_BODY) { reject(new Error('request body too large')); req.destroy(); } });
+    req.on('data', (chunk: string) => {
+      if ((text += chunk).length > MAX_BODY) {
+        reject(new Error('request body too large'));
+        req.destroy();
+      }
+    });
     req.on('end', () => {
       let v: unknown;
-      try { v = text.trim() ? JSON.parse(text) : null; } catch { return reject(new Error('request body is not JSON')); }
+      try {
+        v = text.trim() ? JSON.parse(text) : null;
+      } catch {
+        return reject(new Error('request body is not JSON'));
+      }
       if (v === null) return resolve({});
       if (typeof v !== 'object' || Array.isArray(v)) return reject(new Error('request body is not a JSON object'));
       resolve(v as Body);
@@ -45,7 +54,10 @@ function readBody(req: http.IncomingMessage): Promise<Body> {
 
 const str = (b: Body, key: string, optional = false): string => {
   const v = b[key];
-  if (v === undefined || v === null) { if (optional) return ''; throw new Error(`${key} is missing`); }
+  if (v === undefined || v === null) {
+    if (optional) return '';
+    throw new Error(`${key} is missing`);
+  }
   if (typeof v !== 'string') throw new Error(`${key} must be a string`);
   if (!optional && v === '') throw new Error(`${key} is empty`);
   return v;
@@ -63,10 +75,31 @@ const opts = (b: Body): Record<string, string> => {
 const endpoints: Record<string, { args: boolean; run(v: PluginVolumes, b: Body): Promise<Body> | Body }> = {
   '/Plugin.Activate': { args: false, run: () => ({ Implements: ['VolumeDriver'] }) },
   '/VolumeDriver.Capabilities': { args: false, run: () => ({ Capabilities: { Scope: 'global' } }) },
-  '/VolumeDriver.Create': { args: true, run: async (v, b) => { await v.create(str(b, 'Name'), opts(b)); return { Err: '' }; } },
-  '/VolumeDriver.Remove': { args: true, run: async (v, b) => { await v.remove(str(b, 'Name')); return { Err: '' }; } },
-  '/VolumeDriver.Mount': { args: true, run: async (v, b) => ({ Mountpoint: await v.mount(str(b, 'Name'), str(b, 'ID', true)), Err: '' }) },
-  '/VolumeDriver.Unmount': { args: true, run: async (v, b) => { await v.unmount(str(b, 'Name'), str(b, 'ID', true)); return { Err: '' }; } },
+  '/VolumeDriver.Create': {
+    args: true,
+    run: async (v, b) => {
+      await v.create(str(b, 'Name'), opts(b));
+      return { Err: '' };
+    },
+  },
+  '/VolumeDriver.Remove': {
+    args: true,
+    run: async (v, b) => {
+      await v.remove(str(b, 'Name'));
+      return { Err: '' };
+    },
+  },
+  '/VolumeDriver.Mount': {
+    args: true,
+    run: async (v, b) => ({ Mountpoint: await v.mount(str(b, 'Name'), str(b, 'ID', true)), Err: '' }),
+  },
+  '/VolumeDriver.Unmount': {
+    args: true,
+    run: async (v, b) => {
+      await v.unmount(str(b, 'Name'), str(b, 'ID', true));
+      return { Err: '' };
+    },
+  },
   '/VolumeDriver.Path': { args: true, run: (v, b) => ({ Mountpoint: v.path(str(b, 'Name')) ?? '', Err: '' }) },
   '/VolumeDriver.Get': {
     args: true,
@@ -76,16 +109,29 @@ const endpoints: Record<string, { args: boolean; run(v: PluginVolumes, b: Body):
       return { Volume: { Name: vol.name, Mountpoint: vol.mountpoint ?? '', Status: vol.status ?? {} }, Err: '' };
     },
   },
-  '/VolumeDriver.List': { args: false, run: (v) => ({ Volumes: v.list().map((x) => ({ Name: x.name, Mountpoint: x.mountpoint ?? '' })), Err: '' }) },
+  '/VolumeDriver.List': {
+    args: false,
+    run: (v) => ({ Volumes: v.list().map((x) => ({ Name: x.name, Mountpoint: x.mountpoint ?? '' })), Err: '' }),
+  },
 };
 
 const oneLine = (e: unknown): string =>
-  (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ') || 'failed';
+  (e instanceof Error ? e.message : String(e))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join('; ') || 'failed';
 
 async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promise<[number, Body]> {
   const ep = Object.hasOwn(endpoints, req.url ?? '') ? endpoints[req.url!] : undefined;
-  if (!ep) { req.resume(); return [404, { Err: `unknown endpoint ${(req.url ?? '').slice(0, 60)}` }]; }
-  if (req.method !== 'POST') { req.resume(); return [405, { Err: `${req.method} not allowed, use POST` }]; }
+  if (!ep) {
+    req.resume();
+    return [404, { Err: `unknown endpoint ${(req.url ?? '').slice(0, 60)}` }];
+  }
+  if (req.method !== 'POST') {
+    req.resume();
+    return [405, { Err: `${req.method} not allowed, use POST` }];
+  }
   const body = ep.args ? await readBody(req) : await readBody(req).catch(() => ({}));
   return [200, await ep.run(volumes, body)];
 }
@@ -93,10 +139,17 @@ async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promis
 /** Throws when a live server answers on socketPath; removes it when stale (its server died). */
 async function clearStale(socketPath: string): Promise<void> {
   let isSocket: boolean;
-  try { isSocket = lstatSync(socketPath).isSocket(); } catch { return; }
+  try {
+    isSocket = lstatSync(socketPath).isSocket();
+  } catch {
+    return;
+  }
   if (!isSocket) throw new Error(`${socketPath} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath, () => { c.destroy(); resolve(true); });
+    const c = net.connect(socketPath, () => {
+      c.destroy();
+      resolve(true);
+    });
     c.once('error', () => resolve(false));
   });
   if (live) throw new Error(`another volume plugin is serving on ${socketPath}`);
@@ -110,10 +163,18 @@ export async function servePlugin(socketPath: string, volumes: PluginVolumes): P
     const reply = (status: number, body: Body) => {
       if (res.headersSent || res.destroyed) return;
       let text: string;
-      try { text = JSON.stringify(body); } catch (e) { [status, text] = [200, JSON.stringify({ Err: oneLine(e) })]; }
+      try {
+        text = JSON.stringify(body);
+      } catch (e) {
+        [status, text] = [200, JSON.stringify({ Err: oneLine(e) })];
+      }
       res.writeHead(status, { 'Content-Type': CONTENT_TYPE }).end(`${text}\n`);
     };
-    handle(volumes, req).then(([status, body]) => reply(status, body), (e: unknown) => reply(200, { Err: oneLine(e) }))
+    handle(volumes, req)
+      .then(
+        ([status, body]) => reply(status, body),
+        (e: unknown) => reply(200, { Err: oneLine(e) }),
+      )
       .catch(() => res.destroy());
   });
   await new Promise<void>((resolve, reject) => {
@@ -123,9 +184,10 @@ export async function servePlugin(socketPath: string, volumes: PluginVolumes): P
   server.on('error', () => {}); // after listen, errors are per connection; never crash the router
   let closing: Promise<void> | undefined;
   return {
-    close: () => (closing ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }).then(() => rmSync(socketPath, { force: true }))),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }).then(() => rmSync(socketPath, { force: true }))),
   };
 }

@@ -44,10 +44,21 @@ export abstract class PoolDirs {
    * Makes snapshot `target` from a stream, working in `tmp` (removed afterwards, whatever happens).
    * `base` is the parent snapshot's path when the stream is an increment.
    */
-  protected abstract land(data: Readable, tmp: string, target: string, base: string | undefined, parent: number | undefined): Promise<void>;
+  protected abstract land(
+    data: Readable,
+    tmp: string,
+    target: string,
+    base: string | undefined,
+    parent: number | undefined,
+  ): Promise<void>;
 
   /** Snapshot `snap` as a stream (an increment on `base` when given), failures reported as `what: ...`. */
-  protected abstract stream(what: string, snap: string, base: string | undefined, parent: number | undefined): SendStream;
+  protected abstract stream(
+    what: string,
+    snap: string,
+    base: string | undefined,
+    parent: number | undefined,
+  ): SendStream;
 
   send(name: string, gen: number, parent?: number): SendStream {
     const what = `cannot send ${name}@${gen}`;
@@ -103,12 +114,17 @@ export abstract class PoolDirs {
 }
 
 export async function exists(p: string): Promise<boolean> {
-  return lstat(p).then(() => true, () => false);
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The gist of a failed command's stderr, on one line. */
 export function oneLine(stderr: string, fallback: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim().replace(/^ERROR:\s*/, ''))
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim().replace(/^ERROR:\s*/, ''))
     .filter((l) => l && !/Exiting with failure status/.test(l));
   return lines.slice(-2).join('; ') || fallback;
 }
@@ -120,12 +136,18 @@ export function reason(e: unknown): string {
   return String(err?.message ?? e).replace(/\s*\n\s*/g, '; ');
 }
 
-export interface Exit { code: number | null; signal: NodeJS.Signals | null; stderr: string }
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
 
 /** How a spawned child ended, with (the end of) its stderr. Never rejects. */
 export function exited(child: ChildProcess): Promise<Exit> {
   let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-8192); });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr = (stderr + s).slice(-8192);
+  });
   return new Promise((resolve) => {
     child.once('error', (e) => resolve({ code: 127, signal: null, stderr: `${stderr}\n${e.message}` }));
     child.once('close', (code, signal) => resolve({ code, signal, stderr }));
@@ -148,7 +170,11 @@ export function failedSend(message: string): SendStream {
  * cut off) is thrown rather than what the child says of the short input; a child that ends badly
  * is one line.
  */
-export async function feed(child: ChildProcess & { stdin: Writable }, source: AsyncIterable<Buffer>, what: string): Promise<void> {
+export async function feed(
+  child: ChildProcess & { stdin: Writable },
+  source: AsyncIterable<Buffer>,
+  what: string,
+): Promise<void> {
   const end = exited(child);
   let broken: Error | undefined;
   async function* watched(): AsyncGenerator<Buffer> {
@@ -158,7 +184,10 @@ export async function feed(child: ChildProcess & { stdin: Writable }, source: As
       throw (broken = e as Error);
     }
   }
-  const fed = await pipeline(Readable.from(watched(), { objectMode: false }), child.stdin).then(() => undefined, (e: Error) => e);
+  const fed = await pipeline(Readable.from(watched(), { objectMode: false }), child.stdin).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   if (fed) child.kill('SIGKILL');
   const r = await end;
   if (broken) throw broken;

@@ -1,7 +1,19 @@
 // Opens this host's volume pool from `--volume-pool PATH[:SIZE]` and `--volume-backend`. A btrfs
 // pool is a directory on btrfs, or else a loop file (made on first use) mounted at <data>/volumes.
 import { constants } from 'node:fs';
-import { access, mkdir, readdir, readFile, realpath, rm, rmdir, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import {
+  access,
+  mkdir,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  rmdir,
+  stat,
+  statfs,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { run } from '../common/exec.js';
 import { DATA_FILES } from '../contract/files.js';
@@ -36,7 +48,12 @@ export async function openPool(o: PoolOptions): Promise<VolumeBackend> {
       if (!(await onBtrfs(path))) throw new Error('it is a directory, but not on a btrfs filesystem');
       return await BtrfsBackend.open(path, path);
     }
-    return await openLoop(where, join(o.dataDir, 'volumes'), size, o.mountNs ? ['nsenter', `--mount=${o.mountNs}`, '--'] : []);
+    return await openLoop(
+      where,
+      join(o.dataDir, 'volumes'),
+      size,
+      o.mountNs ? ['nsenter', `--mount=${o.mountNs}`, '--'] : [],
+    );
   } catch (e) {
     throw new Error(`cannot create the volume pool at ${where}: ${reason(e)}`);
   }
@@ -58,7 +75,14 @@ async function chooseKind(path: string | undefined): Promise<'btrfs' | 'dir'> {
 
 async function btrfsAvailable(): Promise<boolean> {
   const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  const mkfs = await Promise.all(dirs.map((d) => access(join(d, 'mkfs.btrfs'), constants.X_OK).then(() => true, () => false)));
+  const mkfs = await Promise.all(
+    dirs.map((d) =>
+      access(join(d, 'mkfs.btrfs'), constants.X_OK).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   if (!mkfs.includes(true)) return false;
   const listed = async () => /\sbtrfs$/m.test(await readFile('/proc/filesystems', 'utf8').catch(() => ''));
   if (await listed()) return true;
@@ -66,8 +90,16 @@ async function btrfsAvailable(): Promise<boolean> {
   return listed();
 }
 
-const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
-const onBtrfs = (p: string) => statfs(p).then((s) => s.type === BTRFS_MAGIC, () => false);
+const isDir = (p: string) =>
+  stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+const onBtrfs = (p: string) =>
+  statfs(p).then(
+    (s) => s.type === BTRFS_MAGIC,
+    () => false,
+  );
 
 /** The loop pool: `img` (made when absent) mounted at `mnt`, or found mounted there already. */
 async function openLoop(img: string, mnt: string, size: number, inNs: string[]): Promise<BtrfsBackend> {
@@ -122,7 +154,7 @@ async function openLoop(img: string, mnt: string, size: number, inNs: string[]):
  * asynchronously after the unmount), so that the file is free when close() returns.
  */
 async function detached(file: string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; await loopOf(file);) {
+  for (const deadline = Date.now() + 10_000; await loopOf(file); ) {
     if (Date.now() > deadline) throw new Error(`${file} stays attached to ${await loopOf(file)}`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -14,14 +14,24 @@ import { VOLUMES, VolumesState, type VolumeRecord } from './state.js';
 
 /** What this host did with volumes, for the report and the metrics. */
 export interface VolumeCounters {
-  movesIn: number; movesOut: number; replications: number; bytesIn: number; bytesOut: number; promotions: number;
+  movesIn: number;
+  movesOut: number;
+  replications: number;
+  bytesIn: number;
+  bytesOut: number;
+  promotions: number;
 }
 
 export class VolumeRecords {
   readonly state: VolumesState;
   readonly channel: GossipChannel<weave.IVolumesState>;
   readonly counters: VolumeCounters = {
-    movesIn: 0, movesOut: 0, replications: 0, bytesIn: 0, bytesOut: 0, promotions: 0,
+    movesIn: 0,
+    movesOut: 0,
+    replications: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    promotions: 0,
   };
   /** One operation at a time per volume here (a mount, a move, a replication, a removal). */
   readonly busy = new KeyedSerial();
@@ -29,8 +39,11 @@ export class VolumeRecords {
   private openBackend?: VolumeBackend;
 
   /** `file` keeps the records across restarts; `open` opens this host's pool, once, when a volume is first needed. */
-  constructor(readonly net: VolumeNet, private readonly file: string,
-    private readonly open: () => Promise<VolumeBackend>) {
+  constructor(
+    readonly net: VolumeNet,
+    private readonly file: string,
+    private readonly open: () => Promise<VolumeBackend>,
+  ) {
     this.state = new VolumesState(net.name, Date.now, (names) => this.changed(names));
     this.channel = new GossipChannel(VOLUMES, () => this.state);
     if (existsSync(file)) {
@@ -43,25 +56,40 @@ export class VolumeRecords {
     if (!this.backendP) {
       this.backendP = this.open();
       // A pool that failed may be made later.
-      this.backendP.then((b) => { this.openBackend = b; }, () => { this.backendP = undefined; });
+      this.backendP.then(
+        (b) => {
+          this.openBackend = b;
+        },
+        () => {
+          this.backendP = undefined;
+        },
+      );
     }
     return this.backendP;
   }
 
   /** Whether the pool was asked for (it may still be opening). */
-  get backendAsked(): boolean { return !!this.backendP; }
+  get backendAsked(): boolean {
+    return !!this.backendP;
+  }
 
   /** The pool, once it is open. */
-  get opened(): VolumeBackend | undefined { return this.openBackend; }
+  get opened(): VolumeBackend | undefined {
+    return this.openBackend;
+  }
 
-  pathIfOpen(name: string): string | undefined { return this.openBackend?.path(name); }
+  pathIfOpen(name: string): string | undefined {
+    return this.openBackend?.path(name);
+  }
 
   async close(): Promise<void> {
     if (this.backendP) await (await this.backendP.catch(() => undefined))?.close();
   }
 
   /** Runs one operation on a volume at a time, here. */
-  serial<T>(name: string, fn: () => Promise<T>): Promise<T> { return this.busy.run(name, fn); }
+  serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.busy.run(name, fn);
+  }
 
   record(name: string): VolumeRecord {
     checkName(name);
@@ -108,8 +136,11 @@ export class VolumeRecords {
 
   /** The hosts that keep copies of a volume besides its owner: rendezvous over the live hosts. */
   replicaHosts(r: VolumeRecord): string[] {
-    return this.net.membership.members().filter((h) => h !== r.owner)
-      .sort((a, b) => score(r.name, b) - score(r.name, a) || (a < b ? -1 : 1)).slice(0, r.replicas - 1);
+    return this.net.membership
+      .members()
+      .filter((h) => h !== r.owner)
+      .sort((a, b) => score(r.name, b) - score(r.name, a) || (a < b ? -1 : 1))
+      .slice(0, r.replicas - 1);
   }
 
   private changed(names: string[]): void {
@@ -124,8 +155,10 @@ export class VolumeRecords {
 /** A volume name as a user gave it (API, CLI, Docker): returned when valid, else a one-line refusal. */
 export function checkName(name: string): string {
   if (!VOLUME_NAME.test(name)) {
-    throw new UserError(`invalid volume name "${name.slice(0, 70)}": letters, digits, _ . -, `
-      + 'at most 128, starting with a letter or digit');
+    throw new UserError(
+      `invalid volume name "${name.slice(0, 70)}": letters, digits, _ . -, ` +
+        'at most 128, starting with a letter or digit',
+    );
   }
   return name;
 }

@@ -12,17 +12,23 @@ export class Replication {
   private replicating = false;
   private lastReplication = 0;
 
-  constructor(private readonly records: VolumeRecords, private readonly moves: Pick<Moves, 'fetch'>,
-    private readonly transfers: Pick<Transfers, 'sending'>, private readonly mounts: Pick<Mounts, 'has'>,
-    private readonly intervalMs: number) {}
+  constructor(
+    private readonly records: VolumeRecords,
+    private readonly moves: Pick<Moves, 'fetch'>,
+    private readonly transfers: Pick<Transfers, 'sending'>,
+    private readonly mounts: Pick<Mounts, 'has'>,
+    private readonly intervalMs: number,
+  ) {}
 
   /** A round of replication, when one is due and none is running. */
   async tick(now: number): Promise<void> {
     if (this.replicating || now - this.lastReplication < this.intervalMs) return;
     const { state, net } = this.records;
     // A host with nothing of volumes leaves its pool unmade until it keeps a copy of one.
-    const keepsOne = () => [...state.volumes.values()]
-      .some((r) => !r.deleted && r.owner !== net.name && this.records.replicaHosts(r).includes(net.name));
+    const keepsOne = () =>
+      [...state.volumes.values()].some(
+        (r) => !r.deleted && r.owner !== net.name && this.records.replicaHosts(r).includes(net.name),
+      );
     if (!this.records.backendAsked && !keepsOne()) return;
     this.replicating = true;
     this.lastReplication = now;
@@ -44,13 +50,15 @@ export class Replication {
       if (r.deleted || r.owner === net.name || busy.busy(r.name)) continue;
       const mine = this.records.replicaHosts(r).includes(net.name);
       if (mine && net.reachable(r.owner) && !net.membership.isDead(r.owner)) {
-        await this.records.serial(r.name, async () => {
-          await this.moves.fetch(r.owner, r.name, b, false);
-          await this.prune(r.name, b);
-          this.records.counters.replications++;
-        }).catch((err: Error) => {
-          log.warn(`volume ${r.name}: replicating from ${net.nickname(r.owner)}: ${err.message}`);
-        });
+        await this.records
+          .serial(r.name, async () => {
+            await this.moves.fetch(r.owner, r.name, b, false);
+            await this.prune(r.name, b);
+            this.records.counters.replications++;
+          })
+          .catch((err: Error) => {
+            log.warn(`volume ${r.name}: replicating from ${net.nickname(r.owner)}: ${err.message}`);
+          });
       } else if (!mine && local.has(r.name) && net.reachable(r.owner) && !this.mounts.has(r.name)) {
         await this.records.serial(r.name, () => this.records.dropAll(r.name)).catch(() => {});
       }

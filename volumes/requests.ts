@@ -24,7 +24,11 @@ export interface VolumeNet {
 
 /** Asks another host; its refusal is ours to show as it is. */
 export async function ask<Q, R extends { error?: string | null }>(
-  net: VolumeNet, peer: string, spec: RequestSpec<Q, R>, q: Q, timeoutMs: number,
+  net: VolumeNet,
+  peer: string,
+  spec: RequestSpec<Q, R>,
+  q: Q,
+  timeoutMs: number,
 ): Promise<R> {
   const r = await net.request(peer, spec, q, timeoutMs);
   if (r.error) throw new UserError(r.error);
@@ -33,7 +37,13 @@ export async function ask<Q, R extends { error?: string | null }>(
 
 /** A request handler whose failures travel back as the reply's error, in one line. */
 export const answer = <Q, R extends { error?: string | null }>(
-  spec: RequestSpec<Q, R>, fn: (from: string, q: Q) => Promise<R>,
-) => handler(spec, async (from, q) => {
-  try { return await fn(from, q); } catch (err) { return { error: (err as Error).message.split('\n')[0] } as R; }
-});
+  spec: RequestSpec<Q, R>,
+  fn: (from: string, q: Q) => Promise<R>,
+) =>
+  handler(spec, async (from, q) => {
+    try {
+      return await fn(from, q);
+    } catch (err) {
+      return { error: (err as Error).message.split('\n')[0] } as R;
+    }
+  });

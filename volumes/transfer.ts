@@ -14,7 +14,10 @@ const KEEP = 2 * WINDOW;
 /** A transfer nobody asked anything of for this long is dropped (the receiver died). */
 export const IDLE_MS = 30_000;
 
-export interface Chunk { data: Uint8Array; eof: boolean }
+export interface Chunk {
+  data: Uint8Array;
+  eof: boolean;
+}
 
 /** The sending end: a backend's stream cut into numbered chunks, read only as they are asked for. */
 export class Outgoing {
@@ -28,7 +31,12 @@ export class Outgoing {
   private left: Buffer = Buffer.alloc(0);
   private ended = false;
 
-  constructor(readonly name: string, readonly gen: number, readonly to: string, private readonly s: SendStream) {
+  constructor(
+    readonly name: string,
+    readonly gen: number,
+    readonly to: string,
+    private readonly s: SendStream,
+  ) {
     this.it = s.data[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     s.done.catch(() => {}); // read (and reported) by the last chunk
     // Start reading now: Node discards what a child process wrote to a pipe nobody listens to when
@@ -78,24 +86,40 @@ export class Outgoing {
  * The receiving end: asks for chunks 0, 1, ... (WINDOW at a time) and gives their bytes, in order,
  * to `receive` as one stream. Resolves when the sender said eof and `receive` finished.
  */
-export async function pull(ask: (seq: number) => Promise<Chunk>, receive: (data: Readable) => Promise<void>, progress: (bytes: number) => void = () => {}): Promise<number> {
+export async function pull(
+  ask: (seq: number) => Promise<Chunk>,
+  receive: (data: Readable) => Promise<void>,
+  progress: (bytes: number) => void = () => {},
+): Promise<number> {
   const pipe = new PassThrough({ highWaterMark: 4 * CHUNK_BYTES });
   const received = receive(pipe);
   received.catch(() => pipe.destroy());
   let bytes = 0;
   try {
     const asked = new Map<number, Promise<Chunk>>();
-    const askFor = (seq: number) => { const p = ask(seq); p.catch(() => {}); asked.set(seq, p); };
+    const askFor = (seq: number) => {
+      const p = ask(seq);
+      p.catch(() => {});
+      asked.set(seq, p);
+    };
     for (let seq = 0, eof = false; !eof; seq++) {
       for (let s = seq; s < seq + WINDOW; s++) if (!asked.has(s)) askFor(s);
       let c: Chunk;
-      try { c = await asked.get(seq)!; } catch { askFor(seq); c = await asked.get(seq)!; } // once more: a reply lost on the way
+      try {
+        c = await asked.get(seq)!;
+      } catch {
+        askFor(seq);
+        c = await asked.get(seq)!;
+      } // once more: a reply lost on the way
       asked.delete(seq);
       eof = c.eof;
       bytes += c.data.length;
       progress(bytes);
       if (c.data.length && !pipe.write(c.data)) await drained(pipe);
-      if (eof) { asked.clear(); pipe.end(); }
+      if (eof) {
+        asked.clear();
+        pipe.end();
+      }
     }
   } catch (err) {
     pipe.destroy(err as Error);
@@ -111,6 +135,9 @@ function drained(pipe: PassThrough): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const closed = () => reject(new Error('the receiver stopped'));
     pipe.once('close', closed);
-    pipe.once('drain', () => { pipe.off('close', closed); resolve(); });
+    pipe.once('drain', () => {
+      pipe.off('close', closed);
+      resolve();
+    });
   });
 }

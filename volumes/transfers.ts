@@ -9,7 +9,13 @@ import { IDLE_MS, Outgoing, pull as pullChunks } from './transfer.js';
 
 /** A transfer in progress, for `weave volume inspect` and the report. */
 export interface TransferView {
-  name: string; peer: string; direction: 'in' | 'out'; gen: number; bytes: number; started: number; full: boolean;
+  name: string;
+  peer: string;
+  direction: 'in' | 'out';
+  gen: number;
+  bytes: number;
+  started: number;
+  full: boolean;
 }
 
 export class Transfers {
@@ -17,12 +23,18 @@ export class Transfers {
   /** The transfer of each volume in progress here, in or out. */
   private readonly views = new Map<string, TransferView>();
 
-  constructor(private readonly net: VolumeNet,
-    private readonly counters: Pick<VolumeCounters, 'bytesIn' | 'bytesOut'>) {}
+  constructor(
+    private readonly net: VolumeNet,
+    private readonly counters: Pick<VolumeCounters, 'bytesIn' | 'bytesOut'>,
+  ) {}
 
-  view(name: string): TransferView | undefined { return this.views.get(name); }
+  view(name: string): TransferView | undefined {
+    return this.views.get(name);
+  }
 
-  all(): TransferView[] { return [...this.views.values()]; }
+  all(): TransferView[] {
+    return [...this.views.values()];
+  }
 
   /** The generations of a volume being sent: their snapshots stay until the receiver has them. */
   sending(name: string): Set<number> {
@@ -48,20 +60,31 @@ export class Transfers {
     const t = this.views.get(out.name);
     if (t?.direction === 'out') t.bytes = out.bytes;
     // Done; kept until it has been idle a while, for a receiver whose last reply was lost.
-    if (c.eof && t?.gen === out.gen) { this.counters.bytesOut += out.bytes; this.views.delete(out.name); }
+    if (c.eof && t?.gen === out.gen) {
+      this.counters.bytesOut += out.bytes;
+      this.views.delete(out.name);
+    }
     return { name: out.name, reply: c };
   }
 
   /** A receiver gave up before it began: its transfers of the volume end. */
   cancel(from: string, name: string): void {
-    for (const [id, t] of this.outgoing) if (t.name === name && t.to === from) { t.cancel(); this.outgoing.delete(id); }
+    for (const [id, t] of this.outgoing)
+      if (t.name === name && t.to === from) {
+        t.cancel();
+        this.outgoing.delete(id);
+      }
     if (this.views.get(name)?.peer === from) this.views.delete(name);
   }
 
   /** Drops the transfers nobody asked anything of for a while (their receivers died). */
   expire(now: number): void {
     for (const [id, t] of this.outgoing) {
-      if (t.lastUse + IDLE_MS < now) { t.cancel(); this.outgoing.delete(id); this.views.delete(t.name); }
+      if (t.lastUse + IDLE_MS < now) {
+        t.cancel();
+        this.outgoing.delete(id);
+        this.views.delete(t.name);
+      }
     }
   }
 
@@ -72,14 +95,25 @@ export class Transfers {
   // ---- as the receiver ----
 
   /** Pulls `from`'s transfer `id` of snapshot `gen` into `receive`, showing its progress. */
-  async pull(from: string, name: string, id: weave.IVolumeChunkRequest['transfer'], gen: number, full: boolean,
-    receive: (data: Readable) => Promise<void>): Promise<void> {
+  async pull(
+    from: string,
+    name: string,
+    id: weave.IVolumeChunkRequest['transfer'],
+    gen: number,
+    full: boolean,
+    receive: (data: Readable) => Promise<void>,
+  ): Promise<void> {
     const t: TransferView = { name, peer: from, direction: 'in', gen, bytes: 0, started: Date.now(), full };
     this.views.set(name, t);
     try {
-      const chunk = (seq: number) => ask(this.net, from, CHUNK, { transfer: id, seq }, 30_000)
-        .then((c) => ({ data: c.data ?? new Uint8Array(), eof: !!c.eof }));
-      const bytes = await pullChunks(chunk, receive, (n) => { t.bytes = n; });
+      const chunk = (seq: number) =>
+        ask(this.net, from, CHUNK, { transfer: id, seq }, 30_000).then((c) => ({
+          data: c.data ?? new Uint8Array(),
+          eof: !!c.eof,
+        }));
+      const bytes = await pullChunks(chunk, receive, (n) => {
+        t.bytes = n;
+      });
       this.counters.bytesIn += bytes;
     } finally {
       this.views.delete(name);

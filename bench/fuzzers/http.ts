@@ -4,30 +4,119 @@
 import http from 'node:http';
 import net from 'node:net';
 
-const PATHS = ['/', '/report', '/events', '/metrics', '/status', '/status/peers', '/status/x', '/attach', '/detach', '/ps', '/expose', '/hide',
-  '/connect', '/forget', '/ip/x', '/ip/x/10.32.0.1/12', '/dns/add', '/dns/remove', '/dns/lookup/web', '/cni/add',
-  '/cni/del', '/cni/check', '/cni/gc', '/cni/status', '/run', '/nope', '/app.js'];
+const PATHS = [
+  '/',
+  '/report',
+  '/events',
+  '/metrics',
+  '/status',
+  '/status/peers',
+  '/status/x',
+  '/attach',
+  '/detach',
+  '/ps',
+  '/expose',
+  '/hide',
+  '/connect',
+  '/forget',
+  '/ip/x',
+  '/ip/x/10.32.0.1/12',
+  '/dns/add',
+  '/dns/remove',
+  '/dns/lookup/web',
+  '/cni/add',
+  '/cni/del',
+  '/cni/check',
+  '/cni/gc',
+  '/cni/status',
+  '/run',
+  '/nope',
+  '/app.js',
+];
 // Never /stop, /ipam/reset or /ipam/rmpeer: a caller of ours may do those, and they would end the
 // run. Never a namespace by pid or path as a target: the machine's own (pid 1) is not ours to touch.
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'BREW'];
-const VALUES = ['', 'x', '-1', '0', '1e309', '%', '%E0%A4%A', '..', '../../..', '\u0000', 'a'.repeat(300), '10.32.0.1', 'net:default', 'null', '[]', '{}', 'true'];
+const VALUES = [
+  '',
+  'x',
+  '-1',
+  '0',
+  '1e309',
+  '%',
+  '%E0%A4%A',
+  '..',
+  '../../..',
+  '\u0000',
+  'a'.repeat(300),
+  '10.32.0.1',
+  'net:default',
+  'null',
+  '[]',
+  '{}',
+  'true',
+];
 
-export function* hostileRequests(seed: number): Generator<{ method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }> {
+export function* hostileRequests(
+  seed: number,
+): Generator<{ method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }> {
   let s = seed >>> 0 || 1;
-  const rand = (n: number) => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s % n; };
+  const rand = (n: number) => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s % n;
+  };
   const pick = <T>(xs: T[]) => xs[rand(xs.length)];
   const json = (): string => {
-    const keys = ['target', 'cidrs', 'mac', 'peers', 'replace', 'targets', 'name', 'ips', 'args', 'env', 'containerId', 'netns', 'ifname', 'valid', 'who', '__proto__', 'constructor'];
-    const val = () => pick<unknown>([pick(VALUES), [pick(VALUES)], 7, true, null, { a: 1 }, [1, 2], 'netns:weave-fuzz-none', '/var/run/netns/weave-fuzz-none']);
+    const keys = [
+      'target',
+      'cidrs',
+      'mac',
+      'peers',
+      'replace',
+      'targets',
+      'name',
+      'ips',
+      'args',
+      'env',
+      'containerId',
+      'netns',
+      'ifname',
+      'valid',
+      'who',
+      '__proto__',
+      'constructor',
+    ];
+    const val = () =>
+      pick<unknown>([
+        pick(VALUES),
+        [pick(VALUES)],
+        7,
+        true,
+        null,
+        { a: 1 },
+        [1, 2],
+        'netns:weave-fuzz-none',
+        '/var/run/netns/weave-fuzz-none',
+      ]);
     const o: Record<string, unknown> = {};
     for (let k = rand(4); k > 0; k--) o[pick(keys)] = val();
     const text = JSON.stringify(o);
     return rand(5) === 0 ? text.slice(0, rand(text.length + 1)) : text;
   };
   for (;;) {
-    if (rand(20) === 0) { yield { method: '', path: '', headers: {}, raw: Buffer.from(Array.from({ length: rand(300) }, () => rand(256))) }; continue; }
+    if (rand(20) === 0) {
+      yield { method: '', path: '', headers: {}, raw: Buffer.from(Array.from({ length: rand(300) }, () => rand(256))) };
+      continue;
+    }
     let path = pick(PATHS);
-    if (rand(3) === 0) path = path.split('/').map((seg) => (seg && rand(3) === 0 ? encodeURIComponent(pick(VALUES)) : seg)).join('/');
+    if (rand(3) === 0)
+      path = path
+        .split('/')
+        .map((seg) => (seg && rand(3) === 0 ? encodeURIComponent(pick(VALUES)) : seg))
+        .join('/');
     if (rand(3) === 0) path += `?${pick(['subnet', 'peer', 'interval', 'x', ''])}=${encodeURIComponent(pick(VALUES))}`;
     const headers: Record<string, string> = {};
     if (rand(3) === 0) headers['content-type'] = pick(['application/json', 'text/plain', '']);
@@ -37,7 +126,11 @@ export function* hostileRequests(seed: number): Generator<{ method: string; path
   }
 }
 
-function send(host: string, port: number, r: { method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }): Promise<number> {
+function send(
+  host: string,
+  port: number,
+  r: { method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer },
+): Promise<number> {
   return new Promise((resolve) => {
     const raw = r.raw;
     if (raw) {
@@ -48,7 +141,14 @@ function send(host: string, port: number, r: { method: string; path: string; hea
       sock.setTimeout(5000, () => sock.destroy());
       return;
     }
-    const req = http.request({ host, port, method: r.method, path: r.path, headers: r.headers, timeout: 10_000 }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); res.on('error', () => resolve(-1)); });
+    const req = http.request(
+      { host, port, method: r.method, path: r.path, headers: r.headers, timeout: 10_000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(-1));
+      },
+    );
     req.on('error', () => resolve(-1));
     req.on('timeout', () => req.destroy());
     req.end(r.body);
@@ -62,7 +162,13 @@ if (addr) {
   const statuses: Record<string, number> = {};
   const fives: string[] = [];
   for (let i = 0; i < Number(count); i++) {
-    const r = gen.next().value as { method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer };
+    const r = gen.next().value as {
+      method: string;
+      path: string;
+      headers: Record<string, string>;
+      body?: string;
+      raw?: Buffer;
+    };
     // The event stream never ends by itself: ask for it only with a bad query, which is refused.
     if (r.path.startsWith('/events') && !r.path.includes('?')) r.path += '?interval=0';
     const status = await send(host, port, r);

@@ -21,17 +21,30 @@ export class ClientConnection extends Duplex {
     socket.on('timeout', this.onTimeout);
   }
 
-  private readonly onData = (chunk: Buffer) => { if (!this.push(chunk)) this.socket.pause(); };
-  private readonly onEnd = () => { this.push(null); };
-  private readonly onError = (err: Error) => { this.destroy(err); };
-  private readonly onClose = () => { this.destroy(); };
-  private readonly onTimeout = () => { this.emit('timeout'); };
+  private readonly onData = (chunk: Buffer) => {
+    if (!this.push(chunk)) this.socket.pause();
+  };
+  private readonly onEnd = () => {
+    this.push(null);
+  };
+  private readonly onError = (err: Error) => {
+    this.destroy(err);
+  };
+  private readonly onClose = () => {
+    this.destroy();
+  };
+  private readonly onTimeout = () => {
+    this.emit('timeout');
+  };
 
-  override _read(): void { if (!this.raw) this.socket.resume(); }
+  override _read(): void {
+    if (!this.raw) this.socket.resume();
+  }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.raw || this.socket.destroyed) return cb();
-    if (this.socket.write(chunk)) cb(); else this.socket.once('drain', () => cb());
+    if (this.socket.write(chunk)) cb();
+    else this.socket.once('drain', () => cb());
   }
 
   /** Chunks queued while a write was pending leave together, in one syscall. */
@@ -41,7 +54,8 @@ export class ClientConnection extends Duplex {
     let ok = true;
     for (const c of chunks) ok = this.socket.write(c.chunk);
     this.socket.uncork();
-    if (ok) cb(); else this.socket.once('drain', () => cb());
+    if (ok) cb();
+    else this.socket.once('drain', () => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -60,10 +74,18 @@ export class ClientConnection extends Duplex {
     if (cb) this.once('timeout', cb);
     return this;
   }
-  setNoDelay(): this { return this; }
-  setKeepAlive(): this { return this; }
-  get remoteAddress(): string | undefined { return this.socket.remoteAddress; }
-  get remotePort(): number | undefined { return this.socket.remotePort; }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
 
   /**
    * Detaches the socket from the HTTP side and returns it paused, with the bytes the parser had
@@ -75,10 +97,14 @@ export class ClientConnection extends Duplex {
     const s = this.socket;
     s.pause();
     s.setTimeout(0);
-    s.off('data', this.onData).off('end', this.onEnd).off('error', this.onError).off('close', this.onClose).off('timeout', this.onTimeout);
+    s.off('data', this.onData)
+      .off('end', this.onEnd)
+      .off('error', this.onError)
+      .off('close', this.onClose)
+      .off('timeout', this.onTimeout);
     this.removeAllListeners('data'); // the parser is done with this connection: what is buffered is ours
     const pending: Buffer[] = [];
-    for (let c: Buffer | null; (c = this.read() as Buffer | null) !== null;) pending.push(c);
+    for (let c: Buffer | null; (c = this.read() as Buffer | null) !== null; ) pending.push(c);
     this.destroy();
     return { socket: s, pending };
   }

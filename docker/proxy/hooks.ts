@@ -1,8 +1,16 @@
 // The adapter chain's shared types: what the proxy hands to hooks and what hooks hand back.
 
 /** Powerstrip's shapes (adapter protocol version 1). Body is the JSON text of the request/response body. */
-export interface ClientRequest { Method: string; Request: string; Body: string }
-export interface ServerResponse { ContentType: string; Body: string; Code: number }
+export interface ClientRequest {
+  Method: string;
+  Request: string;
+  Body: string;
+}
+export interface ServerResponse {
+  ContentType: string;
+  Body: string;
+  Code: number;
+}
 
 /** An adapter: pre may rewrite the request before the engine sees it; post may rewrite the engine's response. */
 export interface Adapter {
@@ -13,7 +21,12 @@ export interface Adapter {
 
 /** A hook failing with a message the docker CLI shows ("Error response from daemon: ..."), status default 500. */
 export class HookError extends Error {
-  constructor(message: string, readonly status = 500) { super(message); }
+  constructor(
+    message: string,
+    readonly status = 500,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -21,4 +34,9 @@ export class HookError extends Error {
  * version segment also accepted); the API version prefix /v1.NN of a request is ignored when
  * matching; * matches one path segment; query strings are ignored.
  */
-export interface HookedEndpoint { method: string; pattern: string; pre: Adapter[]; post: Adapter[] }
+export interface HookedEndpoint {
+  method: string;
+  pattern: string;
+  pre: Adapter[];
+  post: Adapter[];
+}

@@ -5,8 +5,16 @@ import type { Adapter, HookedEndpoint } from './hooks.js';
 /** An API version prefix: /v1.41, /v1 (the docker CLI sends one on every request after _ping). */
 const VERSION_SEGMENT = /^v\d+(?:\.\d+)?$/;
 
-export interface Route { method: string; segments: string[]; pre: Adapter[]; post: Adapter[] }
-export interface Hooks { pre: Adapter[]; post: Adapter[] }
+export interface Route {
+  method: string;
+  segments: string[];
+  pre: Adapter[];
+  post: Adapter[];
+}
+export interface Hooks {
+  pre: Adapter[];
+  post: Adapter[];
+}
 
 const segmentsOf = (path: string): string[] => path.split('?')[0].split('/').filter(Boolean);
 
@@ -29,7 +37,12 @@ export function requestVersion(url: string): string | undefined {
 }
 
 export function compileRoutes(endpoints: HookedEndpoint[]): Route[] {
-  return endpoints.map((e) => ({ method: e.method.toUpperCase(), segments: patternSegments(e.pattern), pre: e.pre, post: e.post }));
+  return endpoints.map((e) => ({
+    method: e.method.toUpperCase(),
+    segments: patternSegments(e.pattern),
+    pre: e.pre,
+    post: e.post,
+  }));
 }
 
 function matches(route: Route, method: string, segs: string[]): boolean {

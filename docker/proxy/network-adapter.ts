@@ -8,7 +8,10 @@ export const WAIT_MOUNT = '/w';
 /** Marks a container this adapter prepared, with what it asked for. */
 export const PROXY_LABEL = 'works.weave.proxy';
 
-interface Prepared { cidrs: string[]; publish: PublishSpec[] }
+interface Prepared {
+  cidrs: string[];
+  publish: PublishSpec[];
+}
 
 export interface NetworkAdapterDeps {
   docker: DockerClient;
@@ -23,18 +26,36 @@ export interface NetworkAdapterDeps {
 }
 
 type Body = {
-  Image?: string; Env?: string[]; Entrypoint?: string[] | string | null; Cmd?: string[] | string | null; Labels?: Record<string, string>;
-  HostConfig?: { Binds?: string[]; PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[]>; Dns?: string[]; DnsSearch?: string[] };
+  Image?: string;
+  Env?: string[];
+  Entrypoint?: string[] | string | null;
+  Cmd?: string[] | string | null;
+  Labels?: Record<string, string>;
+  HostConfig?: {
+    Binds?: string[];
+    PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[]>;
+    Dns?: string[];
+    DnsSearch?: string[];
+  };
 };
 
-const asList = (v: string[] | string | null | undefined): string[] | undefined => (v === undefined || v === null ? undefined : Array.isArray(v) ? v : [v]);
+const asList = (v: string[] | string | null | undefined): string[] | undefined =>
+  v === undefined || v === null ? undefined : Array.isArray(v) ? v : [v];
 
 /** WEAVE_CIDR: Weave's address specs separated by spaces (10.32.5.5/12, net:10.40.0.0/16, net:default); empty: the default subnet. */
 export function parseWeaveCidr(value: string | undefined): string[] | 'none' {
-  const specs = (value ?? '').trim().split(/\s+/).filter(Boolean).map((s) => s.replace(/^ip:/, ''));
+  const specs = (value ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((s) => s.replace(/^ip:/, ''));
   if (specs.length === 1 && specs[0] === 'none') return 'none';
   for (const s of specs) {
-    try { checkAddressSpec(s); } catch (err) { throw new HookError(`invalid WEAVE_CIDR "${value}": ${(err as Error).message}`, 400); }
+    try {
+      checkAddressSpec(s);
+    } catch (err) {
+      throw new HookError(`invalid WEAVE_CIDR "${value}": ${(err as Error).message}`, 400);
+    }
   }
   return specs;
 }
@@ -52,14 +73,22 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
     async pre(req) {
       if (!/\/containers\/create$/.test(req.Request.split('?')[0])) return req;
       const body = JSON.parse(req.Body || '{}') as Body;
-      const cidrs = parseWeaveCidr((body.Env ?? []).find((e) => e.startsWith('WEAVE_CIDR='))?.slice('WEAVE_CIDR='.length));
+      const cidrs = parseWeaveCidr(
+        (body.Env ?? []).find((e) => e.startsWith('WEAVE_CIDR='))?.slice('WEAVE_CIDR='.length),
+      );
       if (cidrs === 'none') return req;
       // The wait program runs the command the container would have run: Docker drops the image's
       // Cmd when the request names an Entrypoint.
-      const image = body.Image ? await d.docker.request<{ Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null } }>('GET', `/images/${encodeURIComponent(body.Image)}/json`)
-        .catch(() => undefined) : undefined;
+      const image = body.Image
+        ? await d.docker
+            .request<{ Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null } }>(
+              'GET',
+              `/images/${encodeURIComponent(body.Image)}/json`,
+            )
+            .catch(() => undefined)
+        : undefined;
       const entrypoint = asList(body.Entrypoint) ?? asList(image?.Config?.Entrypoint) ?? [];
-      const cmd = asList(body.Cmd) ?? (asList(body.Entrypoint) ? [] : asList(image?.Config?.Cmd) ?? []);
+      const cmd = asList(body.Cmd) ?? (asList(body.Entrypoint) ? [] : (asList(image?.Config?.Cmd) ?? []));
       body.Entrypoint = [`${WAIT_MOUNT}/w`, ...entrypoint];
       body.Cmd = cmd;
       const hc = (body.HostConfig ??= {});
@@ -67,7 +96,8 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
       const publish: PublishSpec[] = [];
       for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {
         const [port, proto = 'tcp'] = key.split('/');
-        for (const b of bindings ?? []) publish.push({ hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort || 0), port: Number(port), proto });
+        for (const b of bindings ?? [])
+          publish.push({ hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort || 0), port: Number(port), proto });
       }
       if (publish.some((p) => p.proto !== 'tcp')) throw new HookError('weave publishes TCP ports only', 400);
       delete hc.PortBindings; // the overlay publishes them, not Docker's network
@@ -82,7 +112,10 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
     async post(req, res) {
       const m = /\/containers\/([^/]+)\/start$/.exec(req.Request.split('?')[0]);
       if (!m || res.Code >= 300) return res;
-      const c = await d.docker.request<{ Id: string; Config: { Labels?: Record<string, string> | null } }>('GET', `/containers/${encodeURIComponent(decodeURIComponent(m[1]))}/json`);
+      const c = await d.docker.request<{ Id: string; Config: { Labels?: Record<string, string> | null } }>(
+        'GET',
+        `/containers/${encodeURIComponent(decodeURIComponent(m[1]))}/json`,
+      );
       const label = c.Config.Labels?.[PROXY_LABEL];
       if (!label || d.isAttached(c.Id)) return res;
       const prepared = JSON.parse(label) as Prepared;
@@ -94,7 +127,9 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
       } catch (err) {
         d.ports.unpublish(c.Id);
         await d.docker.remove(c.Id, true).catch(() => {});
-        throw new HookError(`weave could not attach container ${c.Id.slice(0, 12)} (removed): ${(err as Error).message}`);
+        throw new HookError(
+          `weave could not attach container ${c.Id.slice(0, 12)} (removed): ${(err as Error).message}`,
+        );
       }
       return res;
     },

@@ -65,7 +65,9 @@ const headLines = (raw: string[]): string => {
 
 /** The engine hijacked the connection: a stream type with no framing, so the body runs until close and stdin may follow. */
 const isHijack = (r: http.IncomingMessage): boolean =>
-  STREAM_TYPE.test(r.headers['content-type'] ?? '') && r.headers['content-length'] === undefined && r.headers['transfer-encoding'] === undefined;
+  STREAM_TYPE.test(r.headers['content-type'] ?? '') &&
+  r.headers['content-length'] === undefined &&
+  r.headers['transfer-encoding'] === undefined;
 
 /** Every request arrives on a ClientConnection (see accept()). */
 const connOf = (req: http.IncomingMessage) => req.socket as unknown as ClientConnection;
@@ -73,7 +75,10 @@ const connOf = (req: http.IncomingMessage) => req.socket as unknown as ClientCon
 const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
 
 function sendError(res: http.ServerResponse, status: number, message: string): void {
-  if (res.headersSent) { res.destroy(); return; }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const body = JSON.stringify({ message: oneLine(message) });
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
@@ -84,32 +89,67 @@ function readBody(from: http.IncomingMessage, max: number, what: string, status:
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    from.on('data', (c: Buffer) => { size += c.length; if (size <= max) chunks.push(c); });
-    from.on('end', () => (size > max ? reject(new HookError(`${what} larger than ${max} bytes: too large for the proxy's adapters`, status)) : resolve(Buffer.concat(chunks))));
+    from.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= max) chunks.push(c);
+    });
+    from.on('end', () =>
+      size > max
+        ? reject(new HookError(`${what} larger than ${max} bytes: too large for the proxy's adapters`, status))
+        : resolve(Buffer.concat(chunks)),
+    );
     from.on('error', reject);
   });
 }
 
 /** Runs one hook; anything but a HookError becomes one naming the adapter. */
-async function runHook<T>(a: Adapter, kind: 'pre' | 'post', fn: () => Promise<T>, valid: (v: T) => boolean): Promise<T> {
+async function runHook<T>(
+  a: Adapter,
+  kind: 'pre' | 'post',
+  fn: () => Promise<T>,
+  valid: (v: T) => boolean,
+): Promise<T> {
   let v: T;
-  try { v = await fn(); } catch (err) {
-    throw err instanceof HookError ? err : new HookError(`adapter "${a.name}" failed in its ${kind} hook: ${(err as Error).message}`);
+  try {
+    v = await fn();
+  } catch (err) {
+    throw err instanceof HookError
+      ? err
+      : new HookError(`adapter "${a.name}" failed in its ${kind} hook: ${(err as Error).message}`);
   }
-  if (!valid(v)) throw new HookError(`adapter "${a.name}" returned an invalid ${kind === 'pre' ? 'request' : 'response'} from its ${kind} hook`);
+  if (!valid(v))
+    throw new HookError(
+      `adapter "${a.name}" returned an invalid ${kind === 'pre' ? 'request' : 'response'} from its ${kind} hook`,
+    );
   return v;
 }
-const validRequest = (r: ClientRequest) => typeof r?.Method === 'string' && typeof r.Request === 'string' && r.Request.startsWith('/') && typeof r.Body === 'string';
-const validResponse = (r: ServerResponse) => Number.isInteger(r?.Code) && r.Code >= 100 && r.Code <= 599 && typeof r.Body === 'string' && typeof r.ContentType === 'string';
+const validRequest = (r: ClientRequest) =>
+  typeof r?.Method === 'string' &&
+  typeof r.Request === 'string' &&
+  r.Request.startsWith('/') &&
+  typeof r.Body === 'string';
+const validResponse = (r: ServerResponse) =>
+  Number.isInteger(r?.Code) &&
+  r.Code >= 100 &&
+  r.Code <= 599 &&
+  typeof r.Body === 'string' &&
+  typeof r.ContentType === 'string';
 
 /** Nothing answers on a leftover socket file: it may go. A live one, or anything not a socket, stays. */
 async function removeStaleSocket(path: string): Promise<void> {
   let isSocket: boolean;
-  try { isSocket = lstatSync(path).isSocket(); } catch { return; }
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
   if (!isSocket) throw new UserError(`${path} exists and is not a socket; not replacing it`);
   const alive = await new Promise<boolean>((resolve) => {
     const c = net.connect(path);
-    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
     c.once('error', () => resolve(false));
   });
   if (alive) throw new UserError(`something already answers on ${path} (another proxy?)`);
@@ -119,10 +159,14 @@ async function removeStaleSocket(path: string): Promise<void> {
 /** The docker group's id, so its members can use the proxy's socket as they use the engine's. */
 function dockerGid(): number | undefined {
   try {
-    const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('docker:'));
+    const line = readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('docker:'));
     const gid = Number(line?.split(':')[2]);
     return Number.isInteger(gid) ? gid : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 function parseListen(spec: string): { host: string; port: number } {
@@ -141,8 +185,15 @@ export async function probeListen(o: { socket?: string; tcp?: string }): Promise
   const { host, port } = parseListen(o.tcp);
   const l = net.createServer();
   await new Promise<void>((resolve, reject) => {
-    l.once('error', (err: NodeJS.ErrnoException) => reject(new UserError(err.code === 'EADDRINUSE'
-      ? `the Docker API proxy cannot listen on ${o.tcp}: the address is in use` : `the Docker API proxy cannot listen on ${o.tcp}: ${err.message}`)));
+    l.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new UserError(
+          err.code === 'EADDRINUSE'
+            ? `the Docker API proxy cannot listen on ${o.tcp}: the address is in use`
+            : `the Docker API proxy cannot listen on ${o.tcp}: ${err.message}`,
+        ),
+      ),
+    );
     l.listen({ host, port }, () => l.close(() => resolve()));
   });
 }
@@ -162,14 +213,20 @@ export class DockerProxy {
   private readonly routes: Route[];
   private readonly maxBody: number;
 
-  private constructor(readonly engine: string, endpoints: HookedEndpoint[], maxBody = MAX_BODY) {
+  private constructor(
+    readonly engine: string,
+    endpoints: HookedEndpoint[],
+    maxBody = MAX_BODY,
+  ) {
     this.target = parseDockerHost(engine);
     this.routes = compileRoutes(endpoints);
     this.maxBody = maxBody;
     // No request timeout: build contexts and attach streams take as long as they take.
     this.server = http.createServer({ requestTimeout: 0 });
     this.server.on('request', (req, res) => this.onRequest(req, res));
-    this.server.on('upgrade', (req: http.IncomingMessage, conn: ClientConnection, head: Buffer) => this.onUpgrade(req, conn, head));
+    this.server.on('upgrade', (req: http.IncomingMessage, conn: ClientConnection, head: Buffer) =>
+      this.onUpgrade(req, conn, head),
+    );
   }
 
   static async listen(o: DockerProxyOptions): Promise<DockerProxy> {
@@ -181,7 +238,13 @@ export class DockerProxy {
         await p.listenOn(o.socket);
         chmodSync(o.socket, 0o660);
         const gid = dockerGid();
-        if (gid !== undefined) { try { chownSync(o.socket, process.getuid?.() ?? 0, gid); } catch { /* not ours to give */ } }
+        if (gid !== undefined) {
+          try {
+            chownSync(o.socket, process.getuid?.() ?? 0, gid);
+          } catch {
+            /* not ours to give */
+          }
+        }
         p.socket = o.socket;
       }
       if (o.tcp) {
@@ -209,7 +272,10 @@ export class DockerProxy {
     const l = net.createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
       l.once('error', reject);
-      l.listen(where, () => { l.off('error', reject); resolve(); });
+      l.listen(where, () => {
+        l.off('error', reject);
+        resolve();
+      });
     });
     this.listeners.push(l);
     return l;
@@ -250,7 +316,10 @@ export class DockerProxy {
   }
 
   private unreachable(err: NodeJS.ErrnoException): HookError {
-    return new HookError(`cannot reach the Docker engine at ${this.engine} (${err.code ?? err.message}): is dockerd running?`, 502);
+    return new HookError(
+      `cannot reach the Docker engine at ${this.engine} (${err.code ?? err.message}): is dockerd running?`,
+      502,
+    );
   }
 
   private fail(req: http.IncomingMessage, res: http.ServerResponse, err: Error): void {
@@ -269,11 +338,15 @@ export class DockerProxy {
       res.writeHead(ur.statusCode ?? 502, ur.statusMessage, headerList(ur.rawHeaders));
       res.flushHeaders();
       ur.pipe(res);
-      ur.on('close', () => { if (!ur.complete) res.destroy(); }); // the engine went away mid-stream: so does the client's answer
+      ur.on('close', () => {
+        if (!ur.complete) res.destroy();
+      }); // the engine went away mid-stream: so does the client's answer
     });
     up.on('error', (err) => this.fail(req, res, err));
     // The client went away (Ctrl-C on logs -f): stop the engine's side too.
-    res.on('close', () => { if (!res.writableFinished && !conn.raw) up.destroy(); });
+    res.on('close', () => {
+      if (!res.writableFinished && !conn.raw) up.destroy();
+    });
   }
 
   /**
@@ -285,11 +358,16 @@ export class DockerProxy {
     this.counters.hijacks++;
     const { socket: client, pending } = conn.takeOver();
     const engine = ur.socket;
-    const kill = () => { client.destroy(); up.destroy(); };
+    const kill = () => {
+      client.destroy();
+      up.destroy();
+    };
     client.on('error', kill);
     up.on('error', kill);
     client.on('close', () => up.destroy());
-    ur.on('close', () => { if (!ur.complete) client.destroy(); });
+    ur.on('close', () => {
+      if (!ur.complete) client.destroy();
+    });
     client.write(`HTTP/1.1 ${ur.statusCode} ${ur.statusMessage}\r\n${headLines(ur.rawHeaders)}\r\n`);
     for (const b of pending) engine.write(b);
     ur.pipe(client);
@@ -305,7 +383,11 @@ export class DockerProxy {
     this.count(req);
     this.counters.upgrades++;
     const { socket: client, pending } = conn.takeOver();
-    const engine = net.connect('socketPath' in this.target ? { path: this.target.socketPath, allowHalfOpen: true } : { ...this.target, allowHalfOpen: true });
+    const engine = net.connect(
+      'socketPath' in this.target
+        ? { path: this.target.socketPath, allowHalfOpen: true }
+        : { ...this.target, allowHalfOpen: true },
+    );
     this.track(engine);
     let connected = false;
     engine.write(`${req.method} ${req.url} HTTP/1.1\r\n${headLines(req.rawHeaders)}\r\n`);
@@ -320,9 +402,13 @@ export class DockerProxy {
       if (connected) return client.destroy();
       this.counters.errors++;
       const body = JSON.stringify({ message: this.unreachable(err).message });
-      client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      client.end(
+        `HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     });
-    engine.on('close', () => { if (connected && !engine.readableEnded) client.destroy(); });
+    engine.on('close', () => {
+      if (connected && !engine.readableEnded) client.destroy();
+    });
     client.on('error', () => engine.destroy());
     client.on('close', () => engine.destroy());
   }
@@ -339,7 +425,8 @@ export class DockerProxy {
     // The body as the client sent it unless a hook changed it (it may not have been UTF-8).
     const out = creq.Body === text ? body : Buffer.from(creq.Body, 'utf8');
     const headers = headerList(req.rawHeaders, REFRAMED);
-    if (out.length || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) headers.push('Content-Length', String(out.length));
+    if (out.length || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)
+      headers.push('Content-Length', String(out.length));
     if (out.length && req.headers['content-type'] === undefined) headers.push('Content-Type', 'application/json');
     const up = this.engineRequest(creq.Method, creq.Request, headers);
     if (!hooks.post.length) {
@@ -355,7 +442,11 @@ export class DockerProxy {
     if (isHijack(ur)) return this.hijack(connOf(req), up, ur);
     const answer = await readBody(ur, this.maxBody, "the engine's answer", 502);
     const answerText = answer.toString('utf8');
-    let sres: ServerResponse = { ContentType: ur.headers['content-type'] ?? '', Body: answerText, Code: ur.statusCode ?? 502 };
+    let sres: ServerResponse = {
+      ContentType: ur.headers['content-type'] ?? '',
+      Body: answerText,
+      Code: ur.statusCode ?? 502,
+    };
     for (const a of hooks.post) {
       const [q, r] = [creq, sres];
       if (a.post) sres = await runHook(a, 'post', () => a.post!(q, r), validResponse);

@@ -26,31 +26,61 @@ export async function checkProxy(dataDir: string, o: { tcp?: string; adapters?: 
   await probeListen({ socket: join(dataDir, DATA_FILES.proxySocket), tcp: o.tcp });
 }
 
-export interface ProxyOptions { dataDir: string; tcp?: string; adaptersFile?: string }
+export interface ProxyOptions {
+  dataDir: string;
+  tcp?: string;
+  adaptersFile?: string;
+}
 
 /**
  * The Docker API proxy: plain `docker run` through it joins the overlay (the network adapter), and
  * external Powerstrip adapters named in a YAML file hook the endpoints they ask for.
  */
-export function proxySubsystem(docker: DockerClient, attachments: Attachments, dns: ContainerDns, o: ProxyOptions): Subsystem {
+export function proxySubsystem(
+  docker: DockerClient,
+  attachments: Attachments,
+  dns: ContainerDns,
+  o: ProxyOptions,
+): Subsystem {
   const socket = join(o.dataDir, DATA_FILES.proxySocket);
   const ports = new PortPublisher();
-  attachments.onChange(({ attached, entry }) => { if (!attached) ports.unpublish(entry.ident); });
+  attachments.onChange(({ attached, entry }) => {
+    if (!attached) ports.unpublish(entry.ident);
+  });
   const network = networkAdapter({
-    docker, ports, dns, waitDir: WAIT_DIR, isAttached: (id) => attachments.attached.has(id),
+    docker,
+    ports,
+    dns,
+    waitDir: WAIT_DIR,
+    isAttached: (id) => attachments.attached.has(id),
     attach: (id, cidrs) => attachments.attach({ target: `docker:${id}`, cidrs }),
   });
-  const endpoints = mergeEndpoints(network.endpoints, o.adaptersFile ? loadAdapterConfig(o.adaptersFile, { [network.adapter.name]: network.adapter }) : []);
+  const endpoints = mergeEndpoints(
+    network.endpoints,
+    o.adaptersFile ? loadAdapterConfig(o.adaptersFile, { [network.adapter.name]: network.adapter }) : [],
+  );
   const adapters = [...new Set(endpoints.flatMap((e) => [...e.pre, ...e.post].map((a) => a.name)))];
   let proxy: DockerProxy | undefined;
   return {
     name: 'proxy',
     async start() {
       proxy = await DockerProxy.listen({ engine: docker.host, socket, tcp: o.tcp, endpoints });
-      log.info(`Docker API proxy on unix://${socket}${o.tcp ? ` and tcp://${o.tcp}` : ''} for ${docker.host}; adapters: ${adapters.join(', ')}`);
+      log.info(
+        `Docker API proxy on unix://${socket}${o.tcp ? ` and tcp://${o.tcp}` : ''} for ${docker.host}; adapters: ${adapters.join(', ')}`,
+      );
     },
-    async stop() { ports.close(); await proxy?.close(); },
+    async stop() {
+      ports.close();
+      await proxy?.close();
+    },
     report: () => ({ proxy: { socket, tcp: o.tcp, engine: docker.host, adapters, counters: proxy?.counters } }),
-    status: () => ({ service: 'proxy', rows: [['Address', `unix://${socket}${o.tcp ? `, tcp://${o.tcp}` : ''}`], ['Engine', docker.host], ['Adapters', adapters.join(', ')]] }),
+    status: () => ({
+      service: 'proxy',
+      rows: [
+        ['Address', `unix://${socket}${o.tcp ? `, tcp://${o.tcp}` : ''}`],
+        ['Engine', docker.host],
+        ['Adapters', adapters.join(', ')],
+      ],
+    }),
   };
 }

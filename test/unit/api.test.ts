@@ -5,15 +5,33 @@ import { startApi } from '../../api/http.js';
 import { toySubsystem } from '../fixtures/toy-subsystem.js';
 import { parseMetrics } from '../fixtures/prometheus.js';
 
-interface Answer { status: number; type: string; body: string; headers: http.IncomingHttpHeaders }
+interface Answer {
+  status: number;
+  type: string;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
 
-function request(port: number, method: string, path: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<Answer> {
+function request(
+  port: number,
+  method: string,
+  path: string,
+  headers: http.OutgoingHttpHeaders = {},
+  body?: string,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: text, headers: res.headers }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          type: String(res.headers['content-type']),
+          body: text,
+          headers: res.headers,
+        }),
+      );
     });
     req.on('error', reject);
     req.end(body);
@@ -31,17 +49,26 @@ function readEvents(port: number, path: string, n: number, onFirst?: () => void)
         buf += c;
         let i: number;
         while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
           const data = block.split('\n').find((l) => l.startsWith('data: '));
           if (!block.includes('event: report') || !data) continue;
           got.push(JSON.parse(data.slice(6)));
           if (got.length === 1) onFirst?.();
-          if (got.length === n) { req.destroy(); resolve(got); }
+          if (got.length === n) {
+            req.destroy();
+            resolve(got);
+          }
         }
       });
     });
-    req.on('error', (e) => { if (got.length < n) reject(e); });
-    setTimeout(() => { req.destroy(); reject(new Error(`only ${got.length} of ${n} events`)); }, 5000);
+    req.on('error', (e) => {
+      if (got.length < n) reject(e);
+    });
+    setTimeout(() => {
+      req.destroy();
+      reject(new Error(`only ${got.length} of ${n} events`));
+    }, 5000);
   });
 }
 
@@ -53,10 +80,21 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
   let changed: (() => void) | undefined;
 
   before(async () => {
-    server = await startApi('127.0.0.1:0', { subsystems: [subsystem], stop: () => { stopped++; }, onChange: (l) => { changed = l; }, timeouts: { headers: 300, request: 600 } });
+    server = await startApi('127.0.0.1:0', {
+      subsystems: [subsystem],
+      stop: () => {
+        stopped++;
+      },
+      onChange: (l) => {
+        changed = l;
+      },
+      timeouts: { headers: 300, request: 600 },
+    });
     port = (server.address() as AddressInfo).port;
   });
-  after(() => { server?.close(); });
+  after(() => {
+    server?.close();
+  });
 
   it('serves the status page and its scripts and styles from the router, nothing from elsewhere', async () => {
     const page = await request(port, 'GET', '/');
@@ -65,7 +103,11 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
     assert.match(page.body, /<script type="module" src="app.js">/);
     assert.doesNotMatch(page.body, /https?:\/\//, 'no external URL in the page');
     assert.match(String(page.headers['content-security-policy']), /default-src 'self'/);
-    for (const [path, type] of [['/app.js', /javascript/], ['/graph.js', /javascript/], ['/style.css', /text\/css/]] as const) {
+    for (const [path, type] of [
+      ['/app.js', /javascript/],
+      ['/graph.js', /javascript/],
+      ['/style.css', /text\/css/],
+    ] as const) {
       const a = await request(port, 'GET', path);
       assert.equal(a.status, 200, path);
       assert.match(a.type, type);
@@ -74,7 +116,13 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
   });
 
   it('builds /report, /status and the routes from the registered subsystems', async () => {
-    const greet = await request(port, 'POST', '/toy/greet', { 'content-type': 'application/json' }, '{"who":"world","loud":true}');
+    const greet = await request(
+      port,
+      'POST',
+      '/toy/greet',
+      { 'content-type': 'application/json' },
+      '{"who":"world","loud":true}',
+    );
     assert.equal(greet.status, 200, greet.body);
     assert.equal(JSON.parse(greet.body).said, 'hello world!');
     const r = JSON.parse((await request(port, 'GET', '/report')).body);
@@ -120,7 +168,13 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       ['GET', '/toy/item', 404, /no such endpoint/],
     ];
     for (const [method, path, status, error] of cases) {
-      const r = await request(port, method, path, { 'content-type': 'application/json', accept: 'application/json' }, method === 'POST' ? '{bad json' : undefined);
+      const r = await request(
+        port,
+        method,
+        path,
+        { 'content-type': 'application/json', accept: 'application/json' },
+        method === 'POST' ? '{bad json' : undefined,
+      );
       assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
       assert.match(r.type, /application\/json/);
       assert.match(JSON.parse(r.body).error, error);
@@ -151,7 +205,8 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       assert.equal(r.status, 403, host);
       assert.match(JSON.parse(r.body).error, /answers requests for 127\.0\.0\.1:0 or localhost/);
     }
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`]) assert.equal((await request(port, 'GET', '/report', { host })).status, 200, host);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`])
+      assert.equal((await request(port, 'GET', '/report', { host })).status, 200, host);
   });
 
   it('hangs up on a client that trickles its request in', async () => {
@@ -159,10 +214,14 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
     const sock = net.connect(port, '127.0.0.1');
     const answer = await new Promise<string>((resolve) => {
       let got = '';
-      sock.on('data', (d) => { got += d; });
+      sock.on('data', (d) => {
+        got += d;
+      });
       sock.on('close', () => resolve(got));
       sock.write('GET /report HTTP/1.1\r\nHost: 127.0.0.1\r\n');
-      const drip = setInterval(() => { if (!sock.destroyed) sock.write('X-Slow: 1\r\n'); }, 100);
+      const drip = setInterval(() => {
+        if (!sock.destroyed) sock.write('X-Slow: 1\r\n');
+      }, 100);
       sock.on('close', () => clearInterval(drip));
     });
     assert.match(answer, /^HTTP\/1\.1 408/);
@@ -183,7 +242,10 @@ describe('HTTP API: status page, report, events, metrics, bad input', () => {
       toy.name = 'renamed';
       changed!();
     });
-    assert.deepEqual(events.map((e) => (e as { name: string }).name), ['a', 'renamed']);
+    assert.deepEqual(
+      events.map((e) => (e as { name: string }).name),
+      ['a', 'renamed'],
+    );
   });
 
   it('serves Prometheus metrics that a text-format parser reads, and they follow the counters', async () => {

@@ -10,15 +10,31 @@ function pair(o: { trustA?: boolean; trustB?: boolean; rotateMs?: number; passwo
   const names = { a: 'a-peer', b: 'b-peer' };
   let a: DataKeys, b: DataKeys;
   const deps = (me: 'a' | 'b', other: () => DataKeys, trusts: boolean, password: string) => ({
-    self: names[me], password, trusts: () => trusts, aes: true, rotateMs: o.rotateMs ?? 60_000,
+    self: names[me],
+    password,
+    trusts: () => trusts,
+    aes: true,
+    rotateMs: o.rotateMs ?? 60_000,
     ask: (_peer: string, req: object) => other().handle(names[me], req),
-    install: (_peer: string, s: PeerSecurity | undefined) => { installed[me].push(s); },
+    install: (_peer: string, s: PeerSecurity | undefined) => {
+      installed[me].push(s);
+    },
     sent: () => sent[me],
   });
   a = new DataKeys(deps('a', () => b, o.trustA ?? false, o.password?.[0] ?? 'pw'));
   b = new DataKeys(deps('b', () => a, o.trustB ?? false, o.password?.[1] ?? 'pw'));
   const last = (who: 'a' | 'b') => installed[who].at(-1);
-  return { a, b, installed, sent, last, start: () => { a.setNeighbours([{ name: names.b, ip: '198.18.0.2' }]); b.setNeighbours([{ name: names.a, ip: '198.18.0.1' }]); } };
+  return {
+    a,
+    b,
+    installed,
+    sent,
+    last,
+    start: () => {
+      a.setNeighbours([{ name: names.b, ip: '198.18.0.2' }]);
+      b.setNeighbours([{ name: names.a, ip: '198.18.0.1' }]);
+    },
+  };
 }
 
 const sealed = (s: PeerSecurity | undefined) => {
@@ -29,7 +45,9 @@ const sealed = (s: PeerSecurity | undefined) => {
 describe('data-plane keys between two neighbours', function () {
   this.timeout(20_000);
   const stops: DataKeys[] = [];
-  afterEach(() => { for (const k of stops.splice(0)) k.stop(); });
+  afterEach(() => {
+    for (const k of stops.splice(0)) k.stop();
+  });
 
   it('agree: each side sends under the key the other opens with, one per direction, AES-GCM when both have it', async () => {
     const p = pair();
@@ -55,10 +73,20 @@ describe('data-plane keys between two neighbours', function () {
     p.start();
     p.a.start();
     p.b.start();
-    await waitFor('a second epoch at both ends', async () => p.a.report()['b-peer'].epoch >= 2 && p.b.report()['a-peer'].epoch >= 2);
+    await waitFor(
+      'a second epoch at both ends',
+      async () => p.a.report()['b-peer'].epoch >= 2 && p.b.report()['a-peer'].epoch >= 2,
+    );
     const a = sealed(p.last('a'));
     assert.equal(a.rx.length, 2, 'the previous receive key is kept while its frames drain');
-    await waitFor('b sends under the new key', async () => { const b = sealed(p.last('b')); return b.tx.id === sealed(p.last('a')).rx[0].id; }, 5000);
+    await waitFor(
+      'b sends under the new key',
+      async () => {
+        const b = sealed(p.last('b'));
+        return b.tx.id === sealed(p.last('a')).rx[0].id;
+      },
+      5000,
+    );
   });
 
   it('rotate after 2^32 datagrams under one key, long before the time is up', async () => {
@@ -71,7 +99,7 @@ describe('data-plane keys between two neighbours', function () {
     await waitFor('a new epoch', async () => p.a.report()['b-peer'].epoch === 2, 5000);
   });
 
-  it('go plain only when both trust each other\'s subnet', async () => {
+  it("go plain only when both trust each other's subnet", async () => {
     const both = pair({ trustA: true, trustB: true });
     both.start();
     await waitFor('installed', async () => both.installed.a.length > 0 && both.installed.b.length > 0);

@@ -9,7 +9,10 @@ import { encode, encodeRelay } from '../../router/vxlan.js';
 import { formatMac, parseMac } from '../../common/mac.js';
 
 const VNI = 7;
-const A = '02:00:00:00:00:0a', B = '02:00:00:00:00:0b', C = '02:00:00:00:00:0c', BCAST = 'ff:ff:ff:ff:ff:ff';
+const A = '02:00:00:00:00:0a',
+  B = '02:00:00:00:00:0b',
+  C = '02:00:00:00:00:0c',
+  BCAST = 'ff:ff:ff:ff:ff:ff';
 
 function frame(dst: string, src: string): Buffer {
   const f = Buffer.alloc(60);
@@ -21,8 +24,12 @@ function frame(dst: string, src: string): Buffer {
 
 /** A full mesh of us, p1 and p2: every peer is one hop away and nobody passes on another's broadcast. */
 const mesh: Routing = {
-  self: 'me', nextHop: (p) => p, children: (s) => (s === 'me' ? ['p1', 'p2'] : []), linked: () => true,
-  peerOf: (id) => ({ 1: 'p1', 2: 'p2' } as Record<string, string>)[String(id)], shortIdOf: (p) => (p === 'me' ? 9n : BigInt(p.slice(1) || 0)),
+  self: 'me',
+  nextHop: (p) => p,
+  children: (s) => (s === 'me' ? ['p1', 'p2'] : []),
+  linked: () => true,
+  peerOf: (id) => (({ 1: 'p1', 2: 'p2' }) as Record<string, string>)[String(id)],
+  shortIdOf: (p) => (p === 'me' ? 9n : BigInt(p.slice(1) || 0)),
 };
 
 function setup(routing: Routing = mesh, blocked?: string) {
@@ -33,10 +40,18 @@ function setup(routing: Routing = mesh, blocked?: string) {
   const sent: { to: string; d: Buffer; final: boolean }[] = [];
   const injected: Buffer[] = [];
   const beats: string[] = [];
-  const f = new Forwarder({ vni: VNI, maxFrame: 1518, macs, endpoints, routing: () => routing, announced: () => undefined,
-    send: (d: Buffer, to: Endpoint, final: boolean) => sent.push({ to: to.name, d, final }), inject: (fr: Buffer) => injected.push(Buffer.from(fr)),
+  const f = new Forwarder({
+    vni: VNI,
+    maxFrame: 1518,
+    macs,
+    endpoints,
+    routing: () => routing,
+    announced: () => undefined,
+    send: (d: Buffer, to: Endpoint, final: boolean) => sent.push({ to: to.name, d, final }),
+    inject: (fr: Buffer) => injected.push(Buffer.from(fr)),
     heartbeat: (_f: Buffer, from: Endpoint) => beats.push(from.name),
-    via: (ep: Endpoint) => (ep.name === blocked ? endpoints.named(blocked === 'p1' ? 'p2' : 'p1') : ep) });
+    via: (ep: Endpoint) => (ep.name === blocked ? endpoints.named(blocked === 'p1' ? 'p2' : 'p1') : ep),
+  });
   return { f, macs, sent, injected, beats };
 }
 
@@ -45,7 +60,10 @@ describe('forwarder', () => {
     const { f, macs, sent } = setup();
     f.fromBridge(frame(BCAST, A));
     f.fromBridge(frame(B, A));
-    assert.deepEqual(sent.map((s) => s.to), ['p1', 'p2', 'p1', 'p2']);
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      ['p1', 'p2', 'p1', 'p2'],
+    );
     assert.equal(macs.lookup(parseMac(A)), LOCAL);
   });
 
@@ -54,7 +72,10 @@ describe('forwarder', () => {
     f.fromPeer(encode(VNI, frame(A, B)), '198.18.0.2');
     assert.equal(macs.lookup(parseMac(B)), 'p2');
     f.fromBridge(frame(B, A));
-    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      ['p2'],
+    );
   });
 
   it('does not tunnel frames for local MACs', () => {
@@ -75,7 +96,10 @@ describe('forwarder', () => {
     assert.equal(sent.length, 0, 'a broadcast from p2 is not passed on in a full mesh');
     f.fromPeer(encode(VNI, frame(B, A)), '198.18.0.1'); // B lives at p2: p1 had a stale table; pass it on
     assert.equal(injected.length, 3);
-    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      ['p2'],
+    );
     f.fromPeer(encode(VNI, frame(B, '02:00:00:00:00:0d')), '198.18.0.2'); // for B, from B's own peer: never back
     assert.equal(f.counters.dropped['no-route'], 1);
   });
@@ -104,7 +128,11 @@ describe('forwarder', () => {
 function ipFrame(dst: string, src: string, ipLength: number, df: boolean): Buffer {
   const f = Buffer.alloc(14 + ipLength);
   frame(dst, src).copy(f, 0, 0, 14);
-  f[14] = 0x45; f.writeUInt16BE(ipLength, 16); f[20] = df ? 0x40 : 0; f[22] = 64; f[23] = 17;
+  f[14] = 0x45;
+  f.writeUInt16BE(ipLength, 16);
+  f[20] = df ? 0x40 : 0;
+  f[22] = 64;
+  f[23] = 17;
   Buffer.from([10, 32, 0, 1, 10, 32, 0, 2]).copy(f, 26);
   return f;
 }
@@ -128,7 +156,11 @@ describe('forwarder: path MTU and heartbeats', () => {
     assert.equal(sent.length, 1, 'a packet of exactly the MTU goes');
     assert.equal(sent[0].final, true, 'to the peer that owns the MAC: its kernel may take it');
     f.fromBridge(frame(BCAST, A));
-    assert.deepEqual(sent.slice(1).map((x) => x.final), [false, false], 'a flood goes to the peers\' userspace, which passes it on');
+    assert.deepEqual(
+      sent.slice(1).map((x) => x.final),
+      [false, false],
+      "a flood goes to the peers' userspace, which passes it on",
+    );
   });
 
   it('hands a heartbeat to the heartbeats, never to the bridge', () => {
@@ -144,16 +176,30 @@ describe('forwarder: a neighbour our datagrams cannot reach', () => {
     const { f, macs, sent } = setup(mesh, 'p1');
     macs.learn(parseMac(B), 'p1');
     f.fromBridge(frame(B, A));
-    assert.deepEqual(sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(16), x.final]), [['p2', 0x44, 1n, false]], 'to p2, addressed to p1');
+    assert.deepEqual(
+      sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(16), x.final]),
+      [['p2', 0x44, 1n, false]],
+      'to p2, addressed to p1',
+    );
     sent.length = 0;
     f.fromBridge(frame(BCAST, A));
-    assert.deepEqual(sent.map((x) => [x.to, x.d[0]]), [['p2', 0x44], ['p2', 0x08]], 'p1\'s copy of a flood goes through p2 too');
+    assert.deepEqual(
+      sent.map((x) => [x.to, x.d[0]]),
+      [
+        ['p2', 0x44],
+        ['p2', 0x08],
+      ],
+      "p1's copy of a flood goes through p2 too",
+    );
   });
 
   it('passes such a frame on to its destination as a relayed frame, once', () => {
     const { f, sent, injected } = setup();
     f.fromPeer(encodeDirected(VNI, 2n, 1n, 5, frame(B, A)), '198.18.0.2'); // from p2, for p1
-    assert.deepEqual(sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(8), x.d[1]]), [['p1', 0x57, 2n, 4]]);
+    assert.deepEqual(
+      sent.map((x) => [x.to, x.d[0], x.d.readBigUInt64BE(8), x.d[1]]),
+      [['p1', 0x57, 2n, 4]],
+    );
     assert.equal(injected.length, 0, 'not delivered here');
     f.fromPeer(encodeDirected(VNI, 2n, 1n, 5, frame(B, A)), '198.18.0.1'); // p1 sending p1's own back to it
     assert.equal(sent.length, 1, 'never back where it came from');
@@ -161,13 +207,20 @@ describe('forwarder: a neighbour our datagrams cannot reach', () => {
 });
 
 describe('forwarder on a line p1 - me - p2', () => {
-  const line: Routing = { ...mesh, nextHop: (p) => p, children: (s) => (s === 'p1' ? ['p2'] : s === 'p2' ? ['p1'] : ['p1', 'p2']) };
+  const line: Routing = {
+    ...mesh,
+    nextHop: (p) => p,
+    children: (s) => (s === 'p1' ? ['p2'] : s === 'p2' ? ['p1'] : ['p1', 'p2']),
+  };
 
   it('passes a broadcast from p1 on to p2 with p1 as origin, and injects it once', () => {
     const { f, sent, injected } = setup(line);
     f.fromPeer(encode(VNI, frame(BCAST, A)), '198.18.0.1');
     assert.equal(injected.length, 1);
-    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      ['p2'],
+    );
     assert.equal(sent[0].d[0], 0x57, 'relayed frames carry our header');
     assert.equal(sent[0].d.readBigUInt64BE(8), 1n, 'with the origin peer');
   });
@@ -177,7 +230,10 @@ describe('forwarder on a line p1 - me - p2', () => {
     f.fromPeer(encode(VNI, frame(BCAST, B)), '198.18.0.2'); // B lives behind p2
     sent.length = 0;
     f.fromPeer(encode(VNI, frame(B, A)), '198.18.0.1');
-    assert.deepEqual(sent.map((s) => s.to), ['p2']);
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      ['p2'],
+    );
     assert.equal(injected.length, 1, 'only the first (broadcast) frame was delivered here');
   });
 
@@ -208,8 +264,10 @@ describe('MAC table', () => {
   it('ages entries out and forgets a departed peer', () => {
     let t = 0;
     const m = new MacTable(1000, () => t);
-    m.learn(1, 'p1'); m.learn(2, 'p2');
-    t = 500; m.learn(2, 'p2');
+    m.learn(1, 'p1');
+    m.learn(2, 'p2');
+    t = 500;
+    m.learn(2, 'p2');
     t = 1200;
     assert.equal(m.lookup(1), undefined);
     assert.equal(m.lookup(2), 'p2');
@@ -219,7 +277,12 @@ describe('MAC table', () => {
 
   it('holds at most its limit: the entry learnt first goes, counted, and the first eviction is told once', () => {
     let told = 0;
-    const m = new MacTable(60_000, () => 0, 100, () => told++);
+    const m = new MacTable(
+      60_000,
+      () => 0,
+      100,
+      () => told++,
+    );
     for (let i = 1; i <= 150; i++) m.learn(i, 'p');
     assert.equal(m.size, 100);
     assert.equal(m.evicted, 50);

@@ -24,7 +24,9 @@ async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20, qu
   return out;
 }
 
-const stopAll = (rs: { gossip: Gossip }[]) => { for (const r of rs) r.gossip.stop(); };
+const stopAll = (rs: { gossip: Gossip }[]) => {
+  for (const r of rs) r.gossip.stop();
+};
 
 describe('gossip engine over a fake network', () => {
   it('converges on a line of six despite 30% loss and 30% duplication; each fact arrives once', async () => {
@@ -41,14 +43,19 @@ describe('gossip engine over a fake network', () => {
         assert.equal(r.seen.length, 25, `${r.name} heard of each of the others' items exactly once`);
         assert.equal(new Set(r.seen).size, 25);
       }
-    } finally { stopAll(rs); }
+    } finally {
+      stopAll(rs);
+    }
   });
 
   it('repairs by anti-entropy alone what every push lost', async () => {
     const net = new FakeNetwork(3);
     const rs = await routers(net, ['a', 'b', 'c'], 60_000);
-    net.link('a', 'b'); net.link('b', 'c');
-    await waitFor('links up: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
+    net.link('a', 'b');
+    net.link('b', 'c');
+    await waitFor('links up: digests compared', () =>
+      rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0),
+    );
     net.loss = 1; // every broadcast and push from now on is lost
     rs[0].add('x');
     rs[2].add('y');
@@ -98,7 +105,9 @@ describe('gossip engine over a fake network', () => {
       rs[1].add('after');
       await waitFor('a still merges', () => rs[0].set.items.has('after'));
       assert.equal(rs[0].set.items.size, 1);
-    } finally { stopAll(rs); }
+    } finally {
+      stopAll(rs);
+    }
   });
 
   it('compares less and less often while nothing changes, and often again as soon as something does', async () => {
@@ -106,7 +115,9 @@ describe('gossip engine over a fake network', () => {
     const rs = await routers(net, ['a', 'b'], 20); // rounds every 20 ms while changing, at most 160 ms apart when still
     net.link('a', 'b');
     try {
-      await waitFor('connected: digests compared', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
+      await waitFor('connected: digests compared', () =>
+        rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0),
+      );
       await new Promise((r) => setTimeout(r, 400)); // time for the wait to grow, not a readiness wait
       const still = rs[0].gossip.repairs.rounds;
       await new Promise((r) => setTimeout(r, 800)); // the window under test
@@ -119,28 +130,39 @@ describe('gossip engine over a fake network', () => {
       const t = Date.now();
       await waitFor('b has x', () => rs[1].set.items.has('x'), 2000);
       assert.ok(Date.now() - t < 400, `repaired after ${Date.now() - t} ms`);
-    } finally { stopAll(rs); }
+    } finally {
+      stopAll(rs);
+    }
   });
 
   it('with summaries, sends each end only what it lacks: on a new connection, and in a round after deltas were lost', async () => {
     const net = new FakeNetwork();
     const rs = await routers(net, ['a', 'b'], 60_000, 0, true);
     const shared = Array.from({ length: 50 }, (_, i) => `shared-${String(i).padStart(2, '0')}`);
-    for (const r of rs) { for (const x of shared) r.set.items.add(x); r.add(`${r.name}-only`); }
-    const received = (r: typeof rs[0]) => r.gossip.counters.get('toy')!.bytesIn;
+    for (const r of rs) {
+      for (const x of shared) r.set.items.add(x);
+      r.add(`${r.name}-only`);
+    }
+    const received = (r: (typeof rs)[0]) => r.gossip.counters.get('toy')!.bytesIn;
     net.link('a', 'b');
     try {
-      await waitFor('each has the other\'s item', () => rs[0].set.items.has('b-only') && rs[1].set.items.has('a-only'));
+      await waitFor("each has the other's item", () => rs[0].set.items.has('b-only') && rs[1].set.items.has('a-only'));
       await new Promise((r) => setImmediate(r));
-      for (const r of rs) assert.ok(received(r) < 40, `${r.name} was sent ${received(r)} bytes of items: the one it lacked, not all 51`);
+      for (const r of rs)
+        assert.ok(received(r) < 40, `${r.name} was sent ${received(r)} bytes of items: the one it lacked, not all 51`);
       net.loss = 1;
       rs[0].add('x');
       net.loss = 0;
       const before = rs.map(received);
       assert.equal(await rs[1].gossip.repair('a'), true, 'the round found a difference');
       await waitFor('b has x', () => rs[1].set.items.has('x'));
-      assert.ok(received(rs[1]) - before[1] < 40 && received(rs[0]) === before[0], `only x crossed: ${rs.map(received).map((x, i) => x - before[i])} bytes`);
-    } finally { stopAll(rs); }
+      assert.ok(
+        received(rs[1]) - before[1] < 40 && received(rs[0]) === before[0],
+        `only x crossed: ${rs.map(received).map((x, i) => x - before[i])} bytes`,
+      );
+    } finally {
+      stopAll(rs);
+    }
   });
 
   it('carries a channel added after start to peers already connected', async () => {
@@ -148,7 +170,9 @@ describe('gossip engine over a fake network', () => {
     const rs = await routers(net, ['a', 'b']);
     net.link('a', 'b');
     try {
-      await waitFor('connected: digests compared, equal (nothing to send)', () => rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0));
+      await waitFor('connected: digests compared, equal (nothing to send)', () =>
+        rs.every((r) => r.gossip.repairs.bytesIn + r.gossip.repairs.bytesOut > 0),
+      );
       assert.equal(rs[0].gossip.counters.get('toy')!.messagesOut, 0, 'no state was sent: both were empty');
       const late = ['a', 'b'].map(() => toyChannel('late'));
       late[0].add('first');
@@ -157,6 +181,8 @@ describe('gossip engine over a fake network', () => {
       await waitFor('b has the item published before its channel existed', () => late[1].set.items.has('first'));
       late[1].add('second');
       await waitFor('a has the item b published', () => late[0].set.items.has('second'));
-    } finally { stopAll(rs); }
+    } finally {
+      stopAll(rs);
+    }
   });
 });

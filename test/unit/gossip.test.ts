@@ -5,7 +5,15 @@ import { MACS_PER_PEER, MacsChannel, TOMBSTONE_TTL_MS } from '../../gossip/macs.
 import { Routes } from '../../gossip/routes.js';
 import type { weave } from '../../proto/gen/weave.js';
 
-const rec = (links: string[]) => ({ nickname: '', udpPort: 6784, sleevePort: 0, mtu: 0, datapath: '', addrs: [], links: links.map((peer) => ({ peer, addr: '', outbound: true })) });
+const rec = (links: string[]) => ({
+  nickname: '',
+  udpPort: 6784,
+  sleevePort: 0,
+  mtu: 0,
+  datapath: '',
+  addrs: [],
+  links: links.map((peer) => ({ peer, addr: '', outbound: true })),
+});
 
 /** A topology as seen by `self` once every peer's own record (from `graph`) has arrived. */
 function topologyOf(self: string, graph: Record<string, string[]>, now = () => 1000): TopologyChannel {
@@ -21,7 +29,11 @@ function topologyOf(self: string, graph: Record<string, string[]>, now = () => 1
 
 function shuffle<T>(xs: T[], seed: number): T[] {
   const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) { seed = (seed * 1103515245 + 12345) & 0x7fffffff; const j = seed % (i + 1); [a[i], a[j]] = [a[j], a[i]]; }
+  for (let i = a.length - 1; i > 0; i--) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    const j = seed % (i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
   return a;
 }
 
@@ -31,7 +43,13 @@ describe('topology channel', () => {
     let clock = 1000;
     const authors = ['a', 'b', 'c', 'd'].map((n) => new TopologyChannel(n, () => clock));
     for (let round = 0; round < 5; round++) {
-      for (const a of authors) { clock++; deltas.push({ from: a.self, d: a.setSelf(rec(['a', 'b', 'c', 'd'].filter((x) => x !== a.self).slice(0, 1 + (round % 3)))) }); }
+      for (const a of authors) {
+        clock++;
+        deltas.push({
+          from: a.self,
+          d: a.setSelf(rec(['a', 'b', 'c', 'd'].filter((x) => x !== a.self).slice(0, 1 + (round % 3)))),
+        });
+      }
     }
     const states = [1, 2, 3].map((seed) => {
       const t = new TopologyChannel('z', () => clock);
@@ -43,15 +61,24 @@ describe('topology channel', () => {
     assert.equal(states[1], states[2]);
   });
 
-  it('knows each peer\'s neighbours over links both ends report, as records change, come and are forgotten', () => {
+  it("knows each peer's neighbours over links both ends report, as records change, come and are forgotten", () => {
     let clock = 1000;
     const names = ['me', 'a', 'b', 'c', 'd', 'e'];
     const authors = new Map(names.map((n) => [n, new TopologyChannel(n, () => clock)]));
     const t = authors.get('me')!;
     let seed = 7;
-    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
     // What neighbours() must say, computed from the records as they stand.
-    const expected = (name: string) => names.filter((p) => t.peers.get(name)?.links.some((l) => l.peer === p) && t.peers.get(p)?.links.some((l) => l.peer === name)).sort();
+    const expected = (name: string) =>
+      names
+        .filter(
+          (p) =>
+            t.peers.get(name)?.links.some((l) => l.peer === p) && t.peers.get(p)?.links.some((l) => l.peer === name),
+        )
+        .sort();
     let forgotten = 0;
     for (let step = 0; step < 300; step++) {
       clock += 100 + rnd(2000); // now and then past FORGET_AFTER_MS, so some unreachable peers are forgotten
@@ -76,7 +103,10 @@ describe('topology channel', () => {
     assert.equal(t.merge(future.setSelf(rec(['me'])), 'b'), false);
     assert.equal(t.rejected, 3);
     assert.deepEqual(t.peers.get('me')!.links, []);
-    assert.throws(() => new GossipChannel(TOPOLOGY, () => t).merge(Buffer.from([0xff, 0xff, 0xff]), 'b', 'b'), 'undecodable bytes are an error for the engine to count');
+    assert.throws(
+      () => new GossipChannel(TOPOLOGY, () => t).merge(Buffer.from([0xff, 0xff, 0xff]), 'b', 'b'),
+      'undecodable bytes are an error for the engine to count',
+    );
   });
 
   it('returns only the records a full state changed: that is what is passed on, not the whole state', () => {
@@ -88,7 +118,10 @@ describe('topology channel', () => {
     b.merge(c.setSelf(rec(['b', 'd'])), 'c'); // b hears of c's new link first
     const changed = a.merge(b.state(), undefined);
     assert.ok(changed, 'something changed');
-    assert.deepEqual(changed.peers!.map((p) => p.name), ['c']);
+    assert.deepEqual(
+      changed.peers!.map((p) => p.name),
+      ['c'],
+    );
     assert.equal(a.merge(b.state(), undefined), false, 'and the same state again changes nothing');
   });
 
@@ -97,7 +130,8 @@ describe('topology channel', () => {
     const graph = { a: ['b'], b: ['a', 'c'], c: ['b'] };
     const a = topologyOf('a', graph, () => clock);
     const b = topologyOf('b', graph, () => clock);
-    a.merge(b.state(), undefined); b.merge(a.state(), undefined);
+    a.merge(b.state(), undefined);
+    b.merge(a.state(), undefined);
     assert.deepEqual(a.summary(), b.summary());
     assert.deepEqual(new GossipChannel(TOPOLOGY, () => a).summary!(), new GossipChannel(TOPOLOGY, () => b).summary!());
     assert.equal(a.newer(b.summary()), undefined, 'nothing to send');
@@ -105,7 +139,11 @@ describe('topology channel', () => {
     const c = new TopologyChannel('c', () => clock);
     b.merge(c.setSelf(rec(['b', 'd'])), 'c');
     assert.notDeepEqual(a.summary(), b.summary(), 'a newer record of c');
-    assert.deepEqual(b.newer(a.summary())!.peers!.map((p) => [p.name, p.version]), [['c', 2000]], 'only c\'s new record');
+    assert.deepEqual(
+      b.newer(a.summary())!.peers!.map((p) => [p.name, p.version]),
+      [['c', 2000]],
+      "only c's new record",
+    );
     assert.equal(a.newer(b.summary()), undefined, 'a has nothing b lacks');
     a.merge(b.newer(a.summary())!, undefined);
     assert.deepEqual(a.summary(), b.summary(), 'and equal again once merged');
@@ -140,17 +178,28 @@ describe('routes', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const names = Array.from({ length: 8 }, (_, i) => `p${i}`);
       const graph: Record<string, string[]> = Object.fromEntries(names.map((n) => [n, []]));
-      const link = (x: string, y: string) => { if (x !== y && !graph[x].includes(y)) { graph[x].push(y); graph[y].push(x); } };
+      const link = (x: string, y: string) => {
+        if (x !== y && !graph[x].includes(y)) {
+          graph[x].push(y);
+          graph[y].push(x);
+        }
+      };
       for (let i = 1; i < names.length; i++) link(names[i], names[(seed * 7 + i * 13) % i]); // a random spanning tree: connected
-      for (const [x, y] of shuffle(names.flatMap((x) => names.map((y) => [x, y] as const)), seed).slice(0, 6)) link(x, y);
+      for (const [x, y] of shuffle(
+        names.flatMap((x) => names.map((y) => [x, y] as const)),
+        seed,
+      ).slice(0, 6))
+        link(x, y);
       const views = names.map((n) => new Routes(topologyOf(n, graph)));
       for (const source of names) {
         const received = new Map<string, number>([[source, 1]]);
-        for (const [i, v] of views.entries()) for (const child of v.children(source)) {
-          assert.ok(graph[names[i]].includes(child), 'a tree edge is a link');
-          received.set(child, (received.get(child) ?? 0) + 1);
-        }
-        for (const n of names) assert.equal(received.get(n), 1, `seed ${seed}: ${n} receives ${source}'s broadcast exactly once`);
+        for (const [i, v] of views.entries())
+          for (const child of v.children(source)) {
+            assert.ok(graph[names[i]].includes(child), 'a tree edge is a link');
+            received.set(child, (received.get(child) ?? 0) + 1);
+          }
+        for (const n of names)
+          assert.equal(received.get(n), 1, `seed ${seed}: ${n} receives ${source}'s broadcast exactly once`);
       }
     }
   });
@@ -164,7 +213,11 @@ describe('MAC channel', () => {
     h2.merge(announce1, 'h1');
     const withdraw1 = h1.withdraw(42)!;
     const announce2 = h2.announce(42);
-    for (const order of [[announce1, withdraw1, announce2], [announce2, withdraw1, announce1], [withdraw1, announce2, announce1]]) {
+    for (const order of [
+      [announce1, withdraw1, announce2],
+      [announce2, withdraw1, announce1],
+      [withdraw1, announce2, announce1],
+    ]) {
       const h3 = new MacsChannel('h3', () => 1000);
       for (const d of order) h3.merge(d, d.entries![0].peer!);
       assert.equal(h3.owner(42), 'h2');
@@ -184,7 +237,14 @@ describe('MAC channel', () => {
 describe('bounded gossip state', () => {
   it('refuses MAC records over the per-peer limit, counted, and keeps what it had', () => {
     const me = new MacsChannel('me');
-    const flood = { entries: Array.from({ length: MACS_PER_PEER + 100 }, (_, i) => ({ mac: i + 1, peer: 'rogue', ts: 1000 + i, deleted: false })) };
+    const flood = {
+      entries: Array.from({ length: MACS_PER_PEER + 100 }, (_, i) => ({
+        mac: i + 1,
+        peer: 'rogue',
+        ts: 1000 + i,
+        deleted: false,
+      })),
+    };
     me.merge({ entries: [{ mac: 999_999, peer: 'good', ts: 1, deleted: false }] }, 'good');
     me.merge(flood, 'rogue');
     assert.equal(me.entries.size, MACS_PER_PEER + 1);
@@ -194,7 +254,17 @@ describe('bounded gossip state', () => {
 
   it('keeps at most MAX_PEERS peers, whatever a full state claims', () => {
     const t = new TopologyChannel('me', () => 1000);
-    const peers = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({ name: `p${i}`, version: 1, nickname: '', udpPort: 1, sleevePort: 0, mtu: 0, datapath: '', addrs: [], links: [] }));
+    const peers = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({
+      name: `p${i}`,
+      version: 1,
+      nickname: '',
+      udpPort: 1,
+      sleevePort: 0,
+      mtu: 0,
+      datapath: '',
+      addrs: [],
+      links: [],
+    }));
     t.merge({ peers }, undefined);
     assert.equal(t.peers.size, MAX_PEERS);
     assert.equal(t.rejected, 5);
@@ -204,7 +274,8 @@ describe('bounded gossip state', () => {
 describe('MAC withdrawals', () => {
   it('are forgotten after their time, do not count against a peer, and do not come back from an old copy', () => {
     let t = 1_000_000;
-    const a = new MacsChannel('a', () => t), b = new MacsChannel('b', () => t);
+    const a = new MacsChannel('a', () => t),
+      b = new MacsChannel('b', () => t);
     const announce = a.announce(1);
     b.merge(announce, 'a');
     t += 1000;

@@ -6,11 +6,14 @@ function pair() {
   let now = 0;
   const blocked = new Set<string>();
   const changes: string[] = [];
-  const make = (self: string, other: () => Heartbeats) => new Heartbeats({
-    now: () => now,
-    send: (_peer, kind: BeatKind, flags) => { if (!blocked.has(kind) && !blocked.has(`${self}:${kind}`)) other().receive(self, flags, true); },
-    onChange: (peer) => changes.push(`${self}:${peer}`),
-  });
+  const make = (self: string, other: () => Heartbeats) =>
+    new Heartbeats({
+      now: () => now,
+      send: (_peer, kind: BeatKind, flags) => {
+        if (!blocked.has(kind) && !blocked.has(`${self}:${kind}`)) other().receive(self, flags, true);
+      },
+      onChange: (peer) => changes.push(`${self}:${peer}`),
+    });
   const a: Heartbeats = make('a', () => b);
   const b: Heartbeats = make('b', () => a);
   const run = (ms: number) => {
@@ -42,7 +45,8 @@ describe('data-path heartbeats', () => {
 
   it('no UDP at all: neither end reaches the other, after the grace a new peer gets', () => {
     const { a, blocked, run } = pair();
-    blocked.add('vxlan'); blocked.add('sleeve');
+    blocked.add('vxlan');
+    blocked.add('sleeve');
     run(HEARTBEAT_INTERVAL_MS);
     assert.equal(a.reaches('b'), true, 'a new neighbour is given the benefit of the doubt');
     run(DOWN_AFTER_MS + HEARTBEAT_INTERVAL_MS);
@@ -56,7 +60,8 @@ describe('data-path heartbeats', () => {
     const { a, b, blocked, run } = pair();
     run(3 * HEARTBEAT_INTERVAL_MS);
     // b's datagrams stop arriving at a (a one-way firewall): a stops hearing b, and says so to b.
-    blocked.add('b:vxlan'); blocked.add('b:sleeve');
+    blocked.add('b:vxlan');
+    blocked.add('b:sleeve');
     run(DOWN_AFTER_MS + 2 * HEARTBEAT_INTERVAL_MS);
     assert.deepEqual([a.up('b'), a.reaches('b'), b.up('a'), b.reaches('a')], [false, false, false, false]);
   });

@@ -6,14 +6,22 @@ import { IpamState } from '../../ipam/state.js';
 const RANGE = parseSubnet('10.40.0.0/24');
 
 /** Two or three allocators wired directly; `gossip` false loses every broadcast (only requests get through). */
-const cluster = (names: string[], opts: { gossip: boolean } = { gossip: true }) => IpamNet.of(names, { range: RANGE, loss: opts.gossip ? 0 : 1 });
+const cluster = (names: string[], opts: { gossip: boolean } = { gossip: true }) =>
+  IpamNet.of(names, { range: RANGE, loss: opts.gossip ? 0 : 1 });
 
 describe('IPAM allocator', () => {
   it('splits the range among the initial peers and gives distinct addresses', async () => {
     const c = cluster(['a', 'b', 'c']);
     const got = await Promise.all(['a', 'b', 'c'].flatMap((n) => [1, 2, 3].map((i) => c.get(n).allocate(`${n}${i}`))));
     assert.equal(new Set(got.map((g) => g.ip)).size, 9);
-    assert.deepEqual(c.get('a').shares().map((s) => s.peer).sort(), ['a', 'b', 'c']);
+    assert.deepEqual(
+      c
+        .get('a')
+        .shares()
+        .map((s) => s.peer)
+        .sort(),
+      ['a', 'b', 'c'],
+    );
   });
 
   it('is idempotent: asking twice for an identity gives the same address', async () => {
@@ -25,7 +33,10 @@ describe('IPAM allocator', () => {
   it('gets space donated when its own runs out', async () => {
     const c = cluster(['a', 'b']);
     for (let i = 0; i < 200; i++) await c.get('a').allocate(`x${i}`); // a owns ~128: the rest is donated by b
-    const mine = c.get('a').shares().find((s) => s.peer === 'a')!;
+    const mine = c
+      .get('a')
+      .shares()
+      .find((s) => s.peer === 'a')!;
     assert.ok(mine.owned > 128);
   });
 
@@ -34,7 +45,11 @@ describe('IPAM allocator', () => {
     const onA = await c.get('a').allocate('db');
     const onB = await c.get('b').claim('db', onA.addr, 24);
     assert.equal(onB.ip, onA.ip);
-    assert.deepEqual(await c.get('a').release('db'), [], 'the old home no longer owns it: detaching there releases nothing');
+    assert.deepEqual(
+      await c.get('a').release('db'),
+      [],
+      'the old home no longer owns it: detaching there releases nothing',
+    );
     await assert.rejects(c.get('a').claim('other', onA.addr, 24), /held by another identity/);
     const next = await c.get('a').allocate('other');
     assert.notEqual(next.ip, onA.ip, 'the old owner never gives the moved address to someone else');
@@ -56,13 +71,24 @@ describe('IPAM allocator', () => {
     c.down.add('a');
     assert.ok((await c.get('b').rmpeer('a')) > 0);
     assert.equal((await c.get('b').allocate('keeper')).ip, x.ip, 'the identity keeps its address at its new home');
-    assert.deepEqual(c.get('b').shares().map((s) => s.peer), ['b']);
+    assert.deepEqual(
+      c
+        .get('b')
+        .shares()
+        .map((s) => s.peer),
+      ['b'],
+    );
   });
 
   it('never merges state from a different range', () => {
     const a = new IpamState(RANGE);
     const c = cluster(['z']);
-    assert.equal(c.get('z').onDelta({ range: '10.99.0.0/24', entries: [{ token: ipToNum('10.99.0.0'), peer: 'q', version: 1 }] }, 'q'), false);
+    assert.equal(
+      c
+        .get('z')
+        .onDelta({ range: '10.99.0.0/24', entries: [{ token: ipToNum('10.99.0.0'), peer: 'q', version: 1 }] }, 'q'),
+      false,
+    );
     assert.equal(c.get('z').mismatches.get('q'), '10.99.0.0/24');
     assert.ok(a.empty);
   });

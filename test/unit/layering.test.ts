@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkLayers, FREE, layerNames, layerOf, loops, order, parseLayers, readSources, type Layers } from '../fixtures/layers.js';
+import {
+  checkLayers,
+  FREE,
+  layerNames,
+  layerOf,
+  loops,
+  order,
+  parseLayers,
+  readSources,
+  type Layers,
+} from '../fixtures/layers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DOC = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
@@ -10,7 +20,10 @@ const DOC = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
 /** The rows of the doc's picture of the layers, each as the folders drawn on it. */
 function pictureFloors(doc: string): string[][] {
   const block = /^## The layers in a picture\n[\s\S]*?```text\n([\s\S]*?)```/m.exec(doc)?.[1] ?? '';
-  return block.split('\n').map((l) => layerNames(l).sort()).filter((f) => f.length);
+  return block
+    .split('\n')
+    .map((l) => layerNames(l).sort())
+    .filter((f) => f.length);
 }
 
 describe('layering', () => {
@@ -20,7 +33,11 @@ describe('layering', () => {
     const sources = readSources(ROOT);
     assert.ok(sources.has('daemon/main.ts') && sources.has('cli/main.ts'), 'read the real tree');
     const folders = new Set([...sources.keys()].filter((f) => f.includes('/')).map(layerOf));
-    assert.deepEqual([...folders].filter((f) => !layers.has(f) && !FREE.includes(f)), [], 'every folder is placed in the doc');
+    assert.deepEqual(
+      [...folders].filter((f) => !layers.has(f) && !FREE.includes(f)),
+      [],
+      'every folder is placed in the doc',
+    );
     assert.deepEqual(checkLayers(sources, layers), []);
     assert.deepEqual(loops(sources), []);
   });
@@ -31,12 +48,22 @@ describe('layering', () => {
     assert.deepEqual(pictureFloors(DOC), o.floors);
   });
 
-  const table: Layers = new Map([['daemon', ['*']], ['cli', ['contract']], ['router', ['gossip', 'common']], ['gossip', ['common']],
-    ['common', ['contract']], ['contract', []], ['api', ['common', 'contract']]]);
+  const table: Layers = new Map([
+    ['daemon', ['*']],
+    ['cli', ['contract']],
+    ['router', ['gossip', 'common']],
+    ['gossip', ['common']],
+    ['common', ['contract']],
+    ['contract', []],
+    ['api', ['common', 'contract']],
+  ]);
 
   it('catches an upward or sideways import, an import of test/, and a folder the doc does not place', () => {
     const sources = new Map([
-      ['router/data-plane.ts', "import { BadRequest } from '../api/errors.js';\nimport { log } from '../common/log.js';"],
+      [
+        'router/data-plane.ts',
+        "import { BadRequest } from '../api/errors.js';\nimport { log } from '../common/log.js';",
+      ],
       ['cli/main.ts', "import type { Report } from '../router/router.js';\nimport { x } from './client.js';"],
       ['gossip/x.ts', "export { y } from '../router/state.js';"],
       ['api/metrics.ts', "import '../gossip/service.js';"],
@@ -66,7 +93,12 @@ describe('layering', () => {
       ['router/bridge.ts', "import { y } from './routing.js';"],
       ['common/self.ts', "import { z } from './self.js';"],
     ]);
-    assert.deepEqual(loops(sources), [['router/datapath.ts', 'router/forwarder.ts', 'router/routing.ts'], ['common/self.ts']]);
-    assert.deepEqual(order(new Map([...table, ['common', ['contract', 'router']]])), { cycle: ['router', 'gossip', 'common'] });
+    assert.deepEqual(loops(sources), [
+      ['router/datapath.ts', 'router/forwarder.ts', 'router/routing.ts'],
+      ['common/self.ts'],
+    ]);
+    assert.deepEqual(order(new Map([...table, ['common', ['contract', 'router']]])), {
+      cycle: ['router', 'gossip', 'common'],
+    });
   });
 });

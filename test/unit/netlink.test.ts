@@ -16,7 +16,14 @@ const NS = `wtnl-${randomBytes(4).toString('hex')}`;
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 const inNs = (...args: string[]) => sh('ip', 'netns', 'exec', NS, ...args);
 
-interface Shown { mac: string; dst?: string; flags: string[]; master?: string; state: string; vlan?: number }
+interface Shown {
+  mac: string;
+  dst?: string;
+  flags: string[];
+  master?: string;
+  state: string;
+  vlan?: number;
+}
 const shown = (dev: string): Shown[] => JSON.parse(inNs('bridge', '-j', 'fdb', 'show', 'dev', dev) || '[]');
 const of = (dev: string, mac: string) => shown(dev).filter((e) => e.mac === mac);
 
@@ -26,10 +33,14 @@ class Child {
   private waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
 
   constructor() {
-    this.proc = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', 'test/fixtures/netlink-child.ts'], {
-      cwd: ROOT,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    this.proc = spawn(
+      'ip',
+      ['netns', 'exec', NS, process.execPath, '--import', 'tsx', 'test/fixtures/netlink-child.ts'],
+      {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     createInterface({ input: this.proc.stdout! }).on('line', (line) => this.waiting.shift()?.resolve(JSON.parse(line)));
     this.proc.on('exit', (code, signal) => {
       for (const w of this.waiting.splice(0)) w.reject(new Error(`netlink child exited (${signal ?? code})`));
@@ -100,34 +111,54 @@ describe('native netlink: the kernel FDB over rtnetlink (in a network namespace)
   it('replace puts a unicast MAC at a dst as a permanent self entry; a second replace moves it', async () => {
     const mac = 'aa:bb:cc:00:00:01';
     assert.deepEqual(await child.call('fdbApply', [{ op: 'replace', ifindex: vx, mac, dst: '198.18.0.2' }]), [null]);
-    assert.deepEqual(of('vx0', mac).map(({ dst, flags, state }) => ({ dst, flags, state })), [
-      { dst: '198.18.0.2', flags: ['self'], state: 'permanent' },
-    ]);
+    assert.deepEqual(
+      of('vx0', mac).map(({ dst, flags, state }) => ({ dst, flags, state })),
+      [{ dst: '198.18.0.2', flags: ['self'], state: 'permanent' }],
+    );
     assert.deepEqual(await child.call('fdbApply', [{ op: 'replace', ifindex: vx, mac, dst: '198.18.0.3' }]), [null]);
-    assert.deepEqual(of('vx0', mac).map((e) => e.dst), ['198.18.0.3']);
+    assert.deepEqual(
+      of('vx0', mac).map((e) => e.dst),
+      ['198.18.0.3'],
+    );
   });
 
   it('append keeps one all-zero flooding entry per dst; del with a dst removes only that one', async () => {
     const zero = '00:00:00:00:00:00';
     const ops: FdbOp[] = ['198.18.0.2', '198.18.0.3'].map((dst) => ({ op: 'append', ifindex: vx, mac: zero, dst }));
     assert.deepEqual(await child.call('fdbApply', ops), [null, null]);
-    assert.deepEqual(of('vx0', zero).map((e) => e.dst).sort(), ['198.18.0.2', '198.18.0.3']);
+    assert.deepEqual(
+      of('vx0', zero)
+        .map((e) => e.dst)
+        .sort(),
+      ['198.18.0.2', '198.18.0.3'],
+    );
     assert.deepEqual(await child.call('fdbApply', [{ op: 'del', ifindex: vx, mac: zero, dst: '198.18.0.2' }]), [null]);
-    assert.deepEqual(of('vx0', zero).map((e) => e.dst), ['198.18.0.3']);
+    assert.deepEqual(
+      of('vx0', zero).map((e) => e.dst),
+      ['198.18.0.3'],
+    );
   });
 
   it('a master entry points a MAC at a bridge port as `master br0 static`', async () => {
     const mac = 'aa:bb:cc:00:00:02';
     assert.deepEqual(await child.call('fdbApply', [{ op: 'replace', ifindex: port, mac, master: true }]), [null]);
-    assert.deepEqual(of('port0', mac).map(({ flags, master, state }) => ({ flags, master, state })), [
-      { flags: [], master: 'br0', state: 'static' },
-    ]);
+    assert.deepEqual(
+      of('port0', mac).map(({ flags, master, state }) => ({ flags, master, state })),
+      [{ flags: [], master: 'br0', state: 'static' }],
+    );
   });
 
   it('fdbList returns what `bridge -j fdb show dev` shows, self and master entries alike', async () => {
     const norm = (es: Array<Omit<FdbEntry, 'ifindex'>>) =>
-      es.map(({ mac, dst, master, permanent, static: isStatic, vlan }) => JSON.stringify({ mac, dst, master, permanent, isStatic, vlan })).sort();
-    for (const [dev, ifindex] of [['vx0', vx], ['port0', port]] as const) {
+      es
+        .map(({ mac, dst, master, permanent, static: isStatic, vlan }) =>
+          JSON.stringify({ mac, dst, master, permanent, isStatic, vlan }),
+        )
+        .sort();
+    for (const [dev, ifindex] of [
+      ['vx0', vx],
+      ['port0', port],
+    ] as const) {
       const listed = await child.call('fdbList', ifindex);
       assert.ok(listed.every((e) => e.ifindex === ifindex));
       const kernel = shown(dev).map((e) => ({
@@ -160,7 +191,10 @@ describe('native netlink: the kernel FDB over rtnetlink (in a network namespace)
   it('a malformed op throws a one-line error and sends nothing of its batch', async () => {
     const good: FdbOp = { op: 'replace', ifindex: vx, mac: 'aa:bb:cc:00:00:20', dst: '198.18.0.5' };
     const bad: Array<[FdbOp, RegExp]> = [
-      [{ op: 'replace', ifindex: vx, mac: 'zz:bb:cc:00:00:21\nsecond line', dst: '198.18.0.5' }, /ops\[1\]\.mac: bad MAC/],
+      [
+        { op: 'replace', ifindex: vx, mac: 'zz:bb:cc:00:00:21\nsecond line', dst: '198.18.0.5' },
+        /ops\[1\]\.mac: bad MAC/,
+      ],
       [{ op: 'replace', ifindex: vx, mac: 'aa:bb:cc:00:00:21', dst: '198.18.0.300' }, /ops\[1\]\.dst: bad IPv4/],
       [{ op: 'replace', ifindex: vx, mac: 'aa:bb:cc:00:00:21', dst: '::1' }, /ops\[1\]\.dst: bad IPv4/],
       [{ op: 'replace', ifindex: -1, mac: 'aa:bb:cc:00:00:21' }, /ops\[1\]\.ifindex/],
@@ -177,19 +211,30 @@ describe('native netlink: the kernel FDB over rtnetlink (in a network namespace)
   });
 
   it('a batch of 5000 replaces lands completely (and 5000 dels take it away)', async () => {
-    const macs = Array.from({ length: 5000 }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+    const macs = Array.from(
+      { length: 5000 },
+      (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+    );
     const ops: FdbOp[] = macs.map((mac, i) => ({ op: 'replace', ifindex: vx, mac, dst: `198.18.${1 + (i % 200)}.1` }));
     const applied = await child.send('fdbApply', ops);
     assert.ok('result' in applied, JSON.stringify(applied));
-    assert.deepEqual(applied.result, ops.map(() => null));
+    assert.deepEqual(
+      applied.result,
+      ops.map(() => null),
+    );
     const ours = new Set(macs);
     assert.equal(shown('vx0').filter((e) => ours.has(e.mac)).length, 5000);
     const listed = await child.send('fdbList', vx);
     assert.ok('result' in listed);
     assert.equal((listed.result as FdbEntry[]).filter((e) => ours.has(e.mac)).length, 5000);
-    const removed = await child.send('fdbApply', ops.map((o) => ({ ...o, op: 'del' as const })));
+    const removed = await child.send(
+      'fdbApply',
+      ops.map((o) => ({ ...o, op: 'del' as const })),
+    );
     assert.ok('result' in removed);
     assert.equal(shown('vx0').filter((e) => ours.has(e.mac)).length, 0);
-    console.log(`      5000 replaces: ${applied.ms.toFixed(1)} ms; 5000 dels: ${removed.ms.toFixed(1)} ms; fdbList of ${(listed.result as FdbEntry[]).length}: ${listed.ms.toFixed(1)} ms`);
+    console.log(
+      `      5000 replaces: ${applied.ms.toFixed(1)} ms; 5000 dels: ${removed.ms.toFixed(1)} ms; fdbList of ${(listed.result as FdbEntry[]).length}: ${listed.ms.toFixed(1)} ms`,
+    );
   });
 });

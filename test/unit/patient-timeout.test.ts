@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { patientTimeout } from '../../gossip/patient-timeout.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const stall = (ms: number) => { const end = Date.now() + ms; while (Date.now() < end) { /* the event loop is busy */ } };
+const stall = (ms: number) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    /* the event loop is busy */
+  }
+};
 
 async function abortedWithin(signal: AbortSignal, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;

@@ -7,8 +7,15 @@ import { MembershipState, type HostRecord } from '../../membership/state.js';
 import { SchedulerState } from '../../scheduler/state.js';
 
 const TIMEOUT = 10_000;
-const record = (peer: string, lost: string[] = [], incarnation = 1): HostRecord =>
-  ({ peer, version: 1, incarnation, nickname: peer, labels: { os: 'debian' }, lost, fenced: false });
+const record = (peer: string, lost: string[] = [], incarnation = 1): HostRecord => ({
+  peer,
+  version: 1,
+  incarnation,
+  nickname: peer,
+  labels: { os: 'debian' },
+  lost,
+  fenced: false,
+});
 /** What a peer's delta looks like on the wire: encoded and decoded again. */
 const wire = (m: weave.ISchedulerState) => weave.SchedulerState.decode(weave.SchedulerState.encode(m).finish());
 const hostsWire = (m: weave.IHostsState) => weave.HostsState.decode(weave.HostsState.encode(m).finish());
@@ -22,7 +29,7 @@ describe('scheduler membership: death by majority, self-fencing', () => {
     assert.deepEqual(m.observe(members, reach, TIMEOUT - 1).lost, []);
     const v = m.observe(members, reach, TIMEOUT);
     assert.deepEqual(v.lost, ['d']);
-    assert.deepEqual(v.dead, [], 'our vote and nobody else\'s: 1 of 4');
+    assert.deepEqual(v.dead, [], "our vote and nobody else's: 1 of 4");
     members[1] = record('b', ['d']);
     assert.deepEqual(m.observe(members, reach, TIMEOUT).dead, [], '2 of 4 is not a majority');
     members[2] = record('c', ['d']);
@@ -52,7 +59,10 @@ describe('scheduler membership: death by majority, self-fencing', () => {
 
   it('an even split fences both halves', () => {
     const members = ['a', 'b', 'c', 'd'].map((p) => record(p));
-    for (const [self, side] of [['a', ['a', 'b']], ['c', ['c', 'd']]] as [string, string[]][]) {
+    for (const [self, side] of [
+      ['a', ['a', 'b']],
+      ['c', ['c', 'd']],
+    ] as [string, string[]][]) {
       const m = new Membership(self, TIMEOUT);
       m.observe(members, (p) => side.includes(p), 0);
       assert.equal(m.observe(members, (p) => side.includes(p), TIMEOUT).fenced, true, `${self}'s half`);
@@ -62,7 +72,8 @@ describe('scheduler membership: death by majority, self-fencing', () => {
 
 describe('scheduler state (the gossip channel)', () => {
   it('keeps the last deploy of a stack whoever wrote it, and a removal over an older deploy', () => {
-    const a = new SchedulerState('a', () => 1000), b = new SchedulerState('b', () => 2000);
+    const a = new SchedulerState('a', () => 1000),
+      b = new SchedulerState('b', () => 2000);
     const first = a.putStack('shop', JSON.stringify({ name: 'shop', services: {} }));
     const second = b.putStack('shop', undefined);
     assert.ok(a.merge(wire(second), 'b'));
@@ -72,26 +83,35 @@ describe('scheduler state (the gossip channel)', () => {
   });
 
   it("takes a host's replica report only from that host (or in a full state), never a copy of our own", () => {
-    const a = new SchedulerState('a', () => 1000), b = new SchedulerState('b', () => 1000);
+    const a = new SchedulerState('a', () => 1000),
+      b = new SchedulerState('b', () => 1000);
     const delta = b.putSelf({ replicas: [], engineError: 'no engine' });
     assert.equal(a.merge(wire(delta), 'c'), false, 'c may not speak for b');
     assert.equal(a.rejected, 1);
     assert.ok(a.merge(wire(delta), 'b'));
     assert.equal(a.hosts.get('b')?.engineError, 'no engine');
-    assert.equal(new SchedulerState('b', () => 1000).merge(wire(b.state()), undefined), false, 'our own record is ours alone');
+    assert.equal(
+      new SchedulerState('b', () => 1000).merge(wire(b.state()), undefined),
+      false,
+      'our own record is ours alone',
+    );
   });
 
   it('refuses stacks that are not stacks and versions from the future', () => {
     const s = new SchedulerState('a', () => 1000);
     assert.equal(s.merge(wire({ stacks: [{ name: 'x', spec: '{not json', version: 1, author: 'b' }] }), 'b'), false);
-    assert.equal(s.merge(wire({ stacks: [{ name: 'x', spec: '{"name":"x","services":{}}', version: 1e15, author: 'b' }] }), 'b'), false);
+    assert.equal(
+      s.merge(wire({ stacks: [{ name: 'x', spec: '{"name":"x","services":{}}', version: 1e15, author: 'b' }] }), 'b'),
+      false,
+    );
     assert.equal(s.rejected, 2);
   });
 });
 
 describe('membership state (the hosts channel)', () => {
   it('takes a host record only from that host (or in a full state), never a copy of our own', () => {
-    const a = new MembershipState('a', () => 1000), b = new MembershipState('b', () => 1000);
+    const a = new MembershipState('a', () => 1000),
+      b = new MembershipState('b', () => 1000);
     const delta = b.putSelf({ incarnation: 5, nickname: 'b', labels: { os: 'centos' }, lost: [], fenced: false });
     assert.equal(a.merge(hostsWire(delta), 'c'), false, 'c may not speak for b');
     assert.equal(a.rejected, 1);
@@ -105,11 +125,17 @@ describe('membership state (the hosts channel)', () => {
     const s = new MembershipState('x', () => 1000);
     s.merge(hostsWire({ hosts: [record('a'), record('b', [], 7)] }), undefined);
     s.declareDead('b', 7);
-    assert.deepEqual(s.members().map((h) => h.peer), ['a']);
+    assert.deepEqual(
+      s.members().map((h) => h.peer),
+      ['a'],
+    );
     const older = hostsWire({ deaths: [{ peer: 'b', incarnation: 3, at: 1 }] });
     assert.equal(s.merge(older, 'c'), false, 'an older certificate changes nothing');
     s.merge(hostsWire({ hosts: [{ ...record('b', [], 9), version: 2 }] }), 'b');
-    assert.deepEqual(s.members().map((h) => h.peer), ['a', 'b']);
+    assert.deepEqual(
+      s.members().map((h) => h.peer),
+      ['a', 'b'],
+    );
   });
 });
 
@@ -117,15 +143,21 @@ describe("IPAM takeover of a dead peer's single address", () => {
   const RANGE = parseSubnet('10.40.0.0/24');
 
   // The dead peer's name sorts last: a remainder written at a real version would win the tie against c's own write.
-  it('moves exactly that address, keeps the rest of the dead peer\'s space its own, and survives two takers of neighbouring addresses', async () => {
+  it("moves exactly that address, keeps the rest of the dead peer's space its own, and survives two takers of neighbouring addresses", async () => {
     const c = IpamNet.of(['z', 'b', 'c'], { range: RANGE });
     const x = await c.get('z').allocate('shop/web/1');
     const y = await c.get('z').allocate('shop/web/2');
     assert.equal(y.addr, x.addr + 1, 'neighbours');
-    const before = c.get('b').shares().find((s) => s.peer === 'z')!.owned;
+    const before = c
+      .get('b')
+      .shares()
+      .find((s) => s.peer === 'z')!.owned;
     c.down.add('z');
     c.group.set('c', 1); // b and c do not hear of each other's takeover until both are done
-    const [tx, ty] = await Promise.all([c.get('b').takeover('shop/web/1', x.addr, 24, 'z'), c.get('c').takeover('shop/web/2', y.addr, 24, 'z')]);
+    const [tx, ty] = await Promise.all([
+      c.get('b').takeover('shop/web/1', x.addr, 24, 'z'),
+      c.get('c').takeover('shop/web/2', y.addr, 24, 'z'),
+    ]);
     c.group.delete('c');
     assert.deepEqual([tx.ip, ty.ip], [x.ip, y.ip]);
     await new Promise((r) => setTimeout(r, 20));
@@ -134,7 +166,13 @@ describe("IPAM takeover of a dead peer's single address", () => {
       assert.equal(c.get(n).state.owner(x.addr), 'b', `${n}: web/1's address is b's`);
       assert.equal(c.get(n).state.owner(y.addr), 'c', `${n}: web/2's address is c's`);
       assert.equal(c.get(n).state.owner(y.addr + 1), 'z', `${n}: the rest stays z's`);
-      assert.equal(c.get(n).shares().find((s) => s.peer === 'z')!.owned, before - 2);
+      assert.equal(
+        c
+          .get(n)
+          .shares()
+          .find((s) => s.peer === 'z')!.owned,
+        before - 2,
+      );
     }
     await assert.rejects(c.get('b').takeover('shop/web/9', y.addr, 24, 'z'), /held by another identity|belongs to c/);
   });

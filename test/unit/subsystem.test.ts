@@ -10,11 +10,18 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { FakeNetwork } from '../fixtures/fake-gossip-net.js';
 import { SHOUT, toySubsystem } from '../fixtures/toy-subsystem.js';
 
-const post = (port: number, path: string, body: string) => new Promise<number>((resolve, reject) => {
-  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/json' } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
-  req.on('error', reject);
-  req.end(body);
-});
+const post = (port: number, path: string, body: string) =>
+  new Promise<number>((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 
 describe('a subsystem is one file and one registration line', () => {
   it('gets its channel replicated, its requests answered and its route served', async () => {
@@ -22,10 +29,17 @@ describe('a subsystem is one file and one registration line', () => {
     const signer = peerKeySigner(await generateKeyPair('Ed25519')); // direct requests are not signed: any key does
     const peers = ['a', 'b'].map((name) => {
       const node = net.node(name);
-      return { name, gossip: new Gossip(node, () => {}, { antiEntropyMs: 50 }), requests: new Requests(node, name, signer, (p) => p), ...toySubsystem(name) };
+      return {
+        name,
+        gossip: new Gossip(node, () => {}, { antiEntropyMs: 50 }),
+        requests: new Requests(node, name, signer, (p) => p),
+        ...toySubsystem(name),
+      };
     });
     for (const p of peers) {
-      await registerGossip({ addChannel: (c) => p.gossip.addChannel(c), handle: (h) => p.requests.handle(h) }, [p.subsystem]); // the registration line
+      await registerGossip({ addChannel: (c) => p.gossip.addChannel(c), handle: (h) => p.requests.handle(h) }, [
+        p.subsystem,
+      ]); // the registration line
       await p.gossip.start();
     }
     net.link('a', 'b');

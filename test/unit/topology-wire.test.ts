@@ -3,18 +3,32 @@ import { weave } from '../../proto/gen/weave.js';
 import { topologyWire } from '../../gossip/topology-wire.js';
 
 const record = (name: string, version: number, nickname = 'n') => ({
-  name, version, nickname, udpPort: 6784, addrs: ['198.18.0.1:6783'],
+  name,
+  version,
+  nickname,
+  udpPort: 6784,
+  addrs: ['198.18.0.1:6783'],
   links: [{ peer: 'other', addr: '198.18.0.2:6783', outbound: true }],
 });
 
 describe('topology wire format (records encoded and decoded once)', () => {
-  it('is weave.Topology\'s, byte for byte, both ways', () => {
+  it("is weave.Topology's, byte for byte, both ways", () => {
     const m = { peers: [record('a', 5), record('b', 7)] };
     const ours = topologyWire.encode(m).finish();
     assert.deepEqual(Buffer.from(ours), Buffer.from(weave.Topology.encode(m).finish()));
     const back = topologyWire.decode(ours);
-    assert.deepEqual(back.peers!.map((p) => [p.name, Number(p.version), p.nickname, p.links![0].peer]), [['a', 5, 'n', 'other'], ['b', 7, 'n', 'other']]);
-    assert.deepEqual(Buffer.from(topologyWire.encode(back).finish()), Buffer.from(ours), 'a decoded record is sent as it came');
+    assert.deepEqual(
+      back.peers!.map((p) => [p.name, Number(p.version), p.nickname, p.links![0].peer]),
+      [
+        ['a', 5, 'n', 'other'],
+        ['b', 7, 'n', 'other'],
+      ],
+    );
+    assert.deepEqual(
+      Buffer.from(topologyWire.encode(back).finish()),
+      Buffer.from(ours),
+      'a decoded record is sent as it came',
+    );
   });
 
   it('gives the same object for a record that arrives again, and decodes anew one whose bytes differ under the same name and version', () => {
@@ -25,8 +39,9 @@ describe('topology wire format (records encoded and decoded once)', () => {
     assert.notEqual(forged, first);
     assert.equal(forged.nickname, 'evil');
     assert.equal(topologyWire.decode(bytes).peers![0].nickname, 'n', 'the genuine one still decodes as itself');
-    const summary = topologyWire.decode(weave.Topology.encode({ peers: [{ name: 'dup', version: 9 }] }).finish()).peers![0];
-    assert.equal(summary.nickname ?? '', '', 'a summary\'s entry is not mistaken for the record');
+    const summary = topologyWire.decode(weave.Topology.encode({ peers: [{ name: 'dup', version: 9 }] }).finish())
+      .peers![0];
+    assert.equal(summary.nickname ?? '', '', "a summary's entry is not mistaken for the record");
   });
 
   it('skips fields it does not know, and refuses what is not protobuf', () => {

@@ -1,6 +1,21 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -15,9 +30,18 @@ async function tree(root: string): Promise<string[]> {
     const p = join(root, rel);
     const st = await lstat(p, { bigint: true });
     const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'file';
-    const what = type === 'file' ? createHash('sha256').update(await readFile(p)).digest('hex').slice(0, 16)
-      : type === 'link' ? `-> ${await readlink(p)}` : '';
-    out.push(`${rel} ${type} ${(st.mode & 0o7777n).toString(8)} ${st.uid}:${st.gid} ${type === 'file' ? st.size : ''} ${type === 'link' ? '' : st.mtimeNs} ${what}`);
+    const what =
+      type === 'file'
+        ? createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')
+            .slice(0, 16)
+        : type === 'link'
+          ? `-> ${await readlink(p)}`
+          : '';
+    out.push(
+      `${rel} ${type} ${(st.mode & 0o7777n).toString(8)} ${st.uid}:${st.gid} ${type === 'file' ? st.size : ''} ${type === 'link' ? '' : st.mtimeNs} ${what}`,
+    );
     if (type === 'dir') for (const e of (await readdir(p)).sort()) await visit(`${rel}/${e}`);
   };
   await visit('.');
@@ -73,10 +97,21 @@ async function drain(s: SendStream): Promise<Buffer> {
 }
 
 /** Snapshot `gen` from one pool into the other, streamed as between two hosts; the bytes it took. */
-async function transfer(from: VolumeBackend, to: VolumeBackend, name: string, gen: number, parent?: number): Promise<number> {
+async function transfer(
+  from: VolumeBackend,
+  to: VolumeBackend,
+  name: string,
+  gen: number,
+  parent?: number,
+): Promise<number> {
   const s = from.send(name, gen, parent);
   let bytes = 0;
-  const counted = new Transform({ transform(c: Buffer, _e, cb) { bytes += c.length; cb(null, c); } });
+  const counted = new Transform({
+    transform(c: Buffer, _e, cb) {
+      bytes += c.length;
+      cb(null, c);
+    },
+  });
   s.data.on('error', (e) => counted.destroy(e)).pipe(counted);
   await Promise.all([to.receive(name, gen, parent, counted), s.done]);
   return bytes;
@@ -91,8 +126,12 @@ const oneLine = (re: RegExp) => (e: Error) => {
 /** Mount points at or under `dir`, deepest first. */
 async function mountsUnder(dir: string): Promise<string[]> {
   const real = await realpath(dir).catch(() => dir);
-  return (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4])
-    .filter((m) => m && (m === real || m.startsWith(`${real}/`))).sort().reverse();
+  return (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m && (m === real || m.startsWith(`${real}/`)))
+    .sort()
+    .reverse();
 }
 
 /** Closes what a suite opened and removes its directory, whatever state a failed test left. */
@@ -194,10 +233,25 @@ for (const kind of ['btrfs', 'dir'] as const) {
       const full = await drain(A.send('cut', 1));
       const half = full.subarray(0, full.length >> 1);
 
-      const failing = () => Readable.from((async function* () { yield half; throw new Error('connection reset by peer'); })(), { objectMode: false });
+      const failing = () =>
+        Readable.from(
+          (async function* () {
+            yield half;
+            throw new Error('connection reset by peer');
+          })(),
+          { objectMode: false },
+        );
       const destroyed = () => {
         let sent = false;
-        return new Readable({ read() { if (sent) this.destroy(); else { sent = true; this.push(half); } } });
+        return new Readable({
+          read() {
+            if (sent) this.destroy();
+            else {
+              sent = true;
+              this.push(half);
+            }
+          },
+        });
       };
       const short = (n: number) => () => Readable.from([full.subarray(0, full.length - n)], { objectMode: false });
       const cases: [string, () => Readable, RegExp][] = [
@@ -205,7 +259,8 @@ for (const kind of ['btrfs', 'dir'] as const) {
         ['is destroyed', destroyed, /^cannot receive cut@1: the stream broke off$/],
         ['lacks 1 byte', short(1), /^cannot receive cut@1: \S/],
         ['lacks 4 bytes', short(4), /^cannot receive cut@1: \S/],
-        ['lacks 10 bytes', short(10), /^cannot receive cut@1: \S/]];
+        ['lacks 10 bytes', short(10), /^cannot receive cut@1: \S/],
+      ];
       for (const [what, stream, why] of cases) {
         await assert.rejects(B.receive('cut', 1, undefined, stream()), oneLine(why), `a stream that ${what}`);
         assert.equal((await B.list()).get('cut'), undefined, `nothing of cut after a stream that ${what}`);
@@ -215,7 +270,10 @@ for (const kind of ['btrfs', 'dir'] as const) {
       await B.receive('cut', 1, undefined, Readable.from([full], { objectMode: false }));
       await B.promote('cut', 1);
       assert.deepEqual(await tree(B.path('cut')), await tree(A.path('cut')));
-      await assert.rejects(B.receive('cut', 1, undefined, Readable.from([full], { objectMode: false })), oneLine(/^cannot receive cut@1: cut@1 is here already$/));
+      await assert.rejects(
+        B.receive('cut', 1, undefined, Readable.from([full], { objectMode: false })),
+        oneLine(/^cannot receive cut@1: cut@1 is here already$/),
+      );
     });
 
     it('says on one line why it cannot send or receive what is not here', async () => {
@@ -225,13 +283,22 @@ for (const kind of ['btrfs', 'dir'] as const) {
       await A.create('lonely');
       await A.snapshot('lonely', 1);
       await A.snapshot('lonely', 2);
-      await assert.rejects(A.send('lonely', 2, 7).done, oneLine(/^cannot send lonely@2: its parent lonely@7 is not here$/));
+      await assert.rejects(
+        A.send('lonely', 2, 7).done,
+        oneLine(/^cannot send lonely@2: its parent lonely@7 is not here$/),
+      );
       const s = A.send('lonely', 2, 1); // B has no lonely@1
-      await assert.rejects(B.receive('lonely', 2, 1, s.data), oneLine(/^cannot receive lonely@2: its parent lonely@1 is not here$/));
+      await assert.rejects(
+        B.receive('lonely', 2, 1, s.data),
+        oneLine(/^cannot receive lonely@2: its parent lonely@1 is not here$/),
+      );
       await s.done.catch(() => {});
       assert.equal((await B.list()).get('lonely'), undefined);
       const junk = Readable.from([Buffer.alloc(4 << 20, 7)], { objectMode: false }); // more than a pipe holds
-      await assert.rejects(B.receive('junk', 1, undefined, junk), oneLine(/^cannot receive junk@1: (unexpected header|this is not a dir pool stream)$/));
+      await assert.rejects(
+        B.receive('junk', 1, undefined, junk),
+        oneLine(/^cannot receive junk@1: (unexpected header|this is not a dir pool stream)$/),
+      );
       assert.equal((await B.list()).get('junk'), undefined);
       assert.deepEqual(await incoming(dataDir('b')), []);
       await assert.rejects(A.snapshot('nosuch', 1), oneLine(/^cannot snapshot nosuch@1: no volume nosuch here$/));
@@ -299,15 +366,21 @@ for (const kind of ['btrfs', 'dir'] as const) {
     it('openPool says on one line why it cannot make a pool, and leaves nothing behind', async () => {
       const d = join(base!, 'bad');
       await mkdir(d);
-      await assert.rejects(openPool({ dataDir: d, backend: kind, spec: `${d}/x.img:10Q` }),
-        oneLine(new RegExp(`^cannot create the volume pool at ${d}/x.img: bad size "10Q"`)));
+      await assert.rejects(
+        openPool({ dataDir: d, backend: kind, spec: `${d}/x.img:10Q` }),
+        oneLine(new RegExp(`^cannot create the volume pool at ${d}/x.img: bad size "10Q"`)),
+      );
       await assert.rejects(openPool({ dataDir: d, backend: kind, spec: ':lots' }), oneLine(/: bad size "lots"/));
       await writeFile(join(d, 'file'), '');
-      await assert.rejects(openPool({ dataDir: d, backend: kind, spec: `${d}/file/sub/pool` }),
-        oneLine(new RegExp(`^cannot create the volume pool at ${d}/file/sub/pool: .*not a directory`)));
+      await assert.rejects(
+        openPool({ dataDir: d, backend: kind, spec: `${d}/file/sub/pool` }),
+        oneLine(new RegExp(`^cannot create the volume pool at ${d}/file/sub/pool: .*not a directory`)),
+      );
       if (kind === 'btrfs') {
-        await assert.rejects(openPool({ dataDir: d, backend: kind, spec: ':16M' }),
-          oneLine(new RegExp(`^cannot create the volume pool at ${d}/volumes.img: mkfs.btrfs: .*too small`)));
+        await assert.rejects(
+          openPool({ dataDir: d, backend: kind, spec: ':16M' }),
+          oneLine(new RegExp(`^cannot create the volume pool at ${d}/volumes.img: mkfs.btrfs: .*too small`)),
+        );
       }
       assert.deepEqual(await readdir(d), ['file']);
       assert.deepEqual(await mountsUnder(d), []);
@@ -318,7 +391,9 @@ for (const kind of ['btrfs', 'dir'] as const) {
 describe('volume pool: choosing the backend', () => {
   let base: string | undefined;
   const opened: VolumeBackend[] = [];
-  before(async () => { base = await mkdtemp(join(tmpdir(), 'volume-pool-')); });
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'volume-pool-'));
+  });
   after(() => teardown(base, opened));
 
   it('auto: btrfs on this host (a loop pool), a directory on btrfs as it is, dir on another filesystem', async () => {
@@ -342,7 +417,11 @@ describe('volume pool: choosing the backend', () => {
     const dir = await openPool({ dataDir: join(base!, 'j'), spec: plain });
     assert.equal(dir.kind, 'dir');
     assert.equal(dir.path('x'), join(plain, 'vols', 'x'));
-    await assert.rejects(openPool({ dataDir: join(base!, 'j'), spec: plain, backend: 'btrfs' }),
-      oneLine(new RegExp(`^cannot create the volume pool at ${plain}: it is a directory, but not on a btrfs filesystem$`)));
+    await assert.rejects(
+      openPool({ dataDir: join(base!, 'j'), spec: plain, backend: 'btrfs' }),
+      oneLine(
+        new RegExp(`^cannot create the volume pool at ${plain}: it is a directory, but not on a btrfs filesystem$`),
+      ),
+    );
   });
 });

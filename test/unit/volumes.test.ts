@@ -12,7 +12,9 @@ const wire = (m: weave.IVolumesState) => weave.VolumesState.decode(weave.Volumes
 describe('volumes channel: one owner per volume', () => {
   it('takes a handover only from the owner who wrote it, and everyone ends with the same owner', () => {
     let t = 1000;
-    const a = new VolumesState('a', () => t), b = new VolumesState('b', () => t), c = new VolumesState('c', () => t);
+    const a = new VolumesState('a', () => t),
+      b = new VolumesState('b', () => t),
+      c = new VolumesState('c', () => t);
     const created = a.put({ name: 'data', owner: 'a', replicas: 2, deleted: false, gen: 0 });
     assert.ok(b.merge(wire(created), 'a'));
     assert.ok(c.merge(wire(created), 'a'));
@@ -29,7 +31,8 @@ describe('volumes channel: one owner per volume', () => {
   });
 
   it('settles two creations of one name at once the same way on every host', () => {
-    const a = new VolumesState('a', () => 5000), b = new VolumesState('b', () => 5000);
+    const a = new VolumesState('a', () => 5000),
+      b = new VolumesState('b', () => 5000);
     const da = a.put({ name: 'x', owner: 'a', replicas: 1, deleted: false, gen: 0 });
     const db = b.put({ name: 'x', owner: 'b', replicas: 1, deleted: false, gen: 0 });
     a.merge(wire(db), 'b');
@@ -37,14 +40,20 @@ describe('volumes channel: one owner per volume', () => {
     assert.equal(a.live('x')?.owner, b.live('x')?.owner);
   });
 
-  it('keeps each host\'s snapshots as that host wrote them, and orders copies freshest first', () => {
-    const a = new VolumesState('a'), b = new VolumesState('b'), c = new VolumesState('c');
-    const hb = b.putHeld(new Map([['v', 20]]))!, hc = c.putHeld(new Map([['v', 30]]))!;
+  it("keeps each host's snapshots as that host wrote them, and orders copies freshest first", () => {
+    const a = new VolumesState('a'),
+      b = new VolumesState('b'),
+      c = new VolumesState('c');
+    const hb = b.putHeld(new Map([['v', 20]]))!,
+      hc = c.putHeld(new Map([['v', 30]]))!;
     assert.equal(b.putHeld(new Map([['v', 20]])), undefined, 'nothing to say when nothing changed');
     assert.ok(a.merge(wire(hb), 'b'));
     assert.equal(a.merge(wire(hc), 'b'), false, 'b cannot speak for c');
     assert.ok(a.merge(wire(hc), 'c'));
-    assert.deepEqual(a.holders('v'), [{ peer: 'c', gen: 30 }, { peer: 'b', gen: 20 }]);
+    assert.deepEqual(a.holders('v'), [
+      { peer: 'c', gen: 30 },
+      { peer: 'b', gen: 20 },
+    ]);
     assert.equal(a.merge(wire(a.state()), undefined), false, 'a full state of what we have changes nothing');
   });
 });
@@ -53,10 +62,16 @@ describe('volumes channel: one owner per volume', () => {
 function source(data: Buffer, fail = false): SendStream {
   const pieces: Buffer[] = [];
   for (let i = 0; i < data.length; i += 300_001) pieces.push(data.subarray(i, i + 300_001));
-  return { data: Readable.from(pieces), done: fail ? Promise.reject(new Error('btrfs send: failed')) : Promise.resolve(), cancel: () => {} };
+  return {
+    data: Readable.from(pieces),
+    done: fail ? Promise.reject(new Error('btrfs send: failed')) : Promise.resolve(),
+    cancel: () => {},
+  };
 }
 
-const collect = (out: Buffer[]) => async (r: Readable) => { for await (const b of r) out.push(b as Buffer); };
+const collect = (out: Buffer[]) => async (r: Readable) => {
+  for await (const b of r) out.push(b as Buffer);
+};
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('volume transfers: pulled in chunks', () => {
@@ -79,12 +94,26 @@ describe('volume transfers: pulled in chunks', () => {
     assert.equal(out.bytes, data.length);
   });
 
-  it('fails the receiver when the sender\'s producer fails, and the sender stops when the receiver fails', async () => {
+  it("fails the receiver when the sender's producer fails, and the sender stops when the receiver fails", async () => {
     const out = new Outgoing('v', 1, 'b', source(randomBytes(3 * CHUNK_BYTES), true));
-    await assert.rejects(pull((s) => out.chunk(s), collect([])), /btrfs send: failed/);
+    await assert.rejects(
+      pull((s) => out.chunk(s), collect([])),
+      /btrfs send: failed/,
+    );
     const out2 = new Outgoing('v', 2, 'b', source(randomBytes(40 * CHUNK_BYTES)));
     let asked = 0;
-    await assert.rejects(pull((s) => { asked++; return out2.chunk(s); }, async () => { throw new Error('no space left'); }), /no space left|receiver stopped/);
+    await assert.rejects(
+      pull(
+        (s) => {
+          asked++;
+          return out2.chunk(s);
+        },
+        async () => {
+          throw new Error('no space left');
+        },
+      ),
+      /no space left|receiver stopped/,
+    );
     assert.ok(asked < 20, `the puller stopped early (${asked} chunks asked of 40)`);
   });
 });

@@ -18,7 +18,8 @@ describe('VXLAN header', () => {
   it('names the reason a bad datagram is dropped', () => {
     assert.equal(decode(Buffer.alloc(10), 42, 1518), 'truncated');
     assert.equal(decode(Buffer.alloc(8 + 2000), 42, 1518), 'oversized');
-    const badFlags = encode(42, frame); badFlags[0] = 0x0c;
+    const badFlags = encode(42, frame);
+    badFlags[0] = 0x0c;
     assert.equal(decode(badFlags, 42, 1518), 'bad-flags');
     assert.equal(decode(encode(43, frame), 42, 1518), 'wrong-vni');
   });

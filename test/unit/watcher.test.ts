@@ -31,7 +31,8 @@ describe('container events watcher (fake engine)', () => {
   };
 
   it('detaches a container that dies at once, and releases its address only after the grace period', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
+    const engine = new FakeEngine(),
+      host = new FakeHost();
     const c = running(engine, host, 1);
     await start(engine, host);
     const t0 = Date.now();
@@ -44,21 +45,27 @@ describe('container events watcher (fake engine)', () => {
   });
 
   it('re-attaches a container restarted within the grace, with its address and MAC, and never releases them', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
-    const c = running(engine, host, 2), witness = running(engine, host, 3);
+    const engine = new FakeEngine(),
+      host = new FakeHost();
+    const c = running(engine, host, 2),
+      witness = running(engine, host, 3);
     await start(engine, host);
     engine.emit(c, 'die');
     engine.emit(witness, 'die'); // dies at the same moment and stays dead: its release marks the grace as over
     await waitFor('gone', () => host.did('gone', c));
     engine.emit(c, 'start', 222);
     await waitFor('reattached', () => host.did('reattach', c));
-    assert.deepEqual(host.calls.find((x) => x[0] === 'reattach'), ['reattach', c, 222, ['10.32.0.2/12'], '02:00:00:00:00:02']);
+    assert.deepEqual(
+      host.calls.find((x) => x[0] === 'reattach'),
+      ['reattach', c, 222, ['10.32.0.2/12'], '02:00:00:00:00:02'],
+    );
     await waitFor('the witness released', () => host.did('release', witness));
     assert.ok(!host.did('release', c), 'the restarted container kept its address');
   });
 
   it('releases at once when a container is removed, and ignores containers weave never attached', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
+    const engine = new FakeEngine(),
+      host = new FakeHost();
     const c = running(engine, host, 4);
     const stranger = id(5);
     engine.containers.set(stranger, { running: true, pid: 55 });
@@ -68,17 +75,28 @@ describe('container events watcher (fake engine)', () => {
     engine.emit(c, 'die');
     engine.emit(c, 'destroy');
     await waitFor('released', () => host.did('release', c));
-    assert.ok(!host.did('release', stranger) && !host.did('reattach', stranger), 'nothing done for a container without addresses');
+    assert.ok(
+      !host.did('release', stranger) && !host.did('reattach', stranger),
+      'nothing done for a container without addresses',
+    );
   });
 
   it('on connecting, adopts running containers that kept ethwe, re-attaches ones that lost it, and starts the grace of stopped ones', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
-    const kept = id(6), lost = id(7), stopped = id(8);
+    const engine = new FakeEngine(),
+      host = new FakeHost();
+    const kept = id(6),
+      lost = id(7),
+      stopped = id(8);
     engine.containers.set(kept, { running: true, pid: 66 });
     engine.containers.set(lost, { running: true, pid: 77 });
     engine.containers.set(stopped, { running: false, pid: 0 });
     host.withEthwe.add(kept);
-    for (const [c, n] of [[kept, 6], [lost, 7], [stopped, 8]] as const) host.held.set(c, [`10.32.0.${n}/12`]);
+    for (const [c, n] of [
+      [kept, 6],
+      [lost, 7],
+      [stopped, 8],
+    ] as const)
+      host.held.set(c, [`10.32.0.${n}/12`]);
     await start(engine, host);
     await waitFor('adopted and re-attached', () => host.did('adopt', kept) && host.did('reattach', lost));
     assert.ok(!host.did('reattach', kept), 'adopted, not attached again');
@@ -87,7 +105,8 @@ describe('container events watcher (fake engine)', () => {
   });
 
   it('keeps trying an engine that is not there yet, and syncs once it answers', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
+    const engine = new FakeEngine(),
+      host = new FakeHost();
     engine.up = false;
     const c = id(9);
     engine.containers.set(c, { running: true, pid: 99 });
@@ -99,8 +118,10 @@ describe('container events watcher (fake engine)', () => {
   });
 
   it('goes on handling other containers after a failure in one', async () => {
-    const engine = new FakeEngine(), host = new FakeHost();
-    const bad = running(engine, host, 1), good = running(engine, host, 2);
+    const engine = new FakeEngine(),
+      host = new FakeHost();
+    const bad = running(engine, host, 1),
+      good = running(engine, host, 2);
     host.failReattach.add(bad);
     await start(engine, host);
     engine.emit(bad, 'die');

@@ -16,11 +16,21 @@ const SRC = join(ROOT, 'native/wait/weavewait.c');
 const BIN = join(ROOT, 'native/wait/build/weavewait');
 const NS = `wtww-${randomBytes(4).toString('hex')}`;
 
-const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const sh = (cmd: string, ...args: string[]) =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const ipn = (...args: string[]) => sh('ip', '-n', NS, ...args);
 
-interface Exit { code: number | null; signal: NodeJS.Signals | null }
-interface Run { pid: number; stdout: () => string; stderr: () => string; exit: Exit | null; exited: Promise<Exit> }
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+interface Run {
+  pid: number;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Exit | null;
+  exited: Promise<Exit>;
+}
 
 const running: Run[] = [];
 
@@ -75,7 +85,9 @@ async function stillWaiting(r: Run, why: string, polls = 5, pid = r.pid): Promis
   const isWrapper = () => proc(pid, 'comm') === 'weavewait\n';
   await until(`${why}: ip to exec weavewait`, () => (isWrapper() || r.exit ? true : undefined));
   const from = sleeps(pid);
-  await until(`${why}: ${polls} more polls`, () => (r.exit || !isWrapper() || sleeps(pid) >= from + polls ? true : undefined));
+  await until(`${why}: ${polls} more polls`, () =>
+    r.exit || !isWrapper() || sleeps(pid) >= from + polls ? true : undefined,
+  );
   assert.equal(r.exit, null, `${why}: exited early (stderr: ${r.stderr()})`);
   assert.ok(isWrapper(), `${why}: no longer weavewait (the command runs)`);
   assert.equal(r.stdout(), '', `${why}: the command ran`);
@@ -193,7 +205,10 @@ describe('weavewait (container entrypoint wrapper)', () => {
 
   it('SIGTERM and SIGINT end the wait (143, 130)', async () => {
     noEthwe();
-    for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    for (const [sig, code] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
       const r = run(['sh', '-c', 'echo ran']);
       await stillWaiting(r, `before ${sig}`, 2);
       process.kill(r.pid, sig);
