@@ -12,7 +12,10 @@ import { ContainersUnavailable, type ContainerLookup, type ContainerRef } from '
 import type { LocalMacs } from '../router/data-plane.js';
 import { addBridgeAddresses, bridgeAddresses, EXPOSE_ID, removeBridgeAddresses } from './expose.js';
 
-/** What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its names. */
+/**
+ * What a target names: its IPAM identity, its namespace (attach.ts form; empty when not running), how to show it, its
+ * names.
+ */
 export interface Resolved {
   ident: string;
   nsTarget: string;
@@ -85,7 +88,9 @@ export class Attachments {
     return n;
   }
 
-  /** An exposed host is on the overlay too: its bridge's MAC is announced like a container's (fastdp peers program it). */
+  /**
+   * An exposed host is on the overlay too: its bridge's MAC is announced like a container's (fastdp peers program it).
+   */
   private async announceBridge(): Promise<void> {
     const { mac, cidrs } = await bridgeAddresses();
     if (mac && cidrs.length) this.macs.add(mac);
@@ -114,7 +119,9 @@ export class Attachments {
     return this.serial(t.ident, () => this.attachResolved(t, specs, { mac: req.mac }));
   }
 
-  /** Attach with the identity and namespace already known (also used to re-attach a restarted container, and by CNI). */
+  /**
+   * Attach with the identity and namespace already known (also used to re-attach a restarted container, and by CNI).
+   */
   async attachResolved(t: Resolved, specs: string[], o: AttachOptions = {}): Promise<AttachResult> {
     const cidrs = await this.addresses(t.ident, specs, !!t.container);
     const a = await attach(t.nsTarget, cidrs.all, this.mtu, o).catch(async (err) => {

@@ -1,5 +1,6 @@
 import '../common/polyfill.js';
-// `node dist/bench/fuzz.js [--n 1000000] [--live-n N] [--only decoders,datagrams,gossip,http]`: every door fuzzed long. The pure decoders
+// `node dist/bench/fuzz.js [--n 1000000] [--live-n N] [--only decoders,datagrams,gossip,http]`: every door fuzzed long.
+// The pure decoders
 // in this process (n inputs each), then a live lab router: hostile datagrams, gossip from a rogue
 // peer and HTTP requests (live-n each, default n). Prints inputs per second and crashes per door:
 // for the live doors a crash is a router that died (another pid answers: its supervisor restarted it).

@@ -22,7 +22,10 @@ export type Command =
 export interface PeerState {
   reachable: number;
   known: number;
-  /** Since when this peer has seen all `total` peers reachable without a break (local clock); undefined while it does not. */
+  /**
+   * Since when this peer has seen all `total` peers reachable without a break (local clock); undefined while it does
+   * not.
+   */
   fullSince?: number;
   /** Topology changes seen ('routes' events): at rest, each one means a connection came or went somewhere. */
   topologyChanges: number;
@@ -83,7 +86,9 @@ export class Peer {
     else this.fullSince ??= Date.now();
   }
 
-  /** The view's hash, made when polled; viewChangedAt is kept by the events (a record merged, our own record changed). */
+  /**
+   * The view's hash, made when polled; viewChangedAt is kept by the events (a record merged, our own record changed).
+   */
   private checkView(): void {
     this.view = createHash('sha256').update(JSON.stringify(this.cp!.topology.summary())).digest('hex');
   }

@@ -474,7 +474,8 @@ async function main(): Promise<number> {
 
     // 5. Memory, then traffic at rest over the window.
     const a = await pollAll(workers, true);
-    const rss = a.filter((s): s is Snapshot => !!s).map((s) => MiB(s.state.rss!) / share); // one process: its RSS shared by all
+    // one process: its RSS shared by all
+    const rss = a.filter((s): s is Snapshot => !!s).map((s) => MiB(s.state.rss!) / share);
     res.rssMiB = { min: Math.min(...rss), median: median(rss), max: Math.max(...rss) };
     line(
       `rss: min ${res.rssMiB.min.toFixed(1)} / median ${res.rssMiB.median.toFixed(1)} / max ${res.rssMiB.max.toFixed(1)} MiB per router (${rss.length} answered) (goal < 150 MiB)`,

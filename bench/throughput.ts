@@ -217,7 +217,8 @@ async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
         },
         10_000,
       );
-      const keyFile = join(lab.host(self).dataDir, 'wireguard-go.key'); // wg reads a key from a file only (stdin is a socket here)
+      // wg reads a key from a file only (stdin is a socket here)
+      const keyFile = join(lab.host(self).dataDir, 'wireguard-go.key');
       writeFileSync(keyFile, `${keys.get(self)!.priv}\n`, { mode: 0o600 });
       await lab.execOk(self, [
         'wg',
@@ -246,7 +247,9 @@ async function wireguardGo(lab: Lab): Promise<() => Promise<void>> {
 
 const HOSTS = ['h1', 'h2'];
 
-/** Our routers on both hosts with the datapath asked for (checked in their reports), meshed; env: e.g. WEAVE_PASSWORD. */
+/**
+ * Our routers on both hosts with the datapath asked for (checked in their reports), meshed; env: e.g. WEAVE_PASSWORD.
+ */
 async function launchOurs(lab: Lab, datapath: string, env?: NodeJS.ProcessEnv): Promise<void> {
   await launchAll(lab, HOSTS, ['--datapath', datapath], env);
   await waitForMesh(lab);

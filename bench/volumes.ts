@@ -235,7 +235,8 @@ try {
     `  back h2 -> h1 (nothing changed): ${back.out}: ${s(back.ms)}, ${size(back.bytes)} received; ${splitText(back)}`,
   );
 
-  // 3. CHANGED% overwritten on h1, a container using the volume there, and the move to h2 (which kept its last snapshot).
+  // 3. CHANGED% overwritten on h1, a container using the volume there, and the move to h2 (which kept its last
+  // snapshot).
   t = performance.now();
   await docker(
     'h1',

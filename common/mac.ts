@@ -1,4 +1,5 @@
-// MAC addresses are handled as 48-bit numbers on the hot path: a Map keyed by number is cheaper than one keyed by string.
+// MAC addresses are handled as 48-bit numbers on the hot path: a Map keyed by number is cheaper than one keyed by
+// string.
 export type Mac = number;
 
 export const readMac = (buf: Buffer, offset: number): Mac => buf.readUIntBE(offset, 6);

@@ -1,7 +1,10 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The files a router keeps in its data directory, by what they hold: the daemon writes them, the CLI reads or forgets them. */
+/**
+ * The files a router keeps in its data directory, by what they hold: the daemon writes them, the CLI reads or forgets
+ * them.
+ */
 export const DATA_FILES = {
   /** The router's pid while it runs. */
   pid: 'weave.pid',

@@ -21,12 +21,16 @@ export interface ConnectionView {
   nickname?: string;
   /** The data path to this peer: fastdp or sleeve. */
   datapath?: string;
-  /** With a password: how its frames are sealed (aes-256-gcm, chacha20-poly1305), or none (trusted subnet), or pending. */
+  /**
+   * With a password: how its frames are sealed (aes-256-gcm, chacha20-poly1305), or none (trusted subnet), or pending.
+   */
   encryption?: string;
   traffic?: { tx: Traffic; rx: Traffic };
 }
 
-/** One neighbour's data-plane keys: the cipher, the epoch (one more at each rotation) and the age of the keys in use. */
+/**
+ * One neighbour's data-plane keys: the cipher, the epoch (one more at each rotation) and the age of the keys in use.
+ */
 export interface PeerKeysView {
   encryption: string;
   epoch: number;

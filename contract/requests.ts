@@ -1,6 +1,8 @@
 // Request and response bodies of the HTTP API's commands.
 
-/** POST /attach: addresses as Weave writes them (CIDR, net:CIDR, net:default); none means one from the default subnet. */
+/**
+ * POST /attach: addresses as Weave writes them (CIDR, net:CIDR, net:default); none means one from the default subnet.
+ */
 export interface AttachRequest {
   target: string;
   cidrs?: string[];
@@ -67,7 +69,10 @@ export interface CniCheckResult {
   cidrs: string[];
   held: string[];
 }
-/** POST /cni/gc: the attachments the runtime still knows, as CONTAINERID:IFNAME; every other CNI address here is released. */
+/**
+ * POST /cni/gc: the attachments the runtime still knows, as CONTAINERID:IFNAME; every other CNI address here is
+ * released.
+ */
 export interface CniGcRequest {
   valid: string[];
 }

@@ -36,7 +36,10 @@ export interface ContainerEngine {
   ): { close(): void };
 }
 
-/** Containers the scheduler runs carry their replica's identity in this label: the scheduler attaches, adopts and releases them itself. */
+/**
+ * Containers the scheduler runs carry their replica's identity in this label: the scheduler attaches, adopts and
+ * releases them itself.
+ */
 export const REPLICA_LABEL = 'weave.replica';
 
 /** Docker's name for our volume plugin (its socket is weave.sock in the plugin directory). */

@@ -195,7 +195,8 @@ export class ConnectionMaker {
     t.state = 'failed';
     t.lastError = why;
     const base = first ?? Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** t.attempts++);
-    const delay = Math.round(base * (0.75 + Math.random() / 2)); // jitter keeps restarted peers from dialling in lockstep
+    // jitter keeps restarted peers from dialling in lockstep
+    const delay = Math.round(base * (0.75 + Math.random() / 2));
     t.retryAt = Date.now() + delay;
     t.timer = setTimeout(() => void this.dial(t), delay);
   }

@@ -200,7 +200,10 @@ export class Gossip {
     }
   }
 
-  /** Compares every channel with a peer just connected; once more after a while if that failed (it may not serve the protocol yet). */
+  /**
+   * Compares every channel with a peer just connected; once more after a while if that failed (it may not serve the
+   * protocol yet).
+   */
   private async connected(peer: string): Promise<void> {
     if ((await this.repair(peer, true)) !== undefined || this.stopped) return;
     await new Promise((r) => setTimeout(r, this.antiEntropyMs));
@@ -223,7 +226,10 @@ export class Gossip {
     return weave.Sync.decode(data);
   }
 
-  /** A channel that differs from a peer's: only what is newer than its summary, with ours, when the channel has them; else the whole state. */
+  /**
+   * A channel that differs from a peer's: only what is newer than its summary, with ours, when the channel has them;
+   * else the whole state.
+   */
   private answer(c: Channel, theirs: Uint8Array | undefined): weave.IChannelState {
     if (!c.summary || !c.newer) return { channel: c.name, state: c.state() };
     return { channel: c.name, state: theirs && c.newer(theirs), summary: c.summary() };
@@ -351,7 +357,9 @@ export class Gossip {
     }
   }
 
-  /** Merges what a peer sent; returns what changed our state (the channel's delta of it, or all that came), if anything. */
+  /**
+   * Merges what a peer sent; returns what changed our state (the channel's delta of it, or all that came), if anything.
+   */
   private receive(ch: Channel, data: Uint8Array, from: string | undefined, sender: string): Uint8Array | undefined {
     const c = this.counters.get(ch.name)!;
     c.messagesIn++;

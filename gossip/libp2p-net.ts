@@ -76,7 +76,8 @@ export function libp2pNet(node: Node, heard: (peer: string) => void = () => {}):
           await lanes.send(peer, protocol, data, signal);
           return new Uint8Array();
         } catch (err) {
-          if ((err as Error).name !== 'UnsupportedProtocolError') throw err; // a router without lanes: one stream for this message
+          // a router without lanes: one stream for this message
+          if ((err as Error).name !== 'UnsupportedProtocolError') throw err;
         }
       }
       const stream = await node.dialProtocol(peerIdFromString(peer), protocol, { signal });

@@ -53,7 +53,8 @@ export class Liveness {
     for (const peer of connected) {
       const key = peer.toString();
       const spoke = this.spoke.get(key);
-      const last = spoke ?? Math.min(now, (this.lastAnswer.get(key) ?? now) + stalled); // a new connection counts as an answer
+      // a new connection counts as an answer
+      const last = spoke ?? Math.min(now, (this.lastAnswer.get(key) ?? now) + stalled);
       this.lastAnswer.set(key, last);
       if (now - last > DEAD_AFTER_MS) {
         this.lastAnswer.delete(key);

@@ -21,7 +21,9 @@ const fastMsgId = (m: { from?: Uint8Array; seqno?: Uint8Array }): string =>
     ? `${Buffer.from(m.from.buffer, m.from.byteOffset, m.from.byteLength).toString('base64')}/${Buffer.from(m.seqno.buffer, m.seqno.byteOffset, m.seqno.byteLength).toString('hex')}`
     : '';
 
-/** How long a dial may take, of our own running time (patient-timeout.ts); the ceiling, of wall-clock time, either end. */
+/**
+ * How long a dial may take, of our own running time (patient-timeout.ts); the ceiling, of wall-clock time, either end.
+ */
 export const DIAL_TIMEOUT_MS = 10_000,
   DIAL_CEILING_MS = 30_000;
 
@@ -35,7 +37,10 @@ export interface NodeOptions {
 
 export type Node = Awaited<ReturnType<typeof createNode>>;
 
-/** The libp2p node of one router: TCP, noise, yamux, ping, gossipsub (peers' protocols taken to be ours: same-protocols.ts); pnet when a password is set. */
+/**
+ * The libp2p node of one router: TCP, noise, yamux, ping, gossipsub (peers' protocols taken to be ours:
+ * same-protocols.ts); pnet when a password is set.
+ */
 export async function createNode(o: NodeOptions) {
   const node = await createLibp2p({
     privateKey: cachedSigningKey(o.key),

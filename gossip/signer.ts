@@ -43,7 +43,8 @@ export function peerKeySigner(key: PrivateKey): Signer {
         if (!k) {
           const pub = peerIdFromString(peer).publicKey;
           if (!pub) return false;
-          if (pub.type !== 'Ed25519') return await pub.verify(data, signature); // not a router's kind of key: as libp2p does it
+          // not a router's kind of key: as libp2p does it
+          if (pub.type !== 'Ed25519') return await pub.verify(data, signature);
           k = createPublicKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pub.raw) } });
           if (keys.size >= MAX_CACHED_KEYS) keys.clear();
           keys.set(peer, k);

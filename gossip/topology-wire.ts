@@ -77,5 +77,6 @@ function keyOf(bytes: Uint8Array): string | undefined {
       version = typeof v === 'number' ? String(v) : `${v.high}:${v.low}`;
     } else r.skipType(tag & 7);
   }
-  return name === undefined || version === undefined ? undefined : `${name} ${version} ${bytes.length}`; // a summary's entry is shorter
+  // a summary's entry is shorter
+  return name === undefined || version === undefined ? undefined : `${name} ${version} ${bytes.length}`;
 }

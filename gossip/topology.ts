@@ -100,7 +100,8 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
         continue;
       }
       const cur = this.peers.get(name);
-      if ((cur && cur.version >= version) || version <= (this.forgotten.get(name) ?? 0)) continue; // most copies stop here, undecoded further
+      // most copies stop here, undecoded further
+      if ((cur && cur.version >= version) || version <= (this.forgotten.get(name) ?? 0)) continue;
       if (!cur && this.peers.size >= MAX_PEERS) {
         this.rejected++;
         continue;
@@ -132,7 +133,10 @@ export class TopologyChannel implements Crdt<weave.ITopology> {
     return { peers: [...this.peers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) };
   }
 
-  /** Each peer's name and version, sorted: a record changes only with a new version, so equal summaries are equal states. */
+  /**
+   * Each peer's name and version, sorted: a record changes only with a new version, so equal summaries are equal
+   * states.
+   */
   summary(): weave.ITopology {
     return { peers: [...this.peers.keys()].sort().map((name) => this.versionOf(this.peers.get(name)!)) };
   }

@@ -49,7 +49,8 @@ export const dockerHostOf = (d: { socket: string }) => `unix://${d.socket}`;
  */
 export async function makeMountNs(d: LabDockerd & { mountNs: string }, pluginDir: string): Promise<void> {
   mkdirSync(pluginDir, { recursive: true });
-  mkdirSync(DOCKER_PLUGIN_DIR, { recursive: true }); // the mount point, in the root namespace: nothing is mounted on it there
+  // the mount point, in the root namespace: nothing is mounted on it there
+  mkdirSync(DOCKER_PLUGIN_DIR, { recursive: true });
   mkdirSync(dirname(d.mountNs), { recursive: true });
   writeFileSync(d.mountNs, '');
   await runOk(['unshare', `--mount=${d.mountNs}`, '--propagation', 'slave', 'true']);

@@ -247,7 +247,9 @@ export class Lab {
     return listIds();
   }
 
-  /** Labs this checkout made whose creator is gone (kept with `lab up`, or left by a crash): never a run in progress. */
+  /**
+   * Labs this checkout made whose creator is gone (kept with `lab up`, or left by a crash): never a run in progress.
+   */
   static ours(): string[] {
     return listIds().filter((id) => Lab.notOurs(id) === undefined);
   }
@@ -345,7 +347,8 @@ export class Lab {
     await makeMountNs(d, join(h.dataDir, 'plugins'));
     const argv = dockerdArgv(d, `/var/run/netns/${h.netns}`);
     const logFd = openSync(join(h.dataDir, 'dockerd.log'), 'a');
-    const child = spawnChild(argv[0], argv.slice(1), { stdio: ['ignore', logFd, logFd] }); // nsenter execs dockerd: same PID
+    // nsenter execs dockerd: same PID
+    const child = spawnChild(argv[0], argv.slice(1), { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     this.track(child);
     child.unref(); // a kept lab (`lab up`) must not keep its creator alive; down() finds dockerd by PID and namespace
@@ -448,7 +451,8 @@ export class Lab {
     }
 
     const errors: string[] = [];
-    for (const d of dockerds) await cleanupDockerd(d).catch((e: Error) => errors.push(e.message)); // before rm: no deleting through mounts
+    // before rm: no deleting through mounts
+    for (const d of dockerds) await cleanupDockerd(d).catch((e: Error) => errors.push(e.message));
     for (const ns of namespaces) await delNs(ns).catch((e: Error) => errors.push(e.message));
     // Pools routers left, then the root's own bind; never remove through a mount that stayed.
     const left = releaseMounts(this.root);

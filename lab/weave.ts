@@ -80,7 +80,10 @@ export async function attachEach(lab: Lab, hosts: string[]): Promise<LabContaine
   return containers;
 }
 
-/** Waits until every router knows every host as reachable in the topology (on a line not all are neighbours: waitForMesh does not apply). */
+/**
+ * Waits until every router knows every host as reachable in the topology (on a line not all are neighbours: waitForMesh
+ * does not apply).
+ */
 export async function waitForReachable(
   lab: Lab,
   hosts = lab.hosts.map((h) => h.name),

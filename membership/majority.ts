@@ -5,9 +5,15 @@ export interface HostVote {
   lost: readonly string[];
 }
 
-/** A peer unreachable this far into the host timeout is suspected: its replicas get warm standbys elsewhere (a router restarting is back sooner). */
+/**
+ * A peer unreachable this far into the host timeout is suspected: its replicas get warm standbys elsewhere (a router
+ * restarting is back sooner).
+ */
 export const SUSPECT_FRACTION = 0.1;
-/** A host on the minority side stops its replicas this far into the host timeout, before the majority can declare it dead. */
+/**
+ * A host on the minority side stops its replicas this far into the host timeout, before the majority can declare it
+ * dead.
+ */
 export const FENCE_FRACTION = 0.7;
 
 export interface MembershipView {
@@ -40,7 +46,9 @@ export class Membership {
     private readonly timeoutMs: number,
   ) {}
 
-  /** `members`: the hosts not declared dead, ourselves included; `reachable`: whether the topology reaches a peer now. */
+  /**
+   * `members`: the hosts not declared dead, ourselves included; `reachable`: whether the topology reaches a peer now.
+   */
   observe(members: readonly HostVote[], reachable: (peer: string) => boolean, now: number): MembershipView {
     const names = new Set(members.map((m) => m.peer));
     for (const p of this.unreachableSince.keys()) if (!names.has(p)) this.unreachableSince.delete(p);

@@ -7,7 +7,10 @@ export interface DirectionKey {
   id: number;
   key: Buffer;
 }
-/** How frames to and from one neighbour go: sealed (tx: ours; rx: the newest first, the one before kept while it drains), or plain (both trust each other's address). */
+/**
+ * How frames to and from one neighbour go: sealed (tx: ours; rx: the newest first, the one before kept while it
+ * drains), or plain (both trust each other's address).
+ */
 export type PeerSecurity = { plain: true } | { plain: false; cipher: Cipher; tx: DirectionKey; rx: DirectionKey[] };
 
 export interface PeerKeyReport {
@@ -224,7 +227,10 @@ export class DataKeys {
     return prev && prev.id !== key.id ? [key, prev] : [key];
   }
 
-  /** Both directions' keys: HKDF over the shared secret, salted with the password, bound to both names, the epoch and both public keys. */
+  /**
+   * Both directions' keys: HKDF over the shared secret, salted with the password, bound to both names, the epoch and
+   * both public keys.
+   */
   private derive(
     priv: KeyObject,
     theirs: Buffer,

@@ -44,7 +44,10 @@ export interface PeerLink {
   sleevePort: number;
   /** Its overlay MTU: a frame larger than ours and its own cannot reach it. */
   mtu: number;
-  /** Its datapath: only a fastdp peer's kernel takes our kernel's frames (they may carry checksums still to be filled in). */
+  /**
+   * Its datapath: only a fastdp peer's kernel takes our kernel's frames (they may carry checksums still to be filled
+   * in).
+   */
   datapath: string;
 }
 

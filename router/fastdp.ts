@@ -35,7 +35,10 @@ async function innerIo(cfg: DatapathConfig): Promise<SleeveIo> {
   }
 }
 
-/** The VNI and port of the vxlan device by that name, or undefined when there is none (or that link is not a vxlan device). */
+/**
+ * The VNI and port of the vxlan device by that name, or undefined when there is none (or that link is not a vxlan
+ * device).
+ */
 export async function vxlanSettings(device: string): Promise<{ id?: number; port?: number } | undefined> {
   const r = await run(['ip', '-d', '-j', 'link', 'show', 'dev', device]);
   if (r.code !== 0) return undefined;
@@ -216,7 +219,10 @@ export class Fastdp implements Datapath {
     };
   }
 
-  /** Kernel for a neighbour whose VXLAN path works both ways and takes our frames whole; else the sleeve, with the reason. */
+  /**
+   * Kernel for a neighbour whose VXLAN path works both ways and takes our frames whole; else the sleeve, with the
+   * reason.
+   */
   private pathOf(peer: string): PeerPath {
     const p = this.peers.get(peer);
     const heartbeat = this.sleeve.heartbeats.up(peer);

@@ -53,7 +53,8 @@ export class FdbSync {
       if (h?.dst && !w?.dst) ops.push({ op: 'del', ifindex: this.vxlanIndex, mac });
       if (w?.dst && w.dst !== h?.dst) ops.push({ op: 'replace', ifindex: this.vxlanIndex, mac, dst: w.dst });
       if (h && !w) ops.push({ op: 'del', ifindex: this.portOf(h), mac, master: true });
-      if (w && w.via !== h?.via) ops.push({ op: 'replace', ifindex: this.portOf(w), mac, master: true }); // a replace moves it between ports
+      // a replace moves it between ports
+      if (w && w.via !== h?.via) ops.push({ op: 'replace', ifindex: this.portOf(w), mac, master: true });
       if (w) this.have.set(mac, w);
       else this.have.delete(mac);
     }

@@ -139,7 +139,9 @@ export class Forwarder {
     return { ep, final: ep?.name === owner };
   }
 
-  /** A frame another router could not send its destination directly: passed on as a relayed frame, never detoured again. */
+  /**
+   * A frame another router could not send its destination directly: passed on as a relayed frame, never detoured again.
+   */
   private passOn(frame: Buffer, origin: bigint, to: string, from: Endpoint, hops: number): void {
     const ep = this.d.endpoints.named(to);
     if (!ep || ep === from) return this.drop('no-route');
@@ -212,7 +214,10 @@ export class Forwarder {
     }
   }
 
-  /** A frame from the bridge larger than mtu: an ICMP "fragmentation needed" back to its sender (for an IPv4 DF packet), and dropped. */
+  /**
+   * A frame from the bridge larger than mtu: an ICMP "fragmentation needed" back to its sender (for an IPv4 DF packet),
+   * and dropped.
+   */
   private tooBig(frame: Buffer, mtu: number): void {
     const icmp = fragmentationNeeded(frame, mtu);
     if (icmp) this.deliver(icmp);

@@ -24,7 +24,10 @@ export const isHeartbeat = (frame: Buffer): boolean =>
   frame.readUInt16BE(12) === HEARTBEAT_ETHERTYPE &&
   frame.readUInt32BE(14) === MAGIC;
 
-/** Flags: the sender hears our heartbeats to its VXLAN port (bit 0), to its sleeve port (bit 2); this one went to our sleeve port (bit 1). */
+/**
+ * Flags: the sender hears our heartbeats to its VXLAN port (bit 0), to its sleeve port (bit 2); this one went to our
+ * sleeve port (bit 1).
+ */
 export const HEARS_VXLAN = 1,
   TO_SLEEVE = 2,
   HEARS_SLEEVE = 4;

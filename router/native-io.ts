@@ -75,7 +75,9 @@ export class NativeIo implements SleeveIo {
   inject(frame: Buffer): void {
     if (!this.native.inject(frame)) throw new Error('the TAP refused the frame');
   }
-  /** A datagram the socket refuses (the underlay is down: ENETUNREACH) is a drop, as a lost one would be, not an error. */
+  /**
+   * A datagram the socket refuses (the underlay is down: ENETUNREACH) is a drop, as a lost one would be, not an error.
+   */
   send(datagram: Buffer, ip: string, port: number): void {
     if (!this.native.send(datagram, ipToNum(ip), port)) this.up?.dropped('send');
   }

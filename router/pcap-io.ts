@@ -26,7 +26,10 @@ export class PcapIo implements SleeveIo {
     private readonly encrypt: boolean,
   ) {}
 
-  /** Takes the UDP port; nothing else is touched yet. inner: the sleeve of a fastdp datapath, which sets the bridge port up itself. */
+  /**
+   * Takes the UDP port; nothing else is touched yet. inner: the sleeve of a fastdp datapath, which sets the bridge port
+   * up itself.
+   */
   static async open(port: number, opts: { inner?: boolean; encrypt?: boolean } = {}): Promise<PcapIo> {
     const onUdp = { fn: (_m: Buffer, _ip: string) => {} };
     return new PcapIo(

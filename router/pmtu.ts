@@ -19,7 +19,8 @@ export function fragmentationNeeded(frame: Buffer, mtu: number): Buffer | undefi
   const ihl = (frame[ETH] & 0x0f) * 4;
   if (frame[ETH] >> 4 !== 4 || ihl < 20 || frame.length < ETH + ihl) return undefined;
   if (!(frame[ETH + 6] & 0x40)) return undefined; // no DF: not ours to answer
-  if (frame[ETH + 9] === 1 && frame.length > ETH + ihl && frame[ETH + ihl] === 3) return undefined; // never an error about an error
+  // never an error about an error
+  if (frame[ETH + 9] === 1 && frame.length > ETH + ihl && frame[ETH + ihl] === 3) return undefined;
   const quoted = Math.min(frame.length - ETH, ihl + 8);
   const out = Buffer.alloc(ETH + 20 + 8 + quoted);
   frame.copy(out, 0, 6, 12); // back to the sender's MAC

@@ -12,7 +12,10 @@ export const SEAL_TAG = 16;
 export const SEAL_OVERHEAD = SEAL_HEADER + SEAL_TAG;
 const WINDOW = 4096;
 
-/** Which counters were taken under one key: the highest, H, and the WINDOW before it (as native/src/seal.h: H - WINDOW .. H). */
+/**
+ * Which counters were taken under one key: the highest, H, and the WINDOW before it (as native/src/seal.h: H - WINDOW
+ * .. H).
+ */
 export class ReplayWindow {
   private top = 0; // H + 1
   private readonly seen = new Uint8Array(WINDOW + 1);

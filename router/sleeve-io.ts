@@ -53,7 +53,10 @@ export interface SleeveUp {
 }
 
 export interface IoReport {
-  /** Everything read from the bridge and the socket (what was handed up included), and what was moved without the forwarder. */
+  /**
+   * Everything read from the bridge and the socket (what was handed up included), and what was moved without the
+   * forwarder.
+   */
   captured: Traffic;
   received: { datagrams: number; bytes: number };
   injected: Traffic;
@@ -64,6 +67,9 @@ export interface IoReport {
   offloads: Record<string, boolean | number>;
 }
 
-/** `bridge link set` flags for a sleeve's port: alone it learns; inner (fastdp's) it is isolated from the vxlan device and learns nothing. */
+/**
+ * `bridge link set` flags for a sleeve's port: alone it learns; inner (fastdp's) it is isolated from the vxlan device
+ * and learns nothing.
+ */
 export const portFlags = (inner: boolean): string[] =>
   inner ? ['learning', 'off', 'isolated', 'on'] : ['learning', 'on', 'isolated', 'off'];

@@ -233,7 +233,10 @@ export class Sleeve implements Datapath {
     this.heartbeats.receive(ep.name, flags, ep.sleevePort !== ep.port);
   }
 
-  /** Our heartbeats and the peer's say whether its VXLAN port can be reached, and whether anything of ours reaches it directly. */
+  /**
+   * Our heartbeats and the peer's say whether its VXLAN port can be reached, and whether anything of ours reaches it
+   * directly.
+   */
   pathOf(peer: string): PeerPath {
     const heartbeat = this.heartbeats.up(peer);
     if (this.heartbeats.reaches(peer)) return { mode: 'sleeve', heartbeat };
@@ -253,7 +256,10 @@ export class Sleeve implements Datapath {
     );
   }
 
-  /** Frames for the peer itself go to its VXLAN port (its kernel, on a fastdp host) while heartbeats say it works; the rest to its sleeve. */
+  /**
+   * Frames for the peer itself go to its VXLAN port (its kernel, on a fastdp host) while heartbeats say it works; the
+   * rest to its sleeve.
+   */
   private portFor(ep: Endpoint, final: boolean): number {
     if (ep.kind === 'vxlan') return ep.port;
     return final && this.heartbeats.up(ep.name) ? ep.port : ep.sleevePort;
@@ -340,7 +346,10 @@ export class Sleeve implements Datapath {
       this.fault(err);
     }
   };
-  /** A native I/O saw a MAC where its routes did not say (or confirms one now and then, so the table does not age it out). */
+  /**
+   * A native I/O saw a MAC where its routes did not say (or confirms one now and then, so the table does not age it
+   * out).
+   */
   private readonly seen = (mac: Mac, ip: string | undefined): void => {
     const owner = ip === undefined ? LOCAL : this.endpoints.fromIp(ip)?.name;
     if (owner !== undefined && this.macs.learn(mac, owner)) this.learned(mac, owner);

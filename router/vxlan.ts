@@ -31,7 +31,10 @@ export interface Decoded {
 const room = (size: number, into?: Buffer): Buffer =>
   into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
 
-/** Encode a frame into a datagram, into the given buffer or a new one (the frame may be reused by the caller afterwards). */
+/**
+ * Encode a frame into a datagram, into the given buffer or a new one (the frame may be reused by the caller
+ * afterwards).
+ */
 export function encode(vni: number, frame: Buffer, into?: Buffer): Buffer {
   const out = room(VXLAN_HEADER + frame.length, into);
   out.writeUInt32BE(VXLAN_FLAGS << 24, 0);

@@ -9,7 +9,10 @@ const ARCH: Record<string, string> = {
   s390x: 's390x',
 };
 
-/** The host's own labels: `os` (os-release's ID: debian, ubuntu, centos) and `arch` (Docker's names); labels given at launch win. */
+/**
+ * The host's own labels: `os` (os-release's ID: debian, ubuntu, centos) and `arch` (Docker's names); labels given at
+ * launch win.
+ */
 export function hostLabels(given: Record<string, string>, osRelease = '/etc/os-release'): Record<string, string> {
   let os = 'linux';
   try {

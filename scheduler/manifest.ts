@@ -296,10 +296,14 @@ const sortKeys = (v: unknown): unknown =>
         )
       : v;
 
-/** A service as stable JSON (keys sorted at every level, absent fields left out): equal iff the service is unchanged. */
+/**
+ * A service as stable JSON (keys sorted at every level, absent fields left out): equal iff the service is unchanged.
+ */
 export const canonicalService = (s: ServiceSpec): string => JSON.stringify(sortKeys(s));
 
-/** A stack as every router stores it: services in name order, each in canonical form, so equal manifests are equal text. */
+/**
+ * A stack as every router stores it: services in name order, each in canonical form, so equal manifests are equal text.
+ */
 export const canonicalStack = (s: Stack): string => JSON.stringify(sortKeys(s));
 
 /**

@@ -46,7 +46,10 @@ function summary(hosts: readonly SchedHost[], labels: readonly string[]): string
     .join(', ');
 }
 
-/** Why a service cannot be placed at all on these hosts, or undefined: e.g. `no host has os==solaris (hosts: os=centos ×2, os=ubuntu ×2)`. */
+/**
+ * Why a service cannot be placed at all on these hosts, or undefined: e.g. `no host has os==solaris (hosts: os=centos
+ * ×2, os=ubuntu ×2)`.
+ */
 export function unplaceable(s: ServiceSpec, hosts: readonly SchedHost[]): string | undefined {
   if (s.replicas <= 0 || eligible(s, hosts).length > 0) return undefined;
   if (hosts.length === 0) return 'no live hosts';
@@ -146,7 +149,10 @@ function placeService(
   return out;
 }
 
-/** One entry per replica (index 1..replicas) of every service of every stack, sorted by ident; host undefined when no host is eligible (why says so). */
+/**
+ * One entry per replica (index 1..replicas) of every service of every stack, sorted by ident; host undefined when no
+ * host is eligible (why says so).
+ */
 export function place(stacks: readonly Stack[], hosts: readonly SchedHost[], pin: Pin = () => undefined): Placement[] {
   const sorted = [...hosts].sort((a, b) => cmp(a.name, b.name));
   const out: Placement[] = [];

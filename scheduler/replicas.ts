@@ -42,7 +42,10 @@ type ReplicaName = Pick<Placement, 'ident' | 'stack' | 'service' | 'index'>;
 /** A container name for a replica: stack_service_index, as Compose names them. */
 const containerName = (p: ReplicaName) => `${p.stack}_${p.service}_${p.index}`;
 
-/** A replica's MAC follows from its identity, like its address: peers' MAC tables and neighbours' ARP caches stay right when it moves. */
+/**
+ * A replica's MAC follows from its identity, like its address: peers' MAC tables and neighbours' ARP caches stay right
+ * when it moves.
+ */
 export const replicaMac = (ident: string): string => {
   const b = createHash('sha256').update(ident).digest().subarray(0, 6);
   b[0] = (b[0] & 0xfc) | 0x02; // unicast, locally administered
@@ -65,7 +68,10 @@ export function dockerReplicas(
     container: id,
     names: names(p),
   });
-  /** A container that already finished (a job, or one that crashed at once) is left for its restart policy, not attached. */
+  /**
+   * A container that already finished (a job, or one that crashed at once) is left for its restart policy, not
+   * attached.
+   */
   const attach = async (p: Placement, id: string, cidr: string) => {
     await attachments.serial(p.ident, async () => {
       const info = await docker.inspect(id);

@@ -168,7 +168,8 @@ describe('control plane: identity, targets, MAC moves, failure, password', funct
 
   it('notices a killed router within 5 s and forgets it, while the others stay connected', async () => {
     const r3 = await report(lab, 'h3');
-    for (const pid of [r3.supervisorPid!, r3.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: the host's router is gone
+    // supervisor and router: the host's router is gone
+    for (const pid of [r3.supervisorPid!, r3.pid]) process.kill(pid, 'SIGKILL');
     await waitFor(
       'h1 and h2 drop the connection to h3',
       async () => {
@@ -280,7 +281,8 @@ describe('control plane: a host that vanishes without a FIN, and a machine that 
 
   it('routes around a host cut off with no FIN (its link down), and takes it back when it returns', async () => {
     const t0 = Date.now();
-    await lab.execOk('h3', ['ip', 'link', 'set', 'eth0', 'down']); // inside h3's namespace: nothing is sent, nothing arrives
+    // inside h3's namespace: nothing is sent, nothing arrives
+    await lab.execOk('h3', ['ip', 'link', 'set', 'eth0', 'down']);
     for (const h of ['h1', 'h2'])
       await waitFor(`${h} routes around h3`, async () => !(await reachableAt(h, 'h3')), 30_000);
     console.log(`      (h1 and h2 routed around h3 ${Date.now() - t0} ms after its link went down)`);

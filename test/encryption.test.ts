@@ -7,7 +7,10 @@ const ip = (i: number) => `10.32.0.${i}`;
 const PASSWORD = { WEAVE_PASSWORD: 'correct horse battery staple' };
 const MARKER = '4d41524b45524d41524b'; // "MARKERMARK", the pattern ping fills its payload with
 
-/** Datagrams to or from UDP 6784 on a host's underlay while fn runs (at least min of them): how many, how many sealed, and whether the marker was in any. */
+/**
+ * Datagrams to or from UDP 6784 on a host's underlay while fn runs (at least min of them): how many, how many sealed,
+ * and whether the marker was in any.
+ */
 async function onTheWire(
   lab: Lab,
   host: string,
@@ -138,7 +141,8 @@ describe('encrypted data plane: h1 sleeve, h2 asks for fastdp, h3 sleeve-pcap, o
       auth: await dropped(lab, 'h2', 'auth'),
       unencrypted: await dropped(lab, 'h2', 'unencrypted'),
     };
-    const fresh = `${sealed.slice(0, 16)}ffffffff00000000${sealed.slice(32)}`; // a counter never used: the window lets it through to the tag
+    // a counter never used: the window lets it through to the tag
+    const fresh = `${sealed.slice(0, 16)}ffffffff00000000${sealed.slice(32)}`;
     await sendRaw(lab, 'h1', to, [
       sealed,
       sealed,

@@ -129,7 +129,8 @@ describe("a new user's first hour", function () {
     assert.equal(d.code, 1);
     assert.equal(d.stderr, `fatal: ${refused}`);
     assert.deepEqual(readdirSync(dir).sort(), files, 'nothing was added to the data directory');
-    const added = readFileSync(join(dir, 'weave.log'), 'utf8').slice(logSize); // the live router may have logged meanwhile
+    // the live router may have logged meanwhile
+    const added = readFileSync(join(dir, 'weave.log'), 'utf8').slice(logSize);
     assert.doesNotMatch(added, /fatal|in use|up: datapath/, 'the refused router wrote nothing to its log');
     const now = await report(lab, 'h1');
     assert.deepEqual([now.pid, now.name], [first.pid, first.name]);
@@ -171,7 +172,8 @@ describe("a new user's first hour", function () {
     assert.match(await weaveOk(lab, 'h2', ['status', 'connections']), /established .*encrypted \(noise\)/);
     const logFile = join(lab.host('h2').dataDir, 'weave.log');
     assert.match(readFileSync(logFile, 'utf8'), /router \S+\(h2\) up/);
-    // The daemon prints "Warning: vethwe-pcap: no IPv4 address assigned - This may not actually work" (libpcap, from C).
+    // The daemon prints "Warning: vethwe-pcap: no IPv4 address assigned - This may not actually work" (libpcap, from
+    // C).
     assert.doesNotMatch(readFileSync(logFile, 'utf8'), /no IPv4 address assigned/);
     const pidFile = join(lab.host('h2').dataDir, 'weave.pid');
     assert.ok(existsSync(pidFile));

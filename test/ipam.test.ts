@@ -89,7 +89,8 @@ describe('IPAM in the lab: three hosts', function () {
   it('keeps allocations through kill -9 and a restart', async () => {
     const r = await report(lab, 'h2');
     const before = r.ipam.allocations;
-    for (const pid of [r.supervisorPid!, r.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: nothing restarts it
+    // supervisor and router: nothing restarts it
+    for (const pid of [r.supervisorPid!, r.pid]) process.kill(pid, 'SIGKILL');
     await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', lab.host('h1').addrs[0]]);
     assert.deepEqual((await report(lab, 'h2')).ipam.allocations, before);
     await waitForMesh(lab);

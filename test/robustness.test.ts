@@ -147,7 +147,8 @@ describe('hostile input on the control plane and the API', function () {
     await waitForMesh(lab);
     c = await lab.addContainer('h2', 'c');
     await weaveOk(lab, 'h2', ['attach', '10.32.8.2/12', `netns:${c.netns}`]);
-    await weaveOk(lab, 'h1', ['attach', '10.32.8.1/12', `netns:${(await lab.addContainer('h1', 'c')).netns}`]); // not expose: the HTTP fuzz may hide it
+    // not expose: the HTTP fuzz may hide it
+    await weaveOk(lab, 'h1', ['attach', '10.32.8.1/12', `netns:${(await lab.addContainer('h1', 'c')).netns}`]);
     await waitForPing(lab, c.netns, '10.32.8.1');
   });
   const tool = (name: string) => join(dirname(FUZZ), name);

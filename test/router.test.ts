@@ -105,7 +105,8 @@ describe('router core: three hosts, full mesh, sleeve-pcap', function () {
 
   it('recovers when a router is killed with -9 and launched again, keeping its name', async () => {
     const before = await report(lab, 'h2');
-    for (const pid of [before.supervisorPid!, before.pid]) process.kill(pid, 'SIGKILL'); // supervisor and router: nothing restarts it
+    // supervisor and router: nothing restarts it
+    for (const pid of [before.supervisorPid!, before.pid]) process.kill(pid, 'SIGKILL');
     await waitFor(
       'h1 notices h2 is gone',
       async () =>

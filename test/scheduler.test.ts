@@ -314,7 +314,8 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
   });
 
   it('fences a host cut off from the majority before its replicas start elsewhere, and takes it back when it returns', async () => {
-    // h3 is dead: h4 is the only centos host, so its web servers move to ubuntu and the db (centos only) cannot be placed.
+    // h3 is dead: h4 is the only centos host, so its web servers move to ubuntu and the db (centos only) cannot be
+    // placed.
     const onH4 = (await ps('h1')).filter((r) => r.host === names.get('h4'));
     const isolated = onH4.filter((r) => r.replica.startsWith('shop/web/'));
     assert.ok(isolated.length > 0 && onH4.some((r) => r.replica.startsWith('shop/db/')));

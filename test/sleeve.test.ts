@@ -79,7 +79,8 @@ describe('native sleeve: h1, h2 sleeve; h3 sleeve-pcap; h4 fastdp', function () 
   });
 
   it('delivers a broadcast from a native sleeve to every host exactly once', async () => {
-    // Counted by a firewall rule in each receiving container: echo requests to the broadcast address only, not the ARP around them.
+    // Counted by a firewall rule in each receiving container: echo requests to the broadcast address only, not the ARP
+    // around them.
     const BCAST = '10.47.255.255';
     const others = c.slice(1);
     for (const x of others) {

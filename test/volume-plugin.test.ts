@@ -164,7 +164,8 @@ describe('the Docker volume plugin protocol, on a socket of its own', () => {
       assert.notEqual(r.json.Err, '', bad);
     }
     assert.equal((await post(sock, '/VolumeDriver.Nonsense', '{}')).status, 404);
-    assert.deepEqual((await post(sock, '/VolumeDriver.Path', '{"Name":"a"}')).json, { Mountpoint: '', Err: '' }); // still serving
+    // still serving
+    assert.deepEqual((await post(sock, '/VolumeDriver.Path', '{"Name":"a"}')).json, { Mountpoint: '', Err: '' });
   });
 
   it('refuses a socket a live server answers on, replaces a stale one, and removes its own at close', async () => {
@@ -306,7 +307,8 @@ describe("Docker volumes through the weave plugin: two lab hosts, a dockerd each
     await runOk(['mount', '-o', 'loop', pool, join(l.host('h2').dataDir, 'volumes')]);
     await runOk(['losetup', '-f', spare]);
     assert.ok(mountsUnder(l.root).length >= 3);
-    // Loop devices are told by their backing file's inode: once unmounted, the kernel no longer names it by its lab path.
+    // Loop devices are told by their backing file's inode: once unmounted, the kernel no longer names it by its lab
+    // path.
     const backing = [pool, spare].map((f) => `${statSync(f).ino}`);
     const attached = async () =>
       (await run(['losetup', '--list', '--noheadings', '--output', 'BACK-INO,NAME,BACK-FILE'])).stdout

@@ -4,7 +4,10 @@
 // dir.ts with plain directories and file-level increments, for hosts without btrfs.
 import type { Readable } from 'node:stream';
 
-/** Volume names: what Docker accepts, without '@' (snapshots are NAME@GEN), at most 128 characters (a replica's is stack_service_index_name). */
+/**
+ * Volume names: what Docker accepts, without '@' (snapshots are NAME@GEN), at most 128 characters (a replica's is
+ * stack_service_index_name).
+ */
 export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** What a host holds of one volume. */

@@ -163,7 +163,8 @@ export class DirBackend extends PoolDirs implements VolumeBackend {
 
   async snapshot(name: string, gen: number): Promise<void> {
     const target = this.snap(name, gen);
-    if (await exists(target)) throw new Error(`cannot snapshot ${name}@${gen}: ${name}@${gen} exists here`); // before copying it all
+    // before copying it all
+    if (await exists(target)) throw new Error(`cannot snapshot ${name}@${gen}: ${name}@${gen} exists here`);
     await this.copyInto(`cannot snapshot ${name}@${gen}`, this.path(name), `no volume ${name} here`, async (tmp) => {
       if (await exists(target)) throw new Error(`${name}@${gen} exists here`);
       await rename(tmp, target);

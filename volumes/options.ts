@@ -25,6 +25,9 @@ export const volumesOptions = {
   ),
   /** Where Docker looks for volume plugins' sockets (each lab host has its own). */
   pluginDir: text(undefined, "Docker's plugin directory", { default: '/run/docker/plugins', env: 'WEAVE_PLUGIN_DIR' }),
-  /** The mount namespace a loop pool is mounted in, when not the router's own (a lab host's router runs in one of its own, and Docker must see the pool). */
+  /**
+   * The mount namespace a loop pool is mounted in, when not the router's own (a lab host's router runs in one of its
+   * own, and Docker must see the pool).
+   */
   mountNs: text(undefined, 'the mount namespace Docker sees', { env: 'WEAVE_MOUNT_NS' }),
 };

@@ -10,7 +10,10 @@ import { dirname } from 'node:path';
 export interface PluginVolumes {
   create(name: string, opts: Record<string, string>): Promise<void>;
   remove(name: string): Promise<void>;
-  /** Makes the volume available here (moving it here first if another host holds it); its directory. `id` is Docker's mount id. */
+  /**
+   * Makes the volume available here (moving it here first if another host holds it); its directory. `id` is Docker's
+   * mount id.
+   */
   mount(name: string, id: string): Promise<string>;
   unmount(name: string, id: string): Promise<void>;
   /** The directory when mounted here, else undefined. */

@@ -338,7 +338,10 @@ function renderTraffic(r) {
   );
 }
 
-/** report.status: every registered subsystem's `weave status` section, so a new subsystem shows here with no page change. */
+/**
+ * report.status: every registered subsystem's `weave status` section, so a new subsystem shows here with no page
+ * change.
+ */
 function renderServices(r) {
   $('services').replaceChildren(
     ...(r.status ?? []).map((sec) =>

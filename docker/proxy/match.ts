@@ -18,7 +18,9 @@ export interface Hooks {
 
 const segmentsOf = (path: string): string[] => path.split('?')[0].split('/').filter(Boolean);
 
-/** A pattern's segments; Powerstrip's leading "/*" (or a literal version) stands for the version prefix and is dropped. */
+/**
+ * A pattern's segments; Powerstrip's leading "/*" (or a literal version) stands for the version prefix and is dropped.
+ */
 export function patternSegments(pattern: string): string[] {
   const s = segmentsOf(pattern);
   return s.length > 1 && (s[0] === '*' || VERSION_SEGMENT.test(s[0])) ? s.slice(1) : s;

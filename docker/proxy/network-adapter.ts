@@ -42,7 +42,10 @@ type Body = {
 const asList = (v: string[] | string | null | undefined): string[] | undefined =>
   v === undefined || v === null ? undefined : Array.isArray(v) ? v : [v];
 
-/** WEAVE_CIDR: Weave's address specs separated by spaces (10.32.5.5/12, net:10.40.0.0/16, net:default); empty: the default subnet. */
+/**
+ * WEAVE_CIDR: Weave's address specs separated by spaces (10.32.5.5/12, net:10.40.0.0/16, net:default); empty: the
+ * default subnet.
+ */
 export function parseWeaveCidr(value: string | undefined): string[] | 'none' {
   const specs = (value ?? '')
     .trim()

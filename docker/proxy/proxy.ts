@@ -63,7 +63,9 @@ const headLines = (raw: string[]): string => {
   return s;
 };
 
-/** The engine hijacked the connection: a stream type with no framing, so the body runs until close and stdin may follow. */
+/**
+ * The engine hijacked the connection: a stream type with no framing, so the body runs until close and stdin may follow.
+ */
 const isHijack = (r: http.IncomingMessage): boolean =>
   STREAM_TYPE.test(r.headers['content-type'] ?? '') &&
   r.headers['content-length'] === undefined &&
@@ -324,7 +326,8 @@ export class DockerProxy {
 
   private fail(req: http.IncomingMessage, res: http.ServerResponse, err: Error): void {
     const conn = connOf(req);
-    if (conn.raw || conn.destroyed) return; // hijacked, or the client is gone (and we dropped the engine request for it)
+    // hijacked, or the client is gone (and we dropped the engine request for it)
+    if (conn.raw || conn.destroyed) return;
     this.counters.errors++;
     const e = err instanceof HookError ? err : this.unreachable(err);
     sendError(res, e.status, e.message);

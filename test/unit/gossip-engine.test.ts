@@ -11,7 +11,10 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Pro
   }
 }
 
-/** Routers over a fake network, each with a toy channel; anti-entropy every 20 ms, comparing channels still for 0 ms, unless told otherwise. */
+/**
+ * Routers over a fake network, each with a toy channel; anti-entropy every 20 ms, comparing channels still for 0 ms,
+ * unless told otherwise.
+ */
 async function routers(net: FakeNetwork, names: string[], antiEntropyMs = 20, quietMs = 0, summaries = false) {
   const out = [];
   for (const name of names) {

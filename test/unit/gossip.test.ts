@@ -184,7 +184,8 @@ describe('routes', () => {
           graph[y].push(x);
         }
       };
-      for (let i = 1; i < names.length; i++) link(names[i], names[(seed * 7 + i * 13) % i]); // a random spanning tree: connected
+      // a random spanning tree: connected
+      for (let i = 1; i < names.length; i++) link(names[i], names[(seed * 7 + i * 13) % i]);
       for (const [x, y] of shuffle(
         names.flatMap((x) => names.map((y) => [x, y] as const)),
         seed,

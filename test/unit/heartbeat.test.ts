@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { DOWN_AFTER_MS, HEARTBEAT_INTERVAL_MS, Heartbeats, type BeatKind } from '../../router/heartbeat.js';
 
-/** Two fastdp routers a and b wired back to back; `blocked` holds what does not arrive: 'vxlan', 'sleeve', or 'b:vxlan' (only b's). */
+/**
+ * Two fastdp routers a and b wired back to back; `blocked` holds what does not arrive: 'vxlan', 'sleeve', or 'b:vxlan'
+ * (only b's).
+ */
 function pair() {
   let now = 0;
   const blocked = new Set<string>();
