@@ -14,7 +14,8 @@ import { Peer, type Command, type PeerState, type Reply } from './gossip-peer.js
 import { intArg } from './args.js';
 
 const USAGE =
-  'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] [--sequential] [--json]';
+  'usage: node dist/bench/gossip.js [--peers N] [--degree D] [--rest-seconds S] [--one-process] ' +
+  '[--sequential] [--json]';
 const BASE_PORT = 21000;
 const MAC = 0x02aabbccdd01;
 const PHASE_DEADLINE_MS = 120_000;

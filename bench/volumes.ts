@@ -23,7 +23,8 @@ import { intArg } from './args.js';
 import { dockerHost, keepLogs, pluginDir, report, waitForMesh, WEAVE, weaveOk } from '../lab/weave.js';
 
 const USAGE =
-  'usage: node dist/bench/volumes.js [--size-mib MiB] [--changed-percent P] [--backend btrfs|dir] [--replicate-interval S]';
+  'usage: node dist/bench/volumes.js [--size-mib MiB] [--changed-percent P] [--backend btrfs|dir] ' +
+  '[--replicate-interval S]';
 const GOAL_MS = 2000;
 const HOSTS = ['h1', 'h2'];
 const VOL = 'benchvol';

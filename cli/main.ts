@@ -112,11 +112,13 @@ program
 program
   .command('run')
   .description(
-    'create and start a Docker container attached to the overlay: weave run [ADDR...] [docker run flags] IMAGE [COMMAND [ARG...]]',
+    'create and start a Docker container attached to the overlay: weave run [ADDR...] [docker run flags] IMAGE ' +
+      '[COMMAND [ARG...]]',
   )
   .argument(
     '<args...>',
-    'addresses, then docker run flags (-d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, --cpus), image, command',
+    'addresses, then docker run flags (-d, --name, -h, -e, -v, -p, -l, --restart, --rm, -w, --entrypoint, -m, ' +
+      '--cpus), image, command',
   )
   .allowUnknownOption()
   .helpOption(false)
@@ -181,7 +183,8 @@ function dnsArgs(args: string[]): { ips: string[]; target?: string } {
 program
   .command('dns-add')
   .description(
-    "register a name in the cluster's DNS: weave dns-add [IP...] [CONTAINER] -h NAME (the container's addresses if none given)",
+    "register a name in the cluster's DNS: weave dns-add [IP...] [CONTAINER] -h NAME " +
+      "(the container's addresses if none given)",
   )
   .argument('[args...]', 'addresses, then a container or netns:NAME')
   .requiredOption('-h, --hostname <name>', 'the name (web, or web.weave.local)')
@@ -225,7 +228,8 @@ program
 program
   .command('deploy')
   .description(
-    'deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, restart); again after an edit to change it',
+    'deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, ' +
+      'restart); again after an edit to change it',
   )
   .argument('<file>', 'the manifest')
   .option('--name <stack>', "the stack's name (default: the file's name without its extension)")

@@ -12,7 +12,8 @@ export const gossipOptions = {
   password: extend(
     text(
       '--password <password>',
-      'a private network: peers without it never join, and every frame between routers is encrypted (or set WEAVE_PASSWORD)',
+      'a private network: peers without it never join, and every frame between routers is encrypted (or set ' +
+        'WEAVE_PASSWORD)',
       { env: 'WEAVE_PASSWORD' },
     ),
     { secret: true },

@@ -7,14 +7,16 @@ export type VolumeBackendChoice = (typeof VOLUME_BACKENDS)[number];
 export const volumesOptions = {
   volumePool: text(
     '--volume-pool <path[:size]>',
-    'where volumes live: a directory on btrfs, or a loop file made there (default: volumes.img in the data directory, 10G, made when a volume is first needed)',
+    'where volumes live: a directory on btrfs, or a loop file made there (default: volumes.img in the data ' +
+      'directory, 10G, made when a volume is first needed)',
     {
       check: (v) => v.replace(/^[^:]+/, (p) => resolve(p)),
     },
   ),
   volumeBackend: choice(
     '--volume-backend <kind>',
-    'btrfs (subvolumes, snapshots, incremental send) or dir (plain directories, for hosts without btrfs); auto: btrfs when this host has it',
+    'btrfs (subvolumes, snapshots, incremental send) or dir (plain directories, for hosts without btrfs); auto: ' +
+      'btrfs when this host has it',
     VOLUME_BACKENDS,
     'auto',
   ),
