@@ -1,6 +1,8 @@
 import dgram from 'node:dgram';
 import * as packet from 'dns-packet';
+import { encodeWithin, MAX_TCP, OUR_OPT, optOf, udpLimit } from './fit.js';
 import type { DnsRecords } from './records.js';
+import { DnsTcpListener } from './tcp.js';
 import type { Upstream } from './upstream.js';
 
 const TTL = 1;
@@ -38,9 +40,12 @@ const shuffle = <T>(xs: T[]): T[] => {
   return xs;
 };
 
+export type Transport = 'udp' | 'tcp';
+
 /**
- * DNS on the bridge's addresses: A and PTR for the cluster's names from the gossiped records
- * (every address of a name, in random order, TTL 1), everything else forwarded upstream.
+ * DNS on the bridge's addresses, over UDP and TCP: A and PTR for the cluster's names from the gossiped records
+ * (every address of a name, in random order, TTL 1), everything else forwarded upstream. A UDP answer fits the
+ * client's size (512 bytes, or its EDNS0 size), truncated (TC) if need be; over TCP it is whole.
  * A query that cannot be decoded is dropped and counted; nothing a client sends can throw.
  */
 export class DnsServer {
@@ -53,7 +58,7 @@ export class DnsServer {
     refused: 0,
     malformed: 0,
   };
-  private readonly sockets = new Map<string, dgram.Socket>();
+  private readonly sockets = new Map<string, { udp: dgram.Socket; tcp: DnsTcpListener }>();
 
   constructor(private readonly o: DnsServerOptions) {}
 
@@ -65,40 +70,55 @@ export class DnsServer {
   async listen(addresses: string[]): Promise<void> {
     for (const [a, s] of this.sockets)
       if (!addresses.includes(a)) {
-        s.close();
+        s.udp.close();
+        s.tcp.close();
         this.sockets.delete(a);
       }
     for (const a of addresses) {
       if (this.sockets.has(a)) continue;
-      const s = dgram.createSocket('udp4');
-      s.on('message', (msg, r) => void this.onQuery(s, msg, r));
-      s.on('error', () => {
+      const port = this.o.port ?? 53;
+      const udp = dgram.createSocket('udp4');
+      udp.on('message', (msg, r) => void this.onQuery(udp, msg, r));
+      udp.on('error', () => {
         /* a send to a vanished client: nothing to do */
       });
       await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.bind(this.o.port ?? 53, a, () => {
-          s.off('error', reject);
+        udp.once('error', reject);
+        udp.bind(port, a, () => {
+          udp.off('error', reject);
           resolve();
         });
       });
-      this.sockets.set(a, s);
+      const tcp = await DnsTcpListener.listen(a, port, {
+        answer: (msg, from) => {
+          this.counters.queries++;
+          return this.answer(msg, from, 'tcp');
+        },
+        malformed: () => this.counters.malformed++,
+      }).catch((err: Error) => {
+        udp.close();
+        throw err;
+      });
+      this.sockets.set(a, { udp, tcp });
     }
   }
 
   close(): void {
-    for (const s of this.sockets.values()) s.close();
+    for (const s of this.sockets.values()) {
+      s.udp.close();
+      s.tcp.close();
+    }
     this.sockets.clear();
   }
 
   private async onQuery(s: dgram.Socket, msg: Buffer, r: dgram.RemoteInfo): Promise<void> {
     this.counters.queries++;
-    const reply = await this.answer(msg, r.address).catch(() => undefined);
+    const reply = await this.answer(msg, r.address, 'udp').catch(() => undefined);
     if (reply) s.send(reply, r.port, r.address);
   }
 
   /** The reply to one query from `from`; undefined for one not worth a reply (undecodable). */
-  async answer(msg: Buffer, from: string): Promise<Buffer | undefined> {
+  async answer(msg: Buffer, from: string, transport: Transport = 'udp'): Promise<Buffer | undefined> {
     let q: packet.Packet;
     try {
       q = packet.decode(msg);
@@ -108,14 +128,20 @@ export class DnsServer {
       return undefined;
     }
     const question = q.questions[0];
+    // EDNS0 asked, EDNS0 answered (RFC 6891 7).
+    const additionals = optOf(q) ? [OUR_OPT] : [];
     const reply = (flags: number, answers: packet.Answer[] = []) =>
-      packet.encode({
-        type: 'response',
-        id: q.id,
-        flags: flags | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | packet.RECURSION_AVAILABLE,
-        questions: q.questions,
-        answers,
-      });
+      encodeWithin(
+        {
+          type: 'response',
+          id: q.id,
+          flags: flags | ((q.flags ?? 0) & packet.RECURSION_DESIRED) | packet.RECURSION_AVAILABLE,
+          questions: q.questions,
+          answers,
+          additionals,
+        },
+        transport === 'tcp' ? MAX_TCP : udpLimit(q),
+      );
     if (!this.o.mayAsk(from)) {
       this.counters.refused++;
       return reply(REFUSED);
@@ -154,7 +180,7 @@ export class DnsServer {
       }
     }
     this.counters.forwarded++;
-    const upstream = await this.o.upstream.forward(msg);
+    const upstream = await this.o.upstream.forward(msg, transport === 'tcp');
     if (!upstream) {
       this.counters.failed++;
       return reply(SERVFAIL);

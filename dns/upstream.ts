@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { readFileSync, statSync } from 'node:fs';
+import net from 'node:net';
 
 const TIMEOUT_MS = 2000;
 
@@ -35,15 +36,22 @@ export class Upstream {
     return this.servers.filter((s) => !mine.has(s));
   }
 
-  /** Asks each nameserver in turn; undefined when none answers in time. */
-  async forward(query: Buffer): Promise<Buffer | undefined> {
+  /**
+   * Asks each nameserver in turn over UDP; undefined when none answers in time. For a client on TCP, a truncated
+   * answer is asked again over TCP, and relayed truncated as it came when the server does not answer there.
+   */
+  async forward(query: Buffer, overTcp = false): Promise<Buffer | undefined> {
     for (const server of this.nameservers()) {
       const reply = await ask(server, query).catch(() => undefined);
+      if (reply && overTcp && isTruncated(reply)) return (await askTcp(server, query).catch(() => undefined)) ?? reply;
       if (reply) return reply;
     }
     return undefined;
   }
 }
+
+/** The TC bit of a reply's header. */
+const isTruncated = (reply: Buffer) => reply.length >= 4 && (reply[2] & 0x02) !== 0;
 
 function ask(server: string, query: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -62,5 +70,30 @@ function ask(server: string, query: Buffer): Promise<Buffer> {
         done(undefined, msg);
     });
     sock.send(query, 53, server);
+  });
+}
+
+function askTcp(server: string, query: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(53, server);
+    let got = Buffer.alloc(0);
+    const done = (err?: Error, msg?: Buffer) => {
+      sock.destroy();
+      if (msg) resolve(msg);
+      else reject(err);
+    };
+    sock.setTimeout(TIMEOUT_MS, () => done(new Error('timeout')));
+    sock.on('error', (err) => done(err));
+    sock.on('close', () => done(new Error('closed before the answer')));
+    sock.on('data', (chunk) => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+      const msg = got.subarray(2, 2 + got.readUInt16BE(0));
+      if (msg.length >= 2 && msg.readUInt16BE(0) === query.readUInt16BE(0)) done(undefined, msg);
+      else done(new Error('an answer to another query'));
+    });
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(query.length);
+    sock.write(Buffer.concat([length, query]));
   });
 }
