@@ -100,6 +100,73 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
     );
   });
 
+  it('answers a name with 100 addresses in what each client can take: 512 bytes, its EDNS0 size, TCP', async () => {
+    const want = Array.from({ length: 100 }, (_, i) => `10.99.0.${i + 1}`);
+    await weaveOk(lab, 'h1', ['dns-add', ...want, '-h', 'big']);
+    const server = `@${await bridgeIp('h2')}`;
+    // From the client container on h2: dig and getent run in its network namespace, nslookup in it.
+    const pid = (await dockerOk(lab, 'h2', ['inspect', '-f', '{{.State.Pid}}', 'client'])).trim();
+    const inClient = ['nsenter', `--net=/proc/${pid}/ns/net`];
+    const digClient = async (args: string[]) => {
+      const out = await lab.execOk('h2', [
+        ...inClient,
+        'dig',
+        '+time=2',
+        '+tries=1',
+        server,
+        ...args,
+        'big.weave.local',
+      ]);
+      return {
+        out,
+        tc: /^;; flags:[^;]* tc[ ;]/m.test(out),
+        size: Number(/MSG SIZE\s+rcvd: (\d+)/.exec(out)?.[1]),
+        addresses: [...out.matchAll(/^big\.weave\.local\.\s+1\s+IN\s+A\s+(\S+)$/gm)].map((m) => m[1]).sort(),
+      };
+    };
+    const sorted = [...want].sort();
+    await waitFor('h2 serves all 100', async () => (await digClient(['+tcp'])).addresses.length === 100);
+    const plain = await digClient(['+noedns', '+ignore']);
+    assert.ok(plain.tc && plain.size <= 512 && plain.addresses.length > 0, plain.out);
+    assert.ok(
+      plain.addresses.every((a) => want.includes(a)),
+      plain.out,
+    );
+    const edns = await digClient(['+bufsize=4096', '+ignore']);
+    assert.ok(!edns.tc && edns.size <= 4096, edns.out);
+    assert.deepEqual(edns.addresses, sorted, 'all 100 in one EDNS0 datagram');
+    assert.match(edns.out, /^; EDNS: version: 0, flags:; udp: 4096$/m, 'the OPT record echoed');
+    assert.deepEqual((await digClient(['+tcp'])).addresses, sorted, 'all 100 over TCP');
+    const busybox = await lab.exec('h2', ['docker', 'exec', 'client', 'nslookup', 'big.weave.local'], {
+      env: { DOCKER_HOST: `unix://${lab.host('h2').dataDir}/docker.sock` },
+    });
+    assert.doesNotMatch(busybox.stdout + busybox.stderr, /Parse error/);
+    const seen = await nslookup('h2', 'client', 'big.weave.local');
+    assert.ok(seen.length > 0 && seen.every((a) => want.includes(a)), busybox.stdout + busybox.stderr);
+    // glibc: the truncated UDP answer, then TCP for the whole (resolv.conf bind-mounted for getent only).
+    const conf = join(lab.host('h2').dataDir, 'client-resolv.conf');
+    writeFileSync(conf, `nameserver ${server.slice(1)}\n`);
+    const getent = await lab.execOk('h2', [
+      ...inClient,
+      'unshare',
+      '-m',
+      'sh',
+      '-c',
+      `mount --bind ${conf} /etc/resolv.conf && getent ahosts big.weave.local`,
+    ]);
+    assert.deepEqual(
+      [
+        ...new Set(
+          getent
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => l.split(/\s+/)[0]),
+        ),
+      ].sort(),
+      sorted,
+    );
+  });
+
   it('drops a removed container from the answers (time printed)', async () => {
     const server = `@${await bridgeIp('h2')}`;
     const gone = await ipOf('h1', 'web2');
@@ -135,6 +202,9 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
 
   it('forwards other names to the resolvers in resolv.conf, read again when it changes', async () => {
     const upstream = lab.host('h2').addrs[0];
+    // A name with more addresses than 512 bytes hold: upstream truncates it over UDP, answers it whole over TCP.
+    const hosts = join(lab.host('h2').dataDir, 'dnsmasq.hosts');
+    writeFileSync(hosts, Array.from({ length: 100 }, (_, i) => `192.0.2.${i + 1} many.test\n`).join(''));
     lab.spawn('h2', [
       'dnsmasq',
       '--no-daemon',
@@ -144,12 +214,15 @@ describe('DNS: container names across hosts, gossiped, served on the bridge', fu
       `--listen-address=${upstream}`,
       '--port=53',
       '--address=/example.test/192.0.2.7',
+      `--addn-hosts=${hosts}`,
       `--pid-file=${join(lab.host('h2').dataDir, 'dnsmasq.pid')}`,
     ]);
     const server = `@${await bridgeIp('h1')}`;
     assert.match(await dig('h1', [server, 'example.test']), /status: SERVFAIL/, 'no upstream named yet');
     writeFileSync(resolvConf('h1'), `nameserver ${upstream}\n`);
     await waitFor('forwarded', async () => (await dig('h1', [server, '+short', 'example.test'])) === '192.0.2.7');
+    assert.equal((await dig('h1', [server, '+tcp', '+short', 'many.test'])).split('\n').length, 100, 'over TCP');
+    assert.match(await dig('h1', [server, '+noedns', '+ignore', 'many.test']), /^;; flags:[^;]* tc[ ;]/m, 'UDP: TC');
     assert.match(await weaveOk(lab, 'h1', ['status']), new RegExp(`Upstream: ${upstream.replace(/\./g, '\\.')}`));
   });
 
