@@ -1,6 +1,7 @@
 import { log } from '../common/log.js';
 import { NotFound, UserError } from '../common/errors.js';
 import { JsonFile } from '../common/json-file.js';
+import type { ReplicaView } from '../contract/report.js';
 import { GossipChannel } from '../gossip/typed-channel.js';
 import type { IpamService } from '../ipam/service.js';
 import type { Members } from '../membership/members.js';
@@ -130,7 +131,7 @@ export class Scheduler {
   }
 
   /** Each replica: where it is placed, its address, and what that host says of it. */
-  ps(name?: string) {
+  ps(name?: string): ReplicaView[] {
     if (name !== undefined && !this.state.liveStacks().some((s) => s.name === name)) {
       throw new NotFound(`no stack "${name}" is deployed`);
     }
