@@ -1,7 +1,11 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
-APT_PACKAGES := libpcap-dev libssl-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables wireguard-go wireguard-tools btrfs-progs
+# Debian packages, without their recommends (those pulled in a kernel image). What building and running
+# need (the router, the CLI, the demo: docker, busybox, btrfs), and what only the tests and benches add.
+RUN_PACKAGES := libpcap-dev libssl-dev python3 make g++ iproute2 iputils-ping iputils-arping ethtool procps util-linux docker.io busybox-static btrfs-progs
+TEST_PACKAGES := iperf3 tcpdump iptables chromium fonts-dejavu-core bind9-dnsutils dnsmasq-base containernetworking-plugins containerd wireguard-go wireguard-tools
+APT_INSTALL = dpkg -s $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1); }
 
-.PHONY: all node deps build test lint format demo bench clean
+.PHONY: all node deps test-deps build test lint format demo bench clean
 all: build
 
 # A Node.js 20.19+ (the machine's, or Node 22 from the npm registry in .tools/node: see bin/ensure-node).
@@ -16,13 +20,16 @@ TOOLS_NODEDIR = $(patsubst %/include/node,%,$(firstword $(wildcard $(CURDIR)/.to
 
 # Debian packages (only when one is missing), then the npm packages, then the build.
 deps: node
-	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); }
+	@$(call APT_INSTALL,$(RUN_PACKAGES))
 	@[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || $(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm ci --no-audit --no-fund
 
 build: deps
 	$(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm run build --silent
 
-test: build
+test-deps:
+	@$(call APT_INSTALL,$(TEST_PACKAGES))
+
+test: test-deps build
 	npx mocha
 
 # Biome formats (width 120) and lints; `make format` rewrites the tree as `make lint` wants it.
@@ -35,7 +42,7 @@ format: deps
 demo: build
 	node dist/lab/demo.js
 
-bench: build
+bench: test-deps build
 	node dist/bench/throughput.js
 
 clean:

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { log } from '../common/log.js';
-import { NotFound, UserError } from '../common/errors.js';
+import { NotFound, statusOf } from '../common/errors.js';
 import { intParam, type Method, type Route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
 import { VERSION } from '../contract/config.js';
@@ -224,7 +224,7 @@ export function startApi(addr: string, o: ApiOptions): Promise<http.Server> {
           res.destroy();
           return;
         }
-        fail(err instanceof UserError ? 400 : err instanceof NotFound ? 404 : 500, (err as Error).message);
+        fail(statusOf(err), (err as Error).message);
       }
     },
   );

@@ -1,6 +1,6 @@
 import { KeyedSerial } from '../common/keyed-serial.js';
 import { type Cidr, formatCidr, parseCidr } from '../common/cidr.js';
-import { UserError } from '../common/errors.js';
+import { NotFound, UserError } from '../common/errors.js';
 import { isUnicastMac } from '../common/mac.js';
 import { log } from '../common/log.js';
 import type { AttachRequest, AttachResult, DetachResult, ExposeResult, PsRow } from '../contract/requests.js';
@@ -252,7 +252,7 @@ export class Attachments {
       throw err;
     }
     if (!c)
-      throw new UserError(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
+      throw new NotFound(`unknown target "${target}": no such container, and not netns:NAME, netns:/path or pid:PID`);
     if (!c.running && o.running) throw new UserError(`container ${ref} is not running (${c.status})`);
     return {
       ident: c.id,

@@ -10,6 +10,7 @@ import { Lab, waitFor } from '../lab/lab.js';
 import { percentile } from '../lab/seeds.js';
 import { intArg } from './args.js';
 import { keepLogs, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
+import type { ReplicaView } from '../contract/report.js';
 
 const USAGE = 'usage: node dist/bench/scheduler.js [--replicas R] [--hosts N]';
 const GOAL_MS = 15_000;
@@ -29,14 +30,7 @@ function parseArgs(argv: string[]): { replicas: number; hosts: number } {
   return opts;
 }
 
-interface Row {
-  replica: string;
-  stack: string;
-  host: string;
-  nickname: string;
-  address: string;
-  state: string;
-}
+type Row = ReplicaView;
 interface Sched {
   hostTimeoutMs: number;
   dead: { nickname: string; at: number }[];

@@ -92,6 +92,8 @@ const docker = (h: string, a: string[], timeoutMs = 120_000) =>
 /** The pool's root as the machine sees it (a loop pool is mounted in our mount namespace: WEAVE_MOUNT_NS). */
 const pool = (h: string) => join(lab.host(h).dataDir, 'volumes');
 const RUN = ['run', '--volume-driver', 'weave', '-v', `${VOL}:/data`];
+/** A container that uses the volume until it is stopped. */
+const USER = [...RUN, '-d', '--name', 'user', 'busybox', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'];
 const bytesIn = async (h: string) =>
   ((await report(lab, h)).volumes as { counters: { bytesIn: number } }).counters.bytesIn;
 /** Docker's RFC 3339 nanosecond time, in ms since the epoch (with the sub-ms part). */
@@ -209,19 +211,10 @@ try {
   await weaveOk(lab, 'h2', ['volume', 'rm', 'warmup']);
 
   await weaveOk(lab, 'h1', ['volume', 'create', VOL]);
+  /** A shell script in a container on h1 that uses the volume, gone when it ends. */
+  const inContainer = (script: string) => docker('h1', [...RUN, '--rm', 'busybox', 'sh', '-c', script], LONG_MS);
   let t = performance.now();
-  await docker(
-    'h1',
-    [
-      ...RUN,
-      '--rm',
-      'busybox',
-      'sh',
-      '-c',
-      `dd if=/dev/urandom of=/data/blob bs=1M count=${sizeMib} 2>/dev/null && sync`,
-    ],
-    LONG_MS,
-  );
+  await inContainer(`dd if=/dev/urandom of=/data/blob bs=1M count=${sizeMib} 2>/dev/null && sync`);
   const written = performance.now() - t;
   const volBytes = Number((await runOk(['du', '-sb', join(pool('h1'), 'vols', VOL)])).split('\t')[0]);
   console.log(`  ${size(volBytes)} written on h1 in ${s(written)} (dd from /dev/urandom in a container, then sync)`);
@@ -239,52 +232,21 @@ try {
   // 3. CHANGED% overwritten on h1, a container using the volume there, and the move to h2 (which kept its last
   // snapshot).
   t = performance.now();
-  await docker(
-    'h1',
-    [
-      ...RUN,
-      '--rm',
-      'busybox',
-      'sh',
-      '-c',
-      `dd if=/dev/urandom of=/data/blob bs=${BLOCK} count=${changedBlocks} seek=${changedSeek} conv=notrunc 2>/dev/null && sync`,
-    ],
-    LONG_MS,
+  await inContainer(
+    `dd if=/dev/urandom of=/data/blob bs=${BLOCK} count=${changedBlocks} seek=${changedSeek} conv=notrunc 2>/dev/null && sync`,
   );
   console.log(
     `  ${size(changedBlocks * BLOCK)} overwritten in the middle of the volume on h1 in ${s(performance.now() - t)}`,
   );
   const sum = await md5(join(pool('h1'), 'vols', VOL, 'blob'));
-  await docker('h1', [
-    ...RUN,
-    '-d',
-    '--name',
-    'user',
-    'busybox',
-    'sh',
-    '-c',
-    'trap "exit 0" TERM; while :; do sleep 1; done',
-  ]);
+  await docker('h1', USER);
   await waitFor(
     'the container on h1 running',
     async () => (await docker('h1', ['inspect', '-f', '{{.State.Running}}', 'user'])).trim() === 'true',
     30_000,
   );
   const wall0 = Date.now();
-  const changed = await move('h1', 'h2', async () =>
-    (
-      await docker('h2', [
-        ...RUN,
-        '-d',
-        '--name',
-        'user',
-        'busybox',
-        'sh',
-        '-c',
-        'trap "exit 0" TERM; while :; do sleep 1; done',
-      ])
-    ).trim(),
-  );
+  const changed = await move('h1', 'h2', async () => (await docker('h2', USER)).trim());
   const id = changed.after;
   const [finished, state] = (await docker('h1', ['inspect', '-f', '{{.State.FinishedAt}} {{.State.Running}}', 'user']))
     .trim()

@@ -25,6 +25,22 @@ import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
+const UNREADABLE: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a directory',
+};
+
+/** A file the user named, or an error that names it, says why in words and what to do. */
+function readText(file: string, what: string, todo: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    throw new Error(`cannot read ${what} ${file}: ${UNREADABLE[code] ?? (err as Error).message} (${todo})`);
+  }
+}
+
 function peerAddress(v: string): string {
   parsePeerAddress(v);
   return v;
@@ -42,7 +58,8 @@ const program = new Command('weave')
   .description('A layer-2 overlay network for containers across hosts')
   .enablePositionalOptions()
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  // Commander's own errors are said once, on one line, by the handler at the end of this file.
+  .configureOutput({ writeErr: () => {}, outputError: () => {} });
 
 addFlags(
   program
@@ -234,12 +251,7 @@ program
   .argument('<file>', 'the manifest')
   .option('--name <stack>', "the stack's name (default: the file's name without its extension)")
   .action(async (file: string, o: { name?: string }) => {
-    let manifest: string;
-    try {
-      manifest = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const manifest = readText(file, 'the manifest', 'give the path of a YAML manifest');
     const name = o.name ?? basename(file).replace(/\.[^.]*$/, '');
     out(await callText('/stacks', 'POST', { name, manifest, source: file }));
   });
@@ -358,8 +370,32 @@ program
     out(JSON.stringify(await call('GET', '/report'), null, 2));
   });
 
+/** The command a command line names (the deepest that matches), for the hint in an error. */
+function commandOf(args: string[]): Command {
+  let cmd = program;
+  for (const a of args) {
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (sub) cmd = sub;
+    else if (!a.startsWith('-')) break;
+  }
+  return cmd;
+}
+
+const fullName = (c: Command): string => (c.parent ? `${fullName(c.parent)} ${c.name()}` : c.name());
+
+/** What a user sees of any failure: one line that begins `weave:`, and exit status 1. */
+function explain(err: Error): string {
+  if (!(err instanceof CommanderError)) return err.message;
+  const cmd = commandOf(process.argv.slice(2));
+  const what =
+    err.code === 'commander.help' // a command that takes a subcommand, given none
+      ? `${cmd.parent ? `${fullName(cmd).replace(/^weave /, '')} needs` : 'name'} a command: ${cmd.commands.map((c) => c.name()).join(', ')}`
+      : err.message.replace(/^error: /, '');
+  return `${what} (see ${fullName(cmd)} --help)`;
+}
+
 program.parseAsync(process.argv).catch((err: Error) => {
-  if (err instanceof CommanderError) process.exit(err.exitCode); // 0 for --help, as a user expects
-  process.stderr.write(`weave: ${err.message}\n`);
+  if (err instanceof CommanderError && err.exitCode === 0) process.exit(0); // --help, as a user expects
+  process.stderr.write(`weave: ${explain(err).replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(1);
 });

@@ -175,3 +175,19 @@ export interface Report extends RouterReport {
   status: StatusSection[];
   [section: string]: unknown;
 }
+
+/** One replica of a deployed stack, as `weave stack ps` and the report show it. */
+export interface ReplicaView {
+  replica: string;
+  stack: string;
+  service: string;
+  index: number;
+  /** Its host's peer name and nickname ('' while unplaced). */
+  host: string;
+  nickname: string;
+  address: string;
+  /** running, pending, unplaced, host unreachable, or what the host says. */
+  state: string;
+  since: number;
+  error: string;
+}

@@ -1,5 +1,5 @@
 import { networkInterfaces } from 'node:os';
-import { UserError } from '../common/errors.js';
+import { NotFound, UserError } from '../common/errors.js';
 import { peerName } from '../common/format.js';
 import { route, type ParamParser } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
@@ -152,7 +152,7 @@ export function dnsSubsystem(control: ControlPlane, o: DnsOptions): { subsystem:
             removed += d?.entries?.length ?? 0;
             publish(d);
           }
-          if (removed === 0) throw new UserError('no such record registered here');
+          if (removed === 0) throw new NotFound('no such record registered here');
           return { removed };
         },
       }),
@@ -163,7 +163,7 @@ export function dnsSubsystem(control: ControlPlane, o: DnsOptions): { subsystem:
         text: (r: { addresses: string[] }) => r.addresses.join('\n'),
         handle: ({ params }) => {
           const addresses = records.lookup(params.name!);
-          if (addresses.length === 0) throw new UserError(`${params.name}.${o.domain} is not known`);
+          if (addresses.length === 0) throw new NotFound(`${params.name}.${o.domain} is not known`);
           return { name: `${params.name}.${o.domain}`, addresses: addresses.sort() };
         },
       }),

@@ -7,12 +7,15 @@ import http from 'node:http';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
+/** An engine's refusal; `status` is the engine's, and what it could not find we cannot either (404). */
 export class DockerError extends UserError {
+  override readonly httpStatus: number;
   constructor(
     message: string,
     readonly status?: number,
   ) {
     super(message);
+    this.httpStatus = status === 404 ? 404 : 400;
   }
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { weave } from '../proto/gen/weave.js';
+import type { ConnectionView } from '../contract/report.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { writeHint } from '../common/files.js';
@@ -44,20 +45,20 @@ export interface Neighbour {
   name: string;
   nickname: string;
   ip: string;
+  /** Its VXLAN port (the kernel's on a fastdp host). */
   udpPort: number;
+  /** Where its userspace takes relayed frames (the VXLAN port itself on a sleeve host). */
   sleevePort: number;
+  /** Its overlay MTU: a frame larger than ours and its own cannot reach it. */
   mtu: number;
+  /**
+   * Its datapath: only a fastdp peer's kernel takes our kernel's frames (they may carry checksums still to be filled
+   * in).
+   */
   datapath: string;
 }
 
-export interface ConnectionView {
-  direction: 'outbound' | 'inbound';
-  address: string;
-  state: string;
-  info: string;
-  name?: string;
-  nickname?: string;
-}
+export type { ConnectionView };
 
 /** ip:port of a /ip4/A/tcp/P multiaddr. */
 const ipPort = (ma: { toString(): string }): string => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { weave } from '../proto/gen/weave.js';
 import type { Channel } from '../common/channel.js';
+import type { GossipChannelCounters } from '../contract/report.js';
 import type { GossipNet } from './net.js';
 import { requestProtocol } from './requests.js';
 
@@ -20,14 +21,8 @@ const QUIET_MS = 250;
 /** The longest a channel's hash is reused: bounds how stale it is after a change made outside gossip. */
 const DIGEST_TTL_MS = 2000;
 
-export interface ChannelCounters {
-  messagesIn: number;
-  bytesIn: number;
-  messagesOut: number;
-  bytesOut: number;
-  dropped: number;
-  syncs: number;
-}
+/** What a channel counts: the report's shape. */
+export type ChannelCounters = GossipChannelCounters;
 export interface GossipOptions {
   antiEntropyMs?: number;
   quietMs?: number;

@@ -1,4 +1,4 @@
-import { UserError } from '../common/errors.js';
+import { Conflict, NotFound, NotReady, UserError } from '../common/errors.js';
 import type { weave } from '../proto/gen/weave.js';
 import { contains, numToIp, parseSubnet, type Subnet, usable, within } from '../common/subnet.js';
 import { type Allocation, type Entry, IpamState } from './state.js';
@@ -101,7 +101,7 @@ export class Allocator {
         .identAllocations(ident)
         .filter((a) => (ip === undefined || a.addr === ip) && this.state.owner(a.addr) === this.self);
       if (mine.length === 0 && this.state.identAllocations(ident).length === 0)
-        throw new IpamError(`unknown identity "${ident}"`);
+        throw new NotFound(`unknown identity "${ident}"`);
       const changed = mine.map((a) => this.state.setAllocation(a.addr, ident, true));
       this.commit([], changed);
       return changed.map((a) => a.addr);
@@ -254,7 +254,7 @@ export class Allocator {
   private allocationFor(addr: number, ident: string): Allocation | undefined {
     const cur = this.state.allocations.get(addr);
     if (cur && !cur.released && cur.ident !== ident)
-      throw new IpamError(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
+      throw new Conflict(`${numToIp(addr)} is held by another identity ("${cur.ident}")`);
     return cur;
   }
 
@@ -265,13 +265,13 @@ export class Allocator {
     if (owner === this.self && cur && !cur.released)
       return { addr, ip: numToIp(addr), cidr: `${numToIp(addr)}/${prefix}` }; // asking twice: same answer
     if (owner !== this.self) {
-      if (!owner) throw new IpamError(`no peer owns ${numToIp(addr)} yet`);
+      if (!owner) throw new NotReady(`no peer owns ${numToIp(addr)} yet`);
       if (!this.t.reachable().includes(owner))
         throw new IpamError(
           `${numToIp(addr)} belongs to ${owner}, which is unreachable: once it is gone for good, take its space over with "weave rmpeer"`,
         );
       const reply = await this.t.request(owner, { kind: 'handover', range: this.o.range.text, addr, ident });
-      if (reply.error) throw new IpamError(reply.error);
+      if (reply.error) throw new Conflict(reply.error); // the owner keeps it: another identity has it, or runs there
       if (reply.state) this.onDelta(reply.state);
       if (this.state.owner(addr) !== this.self) throw new IpamError(`${owner} did not hand over ${numToIp(addr)}`);
     }
@@ -334,7 +334,7 @@ export class Allocator {
   private handover(to: string, addr: number, ident: string): weave.IIpamState {
     if (this.state.owner(addr) !== this.self) throw new IpamError(`${numToIp(addr)} is not ours to hand over`);
     if (this.o.busy?.(ident))
-      throw new IpamError(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
+      throw new Conflict(`${ident} still runs on ${this.self}: ${numToIp(addr)} is handed over once it stops`);
     this.allocationFor(addr, ident);
     return this.give(to, addr, addr + 1);
   }
@@ -368,7 +368,7 @@ export class Allocator {
         if (!this.state.empty) break;
       }
       if (Date.now() > deadline)
-        throw new IpamError(
+        throw new NotReady(
           `waiting for ${this.o.consensus} peers to agree on the initial split of ${this.o.range.text} (${peers.length + 1} reachable)`,
         );
       await new Promise((r) => setTimeout(r, 100));

@@ -1,5 +1,5 @@
 import { isIPv4 } from '../common/cidr.js';
-import { UserError } from '../common/errors.js';
+import { NotFound, UserError } from '../common/errors.js';
 import { peerName } from '../common/format.js';
 import { route, stringParam, type ParamParser } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
@@ -71,7 +71,7 @@ export function ipamSubsystem(ipam: IpamService): Subsystem {
         text: (found: { cidr: string }[]) => found.map((a) => a.cidr).join('\n'),
         handle: ({ params: p }) => {
           const found = ipam.lookup(p.ident!);
-          if (found.length === 0) throw new UserError(`unknown identity "${p.ident}"`);
+          if (found.length === 0) throw new NotFound(`unknown identity "${p.ident}"`);
           return found;
         },
       }),

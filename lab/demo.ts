@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
 import { dockerOk, killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
+import type { ReplicaView } from '../contract/report.js';
 
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
@@ -35,14 +36,7 @@ web:
   spread: os
 `;
 
-interface Row {
-  replica: string;
-  stack: string;
-  host: string;
-  nickname: string;
-  address: string;
-  state: string;
-}
+type Row = ReplicaView;
 
 const lab = await Lab.create({ hosts: HOSTS.length }, keep ? { id: 'demo', keep: true } : {});
 try {

@@ -1,4 +1,6 @@
 import type { Mac } from '../common/mac.js';
+import type { Neighbour } from '../gossip/control-plane.js';
+import type { Traffic, VxlanEndpointView } from '../contract/report.js';
 import type { MacEntryView } from './mac-table.js';
 import type { PeerSecurity } from './data-keys.js';
 
@@ -33,23 +35,8 @@ export interface DatapathEvents {
   pathChanged(peer: string, path: PeerPath): void;
 }
 
-/** A router one hop away, as the data plane sends to it. */
-export interface PeerLink {
-  name: string;
-  nickname: string;
-  ip: string;
-  /** Its VXLAN port (the kernel's on a fastdp host). */
-  udpPort: number;
-  /** Where its userspace takes relayed frames (the VXLAN port itself on a sleeve host). */
-  sleevePort: number;
-  /** Its overlay MTU: a frame larger than ours and its own cannot reach it. */
-  mtu: number;
-  /**
-   * Its datapath: only a fastdp peer's kernel takes our kernel's frames (they may carry checksums still to be filled
-   * in).
-   */
-  datapath: string;
-}
+/** A router one hop away, as the data plane sends to it: the control plane's neighbour. */
+export type PeerLink = Neighbour;
 
 /** What the forwarder needs to know of the topology (computed identically on every peer). */
 export interface Routing {
@@ -82,18 +69,9 @@ export interface ForwarderCounters {
   dropped: Record<string, number>;
 }
 
-export interface Traffic {
-  frames: number;
-  bytes: number;
-}
-export interface EndpointReport {
-  name: string;
-  nickname: string;
-  ip: string;
-  port: number;
-  kind: string;
-  tx: Traffic;
-  rx: Traffic;
+export type { Traffic };
+/** A tunnel endpoint as the report shows it, with the path frames take to it. */
+export interface EndpointReport extends VxlanEndpointView {
   path?: PeerPath;
 }
 

@@ -1,6 +1,7 @@
 import { log } from '../common/log.js';
-import { UserError } from '../common/errors.js';
+import { NotFound, UserError } from '../common/errors.js';
 import { JsonFile } from '../common/json-file.js';
+import type { ReplicaView } from '../contract/report.js';
 import { GossipChannel } from '../gossip/typed-channel.js';
 import type { IpamService } from '../ipam/service.js';
 import type { Members } from '../membership/members.js';
@@ -113,7 +114,7 @@ export class Scheduler {
 
   remove(name: string): { stack: string } {
     const cur = this.state.stacks.get(name);
-    if (!cur || cur.deleted) throw new UserError(`no stack "${name}" is deployed`);
+    if (!cur || cur.deleted) throw new NotFound(`no stack "${name}" is deployed`);
     this.channel.publish(this.state.putStack(name, undefined));
     log.info(`stack ${name} removed`);
     return { stack: name };
@@ -130,9 +131,9 @@ export class Scheduler {
   }
 
   /** Each replica: where it is placed, its address, and what that host says of it. */
-  ps(name?: string) {
+  ps(name?: string): ReplicaView[] {
     if (name !== undefined && !this.state.liveStacks().some((s) => s.name === name)) {
-      throw new UserError(`no stack "${name}" is deployed`);
+      throw new NotFound(`no stack "${name}" is deployed`);
     }
     const reported = this.cluster.reported();
     const seen = (host: string) => host === this.net.name || this.net.reachable(host);

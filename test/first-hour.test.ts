@@ -109,6 +109,28 @@ describe("a new user's first hour", function () {
     assert.match(bad.stderr, /unknown command 'frobnicate'/);
   });
 
+  it("says every mistake on one line that begins 'weave:', naming the flag or file and what to do", async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /^weave: unknown command 'frobnicate' \(see weave --help\)$/],
+      [['stack'], /^weave: stack needs a command: ls, ps, rm \(see weave stack --help\)$/],
+      [['launch', '--nope'], /^weave: unknown option '--nope' \(see weave launch --help\)$/],
+      [['launch', '--ipalloc-range'], /^weave: option '--ipalloc-range <cidr>' argument missing/],
+      [['launch', '--ipalloc-range', 'bogus'], /^weave: invalid --ipalloc-range value "bogus"/],
+      [['dns-add', '10.32.0.9'], /^weave: required option '-h, --hostname <name>' not specified/],
+      [
+        ['deploy', '/nonexistent/web.yaml'],
+        /^weave: cannot read the manifest \/nonexistent\/web.yaml: no such file \(/,
+      ],
+    ];
+    for (const [args, re] of cases) {
+      const r = await run([WEAVE, ...args]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+      assert.match(r.stderr, /^[^\n]*\n$/, `one line: ${r.stderr}`);
+      assert.match(r.stderr.trim(), re);
+    }
+  });
+
   it('refuses a second router on a data directory a live router uses (the CLI before it starts anything, the daemon too), with one line', async () => {
     const dir = lab.host('h1').dataDir;
     const first = await report(lab, 'h1');

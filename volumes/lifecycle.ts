@@ -2,7 +2,7 @@
 // is mounted (moved there from its owner, or promoted there after the owner's death); moved by
 // hand; removed everywhere, by its owner only.
 import { log } from '../common/log.js';
-import { UserError } from '../common/errors.js';
+import { Conflict, UserError } from '../common/errors.js';
 import type { VolumeBackend } from './backend.js';
 import type { Mounts } from './mounts.js';
 import type { Moves } from './moves.js';
@@ -35,7 +35,7 @@ export class VolumeLifecycle {
     }
     return this.records.serial(name, async () => {
       const r = this.records.state.live(name);
-      if (r) throw new UserError(`volume ${name} exists already (on ${this.net.nickname(r.owner)})`);
+      if (r) throw new Conflict(`volume ${name} exists already (on ${this.net.nickname(r.owner)})`);
       const b = await this.records.backend();
       if ((await b.list()).get(name)?.live) {
         throw new UserError(

@@ -3,17 +3,10 @@
 // relay frames, oversized and truncated ones, every header field at its limits.
 // `node dist/bench/fuzzers/datagrams.js IP PORT VNI MTU COUNT SEED` prints how many it sent.
 import dgram from 'node:dgram';
+import { seededRandom } from './rand.js';
 
 export function* hostileDatagrams(vni: number, mtu: number, seed: number): Generator<Buffer> {
-  let s = seed >>> 0 || 1;
-  const rand = (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
+  const rand = seededRandom(seed);
   const frame = (len: number) => {
     const f = Buffer.alloc(len);
     for (let i = 0; i < len; i++) f[i] = rand(256);

@@ -13,6 +13,7 @@ import { TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
 import { GossipChannel } from '../../gossip/typed-channel.js';
 import { weave } from '../../proto/gen/weave.js';
 import { decode, encode, encodeRelay } from '../../router/vxlan.js';
+import { seededRandom } from './rand.js';
 
 export interface DoorResult {
   door: string;
@@ -23,20 +24,8 @@ export interface DoorResult {
   still: boolean;
 }
 
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
-}
-
 function mutator(seed: number) {
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   return (valid: Uint8Array): Buffer => {
     const d = Buffer.from(valid);
     switch (rand(4)) {

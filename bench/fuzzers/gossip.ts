@@ -9,6 +9,7 @@ import { createNode } from '../../gossip/node.js';
 import { SYNC_PROTOCOL, topic } from '../../gossip/gossip.js';
 import { requestProtocol } from '../../gossip/requests.js';
 import { weave } from '../../proto/gen/weave.js';
+import { seededRandom } from './rand.js';
 
 const CHANNELS = ['topology', 'macs', 'ipam', 'dns'];
 
@@ -16,15 +17,7 @@ export function* hostileGossip(
   self: string,
   seed: number,
 ): Generator<{ kind: 'publish' | 'sync' | 'request'; channel: string; data: Uint8Array }> {
-  let s = seed >>> 0 || 1;
-  const rand = (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
+  const rand = seededRandom(seed);
   const now = Date.now();
   const valid = (channel: string): Uint8Array => {
     const v = [0, 1, now, now + 1e12, 2 ** 53 - 1][rand(5)];

@@ -3,6 +3,7 @@
 // codes it got. `node dist/bench/fuzzers/http.js HOST:PORT COUNT SEED`
 import http from 'node:http';
 import net from 'node:net';
+import { seededRandom } from './rand.js';
 
 const PATHS = [
   '/',
@@ -59,15 +60,7 @@ const VALUES = [
 export function* hostileRequests(
   seed: number,
 ): Generator<{ method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }> {
-  let s = seed >>> 0 || 1;
-  const rand = (n: number) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
+  const rand = seededRandom(seed);
   const pick = <T>(xs: T[]) => xs[rand(xs.length)];
   const json = (): string => {
     const keys = [

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { IpamNet } from '../fixtures/ipam-net.js';
+import { statusOf } from '../../common/errors.js';
 import { ipToNum, parseSubnet } from '../../common/subnet.js';
 import { IpamState } from '../../ipam/state.js';
 
@@ -91,5 +92,20 @@ describe('IPAM allocator', () => {
     );
     assert.equal(c.get('z').mismatches.get('q'), '10.99.0.0/24');
     assert.ok(a.empty);
+  });
+
+  it("answers in Weave's HTTP statuses: 404 unknown identity, 409 someone else's address, 503 before the split", async () => {
+    const c = cluster(['a', 'b']);
+    const x = await c.get('a').allocate('one');
+    const status = (p: Promise<unknown>) =>
+      p.then(
+        () => assert.fail('accepted'),
+        (err: unknown) => statusOf(err),
+      );
+    assert.equal(await status(c.get('a').release('nobody')), 404);
+    assert.equal(await status(c.get('b').claim('two', x.addr, 24)), 409);
+    const alone = IpamNet.of(['c'], { range: RANGE, consensus: 2, waitMs: 50 });
+    assert.equal(await status(alone.get('c').allocate('three')), 503);
+    assert.equal(statusOf(new Error('a fault of ours')), 500);
   });
 });
