@@ -63,19 +63,23 @@ function relay(
   });
 }
 
-async function readStdin(): Promise<string> {
+async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 async function main(): Promise<CniExecResult> {
   const e = process.env;
   const command = e.CNI_COMMAND ?? '';
-  const stdin = await readStdin();
+  const bytes = await readStdin();
+  const stdin = bytes.toString('utf8');
   const parsed = parse(stdin);
   const conf = 'conf' in parsed ? parsed.conf : {};
   const fail = (code: number, msg: string) => cniError(command, conf.cniVersion, code, msg);
+  const tooLarge = `the network configuration and CNI environment are over ${CNI_EXEC_MAX} bytes`;
+  // Not read further (so in no version but the latest), as the C plugin, which reads only that much.
+  if (bytes.length > CNI_EXEC_MAX) return cniError(command, undefined, CNI_ERR.invalidConfig, tooLarge);
   if (command === 'VERSION') {
     if ('notJson' in parsed) return fail(CNI_ERR.decode, `the network configuration on stdin is not ${parsed.notJson}`);
     return { exit: 0, stderr: '', stdout: `${JSON.stringify(versionAnswer(conf.cniVersion ?? '0.3.1'))}\n` };
@@ -90,8 +94,7 @@ async function main(): Promise<CniExecResult> {
     stdin,
   };
   const body = JSON.stringify(call);
-  if (Buffer.byteLength(body) > CNI_EXEC_MAX)
-    return fail(CNI_ERR.invalidConfig, `the network configuration and CNI environment are over ${CNI_EXEC_MAX} bytes`);
+  if (Buffer.byteLength(body) > CNI_EXEC_MAX) return fail(CNI_ERR.invalidConfig, tooLarge);
   const api = typeof conf.apiAddr === 'string' ? conf.apiAddr : e.WEAVE_HTTP_ADDR || DEFAULT_API;
   if (!ADDR.test(api) || Number(api.slice(api.lastIndexOf(':') + 1)) > 65535)
     return fail(CNI_ERR.invalidConfig, `invalid router address "${api.slice(0, 80)}": expected HOST:PORT`);
