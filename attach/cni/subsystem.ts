@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { NotFound, UserError } from '../../common/errors.js';
 import { route } from '../../common/route.js';
 import type { Subsystem } from '../../common/subsystem.js';
 import { cniExecText } from '../../contract/cni.js';
 import type { CniAddResult, CniCheckResult, CniRequest } from '../../contract/requests.js';
+import { BRIDGE } from '../../router/bridge.js';
 import { detach, existingAttachment } from '../veth.js';
 import type { Attachments, Resolved } from '../attachments.js';
 import { execCni } from './exec.js';
@@ -11,6 +14,16 @@ import { execCni } from './exec.js';
 /** A CNI attachment's IPAM identity: the container id and its interface (a container may have several). */
 const identOf = (containerId: string, ifname: string) => `cni:${containerId}:${ifname}`;
 const CNI_IDENT = /^cni:(.+):([^:]+)$/;
+
+/**
+ * A MAC as the kernel would pick one for the veth (random, locally administered, unicast), chosen
+ * here because reading back the kernel's choice would cost ADD another process in the namespace.
+ */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
 
 const ID = /^[\w][\w.:-]{0,254}$/;
 const IFNAME = /^[^\s/:]{1,15}$/;
@@ -36,14 +49,22 @@ export function cniSubsystem(a: Attachments, mtu: number, gateway: () => Promise
     nsTarget: `netns:${b.netns}`,
     label: `cni:${b.containerId.slice(0, 12)}`,
   });
+  // The gateway is the bridge's address: asking for it costs a process, seeing that the last answer
+  // is still on the bridge (the kernel's list of addresses, in-process) costs nothing.
+  let lastGateway = '';
+  const currentGateway = async () => {
+    const onBridge = networkInterfaces()[BRIDGE]?.some((i) => i.family === 'IPv4' && i.address === lastGateway);
+    if (!onBridge) lastGateway = await gateway();
+    return lastGateway;
+  };
   const ops = {
     async add(b: CniRequest): Promise<CniAddResult> {
       checked(b);
       if (!existsSync(b.netns)) throw new NotFound(`netns ${b.netns} does not exist`);
-      const gw = await gateway();
+      const gw = await currentGateway();
       const t = target(b);
       const r = await a.serial(t.ident, () =>
-        a.attachResolved(t, ['net:default'], { ifname: b.ifname, exclusive: true, gateway: gw }),
+        a.attachResolved(t, ['net:default'], { ifname: b.ifname, exclusive: true, gateway: gw, mac: randomMac() }),
       );
       return { ifname: b.ifname, mac: r.mac, netns: b.netns, cidrs: r.cidrs, gateway: gw, mtu };
     },
