@@ -92,8 +92,9 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
     } else {
       if (made.code !== 0) throw new Error(`cannot attach ${target}: ${made.stderr.trim().split('\n')[0]}`);
       quietIPv6(hostIf);
-      await runOk(['ip', 'link', 'set', 'dev', hostIf, 'master', BRIDGE, 'up']);
-      if (o.gateway) await runOk(['ip', 'link', 'set', 'dev', hostIf, 'type', 'bridge_slave', 'hairpin', 'on']);
+      // One process for both: hairpin needs the port on the bridge already, so it cannot go in the same line.
+      const hairpin = o.gateway ? `link set dev ${hostIf} type bridge_slave hairpin on\n` : '';
+      await runOk(['ip', '-batch', '-'], { input: `link set dev ${hostIf} master ${BRIDGE} up\n${hairpin}` });
     }
     for (const c of cidrs) gratuitousArp(netns, dev, c.ip);
   } catch (err) {

@@ -1,9 +1,11 @@
 import '../common/polyfill.js';
-// `node dist/bench/cni.js [--n N]`: CNI ADD and DEL latency, our plugin (through the router)
-// against Debian's bridge + host-local plugins, in one run on one lab host: each plugin is
-// spawned as a runtime spawns it, N times each, into a fresh namespace.
+// `node dist/bench/cni.js [--n N]`: CNI ADD and DEL latency, our plugins (the native one and the
+// TypeScript one, both relays to the router) against Debian's bridge + host-local plugins, in one
+// run on one lab host: each plugin is spawned as a runtime spawns it, N times each, into a fresh
+// namespace.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHECKOUT } from '../common/checkout.js';
 import { Lab } from '../lab/lab.js';
 import { weaveOk } from '../lab/weave.js';
 
@@ -13,6 +15,7 @@ const arg = (name: string, dflt: number) => {
 };
 const N = arg('--n', 40);
 const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cni', 'weave-net.js');
+const NATIVE = join(CHECKOUT, 'native', 'cni', 'build', 'weave-net');
 
 // Runs inside the lab host: for each namespace (made beforehand, outside: one made under
 // ip netns exec is not visible to the router), ADD timed, DEL timed.
@@ -61,17 +64,15 @@ try {
     };
   };
   await run('warm', weave, [process.execPath, PLUGIN], 3); // the first ADD exposes the bridge and splits the range
+  const plugins = [
+    { label: 'bridge', name: 'bridge + host-local (Go)', conf: bridge, argv: ['/usr/lib/cni/bridge'] },
+    { label: 'native', name: 'weave-net native (C + router)', conf: weave, argv: [NATIVE] },
+    { label: 'ts', name: 'weave-net TS (Node + router)', conf: weave, argv: [process.execPath, PLUGIN] },
+  ];
   const results = [];
-  for (const [label, conf, argv] of [
-    ['bridge', bridge, ['/usr/lib/cni/bridge']],
-    ['weave', weave, [process.execPath, PLUGIN]],
-  ] as const)
-    results.push(await run(label, conf, [...argv]));
+  for (const p of plugins) results.push({ ...p, ...(await run(p.label, p.conf, p.argv)) });
   console.log(`CNI ADD and DEL, ${N} namespaces each, the plugin spawned per call as a runtime does (one lab host)`);
-  for (const r of results)
-    console.log(
-      `${r.label === 'weave' ? 'weave-net (Node + router)' : 'bridge + host-local (Go)'}: ADD ${fmt(r.add)}   DEL ${fmt(r.del)}`,
-    );
+  for (const r of results) console.log(`${r.name.padEnd(30)} ADD ${fmt(r.add)}   DEL ${fmt(r.del)}`);
   const node = JSON.parse(
     await lab.execOk('h1', [
       process.execPath,
@@ -80,10 +81,11 @@ try {
     ]),
   );
   console.log(`floor: starting an empty Node process takes ${node.toFixed(1)} ms here`);
-  const [b, w] = results;
-  console.log(
-    `ratio weave/bridge: ADD ${(pct(w.add, 50) / pct(b.add, 50)).toFixed(2)} x, DEL ${(pct(w.del, 50) / pct(b.del, 50)).toFixed(2)} x (p50)`,
-  );
+  const [b, ...ours] = results;
+  for (const w of ours)
+    console.log(
+      `ratio ${w.label}/bridge: ADD ${(pct(w.add, 50) / pct(b.add, 50)).toFixed(2)} x, DEL ${(pct(w.del, 50) / pct(b.del, 50)).toFixed(2)} x (p50)`,
+    );
 } finally {
   await lab.down();
 }

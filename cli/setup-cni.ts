@@ -1,5 +1,16 @@
-import { existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { CHECKOUT } from '../common/checkout.js';
 import { entryPoint } from '../contract/files.js';
 
 export const CNI_DEFAULTS = { binDir: '/opt/cni/bin', confDir: '/etc/cni/net.d' };
@@ -9,18 +20,26 @@ const PLUGIN = 'weave-net';
 const DEBIAN_PORTMAP = '/usr/lib/cni/portmap';
 
 const pluginScript = () => entryPoint('cni');
+/** The native plugin (npm run build:cni): the same relay to the router as the script, without Node's start-up. */
+export const NATIVE_PLUGIN = join(CHECKOUT, 'native', 'cni', 'build', PLUGIN);
 
 /**
- * `weave setup-cni`: the plugin in the CNI bin dir (a script running this checkout's build with
- * this Node) and a conflist naming it, portmap chained after it where portmap is there.
+ * `weave setup-cni`: the plugin in the CNI bin dir (a copy of the native one; where that is not
+ * built, a script running this checkout's build with this Node) and a conflist naming it, portmap
+ * chained after it where portmap is there.
  */
 export function setupCni(o: { binDir: string; confDir: string }): string[] {
-  if (!existsSync(pluginScript()))
-    throw new Error(`the CNI plugin is not built: ${pluginScript()} is missing (make build)`);
+  const native = existsSync(NATIVE_PLUGIN);
+  if (!native && !existsSync(pluginScript()))
+    throw new Error(`the CNI plugin is not built: ${NATIVE_PLUGIN} and ${pluginScript()} are missing (make build)`);
   mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
   const bin = join(o.binDir, PLUGIN);
-  writeFileSync(bin, `#!/bin/sh\nexec ${process.execPath} ${pluginScript()} "$@"\n`, { mode: 0o755 });
+  // Beside it, then renamed over it: a runtime running the old one meanwhile is not disturbed (nor is this refused).
+  const next = `${bin}.new-${process.pid}`;
+  if (native) copyFileSync(NATIVE_PLUGIN, next);
+  else writeFileSync(next, `#!/bin/sh\nexec ${process.execPath} ${pluginScript()} "$@"\n`, { mode: 0o755 });
+  renameSync(next, bin);
   const portmap = join(o.binDir, 'portmap');
   if (!existsSync(portmap) && existsSync(DEBIAN_PORTMAP)) symlinkSync(DEBIAN_PORTMAP, portmap);
   const plugins: object[] = [{ type: PLUGIN }];

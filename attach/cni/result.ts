@@ -1,22 +1,6 @@
-import type { CniAddResult } from '../contract/requests.js';
+import type { CniAddResult } from '../../contract/requests.js';
 
-export const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-
-/** The CNI spec's error codes that this plugin gives. */
-export const ERR = {
-  incompatible: 1,
-  unsupportedField: 2,
-  unknownContainer: 3,
-  invalidEnv: 4,
-  io: 5,
-  decode: 6,
-  invalidConfig: 7,
-  tryAgain: 11,
-  notAvailable: 50,
-  interfaceExists: 100,
-  checkFailed: 101,
-} as const;
-
+/** A CNI error with its spec code (contract/cni.ts CNI_ERR): what the plugin prints, not an HTTP status. */
 export class CniError extends Error {
   constructor(
     readonly code: number,
