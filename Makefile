@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
 APT_PACKAGES := libpcap-dev libssl-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables wireguard-go wireguard-tools btrfs-progs
 
-.PHONY: all node deps build test lint format demo bench clean
+.PHONY: all node deps build deb test lint format demo bench clean
 all: build
 
 # A Node.js 20.19+ (the machine's, or Node 22 from the npm registry in .tools/node: see bin/ensure-node).
@@ -22,6 +22,10 @@ deps: node
 build: deps
 	$(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm run build --silent
 
+# weave-ts_<version>_<arch>.deb for Debian 12 hosts (packaging/build-deb.sh), carrying the Node it was built with.
+deb: build
+	packaging/build-deb.sh
+
 test: build
 	npx mocha
 
@@ -39,4 +43,4 @@ bench: build
 	node dist/bench/throughput.js
 
 clean:
-	rm -rf dist
+	rm -rf dist weave-ts_*.deb
