@@ -144,6 +144,34 @@ describe('the Debian package (make deb): its files, its dependencies, its unit r
     assert.match(await packagedWeaveOk('h1', ['launch', '--help']), /--foreground[\s\S]*--password-file/);
   });
 
+  it('remove keeps the data and the password; purge deletes them and the link that enabled the unit', async () => {
+    // Its maintainer scripts as dpkg runs them, in a sandbox: a mount namespace where /etc and /var/lib
+    // take writes in a tmpfs, and /run/systemd is empty (systemd is not running here: the guarded case).
+    const scripts = join(dir, 'DEBIAN');
+    const scratch = join(dir, 'scratch');
+    mkdirSync(scratch);
+    await runOk(['dpkg-deb', '-e', deb, scripts]);
+    const sandbox = `set -e
+      mount -t tmpfs weave-deb ${scratch}
+      for d in etc var/lib; do
+        mkdir -p ${scratch}/$d/upper ${scratch}/$d/work
+        mount -t overlay weave-deb -o lowerdir=/$d,upperdir=${scratch}/$d/upper,workdir=${scratch}/$d/work /$d
+      done
+      if [ -d /run/systemd ]; then mount -t tmpfs weave-deb /run/systemd; fi
+      export DPKG_MAINTSCRIPT_PACKAGE=weave-ts
+      DPKG_MAINTSCRIPT_NAME=postinst ${scripts}/postinst configure
+      stat -c '/etc/weave %a' /etc/weave
+      echo secret >/etc/weave/password && mkdir -p /var/lib/weave && echo '{}' >/var/lib/weave/ipam.json
+      systemctl enable weave.service 2>/dev/null
+      DPKG_MAINTSCRIPT_NAME=prerm ${scripts}/prerm remove
+      DPKG_MAINTSCRIPT_NAME=postrm ${scripts}/postrm remove
+      echo removed: $(ls /var/lib/weave) $(ls /etc/weave)
+      DPKG_MAINTSCRIPT_NAME=postrm ${scripts}/postrm purge
+      ls -d /var/lib/weave /etc/weave /etc/systemd/system/multi-user.target.wants/weave.service 2>/dev/null || echo purged`;
+    const out = await runOk(withPackage(['sh', '-c', sandbox]));
+    assert.equal(out, '/etc/weave 700\nremoved: ipam.json password\npurged\n');
+  });
+
   describe('its unit on h1, with /etc/default/weave edited as a user would, h2 running the checkout', () => {
     let router: ChildProcess | undefined;
     let output = '';
