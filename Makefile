@@ -5,7 +5,7 @@ RUN_PACKAGES := libpcap-dev libssl-dev python3 make g++ iproute2 iputils-ping ip
 TEST_PACKAGES := iperf3 tcpdump iptables chromium fonts-dejavu-core bind9-dnsutils dnsmasq-base containernetworking-plugins containerd wireguard-go wireguard-tools
 APT_INSTALL = dpkg -s $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1); }
 
-.PHONY: all node deps test-deps build test lint format demo bench clean
+.PHONY: all node deps test-deps build deb test lint format demo bench clean
 all: build
 
 # A Node.js 20.19+ (the machine's, or Node 22 from the npm registry in .tools/node: see bin/ensure-node).
@@ -25,6 +25,10 @@ deps: node
 
 build: deps
 	$(if $(TOOLS_NODEDIR),npm_config_nodedir=$(TOOLS_NODEDIR)) npm run build --silent
+
+# weave-ts_<version>_<arch>.deb for Debian 12 hosts (packaging/build-deb.sh), carrying the Node it was built with.
+deb: build
+	packaging/build-deb.sh
 
 test-deps:
 	@$(call APT_INSTALL,$(TEST_PACKAGES))
@@ -46,4 +50,4 @@ bench: test-deps build
 	node dist/bench/throughput.js
 
 clean:
-	rm -rf dist
+	rm -rf dist weave-ts_*.deb

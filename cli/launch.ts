@@ -10,14 +10,19 @@ import type { Report } from '../contract/report.js';
 const SUPERVISOR = entryPoint('supervisor');
 const READY_TIMEOUT_MS = 20_000;
 
-/** Starts the router detached, logging to the data directory, and returns once its API answers. */
-export async function launch(cfg: RouterConfig): Promise<Report> {
+/** Refuses a second router here, before anything is spawned or written. */
+async function refuseIfRunning(cfg: RouterConfig): Promise<void> {
   const running = await tryReport<Report>();
   if (running) throw new Error(`the weave router is already running here as ${running.name}(${running.nickname})`);
-  // Another router (in another network namespace, or on another API address) has this data directory:
-  // refuse before anything is spawned or written. The daemon checks again, for a launch racing this one.
+  // Another router (in another network namespace, or on another API address) has this data directory.
+  // The daemon checks again, for a launch racing this one.
   const owner = dataDirOwner(cfg.dataDir);
   if (owner) throw new Error(inUse(cfg.dataDir, owner));
+}
+
+/** Starts the router detached, logging to the data directory, and returns once its API answers. */
+export async function launch(cfg: RouterConfig): Promise<Report> {
+  await refuseIfRunning(cfg);
   mkdirSync(cfg.dataDir, { recursive: true });
   const logFile = join(cfg.dataDir, DATA_FILES.log);
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
@@ -45,6 +50,18 @@ export async function launch(cfg: RouterConfig): Promise<Report> {
   }
   child.kill('SIGKILL');
   throw new Error(`the router did not answer within ${READY_TIMEOUT_MS / 1000}s; see ${logFile}`);
+}
+
+/**
+ * `weave launch --foreground`, for a service manager (systemd): the supervisor runs as our child,
+ * its log is our output (the journal), SIGTERM or SIGINT stops the router cleanly, and we exit
+ * with the supervisor's code once it has stopped.
+ */
+export async function launchInForeground(cfg: RouterConfig): Promise<number> {
+  await refuseIfRunning(cfg);
+  const child = spawn(process.execPath, [SUPERVISOR, JSON.stringify(cfg)], { stdio: 'inherit' });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 }
 
 /** Asks the router to stop and waits until it has. */

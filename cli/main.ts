@@ -19,7 +19,7 @@ import { isUnicastMac } from '../common/mac.js';
 import { isIPv4 } from '../common/cidr.js';
 import { parsePeerAddress } from '../common/address.js';
 import { call, callText, NotRunning, tryReport } from './client.js';
-import { launch, stop } from './launch.js';
+import { launch, launchInForeground, stop } from './launch.js';
 import { checkAddressSpec, isAddressSpec } from '../common/address-spec.js';
 import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
 
@@ -65,11 +65,16 @@ addFlags(
   program
     .command('launch')
     .description('start the router on this host, connecting to the given peers')
-    .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)'),
+    .argument('[peers...]', 'routers to connect to (HOST or HOST:PORT)')
+    .option('--foreground', 'run until stopped by a signal, logging to standard output (for systemd)'),
   LAUNCH_OPTIONS,
-).action(async (peers: string[], _o: unknown, cmd: Command) => {
+).action(async (peers: string[], o: { foreground?: boolean }, cmd: Command) => {
   const cfg = { ...configOf(cmd, LAUNCH_OPTIONS), peers: peers.map(peerAddress) } as RouterConfig;
   process.env.WEAVE_HTTP_ADDR = cfg.httpAddr;
+  if (o.foreground) {
+    process.exitCode = await launchInForeground(cfg);
+    return;
+  }
   const r = await launch(cfg);
   out(r.name);
 });

@@ -39,6 +39,7 @@ import { VolumeManager } from '../volumes/manager.js';
 import { volumesSubsystem } from '../volumes/subsystem.js';
 import { openPool } from '../volumes/pool.js';
 import { stopVolumeUsers, volumeUsers } from '../docker/volume-users.js';
+import { readPasswordFile } from '../common/password-file.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -46,7 +47,8 @@ async function main(given: RouterConfig): Promise<void> {
   const cfg = { ...given, nickname: given.nickname || hostname() };
   mkdirSync(cfg.dataDir, { recursive: true });
   const unlock = lockDataDir(cfg.dataDir);
-  cfg.password = process.env.WEAVE_PASSWORD || undefined; // from the environment, never the command line or the log
+  // From the environment or a file, never the command line or the log; the file is read again at each restart.
+  cfg.password = process.env.WEAVE_PASSWORD || (cfg.passwordFile ? readPasswordFile(cfg.passwordFile) : undefined);
   // Sealed datagrams carry a header and a tag more: the overlay MTU leaves room for them.
   const mtu = cfg.mtu ?? (await underlayMtu()) - VXLAN_OVERHEAD - (cfg.password ? SEAL_OVERHEAD : 0);
   const vxlanPeers = cfg.vxlanPeers.map((p) => parseVxlanPeer(p, cfg.udpPort));

@@ -14,15 +14,20 @@ export const dockerHost = (lab: Lab, host: string) => `unix://${join(lab.host(ho
 /** The host's own Docker plugin directory, which its dockerd (and only its) sees as /run/docker/plugins. */
 export const pluginDir = (lab: Lab, host: string) => join(lab.host(host).dataDir, 'plugins');
 
-const env = (lab: Lab, host: string, extra: NodeJS.ProcessEnv = {}) => ({
-  ...process.env,
-  ...extra,
+/** What keeps a router on a lab host to that host: its data dir, its Docker engine and plugin dir, the mounts. */
+export const hostVars = (lab: Lab, host: string) => ({
   WEAVE_DATA_DIR: lab.host(host).dataDir,
   DOCKER_HOST: dockerHost(lab, host),
   WEAVE_PLUGIN_DIR: pluginDir(lab, host),
   // `ip netns exec` gives each router a mount namespace of its own: its volume pool is mounted in ours
   // (the machine's), under the lab's shared root, from where it reaches dockerd's namespace.
   WEAVE_MOUNT_NS: `/proc/${process.pid}/ns/mnt`,
+});
+
+const env = (lab: Lab, host: string, extra: NodeJS.ProcessEnv = {}) => ({
+  ...process.env,
+  ...extra,
+  ...hostVars(lab, host),
 });
 
 /** The docker CLI against a lab host's engine, as a user types it there. */
