@@ -1,8 +1,8 @@
 // A Docker (legacy) plugin on a unix socket: JSON over HTTP, POST only, /Plugin.Activate answered
 // from the interfaces the handlers implement. The handlers are a table of their own (see plugin.ts),
 // so another socket (the managed plugin's relay) can serve the same ones. Errors go back as
-// {"Err": "..."} with status 200, as libnetwork's remote driver and IPAM protocols want: dockerd then
-// shows the message itself ("... failed: remote: <message>", "... IpamDriver.RequestPool: <message>").
+// the message with status 200, as libnetwork's protocols want it: the network driver's in "Err", the
+// IPAM driver's in "Error" (so both are given); dockerd then shows the message itself.
 import http from 'node:http';
 import net from 'node:net';
 import { lstatSync, mkdirSync, rmSync } from 'node:fs';
@@ -101,7 +101,7 @@ export async function servePluginSocket(
     handlePluginCall(implementsList, handlers, req)
       .then(
         ([status, body]) => reply(status, body),
-        (e: unknown) => reply(200, { Err: oneLine(e) }),
+        (e: unknown) => reply(200, { Err: oneLine(e), Error: oneLine(e) }),
       )
       .catch(() => res.destroy());
   });

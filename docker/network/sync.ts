@@ -3,7 +3,7 @@
 // the router was down are released; while it runs, each container that joins one of our networks
 // is named (its id and names, for `weave ps` and DNS) from the engine's `network connect` event.
 import { log } from '../../common/log.js';
-import { endpointVethExists } from '../../attach/endpoint-veth.js';
+import { announceEndpoint, endpointVethExists } from '../../attach/endpoint-veth.js';
 import type { DockerClient } from '../client.js';
 import type { DockerEvent } from '../engine.js';
 import { DRIVER_NAME } from './driver.js';
@@ -100,5 +100,6 @@ export class NetworkSync {
       name: info.Name.replace(/^\//, ''),
       hostname: info.Config.Hostname,
     });
+    if (info.State.Running) await announceEndpoint(info.State.Pid, e.mac, e.cidr.split('/')[0]);
   }
 }
