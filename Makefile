@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
-APT_PACKAGES := libpcap-dev libssl-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables wireguard-go wireguard-tools btrfs-progs
+APT_PACKAGES := libpcap-dev libssl-dev iproute2 iputils-ping iperf3 ethtool tcpdump procps util-linux python3 make g++ chromium fonts-dejavu-core docker.io busybox-static iputils-arping bind9-dnsutils dnsmasq-base containernetworking-plugins containerd iptables wireguard-go wireguard-tools btrfs-progs docker-compose
 
 .PHONY: all node deps build test lint format demo bench clean
 all: build
