@@ -191,7 +191,8 @@ export class Attachments {
     const exposed = wanted ? undefined : await bridgeAddresses();
     if (exposed?.cidrs.length) rows.push({ id: EXPOSE_ID, mac: exposed.mac, cidrs: exposed.cidrs });
     for (const e of this.attached.values()) {
-      if (wanted && !wanted.some((w) => w.ident === e.ident)) continue;
+      // a container is also named by attachments of another identity (its Docker network endpoints)
+      if (wanted && !wanted.some((w) => w.ident === e.ident || (w.container && w.container === e.container))) continue;
       rows.push({ id: e.container ? e.container.slice(0, 12) : e.label, mac: e.mac, cidrs: e.cidrs });
     }
     return rows;

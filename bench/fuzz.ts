@@ -7,7 +7,7 @@ import '../common/polyfill.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, waitFor } from '../lab/lab.js';
-import { launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
+import { launchAll, pluginDir, report, waitForMesh, weaveOk } from '../lab/weave.js';
 import { fuzzDecoders } from './fuzzers/decoders.js';
 
 const arg = (name: string, dflt: number) => {
@@ -94,19 +94,25 @@ try {
     row('gossip (live)', count, (Date.now() - t) / 1000, g);
   }
   if (ONLY.includes('http')) {
-    t = Date.now();
-    const http = JSON.parse(
-      await lab.execOk('h1', [process.execPath, join(FUZZ, 'http.js'), '127.0.0.1:6784', String(LIVE_N), '3'], {
-        timeoutMs: 3_600_000,
-      }),
-    ) as { statuses: Record<string, number>; fives: string[] };
-    row(
-      'HTTP (live)',
-      LIVE_N,
-      (Date.now() - t) / 1000,
-      (await alive()) ? 0 : 1,
-      `5xx: ${http.fives.length ? http.fives.join('; ') : 'none'}  statuses ${JSON.stringify(http.statuses)}`,
-    );
+    // The API, then the Docker network plugin's socket
+    for (const [what, addr] of [
+      ['HTTP (live)', '127.0.0.1:6784'],
+      ['plugin socket (live)', `unix:${join(pluginDir(lab, 'h1'), 'weavemesh.sock')}`],
+    ]) {
+      t = Date.now();
+      const http = JSON.parse(
+        await lab.execOk('h1', [process.execPath, join(FUZZ, 'http.js'), addr, String(LIVE_N), '3'], {
+          timeoutMs: 3_600_000,
+        }),
+      ) as { statuses: Record<string, number>; fives: string[] };
+      row(
+        what,
+        LIVE_N,
+        (Date.now() - t) / 1000,
+        (await alive()) ? 0 : 1,
+        `5xx: ${http.fives.length ? http.fives.join('; ') : 'none'}  statuses ${JSON.stringify(http.statuses)}`,
+      );
+    }
   }
   await weaveOk(lab, 'h1', ['status']);
 } finally {

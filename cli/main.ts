@@ -236,6 +236,16 @@ program
   });
 
 program
+  .command('dns-args')
+  .description(
+    "the docker run flags that give a container the cluster's DNS (docker run --network weave $(weave dns-args) ...)",
+  )
+  .action(async () => {
+    const r = await call<{ ip: string; domain: string }>('POST', '/dns-args');
+    out(`--dns=${r.ip} --dns-search=${r.domain}`);
+  });
+
+program
   .command('setup-cni')
   .description(
     'install the CNI plugin (weave-net) and a conflist, so that Kubernetes, containerd and others use the overlay',

@@ -15,6 +15,7 @@ import { ipamSubsystem } from '../ipam/subsystem.js';
 import { dnsSubsystem } from '../dns/subsystem.js';
 import { DockerClient } from '../docker/client.js';
 import { containersSubsystem } from '../docker/subsystem.js';
+import { networkPluginSubsystem } from '../docker/network/subsystem.js';
 import { dockerContainers } from '../docker/containers.js';
 import { checkProxy, engineHost, proxySubsystem } from '../docker/proxy/subsystem.js';
 import { Attachments } from '../attach/attachments.js';
@@ -183,6 +184,7 @@ async function main(given: RouterConfig): Promise<void> {
     membershipSubsystem(membership),
     schedulerSubsystem(scheduler),
     volumesSubsystem(volumes, { pluginDir: cfg.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
+    networkPluginSubsystem(docker, attachments, ipam, { pluginDir: cfg.pluginDir, mtu }),
   ];
   await registerGossip(control, subsystems);
 

@@ -1,5 +1,6 @@
 import type { Attachments } from '../attach/attachments.js';
 import type { RunRequest, RunResult } from '../contract/requests.js';
+import { UserError } from '../common/errors.js';
 import { route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
 import type { DockerClient } from './client.js';
@@ -27,6 +28,16 @@ export function containersSubsystem(
         path: '/run',
         body: { cidrs: 'string[]?', args: 'string[]', env: 'string[]?' },
         handle: ({ body }) => run(docker, attachments, body, dns),
+      }),
+      // The router's DNS for containers weave does not start itself (docker run --network weave): the bridge gets an
+      // overlay address if it has none, so POST.
+      route({
+        method: 'POST',
+        path: '/dns-args',
+        handle: async () => {
+          if (!dns) throw new UserError('the router runs without DNS');
+          return { ip: (await dns.resolver()).ip, domain: dns.domain };
+        },
       }),
     ],
     start: () => watcher.start(),

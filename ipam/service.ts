@@ -133,6 +133,12 @@ export class IpamService {
     return contains(this.range, ipToNum(ip));
   }
 
+  /** The identity holding an address, if any. */
+  holder(ip: string): string | undefined {
+    const a = this.allocator.state.allocations.get(ipToNum(ip));
+    return a && !a.released ? a.ident : undefined;
+  }
+
   lookup(ident: string) {
     return this.allocator
       .lookup(ident)

@@ -1,6 +1,7 @@
 // Hostile HTTP for a router's API: random methods, paths (every route's shape, bent), query
 // strings, headers and bodies, and raw garbage on the socket. Prints a JSON summary of the status
-// codes it got. `node dist/bench/fuzzers/http.js HOST:PORT COUNT SEED`
+// codes it got. `node dist/bench/fuzzers/http.js HOST:PORT COUNT SEED`; with `unix:/path/weavemesh.sock`, the Docker
+// network plugin's calls (NetworkDriver.*, IpamDriver.*) on its socket instead.
 import http from 'node:http';
 import net from 'node:net';
 import { seededRandom } from './rand.js';
@@ -34,6 +35,50 @@ const PATHS = [
   '/nope',
   '/app.js',
 ];
+/** The network plugin's calls, and the fields of their bodies. */
+const PLUGIN_PATHS = [
+  '/Plugin.Activate',
+  ...[
+    'GetCapabilities',
+    'CreateNetwork',
+    'DeleteNetwork',
+    'AllocateNetwork',
+    'FreeNetwork',
+    'CreateEndpoint',
+    'EndpointOperInfo',
+    'DeleteEndpoint',
+    'Join',
+    'Leave',
+    'DiscoverNew',
+    'ProgramExternalConnectivity',
+  ].map((m) => `/NetworkDriver.${m}`),
+  ...[
+    'GetCapabilities',
+    'GetDefaultAddressSpaces',
+    'RequestPool',
+    'ReleasePool',
+    'RequestAddress',
+    'ReleaseAddress',
+  ].map((m) => `/IpamDriver.${m}`),
+  '/VolumeDriver.Create',
+  '/nope',
+];
+const PLUGIN_KEYS = [
+  'NetworkID',
+  'EndpointID',
+  'SandboxKey',
+  'Interface',
+  'Options',
+  'IPv4Data',
+  'IPv6Data',
+  'PoolID',
+  'Pool',
+  'SubPool',
+  'V6',
+  'Address',
+  'AddressSpace',
+  '__proto__',
+];
 // Never /stop, /ipam/reset or /ipam/rmpeer: a caller of ours may do those, and they would end the
 // run. Never a namespace by pid or path as a target: the machine's own (pid 1) is not ours to touch.
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'BREW'];
@@ -55,33 +100,40 @@ const VALUES = [
   '[]',
   '{}',
   'true',
+  '10.32.0.0/12',
+  'weave-10.32.0.0/12-10.32.0.0/12',
+  'f'.repeat(64),
+  '02:00:00:00:00:01',
 ];
 
 export function* hostileRequests(
   seed: number,
+  plugin = false,
 ): Generator<{ method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer }> {
   const rand = seededRandom(seed);
   const pick = <T>(xs: T[]) => xs[rand(xs.length)];
   const json = (): string => {
-    const keys = [
-      'target',
-      'cidrs',
-      'mac',
-      'peers',
-      'replace',
-      'targets',
-      'name',
-      'ips',
-      'args',
-      'env',
-      'containerId',
-      'netns',
-      'ifname',
-      'valid',
-      'who',
-      '__proto__',
-      'constructor',
-    ];
+    const keys = plugin
+      ? PLUGIN_KEYS
+      : [
+          'target',
+          'cidrs',
+          'mac',
+          'peers',
+          'replace',
+          'targets',
+          'name',
+          'ips',
+          'args',
+          'env',
+          'containerId',
+          'netns',
+          'ifname',
+          'valid',
+          'who',
+          '__proto__',
+          'constructor',
+        ];
     const val = () =>
       pick<unknown>([
         pick(VALUES),
@@ -104,7 +156,7 @@ export function* hostileRequests(
       yield { method: '', path: '', headers: {}, raw: Buffer.from(Array.from({ length: rand(300) }, () => rand(256))) };
       continue;
     }
-    let path = pick(PATHS);
+    let path = pick(plugin ? PLUGIN_PATHS : PATHS);
     if (rand(3) === 0)
       path = path
         .split('/')
@@ -119,29 +171,31 @@ export function* hostileRequests(
   }
 }
 
+/** A TCP address, or a unix socket's path. */
+type Target = { host: string; port: number } | { socketPath: string };
+
 function send(
-  host: string,
-  port: number,
+  to: Target,
   r: { method: string; path: string; headers: Record<string, string>; body?: string; raw?: Buffer },
 ): Promise<number> {
   return new Promise((resolve) => {
     const raw = r.raw;
     if (raw) {
-      const sock = net.connect(port, host, () => sock.end(raw));
+      const sock =
+        'socketPath' in to
+          ? net.connect(to.socketPath, () => sock.end(raw))
+          : net.connect(to.port, to.host, () => sock.end(raw));
       sock.on('data', () => {});
       sock.on('close', () => resolve(0));
       sock.on('error', () => resolve(0));
       sock.setTimeout(5000, () => sock.destroy());
       return;
     }
-    const req = http.request(
-      { host, port, method: r.method, path: r.path, headers: r.headers, timeout: 10_000 },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve(-1));
-      },
-    );
+    const req = http.request({ ...to, method: r.method, path: r.path, headers: r.headers, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(-1));
+    });
     req.on('error', () => resolve(-1));
     req.on('timeout', () => req.destroy());
     req.end(r.body);
@@ -150,8 +204,11 @@ function send(
 
 const [addr, count, seed] = process.argv.slice(2);
 if (addr) {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
-  const gen = hostileRequests(Number(seed));
+  const plugin = addr.startsWith('unix:');
+  const to: Target = plugin
+    ? { socketPath: addr.slice(5) }
+    : { host: addr.slice(0, addr.lastIndexOf(':')), port: Number(addr.slice(addr.lastIndexOf(':') + 1)) };
+  const gen = hostileRequests(Number(seed), plugin);
   const statuses: Record<string, number> = {};
   const fives: string[] = [];
   for (let i = 0; i < Number(count); i++) {
@@ -164,7 +221,7 @@ if (addr) {
     };
     // The event stream never ends by itself: ask for it only with a bad query, which is refused.
     if (r.path.startsWith('/events') && !r.path.includes('?')) r.path += '?interval=0';
-    const status = await send(host, port, r);
+    const status = await send(to, r);
     statuses[status] = (statuses[status] ?? 0) + 1;
     if (status >= 500 && fives.length < 5) fives.push(`${r.method} ${r.path} ${r.body ?? ''}`);
   }

@@ -1,0 +1,55 @@
+// Docker's own network API on the overlay: the router serves the `weavemesh` network and IPAM
+// driver on <pluginDir>/weavemesh.sock (beside the volume plugin's weave.sock), and makes the
+// network `weave` at launch.
+import { join } from 'node:path';
+import { log } from '../../common/log.js';
+import type { Subsystem } from '../../common/subsystem.js';
+import type { Attachments } from '../../attach/attachments.js';
+import { createEndpointVeth, deleteEndpointVeth } from '../../attach/endpoint-veth.js';
+import type { IpamService } from '../../ipam/service.js';
+import type { DockerClient } from '../client.js';
+import { ensureDefaultNetwork } from './default-network.js';
+import { DRIVER_NAME } from './driver.js';
+import { DockerEndpoints } from './endpoints.js';
+import { NETWORK_PLUGIN_IMPLEMENTS, networkPluginHandlers } from './plugin.js';
+import { servePluginSocket } from './plugin-server.js';
+import { NetworkSync } from './sync.js';
+
+export function networkPluginSubsystem(
+  docker: DockerClient,
+  attachments: Attachments,
+  ipam: IpamService,
+  o: { pluginDir: string; mtu: number },
+): Subsystem {
+  const endpoints = new DockerEndpoints(attachments);
+  const sync = new NetworkSync(docker, endpoints, ipam);
+  const handlers = networkPluginHandlers(ipam, endpoints, {
+    create: (id, mac) => createEndpointVeth(id, mac, o.mtu),
+    remove: (id) => deleteEndpointVeth(id),
+  });
+  let server: { close(): Promise<void> } | undefined;
+  return {
+    name: 'docker-network',
+    start: async () => {
+      const engine = await sync.restore();
+      // Without the plugin Docker cannot use our networks, but the rest of the router is of use.
+      server = await servePluginSocket(
+        join(o.pluginDir, `${DRIVER_NAME}.sock`),
+        NETWORK_PLUGIN_IMPLEMENTS,
+        handlers,
+      ).catch((err: Error) => {
+        log.warn(`docker network plugin: not served: ${err.message}`);
+        return undefined;
+      });
+      if (!server || !engine) return;
+      sync.follow();
+      await ensureDefaultNetwork(docker, ipam.defaultSubnet.text).catch((err: Error) =>
+        log.warn(`docker network plugin: no network weave: ${err.message}`),
+      );
+    },
+    stop: async () => {
+      sync.stop();
+      await server?.close();
+    },
+  };
+}
