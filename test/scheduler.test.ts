@@ -410,7 +410,7 @@ describe('the scheduler: a stack deployed across four hosts with a dockerd each 
       await waitFor(
         `${r.replica} answers from ${want.split(' ')[1]}`,
         async () => (await fetchFrom(client.netns, r.address, 1)) === want,
-        5000,
+        15_000, // a replica started again on h4 as it rejoined: its new MAC is learnt by every host first
       );
     }
   });
