@@ -181,7 +181,7 @@ export class Fastdp implements Datapath {
   setRouting(routing: Routing): void {
     this.sleeve.setRouting(routing);
     this.routing = routing;
-    for (const peer of this.held.keys()) this.reprogram(peer); // one now relayed by another router is held no more
+    for (const peer of this.held.keys()) this.reprogram(peer); // relayed by another router, or by none any more
   }
 
   setPeers(peers: PeerLink[]): void {
@@ -261,12 +261,15 @@ export class Fastdp implements Datapath {
     for (const mac of this.sleeve.knownMacs()) if (this.sleeve.ownerOf(mac) === peer) this.program(mac);
   }
 
-  /** The address of a gone neighbour whose entries are held, while nothing else reaches it and the hold lasts. */
+  /**
+   * The address of a gone neighbour whose entries are held while the hold lasts, unless another router relays to it
+   * (the topology may say so for a moment after the neighbour went, until the relay's own record follows).
+   */
   private heldAddress(peer: string): string | undefined {
     const h = this.held.get(peer);
+    if (h && Date.now() > h.until) this.held.delete(peer);
     const hop = this.routing?.nextHop(peer);
-    if (h && (Date.now() > h.until || (hop !== undefined && hop !== peer))) this.held.delete(peer);
-    return this.held.get(peer)?.ip;
+    return hop !== undefined && hop !== peer ? undefined : this.held.get(peer)?.ip;
   }
 
   /**
