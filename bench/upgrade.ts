@@ -66,6 +66,11 @@ interface Restart {
   gapsMs: number[];
   lost: number;
   sent: number;
+  /**
+   * The probe's own longest pause between two sends (its timer starved of CPU while a router starts on this 2-core
+   * machine): a gap in echoes this long, with nothing lost, is the sender's, not the network's.
+   */
+  sendPauseMs: number;
   /** The trickle's longest pause in echoes, whether it kept flowing after, and its error if it broke. */
   tcpStallMs: number;
   tcpSurvived: boolean;
@@ -84,16 +89,21 @@ u.on('message', (m, r) => u.send(m, r.port, r.address));
 u.bind(${PORT}, () => require('node:net').createServer((s) => { s.on('error', () => {}); s.pipe(s); })
   .listen(${PORT}, () => console.log('listening')));`;
 
-// Inside c1: datagram n (a 4-byte number) every 10 ms; on SIGINT, the numbers echoed and when each came back.
+// Inside c1: datagram n (a 4-byte number) every 10 ms; on SIGINT, when each was sent, the numbers echoed and when
+// each came back.
 const PROBE = `
 const u = require('node:dgram').createSocket('udp4');
-const seqs = [], at = [];
+const sentAt = [], seqs = [], at = [];
 let n = 0;
 u.on('message', (m) => { seqs.push(m.readUInt32BE(0)); at.push(performance.timeOrigin + performance.now()); });
 u.on('error', () => {}); // sends while the path is down may fail: counted as lost
 const b = Buffer.alloc(4);
-const timer = setInterval(() => { b.writeUInt32BE(n++); u.send(b, ${PORT}, process.argv[1]); }, 10);
-process.on('SIGINT', () => { clearInterval(timer); console.log(JSON.stringify({ seqs, at })); process.exit(0); });`;
+const timer = setInterval(() => {
+  b.writeUInt32BE(n++);
+  sentAt.push(performance.timeOrigin + performance.now());
+  u.send(b, ${PORT}, process.argv[1]);
+}, 10);
+process.on('SIGINT', () => { clearInterval(timer); console.log(JSON.stringify({ sentAt, seqs, at })); process.exit(0); });`;
 
 // Inside c1: 64 bytes every 10 ms, one JSON line per event: the bytes echoed so far (every 50 ms),
 // a pause in echoes, an error, the close.
@@ -154,10 +164,10 @@ class Probe {
     this.child.stdout!.on('data', (d) => (this.out += d));
     this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
   }
-  async stop(): Promise<{ outageMs: number; gapsMs: number[]; lost: number; sent: number }> {
+  async stop(): Promise<{ outageMs: number; gapsMs: number[]; lost: number; sent: number; sendPauseMs: number }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
     await this.exited;
-    const { seqs, at } = JSON.parse(this.out) as { seqs: number[]; at: number[] };
+    const { sentAt, seqs, at } = JSON.parse(this.out) as { sentAt: number[]; seqs: number[]; at: number[] };
     if (seqs.length < 2) throw new Error(`the probe had fewer than 2 echoes: ${this.out}`);
     const gaps = at.slice(1).map((t, i) => t - at[i]);
     // Lost: the numbers up to the last echo that got none (what was in flight at the end is not counted).
@@ -167,6 +177,7 @@ class Probe {
       gapsMs: gaps.filter((g) => g >= GAP_MS).map(Math.round),
       lost: sent - new Set(seqs).size,
       sent,
+      sendPauseMs: Math.round(Math.max(...sentAt.slice(1).map((t, i) => t - sentAt[i]))),
     };
   }
 }
@@ -281,6 +292,7 @@ async function benchDatapath(datapath: Datapath, opts: Options, rows: Restart[])
           gapsMs: p.gapsMs,
           lost: p.lost,
           sent: p.sent,
+          sendPauseMs: p.sendPauseMs,
           tcpStallMs: Math.max(0, ...trickle.stalls),
           tcpSurvived: !trickle.error,
           tcpError: trickle.error,
@@ -302,7 +314,7 @@ async function benchDatapath(datapath: Datapath, opts: Options, rows: Restart[])
 function printRow(r: Restart): void {
   console.log(
     `${r.datapath.padEnd(6)} ${r.restarted} #${r.run}: outage ${r.outageMs} ms (gaps ${r.gapsMs.join(', ') || 'none'}), ` +
-      `${r.lost}/${r.sent} datagrams lost; TCP ${r.tcpSurvived ? 'survived' : `BROKE (${r.tcpError})`}, ` +
+      `${r.lost}/${r.sent} datagrams lost (sender's longest pause ${r.sendPauseMs} ms); TCP ${r.tcpSurvived ? 'survived' : `BROKE (${r.tcpError})`}, ` +
       `longest stall ${r.tcpStallMs} ms; addresses ${r.addressesKept ? 'kept' : 'CHANGED'}; ` +
       `stop ${r.stopMs} ms (exit ${r.exitCode}), start to connected ${r.startMs} ms; ` +
       `made anew: ${r.devicesMadeAnew.join(' ') || 'nothing'}` +
