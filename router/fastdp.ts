@@ -59,6 +59,11 @@ function deviceCounters(dev: string): { rxBytes: number; rxPackets: number; txBy
 const RECONCILE_MS = 5000;
 /** After a restart, the previous router's entries are trusted this long before stale ones are removed. */
 const STALE_GRACE_MS = 5000;
+/**
+ * A neighbour on the kernel's path whose connection went (its router restarting: an upgrade, a crash) keeps that
+ * path this long while no other router reaches it: its kernel goes on forwarding, and the sleeve could not reach it.
+ */
+const HOLD_MS = 30_000;
 
 /**
  * The kernel forwards: a vxlan device on the bridge carries frames to peers whose VXLAN path the
@@ -75,6 +80,9 @@ export class Fastdp implements Datapath {
   }
   private peers = new Map<string, PeerLink>();
   private readonly paths = new Map<string, PeerPath>();
+  /** Neighbours gone while on the kernel's path: their address, until when their entries stay. */
+  private readonly held = new Map<string, { ip: string; until: number }>();
+  private routing?: Routing;
   private readonly heartbeatCapture: Capture;
   private fdb?: FdbSync;
   private events?: DatapathEvents;
@@ -172,6 +180,8 @@ export class Fastdp implements Datapath {
 
   setRouting(routing: Routing): void {
     this.sleeve.setRouting(routing);
+    this.routing = routing;
+    for (const peer of this.held.keys()) this.reprogram(peer); // relayed by another router, or by none any more
   }
 
   setPeers(peers: PeerLink[]): void {
@@ -181,6 +191,9 @@ export class Fastdp implements Datapath {
     for (const name of new Set([...before.keys(), ...this.peers.keys()])) {
       const a = before.get(name),
         b = this.peers.get(name);
+      if (b) this.held.delete(name);
+      else if (a && this.paths.get(name)?.mode === 'fastdp')
+        this.held.set(name, { ip: a.ip, until: Date.now() + HOLD_MS });
       if (a?.ip !== b?.ip || a?.mtu !== b?.mtu || a?.datapath !== b?.datapath) this.repath(name);
     }
   }
@@ -240,8 +253,23 @@ export class Fastdp implements Datapath {
       was = this.paths.get(peer);
     if (was?.mode === now.mode && was?.heartbeat === now.heartbeat && was?.reason === now.reason) return;
     this.paths.set(peer, now);
-    for (const mac of this.sleeve.knownMacs()) if (this.sleeve.ownerOf(mac) === peer) this.program(mac);
+    this.reprogram(peer);
     if (this.peers.has(peer)) this.events?.pathChanged(peer, now);
+  }
+
+  private reprogram(peer: string): void {
+    for (const mac of this.sleeve.knownMacs()) if (this.sleeve.ownerOf(mac) === peer) this.program(mac);
+  }
+
+  /**
+   * The address of a gone neighbour whose entries are held while the hold lasts, unless another router relays to it
+   * (the topology may say so for a moment after the neighbour went, until the relay's own record follows).
+   */
+  private heldAddress(peer: string): string | undefined {
+    const h = this.held.get(peer);
+    if (h && Date.now() > h.until) this.held.delete(peer);
+    const hop = this.routing?.nextHop(peer);
+    return hop !== undefined && hop !== peer ? undefined : this.held.get(peer)?.ip;
   }
 
   /**
@@ -253,7 +281,10 @@ export class Fastdp implements Datapath {
     let want: FdbWant | undefined;
     if (owner !== undefined && owner !== LOCAL) {
       const p = this.peers.get(owner);
-      want = p && this.pathOf(owner).mode === 'fastdp' ? { via: 'vxlan', dst: p.ip } : { via: 'sleeve' };
+      const held = p ? undefined : this.heldAddress(owner);
+      if (p && this.pathOf(owner).mode === 'fastdp') want = { via: 'vxlan', dst: p.ip };
+      else if (held) want = { via: 'vxlan', dst: held };
+      else want = { via: 'sleeve' };
     }
     this.fdb?.set(formatMac(mac), want);
   }

@@ -213,6 +213,18 @@ describe('fastdp: the kernel forwards, programmed from gossip (h1, h2 fastdp; h3
     );
     await waitForPing(lab, c[0].netns, ip(2));
   });
+
+  it("while a router is stopped (an upgrade restarts it), its containers and the far end's still reach each other through the kernels", async () => {
+    await weaveOk(lab, 'h1', ['stop']);
+    await waitForPing(lab, c[1].netns, ip(1));
+    await waitForPing(lab, c[0].netns, ip(2));
+    await weaveOk(lab, 'h1', ['launch', '--nickname', 'h1', '--datapath', 'fastdp', addr('h2')]);
+    await waitFor(
+      'h1 back on fastdp for h2',
+      async () => (await pathTo(lab, 'h1', names.get('h2')!))?.mode === 'fastdp',
+    );
+    await waitForPing(lab, c[1].netns, ip(1));
+  });
 });
 
 describe('path MTU: a host whose underlay MTU is lower', function () {
