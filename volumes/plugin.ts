@@ -3,9 +3,9 @@
 // behind PluginVolumes, answers. Errors go back as {"Err": "..."} with status 200, as the protocol
 // wants: dockerd then shows the message itself (e.g. "VolumeDriver.Mount: <message>").
 import http from 'node:http';
-import net from 'node:net';
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { clearStaleSocket, PLUGIN_CONTENT_TYPE, readPluginBody } from '../common/plugin-socket.js';
 
 export interface PluginVolumes {
   create(name: string, opts: Record<string, string>): Promise<void>;
@@ -22,38 +22,7 @@ export interface PluginVolumes {
   list(): { name: string; mountpoint?: string }[];
 }
 
-const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
-const MAX_BODY = 64 * 1024;
 type Body = Record<string, unknown>;
-
-/**
- * The request's JSON object (dockerd sends `null` when a call has no arguments: {} then). Not
- * api/body.ts: volumes/ may not import api/ (ARCHITECTURE.md's layering).
- */
-function readBody(req: http.IncomingMessage): Promise<Body> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      if ((text += chunk).length > MAX_BODY) {
-        reject(new Error('request body too large'));
-        req.destroy();
-      }
-    });
-    req.on('end', () => {
-      let v: unknown;
-      try {
-        v = text.trim() ? JSON.parse(text) : null;
-      } catch {
-        return reject(new Error('request body is not JSON'));
-      }
-      if (v === null) return resolve({});
-      if (typeof v !== 'object' || Array.isArray(v)) return reject(new Error('request body is not a JSON object'));
-      resolve(v as Body);
-    });
-    req.on('error', reject);
-  });
-}
 
 const str = (b: Body, key: string, optional = false): string => {
   const v = b[key];
@@ -135,33 +104,13 @@ async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promis
     req.resume();
     return [405, { Err: `${req.method} not allowed, use POST` }];
   }
-  const body = ep.args ? await readBody(req) : await readBody(req).catch(() => ({}));
+  const body = ep.args ? await readPluginBody(req) : await readPluginBody(req).catch(() => ({}));
   return [200, await ep.run(volumes, body)];
-}
-
-/** Throws when a live server answers on socketPath; removes it when stale (its server died). */
-async function clearStale(socketPath: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(socketPath).isSocket();
-  } catch {
-    return;
-  }
-  if (!isSocket) throw new Error(`${socketPath} exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`another volume plugin is serving on ${socketPath}`);
-  rmSync(socketPath, { force: true });
 }
 
 export async function servePlugin(socketPath: string, volumes: PluginVolumes): Promise<{ close(): Promise<void> }> {
   mkdirSync(dirname(socketPath), { recursive: true });
-  await clearStale(socketPath);
+  await clearStaleSocket(socketPath, 'volume plugin');
   const server = http.createServer((req, res) => {
     const reply = (status: number, body: Body) => {
       if (res.headersSent || res.destroyed) return;
@@ -171,7 +120,7 @@ export async function servePlugin(socketPath: string, volumes: PluginVolumes): P
       } catch (e) {
         [status, text] = [200, JSON.stringify({ Err: oneLine(e) })];
       }
-      res.writeHead(status, { 'Content-Type': CONTENT_TYPE }).end(`${text}\n`);
+      res.writeHead(status, { 'Content-Type': PLUGIN_CONTENT_TYPE }).end(`${text}\n`);
     };
     handle(volumes, req)
       .then(

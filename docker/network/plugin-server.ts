@@ -4,39 +4,10 @@
 // the message with status 200, as libnetwork's protocols want it: the network driver's in "Err", the
 // IPAM driver's in "Error" (so both are given); dockerd then shows the message itself.
 import http from 'node:http';
-import net from 'node:net';
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { clearStaleSocket, PLUGIN_CONTENT_TYPE, readPluginBody } from '../../common/plugin-socket.js';
 import type { Body, PluginHandlers } from './body.js';
-
-const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
-const MAX_BODY = 64 * 1024;
-
-/** The request's JSON object; dockerd sends `null` (or nothing) for a call without arguments: {} then. */
-function readBody(req: http.IncomingMessage): Promise<Body> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      if ((text += chunk).length > MAX_BODY) {
-        reject(new Error('request body too large'));
-        req.destroy();
-      }
-    });
-    req.on('end', () => {
-      let v: unknown;
-      try {
-        v = text.trim() ? JSON.parse(text) : null;
-      } catch {
-        return reject(new Error('request body is not JSON'));
-      }
-      if (v === null) return resolve({});
-      if (typeof v !== 'object' || Array.isArray(v)) return reject(new Error('request body is not a JSON object'));
-      resolve(v as Body);
-    });
-    req.on('error', reject);
-  });
-}
 
 const oneLine = (e: unknown): string =>
   (e instanceof Error ? e.message : String(e))
@@ -63,27 +34,7 @@ export async function handlePluginCall(
     req.resume();
     return [405, { Err: `${req.method} not allowed, use POST` }];
   }
-  return [200, await h(await readBody(req))];
-}
-
-/** Throws when a live server answers on socketPath; removes it when stale (its server died). */
-async function clearStale(socketPath: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(socketPath).isSocket();
-  } catch {
-    return;
-  }
-  if (!isSocket) throw new Error(`${socketPath} exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`another plugin is serving on ${socketPath}`);
-  rmSync(socketPath, { force: true });
+  return [200, await h(await readPluginBody(req))];
 }
 
 export async function servePluginSocket(
@@ -92,11 +43,11 @@ export async function servePluginSocket(
   handlers: PluginHandlers,
 ): Promise<{ close(): Promise<void> }> {
   mkdirSync(dirname(socketPath), { recursive: true });
-  await clearStale(socketPath);
+  await clearStaleSocket(socketPath, 'plugin');
   const server = http.createServer((req, res) => {
     const reply = (status: number, body: Body) => {
       if (res.headersSent || res.destroyed) return;
-      res.writeHead(status, { 'Content-Type': CONTENT_TYPE }).end(`${JSON.stringify(body)}\n`);
+      res.writeHead(status, { 'Content-Type': PLUGIN_CONTENT_TYPE }).end(`${JSON.stringify(body)}\n`);
     };
     handlePluginCall(implementsList, handlers, req)
       .then(
