@@ -22,6 +22,7 @@ import { call, callText, NotRunning, tryReport } from './client.js';
 import { launch, launchInForeground, stop } from './launch.js';
 import { checkAddressSpec, isAddressSpec } from '../common/address-spec.js';
 import { CNI_DEFAULTS, removeCni, setupCni } from './setup-cni.js';
+import { installPlugin } from './plugin-install.js';
 
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
@@ -255,6 +256,15 @@ program
   .option('--remove', 'take them away again')
   .action((o: { binDir: string; confDir: string; remove?: boolean }) => {
     for (const f of o.remove ? removeCni(o) : setupCni(o)) out(`${o.remove ? 'removed' : 'wrote'} ${f}`);
+  });
+
+const plugin = program.command('plugin').description("Docker's managed plugin for Swarm: weave plugin install");
+plugin
+  .command('install')
+  .description('build the managed plugin (weave-net:latest) from this checkout, install it in Docker and enable it')
+  .option('--force', 'replace one that is there')
+  .action(async (o: { force?: boolean }) => {
+    for (const line of await installPlugin(o.force === true)) out(line);
   });
 
 program

@@ -184,7 +184,11 @@ async function main(given: RouterConfig): Promise<void> {
     membershipSubsystem(membership),
     schedulerSubsystem(scheduler),
     volumesSubsystem(volumes, { pluginDir: cfg.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
-    networkPluginSubsystem(docker, attachments, ipam, { pluginDir: cfg.pluginDir, mtu }),
+    networkPluginSubsystem(docker, attachments, ipam, {
+      pluginDir: cfg.pluginDir,
+      managedSocket: cfg.managedPluginSocket,
+      mtu,
+    }),
   ];
   await registerGossip(control, subsystems);
 

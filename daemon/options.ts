@@ -5,7 +5,7 @@ import { gossipOptions } from '../gossip/options.js';
 import { routerOptions } from '../router/options.js';
 import { ipamOptions } from '../ipam/options.js';
 import { dnsOptions } from '../dns/options.js';
-import { containersOptions } from '../docker/options.js';
+import { containersOptions, networkPluginOptions } from '../docker/options.js';
 import { proxyOptions } from '../docker/proxy/options.js';
 import { membershipOptions } from '../membership/options.js';
 import { schedulerOptions } from '../scheduler/options.js';
@@ -38,6 +38,7 @@ export const LAUNCH_OPTIONS = {
   ...schedulerOptions,
   ...membershipOptions,
   ...volumesOptions,
+  ...networkPluginOptions,
 };
 
 /** Everything `weave launch` decides; the launcher hands it to the daemon as JSON (secrets by environment). */

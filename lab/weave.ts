@@ -22,6 +22,8 @@ export const hostVars = (lab: Lab, host: string) => ({
   // `ip netns exec` gives each router a mount namespace of its own: its volume pool is mounted in ours
   // (the machine's), under the lab's shared root, from where it reaches dockerd's namespace.
   WEAVE_MOUNT_NS: `/proc/${process.pid}/ns/mnt`,
+  // the managed plugin's relay reaches this host's router here (bound into the plugin by `weave plugin install`)
+  WEAVE_MANAGED_PLUGIN_SOCKET: join(lab.host(host).dataDir, 'run', 'plugin.sock'),
 });
 
 const env = (lab: Lab, host: string, extra: NodeJS.ProcessEnv = {}) => ({

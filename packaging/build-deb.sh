@@ -23,7 +23,7 @@ mkdir -p "$lib"
 install -m 755 "$node" "$lib/node"
 cp "$root/package.json" "$lib/"
 tar -C "$root" -cf - --exclude=dist/test --exclude=dist/bench --exclude=dist/lab --exclude='*.map' \
-  dist api/page native/build/Release/weave_native.node native/wait/build | tar -C "$lib" -xf -
+  dist api/page native/build/Release/weave_native.node native/wait/build native/relay/build | tar -C "$lib" -xf -
 # The production packages, top-level entries only (a package's own node_modules comes with it), less
 # their TypeScript sources, type declarations and source maps: half the bytes, none of them ever loaded.
 (cd "$root" && npm ls --omit=dev --all --parseable) >"$stage/prod"

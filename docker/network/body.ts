@@ -36,9 +36,9 @@ export function objs(b: Body, key: string): Body[] {
   return v as Body[];
 }
 
-/** Docker's ids (networks, endpoints): hex, as dockerd makes them. */
+/** Docker's ids: hex as dockerd makes them (networks, endpoints), or base 36 as Swarm makes its networks'. */
 export function dockerId(b: Body, key: string): string {
   const v = str(b, key);
-  if (!/^[0-9a-f]{12,64}$/i.test(v)) throw new Error(`${key} "${v.slice(0, 70)}" is not a Docker id`);
+  if (!/^[0-9a-z]{12,64}$/i.test(v)) throw new Error(`${key} "${v.slice(0, 70)}" is not a Docker id`);
   return v;
 }

@@ -1,5 +1,5 @@
 // libnetwork's remote network driver protocol (NetworkDriver.*), as Weave's `weavemesh` answered it:
-// scope local; CreateEndpoint makes a veth with one end on the bridge; Join hands dockerd the other
+// scope local (the legacy plugin) or global (the managed plugin, for Swarm: one network on every node); CreateEndpoint makes a veth with one end on the bridge; Join hands dockerd the other
 // end to move into the container as ethwe0 (dockerd gives it the address IPAM gave); Leave and
 // DeleteEndpoint take it away. Networks must take their addresses from our IPAM driver.
 import { randomBytes } from 'node:crypto';
@@ -24,19 +24,24 @@ const randomMac = () => {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 };
 
-export function networkDriverHandlers(endpoints: DockerEndpoints, veths: EndpointVeths): PluginHandlers {
+export function networkDriverHandlers(
+  endpoints: DockerEndpoints,
+  veths: EndpointVeths,
+  scope: 'local' | 'global' = 'local',
+  driver = DRIVER_NAME,
+): PluginHandlers {
   const done = (): Body => ({});
   return {
-    '/NetworkDriver.GetCapabilities': () => ({ Scope: 'local', ConnectivityScope: 'global' }),
+    '/NetworkDriver.GetCapabilities': () => ({ Scope: scope, ConnectivityScope: 'global' }),
     '/NetworkDriver.CreateNetwork': (b) => {
       dockerId(b, 'NetworkID');
       obj(b, 'Options');
-      if (objs(b, 'IPv6Data').length) throw new Error('weavemesh has no IPv6 addresses: create it without --ipv6');
+      if (objs(b, 'IPv6Data').length) throw new Error(`${driver} has no IPv6 addresses: create it without --ipv6`);
       const spaces: string[] = Object.values(ADDRESS_SPACES);
       for (const d of objs(b, 'IPv4Data'))
         if (!spaces.includes(optStr(d, 'AddressSpace')))
           throw new Error(
-            `weavemesh takes its addresses from weave's IPAM, not from "${optStr(d, 'AddressSpace').slice(0, 40)}": create the network with --ipam-driver weavemesh`,
+            `${driver} takes its addresses from weave's IPAM, not from "${optStr(d, 'AddressSpace').slice(0, 40)}": create the network with --ipam-driver ${driver}`,
           );
       return done();
     },
@@ -48,7 +53,7 @@ export function networkDriverHandlers(endpoints: DockerEndpoints, veths: Endpoin
       const id = dockerId(b, 'EndpointID');
       const iface = obj(b, 'Interface');
       const cidr = optStr(iface, 'Address');
-      if (!cidr) throw new Error("weavemesh needs the endpoint's address from IPAM (Interface.Address is missing)");
+      if (!cidr) throw new Error(`${driver} needs the endpoint's address from IPAM (Interface.Address is missing)`);
       const given = optStr(iface, 'MacAddress');
       if (given && !isUnicastMac(given)) throw new Error(`invalid MAC address "${given.slice(0, 40)}"`);
       const mac = given.toLowerCase() || randomMac();

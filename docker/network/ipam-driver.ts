@@ -25,7 +25,7 @@ export const IPAM_IDENT_PREFIX = 'weavemesh:';
 const GATEWAY_REQUEST = 'com.docker.network.gateway';
 
 /** A pool's id names its subnet and the part of it addresses come from (--ip-range): `weave-SUBNET-RANGE`. */
-function parsePoolId(id: string): { subnet: Subnet; range: Subnet } {
+export function parsePoolId(id: string): { subnet: Subnet; range: Subnet } {
   const m = /^weave-([\d./]+)-([\d./]+)$/.exec(id);
   if (!m) throw new Error(`unknown pool "${id.slice(0, 60)}": not one of weavemesh's`);
   return { subnet: parseSubnet(m[1], 'pool subnet'), range: parseSubnet(m[2], 'pool range') };

@@ -5,6 +5,8 @@ import type { PluginHandlers } from './body.js';
 import { type EndpointVeths, networkDriverHandlers } from './driver.js';
 import type { DockerEndpoints } from './endpoints.js';
 import { ipamDriverHandlers, type PluginIpam } from './ipam-driver.js';
+import type { SwarmAddresses } from './swarm-addresses.js';
+import { MANAGED_PLUGIN } from '../../contract/managed-plugin.js';
 
 export const NETWORK_PLUGIN_IMPLEMENTS = ['NetworkDriver', 'IpamDriver'] as const;
 
@@ -14,4 +16,13 @@ export function networkPluginHandlers(
   veths: EndpointVeths,
 ): PluginHandlers {
   return { ...networkDriverHandlers(endpoints, veths), ...ipamDriverHandlers(ipam) };
+}
+
+/** The managed plugin's (weave-net:latest, for Swarm): a global network driver, and IPAM that tells the manager's requests from the nodes'. */
+export function managedPluginHandlers(
+  addresses: SwarmAddresses,
+  endpoints: DockerEndpoints,
+  veths: EndpointVeths,
+): PluginHandlers {
+  return { ...networkDriverHandlers(endpoints, veths, 'global', MANAGED_PLUGIN), ...addresses.handlers() };
 }

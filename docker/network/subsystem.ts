@@ -1,6 +1,7 @@
 // Docker's own network API on the overlay: the router serves the `weavemesh` network and IPAM
 // driver on <pluginDir>/weavemesh.sock (beside the volume plugin's weave.sock), and makes the
-// network `weave` at launch.
+// network `weave` at launch; and the managed plugin's calls (weave-net:latest, for Swarm), which its
+// relay brings to managedSocket.
 import { join } from 'node:path';
 import { log } from '../../common/log.js';
 import type { Subsystem } from '../../common/subsystem.js';
@@ -11,23 +12,27 @@ import type { DockerClient } from '../client.js';
 import { ensureDefaultNetwork } from './default-network.js';
 import { DRIVER_NAME } from './driver.js';
 import { DockerEndpoints } from './endpoints.js';
-import { NETWORK_PLUGIN_IMPLEMENTS, networkPluginHandlers } from './plugin.js';
+import { managedPluginHandlers, NETWORK_PLUGIN_IMPLEMENTS, networkPluginHandlers } from './plugin.js';
 import { servePluginSocket } from './plugin-server.js';
+import { SwarmAddresses } from './swarm-addresses.js';
 import { NetworkSync } from './sync.js';
 
 export function networkPluginSubsystem(
   docker: DockerClient,
   attachments: Attachments,
   ipam: IpamService,
-  o: { pluginDir: string; mtu: number },
+  o: { pluginDir: string; managedSocket: string; mtu: number },
 ): Subsystem {
   const endpoints = new DockerEndpoints(attachments);
-  const sync = new NetworkSync(docker, endpoints, ipam);
-  const handlers = networkPluginHandlers(ipam, endpoints, {
-    create: (id, mac) => createEndpointVeth(id, mac, o.mtu),
-    remove: (id) => deleteEndpointVeth(id),
-  });
+  const swarm = new SwarmAddresses(ipam);
+  const sync = new NetworkSync(docker, endpoints, ipam, swarm);
+  const veths = {
+    create: (id: string, mac: string) => createEndpointVeth(id, mac, o.mtu),
+    remove: (id: string) => deleteEndpointVeth(id),
+  };
+  const handlers = networkPluginHandlers(ipam, endpoints, veths);
   let server: { close(): Promise<void> } | undefined;
+  let managed: { close(): Promise<void> } | undefined;
   return {
     name: 'docker-network',
     start: async () => {
@@ -41,6 +46,14 @@ export function networkPluginSubsystem(
         log.warn(`docker network plugin: not served: ${err.message}`);
         return undefined;
       });
+      managed = await servePluginSocket(
+        o.managedSocket,
+        NETWORK_PLUGIN_IMPLEMENTS,
+        managedPluginHandlers(swarm, endpoints, veths),
+      ).catch((err: Error) => {
+        log.warn(`docker managed plugin: not served: ${err.message}`);
+        return undefined;
+      });
       if (!server || !engine) return;
       sync.follow();
       await ensureDefaultNetwork(docker, ipam.defaultSubnet.text).catch((err: Error) =>
@@ -50,6 +63,7 @@ export function networkPluginSubsystem(
     stop: async () => {
       sync.stop();
       await server?.close();
+      await managed?.close();
     },
   };
 }

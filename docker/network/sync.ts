@@ -10,6 +10,11 @@ import { DRIVER_NAME } from './driver.js';
 import type { DockerEndpoints } from './endpoints.js';
 import { type NetworkInfo, networksOf } from './engine-networks.js';
 import { IPAM_IDENT_PREFIX } from './ipam-driver.js';
+import type { SwarmAddresses } from './swarm-addresses.js';
+import { MANAGED_PLUGIN } from '../../contract/managed-plugin.js';
+
+/** Our drivers as the engine names them: the legacy plugin's, the managed one's. */
+const DRIVERS = [DRIVER_NAME, MANAGED_PLUGIN];
 
 const RETRY_MS = 2000;
 
@@ -29,6 +34,7 @@ export class NetworkSync {
     private readonly docker: DockerClient,
     private readonly endpoints: DockerEndpoints,
     private readonly ipam: SyncIpam,
+    private readonly swarm: SwarmAddresses,
   ) {}
 
   /**
@@ -37,17 +43,23 @@ export class NetworkSync {
    */
   async restore(): Promise<boolean> {
     let networks: NetworkInfo[];
+    let swarmNetworks: NetworkInfo[];
     try {
       networks = await networksOf(this.docker, DRIVER_NAME);
+      swarmNetworks = await networksOf(this.docker, MANAGED_PLUGIN);
     } catch (err) {
       log.info(`docker network plugin: nothing taken back (${(err as Error).message})`);
       return false;
     }
     const inUse = new Set<string>();
     let n = 0;
-    for (const net of networks)
+    // Swarm's addresses are the manager's to free: here, only the uses of this host's endpoints count.
+    this.swarm.usedHere.clear();
+    for (const net of [...networks, ...swarmNetworks])
       for (const [id, c] of Object.entries(net.Containers ?? {})) {
-        inUse.add(c.IPv4Address.split('/')[0]);
+        const ip = c.IPv4Address.split('/')[0];
+        if (net.Driver === MANAGED_PLUGIN) this.swarm.use(ip);
+        else inUse.add(ip);
         if (!(await endpointVethExists(c.EndpointID))) continue;
         await this.name(c.EndpointID, { mac: c.MacAddress, cidr: c.IPv4Address }, id);
         n++;
@@ -86,7 +98,7 @@ export class NetworkSync {
   private async connected(e: DockerEvent): Promise<void> {
     const attrs = (e.Actor as { Attributes?: Record<string, string> } | undefined)?.Attributes ?? {};
     const container = attrs.container;
-    if (attrs.type !== DRIVER_NAME || !e.Actor?.ID || !container) return;
+    if (!DRIVERS.includes(attrs.type ?? '') || !e.Actor?.ID || !container) return;
     const net = await this.docker.request<NetworkInfo>('GET', `/networks/${encodeURIComponent(e.Actor.ID)}`);
     const c = net.Containers?.[container];
     const made = c && this.endpoints.made.get(c.EndpointID);
