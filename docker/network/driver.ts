@@ -38,7 +38,9 @@ export function networkDriverHandlers(
       obj(b, 'Options');
       if (objs(b, 'IPv6Data').length) throw new Error(`${driver} has no IPv6 addresses: create it without --ipv6`);
       const spaces: string[] = Object.values(ADDRESS_SPACES);
-      for (const d of objs(b, 'IPv4Data'))
+      // Swarm's own IPAM is cluster-wide (the manager allocates): a global network may use it. A local
+      // engine's default IPAM would hand out the same addresses on every host.
+      for (const d of scope === 'global' ? [] : objs(b, 'IPv4Data'))
         if (!spaces.includes(optStr(d, 'AddressSpace')))
           throw new Error(
             `${driver} takes its addresses from weave's IPAM, not from "${optStr(d, 'AddressSpace').slice(0, 40)}": create the network with --ipam-driver ${driver}`,
