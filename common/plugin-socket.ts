@@ -4,6 +4,10 @@ import type http from 'node:http';
 import net from 'node:net';
 import { lstatSync, rmSync } from 'node:fs';
 
+/** A plugin call's JSON body, and a plugin's calls by path (/NetworkDriver.Join ...), each giving the answer's body. */
+export type Body = Record<string, unknown>;
+export type PluginHandlers = Record<string, (b: Body) => Promise<Body> | Body>;
+
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 const MAX_BODY = 64 * 1024;
 

@@ -184,10 +184,11 @@ async function main(given: RouterConfig): Promise<void> {
     membershipSubsystem(membership),
     schedulerSubsystem(scheduler),
     volumesSubsystem(volumes, { pluginDir: cfg.pluginDir, resolveHost: (h) => control.resolvePeer(h) }),
-    networkPluginSubsystem(docker, attachments, ipam, {
+    networkPluginSubsystem(docker, attachments, ipam, volumes.plugin(), {
       pluginDir: cfg.pluginDir,
       managedSocket: cfg.managedPluginSocket,
       mtu,
+      mountNs: cfg.mountNs,
     }),
   ];
   await registerGossip(control, subsystems);

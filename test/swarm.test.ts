@@ -53,6 +53,24 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     }
     return out;
   };
+  /**
+   * An attachable container. dockerd gives the manager 20 s to place the attachment, and a worker that
+   * is re-registering with the manager (as after its node description changed) can miss that: Docker
+   * answers "context deadline exceeded", and the user runs it again, as this does.
+   */
+  const attach = (host: string, name: string, net: string) =>
+    waitFor(
+      `${name} attached to ${net}`,
+      async () => {
+        await docker(host, ['rm', '-f', name]).catch(() => '');
+        return docker(host, ['run', '-d', '--name', name, '--network', net, 'busybox', 'sleep', '3600']).then(
+          () => true,
+          () => false,
+        );
+      },
+      90_000,
+      1000,
+    );
   const fetch = (host: string, from: string, addr: string) =>
     docker(host, ['exec', from, 'timeout', '3', 'wget', '-qO-', `http://${addr}/`]).catch(() => '');
   /** Addresses our IPAM holds for Swarm (the manager's requests), cluster-wide. */
@@ -127,7 +145,6 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
   });
 
   it('docker service create --replicas 6: tasks on every host, each reachable from another host by address and by the service name', async () => {
-    await docker('h3', ['run', '-d', '--name', 'client3', '--network', 'swarmnet', 'busybox', 'sleep', '3600']);
     await docker('h1', [
       'service',
       'create',
@@ -145,6 +162,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
       'busybox',
       ...WEB,
     ]);
+    await attach('h3', 'client3', 'swarmnet');
     const t = await allAnswer('web', 6);
     assert.deepEqual([...new Set(t.map((x) => x.host))].sort(), HOSTS, 'spread over the three hosts');
     for (const x of t) assert.match(x.ip, /^10\.40\./);
@@ -174,7 +192,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
 
   it('docker stack deploy of the seeds: half on the ubuntu nodes, half on centos, all reachable', async () => {
     await docker('h1', ['stack', 'deploy', '-c', STACK_FILE, 'seeds']);
-    await docker('h3', ['run', '-d', '--name', 'seedclient', '--network', 'seeds_weave', 'busybox', 'sleep', '3600']);
+    await attach('h3', 'seedclient', 'seeds_weave');
     const ubuntu = await allAnswer('seeds_web-ubuntu', 3, 'seeds_weave', 'seedclient');
     const centos = await allAnswer('seeds_web-centos', 3, 'seeds_weave', 'seedclient');
     assert.ok(ubuntu.every((x) => x.host !== 'h2'));

@@ -5,7 +5,13 @@
 import http from 'node:http';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { clearStaleSocket, PLUGIN_CONTENT_TYPE, readPluginBody } from '../common/plugin-socket.js';
+import {
+  type Body,
+  clearStaleSocket,
+  PLUGIN_CONTENT_TYPE,
+  type PluginHandlers,
+  readPluginBody,
+} from '../common/plugin-socket.js';
 
 export interface PluginVolumes {
   create(name: string, opts: Record<string, string>): Promise<void>;
@@ -21,8 +27,6 @@ export interface PluginVolumes {
   get(name: string): { name: string; mountpoint?: string; status?: Record<string, unknown> } | undefined;
   list(): { name: string; mountpoint?: string }[];
 }
-
-type Body = Record<string, unknown>;
 
 const str = (b: Body, key: string, optional = false): string => {
   const v = b[key];
@@ -86,6 +90,15 @@ const endpoints: Record<string, { args: boolean; run(v: PluginVolumes, b: Body):
     run: (v) => ({ Volumes: v.list().map((x) => ({ Name: x.name, Mountpoint: x.mountpoint ?? '' })), Err: '' }),
   },
 };
+
+/** The VolumeDriver calls as a table, for a socket that serves other interfaces too (the managed plugin's). */
+export function volumeDriverHandlers(volumes: PluginVolumes): PluginHandlers {
+  return Object.fromEntries(
+    Object.entries(endpoints)
+      .filter(([path]) => path.startsWith('/VolumeDriver.'))
+      .map(([path, ep]) => [path, (b: Body) => ep.run(volumes, b)]),
+  );
+}
 
 const oneLine = (e: unknown): string =>
   (e instanceof Error ? e.message : String(e))

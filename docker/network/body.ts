@@ -1,8 +1,7 @@
 // The fields of a plugin call's JSON body, checked: a wrong one is a one-line error naming it.
-export type Body = Record<string, unknown>;
+import type { Body } from '../../common/plugin-socket.js';
 
-/** A plugin's calls by path (/NetworkDriver.Join ...): each takes the request's body and gives the answer's. */
-export type PluginHandlers = Record<string, (b: Body) => Promise<Body> | Body>;
+export type { Body, PluginHandlers } from '../../common/plugin-socket.js';
 
 export function str(b: Body, key: string): string {
   const v = b[key];

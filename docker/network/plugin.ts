@@ -7,8 +7,10 @@ import type { DockerEndpoints } from './endpoints.js';
 import { ipamDriverHandlers, type PluginIpam } from './ipam-driver.js';
 import type { SwarmAddresses } from './swarm-addresses.js';
 import { MANAGED_PLUGIN } from '../../contract/managed-plugin.js';
+import { type PluginVolumes, volumeDriverHandlers } from '../../volumes/plugin.js';
 
 export const NETWORK_PLUGIN_IMPLEMENTS = ['NetworkDriver', 'IpamDriver'] as const;
+export const MANAGED_PLUGIN_IMPLEMENTS = ['NetworkDriver', 'IpamDriver', 'VolumeDriver'] as const;
 
 export function networkPluginHandlers(
   ipam: PluginIpam,
@@ -18,11 +20,19 @@ export function networkPluginHandlers(
   return { ...networkDriverHandlers(endpoints, veths), ...ipamDriverHandlers(ipam) };
 }
 
-/** The managed plugin's (weave-net:latest, for Swarm): a global network driver, and IPAM that tells the manager's requests from the nodes'. */
+/**
+ * The managed plugin's (weave-net:latest, for Swarm): a global network driver, IPAM that tells the
+ * manager's requests from the nodes', and the volume driver (volumes: see managed-volumes.ts).
+ */
 export function managedPluginHandlers(
   addresses: SwarmAddresses,
   endpoints: DockerEndpoints,
   veths: EndpointVeths,
+  volumes: PluginVolumes,
 ): PluginHandlers {
-  return { ...networkDriverHandlers(endpoints, veths, 'global', MANAGED_PLUGIN), ...addresses.handlers() };
+  return {
+    ...networkDriverHandlers(endpoints, veths, 'global', MANAGED_PLUGIN),
+    ...addresses.handlers(),
+    ...volumeDriverHandlers(volumes),
+  };
 }

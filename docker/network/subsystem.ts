@@ -8,11 +8,18 @@ import type { Subsystem } from '../../common/subsystem.js';
 import type { Attachments } from '../../attach/attachments.js';
 import { createEndpointVeth, deleteEndpointVeth } from '../../attach/endpoint-veth.js';
 import type { IpamService } from '../../ipam/service.js';
+import type { PluginVolumes } from '../../volumes/plugin.js';
 import type { DockerClient } from '../client.js';
 import { ensureDefaultNetwork } from './default-network.js';
 import { DRIVER_NAME } from './driver.js';
 import { DockerEndpoints } from './endpoints.js';
-import { managedPluginHandlers, NETWORK_PLUGIN_IMPLEMENTS, networkPluginHandlers } from './plugin.js';
+import { managedVolumes, propagatedMountDir } from './managed-volumes.js';
+import {
+  MANAGED_PLUGIN_IMPLEMENTS,
+  managedPluginHandlers,
+  NETWORK_PLUGIN_IMPLEMENTS,
+  networkPluginHandlers,
+} from './plugin.js';
 import { servePluginSocket } from './plugin-server.js';
 import { SwarmAddresses } from './swarm-addresses.js';
 import { NetworkSync } from './sync.js';
@@ -21,7 +28,8 @@ export function networkPluginSubsystem(
   docker: DockerClient,
   attachments: Attachments,
   ipam: IpamService,
-  o: { pluginDir: string; managedSocket: string; mtu: number },
+  volumes: PluginVolumes,
+  o: { pluginDir: string; managedSocket: string; mtu: number; mountNs?: string },
 ): Subsystem {
   const endpoints = new DockerEndpoints(attachments);
   const swarm = new SwarmAddresses(ipam);
@@ -48,8 +56,17 @@ export function networkPluginSubsystem(
       });
       managed = await servePluginSocket(
         o.managedSocket,
-        NETWORK_PLUGIN_IMPLEMENTS,
-        managedPluginHandlers(swarm, endpoints, veths),
+        MANAGED_PLUGIN_IMPLEMENTS,
+        managedPluginHandlers(
+          swarm,
+          endpoints,
+          veths,
+          managedVolumes(
+            volumes,
+            () => propagatedMountDir(docker),
+            o.mountNs ? ['nsenter', `--mount=${o.mountNs}`, '--'] : [],
+          ),
+        ),
       ).catch((err: Error) => {
         log.warn(`docker managed plugin: not served: ${err.message}`);
         return undefined;
