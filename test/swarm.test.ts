@@ -213,6 +213,51 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     );
   });
 
+  it("a service's named volume on weave-net:latest moves with its task to another host, its data with it", async () => {
+    await docker('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'vol',
+      '--constraint',
+      'node.labels.host==h1',
+      '--network',
+      'swarmnet',
+      '--stop-grace-period',
+      '1s',
+      '--mount',
+      `type=volume,source=swarmdata,target=/data,volume-driver=${PLUGIN}`,
+      'busybox',
+      'sh',
+      '-c',
+      'echo run >> /data/log && exec sleep 3600',
+    ]);
+    const log = (host: string) =>
+      waitFor(
+        `the vol task on ${host} to have written its line`,
+        async () => {
+          const [t] = await tasks('vol', 'swarmnet').then((x) => x.filter((y) => y.host === host));
+          return t ? (await docker(host, ['exec', t.name, 'cat', '/data/log']).catch(() => '')) || false : false;
+        },
+        90_000,
+        1000,
+      );
+    assert.equal(await log('h1'), 'run\n');
+    await docker('h1', [
+      'service',
+      'update',
+      '-d',
+      '--constraint-rm',
+      'node.labels.host==h1',
+      '--constraint-add',
+      'node.labels.host==h3',
+      'vol',
+    ]);
+    assert.equal(await log('h3'), 'run\nrun\n', "the first task's line came along");
+    await docker('h1', ['service', 'rm', 'vol']);
+  });
+
   it("a plugin call with a bad body gets our one-line error from the router's managed socket", async () => {
     const socketPath = join(lab.host('h1').dataDir, 'run', 'plugin.sock');
     const call = (path: string, body: string) =>
