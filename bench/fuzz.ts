@@ -98,6 +98,7 @@ try {
     for (const [what, addr] of [
       ['HTTP (live)', '127.0.0.1:6784'],
       ['plugin socket (live)', `unix:${join(pluginDir(lab, 'h1'), 'weavemesh.sock')}`],
+      ['managed plugin socket (live)', `unix:${join(lab.host('h1').dataDir, 'run', 'plugin.sock')}`],
     ]) {
       t = Date.now();
       const http = JSON.parse(

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { percentile } from '../lab/seeds.js';
-import { formSwarm } from '../lab/swarm.js';
+import { formSwarm, runningTasks, waitForPlugin } from '../lab/swarm.js';
 import { dockerOk, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 import type { ReplicaView } from '../contract/report.js';
 import { MANAGED_PLUGIN } from '../contract/managed-plugin.js';
@@ -50,37 +50,13 @@ async function answered(netns: string, ip: string, t0: number, ok: (body: string
   return Date.now() - t0;
 }
 
-interface Task {
-  id: string;
-  node: string;
-  ip: string;
-}
-/** The service's tasks Swarm wants running and reports running: their node and address (from the manager). */
-async function swarmTasks(service: string): Promise<Task[]> {
-  const ids = (await docker('h1', ['service', 'ps', '-q', '--filter', 'desired-state=running', service]))
-    .split('\n')
-    .filter(Boolean);
-  if (!ids.length) return [];
-  const rows = await docker('h1', [
-    'inspect',
-    '-f',
-    '{{.ID}} {{.NodeID}} {{.Status.State}} {{range .NetworksAttachments}}{{range .Addresses}}{{.}}{{end}}{{end}}',
-    ...ids,
-  ]);
-  return rows
-    .split('\n')
-    .map((l) => l.split(' '))
-    .filter((f) => f[2] === 'running' && f[3])
-    .map(([id, node, , cidr]) => ({ id, node, ip: cidr.split('/')[0] }));
-}
-
 /** Each task fetched from the moment it runs; resolves once `want` distinct ones answered. */
 async function allTasksAnswer(service: string, netns: string, t0: number, want: number, skip: Set<string>) {
   const up = new Map<string, Promise<number>>();
   await waitFor(
     `${want} tasks of ${service} running`,
     async () => {
-      for (const t of (await swarmTasks(service)).filter((x) => !up.has(x.id) && !skip.has(x.id))) {
+      for (const t of (await runningTasks(lab, 'h1', service)).filter((x) => !up.has(x.id) && !skip.has(x.id))) {
         const p = answered(netns, t.ip, t0, (b) => b.length > 0);
         p.catch(() => {});
         up.set(t.id, p);
@@ -101,21 +77,7 @@ try {
   for (const h of HOSTS) await weaveOk(lab, h, ['plugin', 'install']);
   const nodeId = new Map<string, string>();
   for (const h of HOSTS) nodeId.set(h, (await docker(h, ['info', '-f', '{{.Swarm.NodeID}}'])).trim());
-  await waitFor(
-    'every node to offer the plugin to Swarm',
-    async () => {
-      for (const id of nodeId.values())
-        if (
-          !(await docker('h1', ['node', 'inspect', '-f', '{{json .Description.Engine.Plugins}}', id])).includes(
-            MANAGED_PLUGIN,
-          )
-        )
-          return false;
-      return true;
-    },
-    90_000,
-    1000,
-  );
+  await waitForPlugin(lab, 'h1', MANAGED_PLUGIN);
   await docker('h1', [
     'network',
     'create',
@@ -183,7 +145,7 @@ try {
 
   // h3's power goes: both ways recover from the same death
   const victims = rows.filter((r) => r.nickname === 'h3');
-  const before = await swarmTasks('web');
+  const before = await runningTasks(lab, 'h1', 'web');
   const swarmVictims = before.filter((t) => t.node === nodeId.get('h3'));
   await killHost(lab, 'h3');
   const t1 = Date.now();

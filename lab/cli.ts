@@ -6,6 +6,8 @@ import { constants } from 'node:os';
 import { Command } from 'commander';
 import { Lab } from './lab.js';
 import { readState } from './state.js';
+import { formSwarm } from './swarm.js';
+import { dockerHost } from './weave.js';
 
 const DEFAULT_ID = 'shell';
 
@@ -69,6 +71,42 @@ program
     const lab = await Lab.load(opts.id);
     const c = await lab.addContainer(host, name);
     console.log(c.netns);
+  });
+
+program
+  .command('dockerd')
+  .description("start a Docker engine on each HOST (its own, in the host's namespace; prints its DOCKER_HOST)")
+  .argument('<hosts...>')
+  .option('--id <id>', 'lab id', DEFAULT_ID)
+  .action(async (hosts: string[], opts: { id: string }) => {
+    const lab = await Lab.load(opts.id);
+    await Promise.all(hosts.map((h) => lab.startDockerd(h)));
+    for (const h of hosts) console.log(`${h} DOCKER_HOST=${dockerHost(lab, h)}`);
+  });
+
+program
+  .command('swarm')
+  .description(
+    'form a Docker Swarm of HOSTS (engines started with lab dockerd; the first is the manager), each node labelled host=HOST',
+  )
+  .argument('<hosts...>')
+  .option(
+    '--label <host:key=value>',
+    'one more node label, e.g. h2:os=centos (repeatable)',
+    (v, all: string[]) => [...all, v],
+    [],
+  )
+  .option('--id <id>', 'lab id', DEFAULT_ID)
+  .action(async (hosts: string[], opts: { id: string; label: string[] }) => {
+    const labels: Record<string, Record<string, string>> = {};
+    for (const l of opts.label) {
+      const m = /^([^:]+):([^=]+)=(.*)$/.exec(l);
+      if (!m || !hosts.includes(m[1])) fail(`bad --label "${l}": HOST:KEY=VALUE, HOST one of ${hosts.join(' ')}`);
+      (labels[m[1]] ??= {})[m[2]] = m[3];
+    }
+    const lab = await Lab.load(opts.id);
+    await formSwarm(lab, hosts, labels);
+    console.log(`swarm of ${hosts.join(' ')}: ${hosts[0]} manages`);
   });
 
 program

@@ -5,12 +5,15 @@ import '../common/polyfill.js';
 // label, deployed, each fetched at its own address; then h4's power goes and its replicas answer
 // again from other hosts at the same addresses, with the time it took. The volumes, last: the seeds'
 // Flocker demo, a container on h1 writes to a weave volume and a container started on h2 reads the
-// same data (the volume moved to h2 when Docker mounted it there).
+// same data (the volume moved to h2 when Docker mounted it there). And, where dockerd has Swarm mode,
+// a short Swarm act: the managed plugin, a swarm network and a service of 6 tasks on the overlay.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from './lab.js';
 import { dockerOk, killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
 import type { ReplicaView } from '../contract/report.js';
+import { MANAGED_PLUGIN } from '../contract/managed-plugin.js';
+import { formSwarm, runAttached, runningTasks, waitForPlugin } from './swarm.js';
 
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
@@ -240,6 +243,89 @@ try {
 
   say('weave volume ls (on h3): the volume is on h2 now');
   process.stdout.write(`${indent(await volumeLs('h3', 'h2'))}\n`);
+
+  // Swarm, last: the same overlay under the engine's own scheduler, when this dockerd has Swarm mode.
+  const SWARM = ['h1', 'h2', 'h3']; // h4 is dead
+  say(`Docker Swarm on the overlay: ${SWARM.join(', ')} form a Swarm (h1 manages), weave plugin install on each`);
+  const formed = await formSwarm(lab, SWARM, { h1: { os: 'ubuntu' }, h2: { os: 'ubuntu' }, h3: { os: 'centos' } }).then(
+    () => true,
+    (err: Error) => (console.log(`  Swarm is not available here, so no Swarm act: ${err.message}`), false),
+  );
+  if (formed) {
+    for (const h of SWARM)
+      console.log(`  ${h}: weave plugin install -> ${(await weaveOk(lab, h, ['plugin', 'install'])).trim()}`);
+    await waitForPlugin(lab, 'h1', MANAGED_PLUGIN);
+    const net = [
+      'network',
+      'create',
+      '-d',
+      MANAGED_PLUGIN,
+      '--ipam-driver',
+      MANAGED_PLUGIN,
+      '--attachable',
+      '--subnet',
+      '10.40.0.0/16',
+      'swarmnet',
+    ];
+    console.log(`  h1$ ${shown(net)}`);
+    await dockerOk(lab, 'h1', net);
+    const svc = [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--replicas',
+      '6',
+      '--network',
+      'swarmnet',
+      '--endpoint-mode',
+      'dnsrr',
+      'busybox',
+      'sh',
+      '-c',
+      'echo "hello from task $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www',
+    ];
+    console.log(`  h1$ ${shown(svc)}`);
+    t = Date.now();
+    await dockerOk(lab, 'h1', svc);
+    await runAttached(lab, 'h1', 'swarmclient', 'swarmnet');
+    const tasks = await waitFor(
+      '6 tasks of web running',
+      async () => {
+        const ts = await runningTasks(lab, 'h1', 'web');
+        return ts.length === 6 ? ts : undefined;
+      },
+      90_000,
+      500,
+    );
+    const nodes = new Map<string, string>();
+    for (const h of SWARM) nodes.set((await dockerOk(lab, h, ['info', '-f', '{{.Swarm.NodeID}}'])).trim(), h);
+    say('each task answers at its own address from our IPAM, fetched from an attachable container on h1');
+    for (const task of tasks) {
+      const body = await waitFor(
+        `the task at ${task.ip}`,
+        async () =>
+          (
+            await dockerOk(lab, 'h1', [
+              'exec',
+              'swarmclient',
+              'timeout',
+              '3',
+              'wget',
+              '-qO-',
+              `http://${task.ip}/`,
+            ]).catch(() => '')
+          ).trim() || undefined,
+        30_000,
+        200,
+      );
+      console.log(`  ${task.ip} (on ${nodes.get(task.node)}) -> ${body}`);
+    }
+    console.log(`  all 6 answering ${secs(Date.now() - t)} after docker service create`);
+    const named = await dockerOk(lab, 'h1', ['exec', 'swarmclient', 'timeout', '3', 'wget', '-qO-', 'http://web/']);
+    console.log(`  and by the service's name: http://web/ -> ${named.trim()}`);
+  }
 
   if (keep)
     console.log(

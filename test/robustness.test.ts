@@ -178,24 +178,27 @@ describe('hostile input on the control plane and the API', function () {
     await waitForPing(lab, c.netns, '10.32.8.1');
   });
 
-  it("survives a fuzz run of the Docker network plugin's socket: every call answered, none with a 5xx", async () => {
-    const before = await report(lab, 'h1');
-    const socket = join(pluginDir(lab, 'h1'), 'weavemesh.sock');
-    const out = JSON.parse(
-      await lab.execOk('h1', [process.execPath, '--import', 'tsx', tool('http.ts'), `unix:${socket}`, '400', '5'], {
-        timeoutMs: 120_000,
-      }),
-    ) as { statuses: Record<string, number>; fives: string[] };
-    assert.deepEqual(out.fives, [], `5xx answers: ${out.fives.join('; ')}`);
-    // 200 carries the protocol's {"Err"}; 400 is Node's parser refusing a malformed request; 0 a raw one hung up on
-    assert.ok((out.statuses['200'] ?? 0) > 0, JSON.stringify(out.statuses));
-    assert.deepEqual(
-      Object.keys(out.statuses).filter((s) => !['0', '200', '400', '404', '405'].includes(s)),
-      [],
-      JSON.stringify(out.statuses),
-    );
-    assert.equal((await report(lab, 'h1')).pid, before.pid, 'the same router');
-  });
+  for (const [what, socket] of [
+    ["the Docker network plugin's socket", () => join(pluginDir(lab, 'h1'), 'weavemesh.sock')],
+    ["the managed (Swarm) plugin's socket", () => join(lab.host('h1').dataDir, 'run', 'plugin.sock')],
+  ] as const)
+    it(`survives a fuzz run of ${what}: every call answered, none with a 5xx`, async () => {
+      const before = await report(lab, 'h1');
+      const out = JSON.parse(
+        await lab.execOk('h1', [process.execPath, '--import', 'tsx', tool('http.ts'), `unix:${socket()}`, '400', '5'], {
+          timeoutMs: 120_000,
+        }),
+      ) as { statuses: Record<string, number>; fives: string[] };
+      assert.deepEqual(out.fives, [], `5xx answers: ${out.fives.join('; ')}`);
+      // 200 carries the protocol's {"Err"}; 400 is Node's parser refusing a malformed request; 0 a raw one hung up on
+      assert.ok((out.statuses['200'] ?? 0) > 0, JSON.stringify(out.statuses));
+      assert.deepEqual(
+        Object.keys(out.statuses).filter((s) => !['0', '200', '400', '404', '405'].includes(s)),
+        [],
+        JSON.stringify(out.statuses),
+      );
+      assert.equal((await report(lab, 'h1')).pid, before.pid, 'the same router');
+    });
 
   it('survives an HTTP fuzz run without a single 5xx, and keeps answering', async () => {
     const before = await report(lab, 'h1');

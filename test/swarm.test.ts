@@ -3,7 +3,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { CHECKOUT } from '../common/checkout.js';
 import { Lab, waitFor } from '../lab/lab.js';
-import { formSwarm, leaveSwarm } from '../lab/swarm.js';
+import { formSwarm, leaveSwarm, runAttached, waitForPlugin } from '../lab/swarm.js';
 import { dockerOk, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
 const HOSTS = ['h1', 'h2', 'h3'];
@@ -53,24 +53,6 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     }
     return out;
   };
-  /**
-   * An attachable container. dockerd gives the manager 20 s to place the attachment, and a worker that
-   * is re-registering with the manager (as after its node description changed) can miss that: Docker
-   * answers "context deadline exceeded", and the user runs it again, as this does.
-   */
-  const attach = (host: string, name: string, net: string) =>
-    waitFor(
-      `${name} attached to ${net}`,
-      async () => {
-        await docker(host, ['rm', '-f', name]).catch(() => '');
-        return docker(host, ['run', '-d', '--name', name, '--network', net, 'busybox', 'sleep', '3600']).then(
-          () => true,
-          () => false,
-        );
-      },
-      90_000,
-      1000,
-    );
   const fetch = (host: string, from: string, addr: string) =>
     docker(host, ['exec', from, 'timeout', '3', 'wget', '-qO-', `http://${addr}/`]).catch(() => '');
   /** Addresses our IPAM holds for Swarm (the manager's requests), cluster-wide. */
@@ -101,20 +83,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
       assert.match(await weaveOk(lab, h, ['plugin', 'install']), /is installed and enabled/);
       assert.equal((await docker(h, ['plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN])).trim(), 'true');
     }
-    // Swarm's scheduler places a task only on nodes that report the plugin (they do every 20 s or so)
-    await waitFor(
-      'every node to report the plugin',
-      async () => {
-        const ids = (await docker('h1', ['node', 'ls', '-q'])).split('\n').filter(Boolean);
-        for (const id of ids) {
-          const plugins = await docker('h1', ['node', 'inspect', '-f', '{{json .Description.Engine.Plugins}}', id]);
-          if (!plugins.includes(`"Name":"${PLUGIN}"`)) return false;
-        }
-        return ids.length === 3;
-      },
-      60_000,
-      1000,
-    );
+    await waitForPlugin(lab, 'h1', PLUGIN);
   });
 
   it('docker network create -d weave-net:latest --attachable: a swarm network on our IPAM; a subnet outside our range is refused with our message', async () => {
@@ -162,7 +131,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
       'busybox',
       ...WEB,
     ]);
-    await attach('h3', 'client3', 'swarmnet');
+    await runAttached(lab, 'h3', 'client3', 'swarmnet');
     const t = await allAnswer('web', 6);
     assert.deepEqual([...new Set(t.map((x) => x.host))].sort(), HOSTS, 'spread over the three hosts');
     for (const x of t) assert.match(x.ip, /^10\.40\./);
@@ -190,9 +159,35 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     assert.equal((await held()).size, 9);
   });
 
+  it("a router restarts under running tasks: they still answer, and a scale down then frees only the stopped tasks' addresses", async () => {
+    const before = await allAnswer('web', 8);
+    await weaveOk(lab, 'h2', ['stop']);
+    await weaveOk(lab, 'h2', ['launch', '--nickname', 'h2', '--volume-backend', 'dir']);
+    await waitForMesh(lab);
+    const after = await allAnswer('web', 8);
+    assert.deepEqual(
+      after.map((x) => x.ip).sort(),
+      before.map((x) => x.ip).sort(),
+      'the same tasks, the same addresses',
+    );
+    // h2's uses were read back from its engine: the release of a stopped task's use on h2 frees nothing twice
+    await docker('h1', ['service', 'scale', '-d', 'web=4']);
+    const four = await allAnswer('web', 4);
+    await waitFor(
+      "the 4 stopped tasks' addresses given back, the running ones' kept",
+      async () => {
+        const held = await swarmHeld('10.40.');
+        return held.size === 5 && four.every((x) => held.has(x.ip));
+      },
+      60_000,
+    );
+    await docker('h1', ['service', 'scale', '-d', 'web=8']);
+    await allAnswer('web', 8);
+  });
+
   it('docker stack deploy of the seeds: half on the ubuntu nodes, half on centos, all reachable', async () => {
     await docker('h1', ['stack', 'deploy', '-c', STACK_FILE, 'seeds']);
-    await attach('h3', 'seedclient', 'seeds_weave');
+    await runAttached(lab, 'h3', 'seedclient', 'seeds_weave');
     const ubuntu = await allAnswer('seeds_web-ubuntu', 3, 'seeds_weave', 'seedclient');
     const centos = await allAnswer('seeds_web-centos', 3, 'seeds_weave', 'seedclient');
     assert.ok(ubuntu.every((x) => x.host !== 'h2'));

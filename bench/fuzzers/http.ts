@@ -35,7 +35,7 @@ const PATHS = [
   '/nope',
   '/app.js',
 ];
-/** The network plugin's calls, and the fields of their bodies. */
+/** The plugins' calls (the legacy network plugin's; the managed one's adds the volume driver), and their bodies' fields. */
 const PLUGIN_PATHS = [
   '/Plugin.Activate',
   ...[
@@ -60,7 +60,7 @@ const PLUGIN_PATHS = [
     'RequestAddress',
     'ReleaseAddress',
   ].map((m) => `/IpamDriver.${m}`),
-  '/VolumeDriver.Create',
+  ...['Create', 'Remove', 'Mount', 'Unmount', 'Path', 'Get', 'List', 'Capabilities'].map((m) => `/VolumeDriver.${m}`),
   '/nope',
 ];
 const PLUGIN_KEYS = [
@@ -77,6 +77,9 @@ const PLUGIN_KEYS = [
   'V6',
   'Address',
   'AddressSpace',
+  'Name',
+  'ID',
+  'Opts',
   '__proto__',
 ];
 // Never /stop, /ipam/reset or /ipam/rmpeer: a caller of ours may do those, and they would end the
