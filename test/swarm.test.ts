@@ -285,7 +285,12 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     assert.ok(after.every((x) => x.host !== 'h2'));
   });
 
-  it('docker service rm: every address the service held is given back', async () => {
+  it('docker service rm: every address the service held is given back (and the network in use is not removed before)', async () => {
+    const refused = await docker('h1', ['network', 'rm', 'swarmnet']).then(
+      () => 'removed',
+      (e: Error) => e.message,
+    );
+    assert.match(refused, /in use/);
     await docker('h1', ['service', 'rm', 'web']);
     await docker('h3', ['rm', '-f', 'client3']);
     // h2's tasks stay Swarm's (the node may come back) until the node is removed from the Swarm
