@@ -8,8 +8,8 @@ import '../common/polyfill.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
-import { percentile } from '../lab/seeds.js';
-import { formSwarm, runningTasks, waitForPlugin } from '../lab/swarm.js';
+import { percentile, WEB_SERVER } from '../lab/seeds.js';
+import { createSwarmNetwork, createWebService, formSwarm, runningTasks, waitForPlugin } from '../lab/swarm.js';
 import { dockerOk, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 import type { ReplicaView } from '../contract/report.js';
 import { MANAGED_PLUGIN } from '../contract/managed-plugin.js';
@@ -18,7 +18,8 @@ import { intArg } from './args.js';
 const USAGE = 'usage: node dist/bench/swarm.js [--replicas R]';
 const HOSTS = ['h1', 'h2', 'h3'];
 const SUBNET = '10.40.0.0/16';
-const WEB = 'echo "$(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www';
+// weave deploy's replicas: the same web server as Swarm's tasks (lab/seeds.ts's)
+const WEB = WEB_SERVER.at(-1);
 
 let R = 30;
 try {
@@ -78,17 +79,7 @@ try {
   const nodeId = new Map<string, string>();
   for (const h of HOSTS) nodeId.set(h, (await docker(h, ['info', '-f', '{{.Swarm.NodeID}}'])).trim());
   await waitForPlugin(lab, 'h1', MANAGED_PLUGIN);
-  await docker('h1', [
-    'network',
-    'create',
-    '-d',
-    MANAGED_PLUGIN,
-    '--ipam-driver',
-    MANAGED_PLUGIN,
-    '--subnet',
-    SUBNET,
-    'swarmnet',
-  ]);
+  await createSwarmNetwork(lab, 'h1', 'swarmnet', SUBNET);
   // one client on the overlay for both: an address in the default subnet and one in the Swarm network's
   const client = await lab.addContainer('h1', 'client');
   await weaveOk(lab, 'h1', ['attach', 'net:default', `net:${SUBNET}`, `netns:${client.netns}`]);
@@ -119,25 +110,7 @@ try {
 
   // Swarm
   t0 = Date.now();
-  await docker('h1', [
-    'service',
-    'create',
-    '-d',
-    '--name',
-    'web',
-    '--replicas',
-    String(R),
-    '--network',
-    'swarmnet',
-    '--endpoint-mode',
-    'dnsrr',
-    '--stop-grace-period',
-    '1s',
-    'busybox',
-    'sh',
-    '-c',
-    WEB,
-  ]);
+  await createWebService(lab, 'h1', 'web', R, 'swarmnet');
   const swarmMs = await allTasksAnswer('web', client.netns, t0, R, new Set());
   console.log(`${R} web servers over 3 hosts, each way, fetched by address from a namespace on h1`);
   console.log(`  weave deploy          to each answering: ${stats(deployMs)}; all in ${s(Math.max(...deployMs))}`);

@@ -13,7 +13,7 @@ import { Lab, waitFor } from './lab.js';
 import { dockerOk, killHost, report, waitForMesh, waitForPing, weaveOk } from './weave.js';
 import type { ReplicaView } from '../contract/report.js';
 import { MANAGED_PLUGIN } from '../contract/managed-plugin.js';
-import { formSwarm, runAttached, runningTasks, waitForPlugin } from './swarm.js';
+import { createSwarmNetwork, createWebService, formSwarm, runAttached, runningTasks, waitForPlugin } from './swarm.js';
 
 const keep = process.argv.includes('--keep');
 // Bold headings on a terminal only: a log file or a pipe gets no escape codes.
@@ -255,40 +255,9 @@ try {
     for (const h of SWARM)
       console.log(`  ${h}: weave plugin install -> ${(await weaveOk(lab, h, ['plugin', 'install'])).trim()}`);
     await waitForPlugin(lab, 'h1', MANAGED_PLUGIN);
-    const net = [
-      'network',
-      'create',
-      '-d',
-      MANAGED_PLUGIN,
-      '--ipam-driver',
-      MANAGED_PLUGIN,
-      '--attachable',
-      '--subnet',
-      '10.40.0.0/16',
-      'swarmnet',
-    ];
-    console.log(`  h1$ ${shown(net)}`);
-    await dockerOk(lab, 'h1', net);
-    const svc = [
-      'service',
-      'create',
-      '-d',
-      '--name',
-      'web',
-      '--replicas',
-      '6',
-      '--network',
-      'swarmnet',
-      '--endpoint-mode',
-      'dnsrr',
-      'busybox',
-      'sh',
-      '-c',
-      'echo "hello from task $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www',
-    ];
-    console.log(`  h1$ ${shown(svc)}`);
+    console.log(`  h1$ ${shown(await createSwarmNetwork(lab, 'h1', 'swarmnet', '10.40.0.0/16'))}`);
     t = Date.now();
-    await dockerOk(lab, 'h1', svc);
+    console.log(`  h1$ ${shown(await createWebService(lab, 'h1', 'web', 6, 'swarmnet'))}`);
     await runAttached(lab, 'h1', 'swarmclient', 'swarmnet');
     const tasks = await waitFor(
       '6 tasks of web running',

@@ -4,6 +4,8 @@
 // gets a data-path port of its own, so its VXLAN never takes the one the routers' fastdp uses.
 import { type Lab, waitFor } from './lab.js';
 import { dockerOk } from './weave.js';
+import { WEB_SERVER } from './seeds.js';
+import { MANAGED_PLUGIN } from '../contract/managed-plugin.js';
 
 export const SWARM_DATA_PATH_PORT = 4790;
 
@@ -108,4 +110,53 @@ export async function runningTasks(
     .map((l) => l.split(' '))
     .filter((f) => f[2] === 'running' && f[3])
     .map(([id, node, , cidr]) => ({ id, node, ip: cidr.split('/')[0] }));
+}
+
+/** `docker network create` of a network on the managed plugin (its IPAM too), as the manager; its argv is returned for showing. */
+export async function createSwarmNetwork(lab: Lab, manager: string, name: string, subnet: string): Promise<string[]> {
+  const argv = [
+    'network',
+    'create',
+    '-d',
+    MANAGED_PLUGIN,
+    '--ipam-driver',
+    MANAGED_PLUGIN,
+    '--attachable',
+    '--subnet',
+    subnet,
+    name,
+  ];
+  await dockerOk(lab, manager, argv);
+  return argv;
+}
+
+/**
+ * `docker service create` of n busybox web servers (each saying "hello from <its hostname>") on net,
+ * named by DNS round robin (Swarm's virtual IPs are not a plugin network's here), quick to stop.
+ */
+export async function createWebService(
+  lab: Lab,
+  manager: string,
+  name: string,
+  n: number,
+  net: string,
+): Promise<string[]> {
+  const argv = [
+    'service',
+    'create',
+    '-d',
+    '--name',
+    name,
+    '--replicas',
+    String(n),
+    '--network',
+    net,
+    '--endpoint-mode',
+    'dnsrr',
+    '--stop-grace-period',
+    '1s',
+    ...WEB_SERVER,
+  ];
+  await dockerOk(lab, manager, argv);
+  return argv;
 }

@@ -8,7 +8,7 @@ umask 022
 root=$(cd "$(dirname "$0")/.." && pwd)
 here="$root/packaging"
 out=$(cd "${1:-$root}" && pwd)
-for f in dist/cli/main.js native/build/Release/weave_native.node native/wait/build/weavewait node_modules/cap; do
+for f in dist/cli/main.js native/build/Release/weave_native.node native/wait/build/weavewait native/relay/build/relay node_modules/cap; do
   [ -e "$root/$f" ] || { echo "build-deb: $f is missing: build the checkout first (make build)" >&2; exit 1; }
 done
 node=$(node -p process.execPath)

@@ -96,6 +96,7 @@ describe('the Debian package (make deb): its files, its dependencies, its unit r
       `${lib}api/page/index.html`,
       `${lib}native/build/Release/weave_native.node`,
       `${lib}native/wait/build/weavewait`,
+      `${lib}native/relay/build/relay`,
       `${lib}node_modules/cap/build/Release/cap.node`,
       `${lib}node_modules/libp2p/package.json`,
     ])

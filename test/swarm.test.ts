@@ -3,13 +3,19 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { CHECKOUT } from '../common/checkout.js';
 import { Lab, waitFor } from '../lab/lab.js';
-import { formSwarm, leaveSwarm, runAttached, waitForPlugin } from '../lab/swarm.js';
+import {
+  createSwarmNetwork,
+  createWebService,
+  formSwarm,
+  leaveSwarm,
+  runAttached,
+  waitForPlugin,
+} from '../lab/swarm.js';
 import { dockerOk, killHost, launchAll, report, waitForMesh, weaveOk } from '../lab/weave.js';
 
 const HOSTS = ['h1', 'h2', 'h3'];
 const PLUGIN = 'weave-net:latest';
 const STACK_FILE = join(CHECKOUT, 'docker', 'swarm-example', 'docker-stack.yml');
-const WEB = ['sh', '-c', 'echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'];
 
 describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 lab hosts', function () {
   this.timeout(300_000);
@@ -64,18 +70,36 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
     return held;
   };
   /** n tasks running, on distinct addresses, each answering from `from` on h3 by address. */
-  const allAnswer = async (service: string, n: number, net = 'swarmnet', from = 'client3') =>
-    waitFor(
-      `${n} tasks of ${service} answering`,
-      async () => {
-        const t = await tasks(service, net);
-        if (t.length !== n || new Set(t.map((x) => x.ip)).size !== n) return false;
-        for (const x of t) if (!(await fetch('h3', from, x.ip)).includes(`hello from`)) return false;
-        return t;
-      },
-      90_000,
-      1000,
-    );
+  const allAnswer = async (service: string, n: number, net = 'swarmnet', from = 'client3') => {
+    let seen = 'nothing yet';
+    try {
+      return await waitFor(
+        `${n} tasks of ${service} answering`,
+        async () => {
+          const t = await tasks(service, net);
+          seen = `tasks ${t.map((x) => `${x.host}:${x.ip}`).join(' ') || 'none'}`;
+          if (t.length !== n || new Set(t.map((x) => x.ip)).size !== n) return false;
+          for (const x of t)
+            if (!(await fetch('h3', from, x.ip)).includes('hello from')) return ((seen += `; ${x.ip} silent`), false);
+          return t;
+        },
+        90_000,
+        1000,
+      );
+    } catch (err) {
+      const states = await docker('h1', [
+        'service',
+        'ps',
+        '--no-trunc',
+        '--format',
+        '{{.CurrentState}} {{.Error}}',
+        service,
+      ]);
+      throw new Error(
+        `${(err as Error).message}: last seen ${seen}; swarm says ${states.split('\n').slice(0, 12).join(' | ')}`,
+      );
+    }
+  };
 
   it('weave plugin install builds and enables weave-net:latest on each host; every node offers it to Swarm', async () => {
     for (const h of HOSTS) {
@@ -87,18 +111,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
   });
 
   it('docker network create -d weave-net:latest --attachable: a swarm network on our IPAM; a subnet outside our range is refused with our message', async () => {
-    await docker('h1', [
-      'network',
-      'create',
-      '-d',
-      PLUGIN,
-      '--ipam-driver',
-      PLUGIN,
-      '--attachable',
-      '--subnet',
-      '10.40.0.0/16',
-      'swarmnet',
-    ]);
+    await createSwarmNetwork(lab, 'h1', 'swarmnet', '10.40.0.0/16');
     assert.equal((await docker('h1', ['network', 'inspect', '-f', '{{.Scope}}', 'swarmnet'])).trim(), 'swarm');
     // Swarm allocates a network's pool after the create call has answered: our refusal is in the engine's log
     await docker('h1', ['network', 'create', '-d', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.99.0.0/16', 'bad']);
@@ -114,23 +127,7 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
   });
 
   it('docker service create --replicas 6: tasks on every host, each reachable from another host by address and by the service name', async () => {
-    await docker('h1', [
-      'service',
-      'create',
-      '-d',
-      '--name',
-      'web',
-      '--replicas',
-      '6',
-      '--network',
-      'swarmnet',
-      '--endpoint-mode',
-      'dnsrr',
-      '--stop-grace-period',
-      '1s',
-      'busybox',
-      ...WEB,
-    ]);
+    await createWebService(lab, 'h1', 'web', 6, 'swarmnet');
     await runAttached(lab, 'h3', 'client3', 'swarmnet');
     const t = await allAnswer('web', 6);
     assert.deepEqual([...new Set(t.map((x) => x.host))].sort(), HOSTS, 'spread over the three hosts');

@@ -2,16 +2,8 @@
 // (/run/docker/plugins/weave.sock; a lab host's own directory). dockerd asks; the volume manager,
 // behind PluginVolumes, answers. Errors go back as {"Err": "..."} with status 200, as the protocol
 // wants: dockerd then shows the message itself (e.g. "VolumeDriver.Mount: <message>").
-import http from 'node:http';
-import { mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
-import {
-  type Body,
-  clearStaleSocket,
-  PLUGIN_CONTENT_TYPE,
-  type PluginHandlers,
-  readPluginBody,
-} from '../common/plugin-socket.js';
+import type http from 'node:http';
+import { type Body, type PluginHandlers, readPluginBody, servePluginSocket } from '../common/plugin-socket.js';
 
 export interface PluginVolumes {
   create(name: string, opts: Record<string, string>): Promise<void>;
@@ -100,13 +92,6 @@ export function volumeDriverHandlers(volumes: PluginVolumes): PluginHandlers {
   );
 }
 
-const oneLine = (e: unknown): string =>
-  (e instanceof Error ? e.message : String(e))
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join('; ') || 'failed';
-
 async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promise<[number, Body]> {
   const ep = Object.hasOwn(endpoints, req.url ?? '') ? endpoints[req.url!] : undefined;
   if (!ep) {
@@ -121,38 +106,11 @@ async function handle(volumes: PluginVolumes, req: http.IncomingMessage): Promis
   return [200, await ep.run(volumes, body)];
 }
 
-export async function servePlugin(socketPath: string, volumes: PluginVolumes): Promise<{ close(): Promise<void> }> {
-  mkdirSync(dirname(socketPath), { recursive: true });
-  await clearStaleSocket(socketPath, 'volume plugin');
-  const server = http.createServer((req, res) => {
-    const reply = (status: number, body: Body) => {
-      if (res.headersSent || res.destroyed) return;
-      let text: string;
-      try {
-        text = JSON.stringify(body);
-      } catch (e) {
-        [status, text] = [200, JSON.stringify({ Err: oneLine(e) })];
-      }
-      res.writeHead(status, { 'Content-Type': PLUGIN_CONTENT_TYPE }).end(`${text}\n`);
-    };
-    handle(volumes, req)
-      .then(
-        ([status, body]) => reply(status, body),
-        (e: unknown) => reply(200, { Err: oneLine(e) }),
-      )
-      .catch(() => res.destroy());
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new Error(`cannot serve the volume plugin on ${socketPath}: ${e.message}`)));
-    server.listen(socketPath, () => resolve());
-  });
-  server.on('error', () => {}); // after listen, errors are per connection; never crash the router
-  let closing: Promise<void> | undefined;
-  return {
-    close: () =>
-      (closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }).then(() => rmSync(socketPath, { force: true }))),
-  };
+export function servePlugin(socketPath: string, volumes: PluginVolumes): Promise<{ close(): Promise<void> }> {
+  return servePluginSocket(
+    socketPath,
+    'volume plugin',
+    (req) => handle(volumes, req),
+    (message) => ({ Err: message }),
+  );
 }

@@ -20,7 +20,7 @@ import {
   NETWORK_PLUGIN_IMPLEMENTS,
   networkPluginHandlers,
 } from './plugin.js';
-import { servePluginSocket } from './plugin-server.js';
+import { serveNetworkPlugin } from './plugin-server.js';
 import { SwarmAddresses } from './swarm-addresses.js';
 import { NetworkSync } from './sync.js';
 
@@ -46,7 +46,7 @@ export function networkPluginSubsystem(
     start: async () => {
       const engine = await sync.restore();
       // Without the plugin Docker cannot use our networks, but the rest of the router is of use.
-      server = await servePluginSocket(
+      server = await serveNetworkPlugin(
         join(o.pluginDir, `${DRIVER_NAME}.sock`),
         NETWORK_PLUGIN_IMPLEMENTS,
         handlers,
@@ -54,7 +54,7 @@ export function networkPluginSubsystem(
         log.warn(`docker network plugin: not served: ${err.message}`);
         return undefined;
       });
-      managed = await servePluginSocket(
+      managed = await serveNetworkPlugin(
         o.managedSocket,
         MANAGED_PLUGIN_IMPLEMENTS,
         managedPluginHandlers(
