@@ -192,7 +192,7 @@ describe("Docker's network API on the overlay: the weavemesh plugin, docker run 
       async () => (await fetch('h2', 'client2', ip1)).includes('web1'),
       15_000,
     );
-    await waitFor('web1 by name after', async () => (await fetch('h2', 'client2', 'web1')).includes('web1'), 15_000);
+    await waitFor('web1 by name after', async () => (await fetch('h2', 'client2', 'web1')).includes('web1'), 30_000);
     await docker('h1', ['rm', '-f', 'web1']);
     assert.ok(!(await allocated('h1', ip1)), 'released at docker rm');
   });
