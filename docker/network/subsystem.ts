@@ -71,11 +71,12 @@ export function networkPluginSubsystem(
         log.warn(`docker managed plugin: not served: ${err.message}`);
         return undefined;
       });
-      if (!server || !engine) return;
-      sync.follow();
-      await ensureDefaultNetwork(docker, ipam.defaultSubnet.text).catch((err: Error) =>
-        log.warn(`docker network plugin: no network weave: ${err.message}`),
-      );
+      if (!engine) return;
+      if (server || managed) sync.follow();
+      if (server)
+        await ensureDefaultNetwork(docker, ipam.defaultSubnet.text).catch((err: Error) =>
+          log.warn(`docker network plugin: no network weave: ${err.message}`),
+        );
     },
     stop: async () => {
       sync.stop();
