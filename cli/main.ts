@@ -348,9 +348,12 @@ program
 
 program
   .command('reset')
-  .description("hand this peer's share of the IP range to another peer, stop the router and forget its state")
+  .description(
+    "hand this peer's share of the IP range to another peer, remove the router's nftables table, stop the router and forget its state",
+  )
   .action(async () => {
     const r = await call<ResetResult>('POST', '/ipam/reset');
+    await call('POST', '/firewall/reset'); // the router's nftables table, and nothing else
     const report = await call<Report>('GET', '/report');
     await stop();
     for (const f of RESET_FILES) rmSync(join(report.dataDir, f), { force: true });
