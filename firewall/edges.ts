@@ -46,7 +46,7 @@ export function inSection(range: string, bridge: string, ports: readonly Publish
     '  fib daddr type local jump in_ports',
     '}',
     'chain in_output {',
-    '  type nat hook output priority dstnat; policy accept;',
+    '  type nat hook output priority -100; policy accept;', // dstnat: nft 1.0.6 takes the name at prerouting only
     '  fib daddr type local jump in_ports',
     '}',
     'chain in_postrouting {',

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, waitFor } from '../lab/lab.js';
+import { dockerHost, dockerOk, report, waitForMesh, weaveOk } from '../lab/weave.js';
+
+// The overlay's edges on three hosts, each on its own datapath: out (masquerade), in (published
+// ports as kernel DNAT, TCP and UDP, hairpin, a router restart), and weave reset. A fourth host
+// runs no router: its underlay namespace is outside the overlay (a router's host is on it, by its bridge).
+const DATAPATHS = { h1: 'fastdp', h2: 'sleeve', h3: 'sleeve-pcap' } as const;
+type Router = keyof typeof DATAPATHS;
+type Host = Router | 'h4';
+const OUTSIDE = 'h4';
+const HOSTS = Object.keys(DATAPATHS) as Router[];
+/** Who asks, as the server sees it: a CGI script of busybox httpd. */
+const WHO = '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$REMOTE_ADDR"\n';
+/** In a container: httpd on 80 whose /cgi-bin/who answers the client's address (the script comes in $WHO). */
+const WEB = [
+  '-e',
+  `WHO=${WHO}`,
+  'busybox',
+  'sh',
+  '-c',
+  'mkdir -p /www/cgi-bin && echo "$WHO" > /www/cgi-bin/who && chmod +x /www/cgi-bin/who && exec httpd -f -p 80 -h /www',
+];
+/** A UDP server answering each datagram with the sender's address (node, in the container's namespace). */
+/** httpd in a container listens on IPv6 too: an IPv4 client is [::ffff:A.B.C.D] there. */
+const v4 = (remote: string) => remote.trim().replace(/^\[::ffff:(.*)\]$/, '$1');
+const UDP_ECHO =
+  "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send(r.address,r.port,r.address));s.bind(5353)";
+const udpAsk = (to: string, port: number) =>
+  `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(m.toString());process.exit(0)});s.send('who',${port},'${to}');setTimeout(()=>process.exit(1),1000)`;
+
+describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve and sleeve-pcap', function () {
+  this.timeout(300_000);
+  let lab: Lab;
+  const addr = (h: Host) => lab.host(h).addrs[0];
+  let outside = '';
+  const launch = (h: Router, extra: string[] = []) =>
+    weaveOk(lab, h, [
+      'launch',
+      '--nickname',
+      h,
+      '--datapath',
+      DATAPATHS[h],
+      ...extra,
+      ...(h === 'h1' ? [] : [addr('h1')]),
+    ]);
+  const wget = (h: Host, container: string, url: string) =>
+    lab.exec(h, ['docker', 'exec', container, 'timeout', '3', 'wget', '-qO-', url], {
+      env: { DOCKER_HOST: dockerHost(lab, h) },
+    });
+  const pidOf = async (h: Host, container: string) =>
+    Number((await dockerOk(lab, h, ['inspect', '-f', '{{.State.Pid}}', container])).trim());
+  const tables = async (h: Host) => (await lab.execOk(h, ['nft', 'list', 'tables'])).trim().split('\n');
+
+  after(async () => {
+    await lab?.down();
+  });
+
+  before(async () => {
+    lab = await Lab.create({ hosts: 4 });
+    outside = `http://${addr(OUTSIDE)}:8000/cgi-bin/who`;
+    await Promise.all(HOSTS.map((h) => lab.startDockerd(h)));
+    for (const h of HOSTS) await launch(h);
+    await waitForMesh(lab, HOSTS);
+    // A plain HTTP server in the underlay namespace of the host with no router.
+    const dir = join(lab.host(OUTSIDE).dataDir, 'www');
+    mkdirSync(join(dir, 'cgi-bin'), { recursive: true });
+    writeFileSync(join(dir, 'cgi-bin', 'who'), WHO);
+    chmodSync(join(dir, 'cgi-bin', 'who'), 0o755);
+    lab.spawn(OUTSIDE, ['busybox', 'httpd', '-f', '-p', `${addr(OUTSIDE)}:8000`, '-h', dir]);
+    await waitFor('the outside httpd', async () => (await lab.exec(OUTSIDE, ['wget', '-qO-', outside])).code === 0);
+  });
+
+  it('a container of weave run on each datapath reaches a server outside the overlay, which sees its host address', async () => {
+    for (const h of HOSTS) {
+      await weaveOk(lab, h, ['run', '--name', 'out', 'busybox', 'sleep', '3600']);
+      const r = await wget(h, 'out', outside);
+      assert.equal(r.code, 0, `${h} (${DATAPATHS[h]}) → ${OUTSIDE}'s underlay: ${r.stderr}`);
+      assert.equal(r.stdout.trim(), addr(h), `${OUTSIDE} sees ${h}'s underlay address`);
+    }
+  });
+
+  it('traffic between overlay addresses is not masqueraded', async () => {
+    await weaveOk(lab, 'h2', ['run', '--name', 'web', ...WEB]);
+    const web = (await weaveOk(lab, 'h2', ['ps', 'web'])).split(' ')[2].split('/')[0];
+    const client = (await weaveOk(lab, 'h1', ['ps', 'out'])).split(' ')[2].split('/')[0];
+    const seen = await waitFor('h1 out → h2 web on the overlay', async () => {
+      const r = await wget('h1', 'out', `http://${web}/cgi-bin/who`);
+      return r.code === 0 && v4(r.stdout);
+    });
+    assert.equal(seen, client);
+  });
+
+  it('publishes a TCP and a UDP port with DNAT: answered from another host with its own address, and hairpin', async () => {
+    await weaveOk(lab, 'h1', ['run', '--name', 'pub', '-p', '8080:80', '-p', '5353:5353/udp', ...WEB]);
+    lab.spawn('h1', ['nsenter', `--net=/proc/${await pidOf('h1', 'pub')}/ns/net`, process.execPath, '-e', UDP_ECHO]);
+    assert.equal(
+      await waitFor('h2 → h1:8080', async () => {
+        const r = await lab.exec('h2', ['wget', '-qO-', `http://${addr('h1')}:8080/cgi-bin/who`]);
+        return r.code === 0 && v4(r.stdout);
+      }),
+      addr('h2'),
+    );
+    assert.equal(
+      await waitFor('h3 → h1:5353/udp', async () => {
+        const r = await lab.exec('h3', [process.execPath, '-e', udpAsk(addr('h1'), 5353)]);
+        return r.code === 0 && v4(r.stdout);
+      }),
+      addr('h3'),
+    );
+    assert.ok(!(await lab.exec('h1', ['ss', '-ltn', 'sport = :8080'])).stdout.includes(':8080'), 'no relay listens');
+    // Hairpin: a container on h1 (and the published one itself) reaches h1's published port.
+    for (const c of ['out', 'pub']) {
+      const r = await wget('h1', c, `http://${addr('h1')}:8080/cgi-bin/who`);
+      assert.equal(r.code, 0, `${c} → h1:8080: ${r.stderr}`);
+    }
+    // The host itself, by its own address and by loopback.
+    for (const to of [addr('h1'), '127.0.0.1'])
+      assert.equal((await lab.exec('h1', ['wget', '-qO-', `http://${to}:8080/cgi-bin/who`])).code, 0, `h1 → ${to}`);
+  });
+
+  it('publishes again after a router restart, rebuilding the table from the containers', async () => {
+    await weaveOk(lab, 'h1', ['stop']);
+    await lab.execOk('h1', ['nft', 'delete', 'table', 'inet', 'weave']); // what the router restart must rebuild
+    await launch('h1');
+    await waitForMesh(lab, HOSTS);
+    assert.equal(
+      await waitFor('h2 → h1:8080 after a restart', async () => {
+        const r = await lab.exec('h2', ['wget', '-qO-', `http://${addr('h1')}:8080/cgi-bin/who`]);
+        return r.code === 0 && v4(r.stdout);
+      }),
+      addr('h2'),
+    );
+    assert.equal(
+      await waitFor('h3 → h1:5353/udp after a restart', async () => {
+        const r = await lab.exec('h3', [process.execPath, '-e', udpAsk(addr('h1'), 5353)]);
+        return r.code === 0 && v4(r.stdout);
+      }),
+      addr('h3'),
+    );
+    assert.deepEqual((await report(lab, 'h1')).firewall, { table: 'inet weave', masquerade: true });
+  });
+
+  it('with --no-masquerade a container does not get out', async () => {
+    await weaveOk(lab, 'h3', ['stop']);
+    await launch('h3', ['--no-masquerade']);
+    await waitForMesh(lab, HOSTS);
+    const r = await wget('h3', 'out', outside);
+    assert.notEqual(r.code, 0, 'no answer comes back to an overlay address');
+  });
+
+  it("weave reset removes the router's table and leaves a user's own", async () => {
+    await lab.execOk('h2', ['nft', 'add', 'table', 'inet', 'mine']);
+    assert.ok((await tables('h2')).includes('table inet weave'));
+    await weaveOk(lab, 'h2', ['reset']);
+    const left = await tables('h2');
+    assert.ok(!left.includes('table inet weave'), left.join(', '));
+    assert.ok(left.includes('table inet mine'), left.join(', '));
+  });
+});
