@@ -56,7 +56,7 @@ export interface AttachOptions {
   exclusive?: boolean;
   /** A default route through this address on the bridge, and hairpin on the bridge port (CNI). */
   gateway?: string;
-  /** A default route through this address on the bridge unless the target has one (a container with no other network). */
+  /** A default route through this address on the bridge unless the target has one (a container with no other network), and hairpin. */
   fallbackGateway?: string;
 }
 
@@ -95,7 +95,9 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
       if (made.code !== 0) throw new Error(`cannot attach ${target}: ${made.stderr.trim().split('\n')[0]}`);
       quietIPv6(hostIf);
       // One process for both: hairpin needs the port on the bridge already, so it cannot go in the same line.
-      const hairpin = o.gateway ? `link set dev ${hostIf} type bridge_slave hairpin on\n` : '';
+      // Hairpin: with br_netfilter, a container's frame to its own host's published port is DNATed to itself and
+      // bridged back out of the port it came in by.
+      const hairpin = o.gateway || o.fallbackGateway ? `link set dev ${hostIf} type bridge_slave hairpin on\n` : '';
       await runOk(['ip', '-batch', '-'], { input: `link set dev ${hostIf} master ${BRIDGE} up\n${hairpin}` });
     }
     if (o.fallbackGateway && !o.gateway) {
