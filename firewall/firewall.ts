@@ -25,7 +25,8 @@ export class NftFirewall implements Firewall {
   private tail: Promise<unknown> = Promise.resolve();
   private removed = false;
 
-  constructor(private readonly nft = 'nft') {}
+  /** `nft`: the command (a test runs it inside a lab namespace: `ip netns exec NS nft`). */
+  constructor(private readonly nft: readonly string[] = ['nft']) {}
 
   /** Makes the table if it is not there (what is in it stays: published ports outlive a router restart). */
   ensure(): Promise<void> {
@@ -55,7 +56,7 @@ export class NftFirewall implements Firewall {
 
   list(): Promise<unknown> {
     return this.serial(async () => {
-      const r = await run([this.nft, '-j', 'list', 'table', ...TABLE.split(' ')]);
+      const r = await run([...this.nft, '-j', 'list', 'table', ...TABLE.split(' ')]);
       if (r.code !== 0) throw new Error(`nft list table ${TABLE}: ${firstError(r.stderr)}`);
       return JSON.parse(r.stdout) as unknown;
     });
@@ -65,7 +66,7 @@ export class NftFirewall implements Firewall {
   remove(): Promise<void> {
     return this.serial(async () => {
       this.removed = true;
-      const r = await run([this.nft, 'delete', 'table', ...TABLE.split(' ')]);
+      const r = await run([...this.nft, 'delete', 'table', ...TABLE.split(' ')]);
       if (r.code !== 0 && !/No such file/.test(r.stderr))
         throw new Error(`nft delete table ${TABLE}: ${firstError(r.stderr)}`);
       log.info(`removed nftables table ${TABLE}`);
@@ -73,7 +74,7 @@ export class NftFirewall implements Firewall {
   }
 
   private async objects(section: string): Promise<{ kind: (typeof KINDS)[number]; name: string }[]> {
-    const r = await run([this.nft, '-j', 'list', 'table', ...TABLE.split(' ')]);
+    const r = await run([...this.nft, '-j', 'list', 'table', ...TABLE.split(' ')]);
     if (r.code !== 0) return []; // no table yet: the script makes it
     const listed = JSON.parse(r.stdout) as Listed;
     return (listed.nftables ?? []).flatMap((o) =>
@@ -85,7 +86,7 @@ export class NftFirewall implements Firewall {
   }
 
   private async apply(script: string): Promise<void> {
-    const r = await run([this.nft, '-f', '-'], { input: script });
+    const r = await run([...this.nft, '-f', '-'], { input: script });
     if (r.code !== 0) throw new Error(`nft refused the change: ${firstError(r.stderr)}`);
   }
 
