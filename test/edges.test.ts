@@ -24,6 +24,11 @@ const WEB = [
   'mkdir -p /www/cgi-bin && echo "$WHO" > /www/cgi-bin/who && chmod +x /www/cgi-bin/who && exec httpd -f -p 80 -h /www',
 ];
 /** A UDP server answering each datagram with the sender's address (node, in the container's namespace). */
+/** What a server answered; otherwise why not (waitFor's last error). */
+const answer = (r: { code: number; stdout: string; stderr: string }) => {
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr.trim()}`);
+  return v4(r.stdout);
+};
 /** httpd in a container listens on IPv6 too: an IPv4 client is [::ffff:A.B.C.D] there. */
 const v4 = (remote: string) => remote.trim().replace(/^\[::ffff:(.*)\]$/, '$1');
 const UDP_ECHO =
@@ -82,13 +87,31 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     }
   });
 
+  it('a container with no other network has its default route via the bridge; one with a Docker network keeps its own', async () => {
+    const bridge = (await lab.execOk('h1', ['ip', '-4', '-o', 'addr', 'show', 'dev', 'weave']))
+      .split(/\s+/)[3]
+      .split('/')[0];
+    assert.match(
+      await dockerOk(lab, 'h1', ['exec', 'out', 'ip', 'route', 'show', 'default']),
+      new RegExp(`via ${bridge} dev ethwe`),
+    );
+    await dockerOk(lab, 'h1', ['network', 'create', '--subnet', '198.19.200.0/24', 'own']);
+    await dockerOk(lab, 'h1', ['run', '-d', '--network', 'own', '--name', 'both', 'busybox', 'sleep', '3600']);
+    await weaveOk(lab, 'h1', ['attach', 'both']);
+    const defaults = (await dockerOk(lab, 'h1', ['exec', 'both', 'ip', 'route'])) // busybox ip shows every route
+      .split('\n')
+      .filter((l) => l.startsWith('default'))
+      .map((l) => l.trim());
+    assert.deepEqual(defaults, ['default via 198.19.200.1 dev eth0']);
+  });
+
   it('traffic between overlay addresses is not masqueraded', async () => {
     await weaveOk(lab, 'h2', ['run', '--name', 'web', ...WEB]);
     const web = (await weaveOk(lab, 'h2', ['ps', 'web'])).split(' ')[2].split('/')[0];
     const client = (await weaveOk(lab, 'h1', ['ps', 'out'])).split(' ')[2].split('/')[0];
     const seen = await waitFor('h1 out → h2 web on the overlay', async () => {
       const r = await wget('h1', 'out', `http://${web}/cgi-bin/who`);
-      return r.code === 0 && v4(r.stdout);
+      return answer(r);
     });
     assert.equal(seen, client);
   });
@@ -99,14 +122,14 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     assert.equal(
       await waitFor('h2 → h1:8080', async () => {
         const r = await lab.exec('h2', ['wget', '-qO-', `http://${addr('h1')}:8080/cgi-bin/who`]);
-        return r.code === 0 && v4(r.stdout);
+        return answer(r);
       }),
       addr('h2'),
     );
     assert.equal(
       await waitFor('h3 → h1:5353/udp', async () => {
         const r = await lab.exec('h3', [process.execPath, '-e', udpAsk(addr('h1'), 5353)]);
-        return r.code === 0 && v4(r.stdout);
+        return answer(r);
       }),
       addr('h3'),
     );
@@ -116,6 +139,14 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
       const r = await wget('h1', c, `http://${addr('h1')}:8080/cgi-bin/who`);
       assert.equal(r.code, 0, `${c} → h1:8080: ${r.stderr}`);
     }
+    // A container on another host, through that host's underlay address.
+    assert.equal(
+      await waitFor('h2 out → h1:8080', async () => {
+        const r = await wget('h2', 'out', `http://${addr('h1')}:8080/cgi-bin/who`);
+        return answer(r);
+      }),
+      addr('h2'),
+    );
     // The host itself, by its own address and by loopback.
     for (const to of [addr('h1'), '127.0.0.1'])
       assert.equal((await lab.exec('h1', ['wget', '-qO-', `http://${to}:8080/cgi-bin/who`])).code, 0, `h1 → ${to}`);
@@ -129,14 +160,14 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     assert.equal(
       await waitFor('h2 → h1:8080 after a restart', async () => {
         const r = await lab.exec('h2', ['wget', '-qO-', `http://${addr('h1')}:8080/cgi-bin/who`]);
-        return r.code === 0 && v4(r.stdout);
+        return answer(r);
       }),
       addr('h2'),
     );
     assert.equal(
       await waitFor('h3 → h1:5353/udp after a restart', async () => {
         const r = await lab.exec('h3', [process.execPath, '-e', udpAsk(addr('h1'), 5353)]);
-        return r.code === 0 && v4(r.stdout);
+        return answer(r);
       }),
       addr('h3'),
     );
