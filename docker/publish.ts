@@ -66,7 +66,9 @@ export class PortPublisher {
         .catch(() => {})
         .then(() => (attached ? this.attached(id, entry) : this.detached(id)));
       this.pending.set(id, p);
-      p.catch((err: Error) => log.warn(`container ${id.slice(0, 12)}: ${err.message}`));
+      p.catch((err: Error) => log.warn(`container ${id.slice(0, 12)}: ${err.message}`)).finally(() => {
+        if (!attached && this.pending.get(id) === p) this.pending.delete(id); // a detached container's is done with
+      });
     });
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
-import { dockerHost, dockerOk, report, waitForMesh, weaveOk } from '../lab/weave.js';
+import { dockerHost, dockerOk, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 
 // The overlay's edges on three hosts, each on its own datapath: out (masquerade), in (published
 // ports as kernel DNAT, TCP and UDP, hairpin, a router restart), and weave reset. A fourth host
@@ -139,6 +139,11 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
       const r = await wget('h1', c, `http://${addr('h1')}:8080/cgi-bin/who`);
       assert.equal(r.code, 0, `${c} → h1:8080: ${r.stderr}`);
     }
+    // A host port taken: one line, and no container left behind.
+    const taken = await weave(lab, 'h1', ['run', '--name', 'again', '-p', '8080:81', 'busybox', 'sleep', '3600']);
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /^weave: host port 8080\/tcp is published already by [0-9a-f]{12}\n$/);
+    assert.equal((await dockerOk(lab, 'h1', ['ps', '-aq', '--filter', 'name=again'])).trim(), '');
     // A container on another host, through that host's underlay address.
     assert.equal(
       await waitFor('h2 out → h1:8080', async () => {
@@ -150,6 +155,18 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     // The host itself, by its own address and by loopback.
     for (const to of [addr('h1'), '127.0.0.1'])
       assert.equal((await lab.exec('h1', ['wget', '-qO-', `http://${to}:8080/cgi-bin/who`])).code, 0, `h1 → ${to}`);
+  });
+
+  it('publishes on the sleeve and sleeve-pcap hosts too, answered from outside with the real client address', async () => {
+    for (const h of ['h2', 'h3'] as const) {
+      await weaveOk(lab, h, ['run', '--name', 'pub', '-p', '8081:80', ...WEB]);
+      assert.equal(
+        await waitFor(`${OUTSIDE} → ${h}:8081 (${DATAPATHS[h]})`, async () =>
+          answer(await lab.exec(OUTSIDE, ['wget', '-qO-', '-T', '3', `http://${addr(h)}:8081/cgi-bin/who`])),
+        ),
+        addr(OUTSIDE),
+      );
+    }
   });
 
   it('publishes again after a router restart, rebuilding the table from the containers', async () => {
