@@ -95,6 +95,9 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
       await dockerOk(lab, 'h1', ['exec', 'out', 'ip', 'route', 'show', 'default']),
       new RegExp(`via ${bridge} dev ethwe`),
     );
+    // The bridge has a MAC of its own (set, not a port's): the containers' ARP entry for their gateway stays true as ports come and go.
+    for (const h of HOSTS)
+      assert.equal((await lab.execOk(h, ['cat', '/sys/class/net/weave/addr_assign_type'])).trim(), '3');
     await dockerOk(lab, 'h1', ['network', 'create', '--subnet', '198.19.200.0/24', 'own']);
     await dockerOk(lab, 'h1', ['run', '-d', '--network', 'own', '--name', 'both', 'busybox', 'sleep', '3600']);
     await weaveOk(lab, 'h1', ['attach', 'both']);
