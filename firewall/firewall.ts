@@ -87,6 +87,8 @@ export class NftFirewall implements Firewall {
 
   private async apply(script: string): Promise<void> {
     const r = await run([...this.nft, '-f', '-'], { input: script });
+    if (r.code === 127)
+      throw new Error('nft is not installed: the router needs nftables (Debian: apt install nftables)');
     if (r.code !== 0) throw new Error(`nft refused the change: ${firstError(r.stderr)}`);
   }
 
