@@ -29,5 +29,12 @@ export function firewallSubsystem(fw: NftFirewall, o: FirewallOptions): Subsyste
       await fw.replace('out', outSection(o.range, o.bridge, o.masquerade));
     },
     report: () => ({ firewall: { table: TABLE, masquerade: o.masquerade } }),
+    status: () => ({
+      service: 'firewall',
+      rows: [
+        ['Table', `nftables ${TABLE}`],
+        ['Masquerade', o.masquerade ? `out of ${o.range}` : 'off (--no-masquerade)'],
+      ],
+    }),
   };
 }

@@ -192,6 +192,10 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
       addr('h3'),
     );
     assert.deepEqual((await report(lab, 'h1')).firewall, { table: 'inet weave', masquerade: true });
+    assert.match(
+      await weaveOk(lab, 'h1', ['status']),
+      /Service: firewall\n\s*Table: nftables inet weave\n\s*Masquerade: out of 10\.32\.0\.0\/12\n/,
+    );
   });
 
   it('with --no-masquerade a container does not get out', async () => {
