@@ -261,7 +261,7 @@ program
   .command('deploy')
   .description(
     'deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, ' +
-      'restart); again after an edit to change it',
+      'restart, ports); again after an edit to change it',
   )
   .argument('<file>', 'the manifest')
   .option('--name <stack>', "the stack's name (default: the file's name without its extension)")

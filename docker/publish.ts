@@ -11,6 +11,13 @@ export type PublishSpec = Omit<Published, 'ip'>;
 /** A container's published ports, kept with the container (so that a restarted router publishes them again). */
 export const PUBLISH_LABEL = 'works.weave.publish';
 
+/** `[IP:]HOSTPORT:PORT[/tcp|/udp]` (a manifest's `ports:`); undefined when it is not that. */
+export function parsePort(text: string): PublishSpec | undefined {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
+  if (!m || [m[2], m[3]].some((p) => Number(p) < 1 || Number(p) > 65535)) return undefined;
+  return { hostIp: m[1] ?? '', hostPort: Number(m[2]), port: Number(m[3]), proto: (m[4] ?? 'tcp') as 'tcp' | 'udp' };
+}
+
 type PortBindings = Record<string, { HostIp?: string; HostPort?: string }[] | null>;
 
 /**

@@ -172,8 +172,32 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     }
   });
 
-  it('publishes again after a router restart, rebuilding the table from the containers', async () => {
+  it("publishes a manifest's ports: on the host its replica runs on", async () => {
+    const f = join(lab.host('h1').dataDir, 'edge.yml');
+    writeFileSync(
+      f,
+      'site:\n  image: busybox\n  cmd: mkdir -p /www && echo site > /www/index.html && exec httpd -f -p 80 -h /www\n  ports: ["8090:80"]\n',
+    );
+    await weaveOk(lab, 'h1', ['deploy', f]);
+    await waitFor(
+      'the replica answers on its host:8090',
+      async () => {
+        for (const h of HOSTS) {
+          const r = await lab.exec(OUTSIDE, ['wget', '-qO-', '-T', '1', `http://${addr(h)}:8090/`]);
+          if (r.code === 0 && r.stdout === 'site\n') return true;
+        }
+        return false;
+      },
+      30_000,
+    );
+    await weaveOk(lab, 'h1', ['stack', 'rm', 'edge']);
+  });
+
+  it('answers while the router is stopped, and again after it starts, rebuilding the table from the containers', async () => {
     await weaveOk(lab, 'h1', ['stop']);
+    // The kernel answers while no router runs.
+    const down = await lab.exec('h2', ['wget', '-qO-', '-T', '3', `http://${addr('h1')}:8080/cgi-bin/who`]);
+    assert.equal(answer(down), addr('h2'));
     await lab.execOk('h1', ['nft', 'delete', 'table', 'inet', 'weave']); // what the router restart must rebuild
     await launch('h1');
     await waitForMesh(lab, HOSTS);
