@@ -13,8 +13,8 @@ export interface Firewall {
 
 type Listed = { nftables?: Record<string, { name?: string }>[] };
 
-/** The kinds of object a section may hold, in the order they can be deleted (rules reference sets and maps). */
-const KINDS = ['chain', 'set', 'map'] as const;
+/** The kinds of object a section may hold, in the order they can be deleted (rules reference the others). */
+const KINDS = ['chain', 'set', 'map', 'counter', 'quota', 'limit'] as const;
 
 /**
  * The table through `nft -f -`: each change is one script, which nft applies as one atomic

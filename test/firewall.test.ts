@@ -10,7 +10,9 @@ describe("the firewall: the router's own nftables table, one transaction per sec
   let fw: NftFirewall;
   const names = async () => {
     const listed = (await fw.list()) as { nftables: Record<string, { name?: string }>[] };
-    return listed.nftables.flatMap((o) => ['chain', 'set'].flatMap((k) => (o[k]?.name ? [o[k].name] : []))).sort();
+    return listed.nftables
+      .flatMap((o) => ['chain', 'set', 'counter'].flatMap((k) => (o[k]?.name ? [o[k].name] : [])))
+      .sort();
   };
   const ruleset = async () => lab.execOk('h1', ['nft', 'list', 'ruleset']);
 
@@ -22,14 +24,14 @@ describe("the firewall: the router's own nftables table, one transaction per sec
     await lab?.down();
   });
 
-  it("replaces one section's chains and sets, leaving the others", async () => {
+  it("replaces one section's chains, sets and counters, leaving the others", async () => {
     await fw.ensure();
     await fw.replace('out', outSection('10.32.0.0/12', 'weave', true));
     const pub = { hostIp: '', hostPort: 8080, port: 80, proto: 'tcp' as const, ip: '10.32.0.5' };
     await fw.replace('in', inSection('10.32.0.0/12', 'weave', [pub]));
     await fw.replace(
       'policy',
-      'set policy_allowed { type ipv4_addr; }\nchain policy_fwd { ip saddr @policy_allowed accept; }',
+      'counter policy_drops {}\nset policy_allowed { type ipv4_addr; }\nchain policy_fwd { ip saddr @policy_allowed accept; counter name policy_drops drop; }',
     );
     assert.deepEqual(await names(), [
       'in_output',
@@ -38,15 +40,18 @@ describe("the firewall: the router's own nftables table, one transaction per sec
       'in_prerouting',
       'out_postrouting',
       'policy_allowed',
+      'policy_drops',
       'policy_fwd',
     ]);
     await fw.replace('in', inSection('10.32.0.0/12', 'weave', [{ ...pub, hostPort: 9090, proto: 'udp' }]));
     assert.match(await ruleset(), /udp dport 9090 dnat ip to 10\.32\.0\.5:80/);
     assert.doesNotMatch(await ruleset(), /dport 8080/);
     await fw.replace('in', '');
-    assert.deepEqual(await names(), ['out_postrouting', 'policy_allowed', 'policy_fwd']);
+    assert.deepEqual(await names(), ['out_postrouting', 'policy_allowed', 'policy_drops', 'policy_fwd']);
     await fw.replace('out', outSection('10.32.0.0/12', 'weave', false));
-    assert.deepEqual(await names(), ['policy_allowed', 'policy_fwd']);
+    assert.deepEqual(await names(), ['policy_allowed', 'policy_drops', 'policy_fwd']);
+    await fw.replace('policy', 'chain policy_fwd { accept; }'); // its counter and set go, its chain is new
+    assert.deepEqual(await names(), ['policy_fwd']);
   });
 
   it('refuses what nft refuses in one line, and the previous objects stay in force', async () => {
