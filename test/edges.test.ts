@@ -222,6 +222,23 @@ describe('the overlay edges: masquerade out, kernel DNAT in, on fastdp, sleeve a
     );
   });
 
+  it('answers through a router killed with -9 and restarted by its supervisor', async () => {
+    const before = await report(lab, 'h1');
+    process.kill(before.pid, 'SIGKILL'); // the supervisor starts it again
+    await waitFor('a new router on h1', async () => (await report(lab, 'h1')).pid !== before.pid, 30_000);
+    await waitFor(
+      'h1 connected again',
+      async () => {
+        const r = await report(lab, 'h1');
+        return r.connections.filter((c) => c.state === 'established').length === HOSTS.length - 1;
+      },
+      30_000,
+    );
+    const r = await lab.exec('h3', [process.execPath, '-e', udpAsk(addr('h1'), 5353)]);
+    assert.equal(answer(r), addr('h3'));
+    assert.match(await lab.execOk('h1', ['nft', 'list', 'chain', 'inet', 'weave', 'in_ports']), /udp dport 5353 dnat/);
+  });
+
   it('with --no-masquerade a container does not get out', async () => {
     await weaveOk(lab, 'h3', ['stop']);
     await launch('h3', ['--no-masquerade']);
