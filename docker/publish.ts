@@ -1,4 +1,5 @@
 import type { AttachedEntry, Attachments } from '../attach/attachments.js';
+import { existingAttachment, resolveTarget } from '../attach/veth.js';
 import { UserError } from '../common/errors.js';
 import { log } from '../common/log.js';
 import { clash, inSection, type Published } from '../firewall/edges.js';
@@ -47,6 +48,23 @@ export function takePortBindings(body: {
   return specs;
 }
 
+/** The label's specs, each checked as -p text again: the label is the container's, and its values go into nft. */
+export function fromLabel(label: string): PublishSpec[] {
+  let specs: unknown;
+  try {
+    specs = JSON.parse(label);
+  } catch {
+    specs = undefined;
+  }
+  if (!Array.isArray(specs)) throw new UserError(`invalid label ${PUBLISH_LABEL}: expected a list of ports`);
+  return specs.map((s: Partial<PublishSpec>) => {
+    const text = `${s.hostIp ? `${s.hostIp}:` : ''}${s.hostPort}:${s.port}/${s.proto}`;
+    const p = parsePort(text);
+    if (!p || p.hostIp !== (s.hostIp ?? '')) throw new UserError(`invalid label ${PUBLISH_LABEL}: bad port ${text}`);
+    return p;
+  });
+}
+
 /**
  * Published ports as DNAT in the kernel (the firewall's `in` section), for every container
  * attached here whose label asks for them: published when it is attached (by weave run, the proxy,
@@ -84,9 +102,28 @@ export class PortPublisher {
     await this.pending.get(id);
   }
 
-  /** Once the attachments are back after a restart: the section says what is published now, nothing stale. */
-  async sync(): Promise<void> {
-    await Promise.allSettled(this.pending.values());
+  /**
+   * At start, before the containers are adopted: the section is rewritten from the running containers that ask for
+   * ports and still have their interface, so that it neither keeps a container gone while the router was down nor
+   * drops, even for a moment, one that is adopted later. Without an engine it stays as it was.
+   */
+  async restore(): Promise<void> {
+    const running = await this.docker.list(false, PUBLISH_LABEL).catch(() => undefined);
+    if (!running) return;
+    for (const c of running) {
+      try {
+        const info = await this.docker.inspect(c.Id);
+        const found = await existingAttachment(resolveTarget(`pid:${info.State.Pid}`));
+        const ip = found?.cidrs.find((x) => !x.includes(':'))?.split('/')[0];
+        if (ip)
+          this.ports.set(
+            c.Id,
+            fromLabel(c.Labels?.[PUBLISH_LABEL] ?? '').map((s) => ({ ...s, ip })),
+          );
+      } catch (err) {
+        log.warn(`container ${c.Id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+    }
     await this.write();
   }
 
@@ -96,7 +133,7 @@ export class PortPublisher {
     if (!label) return;
     const ip = entry.cidrs.find((c) => !c.includes(':'))?.split('/')[0];
     if (!ip) throw new UserError('cannot publish ports of a container with no IPv4 address');
-    const mine = (JSON.parse(label) as PublishSpec[]).map((s) => ({ ...s, ip }));
+    const mine = fromLabel(label).map((s) => ({ ...s, ip }));
     for (const [other, theirs] of this.ports)
       for (const a of mine)
         if (other !== id && theirs.some((b) => clash(a, b)))

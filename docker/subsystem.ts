@@ -42,10 +42,9 @@ export function containersSubsystem(
         },
       }),
     ],
-    // The containers attached before a restart are adopted first: then the published ports are what they ask for.
     start: async () => {
+      await ports.restore(); // before the watcher adopts the containers: published ports never blink
       await watcher.start();
-      await ports.sync();
     },
     stop: async () => watcher.stop(),
   };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { PUBLISH_LABEL, takePortBindings } from '../../docker/publish.js';
+import { fromLabel, PUBLISH_LABEL, takePortBindings } from '../../docker/publish.js';
 import { parseRunArgs } from '../../docker/run-args.js';
 import { inSection, outSection } from '../../firewall/edges.js';
 
@@ -25,6 +25,18 @@ describe('published ports: -p into the container label, and the nft sections', (
     assert.throws(take('9:9/sctp'), /cannot publish 9\/sctp: weave publishes tcp and udp/);
     assert.throws(take('8080:80', '8080:81'), /host port 8080\/tcp is published twice/);
     assert.doesNotThrow(take('8080:80', '8080:80/udp'));
+  });
+
+  it('reads the label back, checking each port again (its values go into nft)', () => {
+    const { body } = parseRunArgs(['-p', '198.18.0.1:8080:80', 'busybox']);
+    takePortBindings(body);
+    assert.deepEqual(fromLabel(body.Labels[PUBLISH_LABEL]), [
+      { hostIp: '198.18.0.1', hostPort: 8080, port: 80, proto: 'tcp' },
+    ]);
+    assert.throws(() => fromLabel('nonsense'), /invalid label works\.weave\.publish: expected a list of ports/);
+    const evil = JSON.stringify([{ hostIp: '1.2.3.4 accept; #', hostPort: 1, port: 1, proto: 'tcp' }]);
+    assert.throws(() => fromLabel(evil), /invalid label works\.weave\.publish: bad port/);
+    assert.throws(() => fromLabel(JSON.stringify([{ hostPort: 1, port: 1, proto: 'sctp' }])), /bad port 1:1\/sctp/);
   });
 
   it('masquerades only what leaves the overlay, and DNATs with hairpin', () => {
