@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh Debian machine, as root: `make demo` and `make test`.
 # Debian packages, without their recommends (those pulled in a kernel image). What building and running
 # need (the router, the CLI, the demo: docker, busybox, btrfs), and what only the tests and benches add.
-RUN_PACKAGES := libpcap-dev libssl-dev python3 make g++ iproute2 iputils-ping iputils-arping ethtool procps util-linux docker.io busybox-static btrfs-progs
+RUN_PACKAGES := libpcap-dev libssl-dev python3 make g++ iproute2 nftables iputils-ping iputils-arping ethtool procps util-linux docker.io busybox-static btrfs-progs
 TEST_PACKAGES := iperf3 tcpdump iptables chromium fonts-dejavu-core bind9-dnsutils dnsmasq-base containernetworking-plugins containerd wireguard-go wireguard-tools systemd docker-compose
 APT_INSTALL = dpkg -s $(1) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1); }
 

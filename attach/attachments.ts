@@ -46,6 +46,11 @@ export class Attachments {
   readonly attached = new Map<string, AttachedEntry>();
   private readonly locks = new KeyedSerial();
   private readonly listeners: AttachmentListener[] = [];
+  /**
+   * The bridge's overlay address (given it when it has none): a container with no other network
+   * gets its default route through it, so it reaches what is outside the overlay through the host.
+   */
+  gateway?: () => Promise<string>;
 
   /** `file`: where attachments are kept, so that a router that died (and was restarted) takes them back. */
   constructor(
@@ -123,8 +128,9 @@ export class Attachments {
    * Attach with the identity and namespace already known (also used to re-attach a restarted container, and by CNI).
    */
   async attachResolved(t: Resolved, specs: string[], o: AttachOptions = {}): Promise<AttachResult> {
+    const fallbackGateway = t.container && !o.gateway ? await this.gateway?.() : undefined;
     const cidrs = await this.addresses(t.ident, specs, !!t.container);
-    const a = await attach(t.nsTarget, cidrs.all, this.mtu, o).catch(async (err) => {
+    const a = await attach(t.nsTarget, cidrs.all, this.mtu, { ...o, fallbackGateway }).catch(async (err) => {
       await this.releaseAll(t.ident, cidrs.taken); // nothing left half-attached
       throw err;
     });

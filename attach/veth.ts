@@ -56,6 +56,8 @@ export interface AttachOptions {
   exclusive?: boolean;
   /** A default route through this address on the bridge, and hairpin on the bridge port (CNI). */
   gateway?: string;
+  /** A default route through this address on the bridge unless the target has one (a container with no other network), and hairpin. */
+  fallbackGateway?: string;
 }
 
 /**
@@ -93,8 +95,17 @@ export async function attach(target: string, cidrs: Cidr[], mtu: number, o: Atta
       if (made.code !== 0) throw new Error(`cannot attach ${target}: ${made.stderr.trim().split('\n')[0]}`);
       quietIPv6(hostIf);
       // One process for both: hairpin needs the port on the bridge already, so it cannot go in the same line.
-      const hairpin = o.gateway ? `link set dev ${hostIf} type bridge_slave hairpin on\n` : '';
+      // Hairpin: with br_netfilter, a container's frame to its own host's published port is DNATed to itself and
+      // bridged back out of the port it came in by.
+      const hairpin = o.gateway || o.fallbackGateway ? `link set dev ${hostIf} type bridge_slave hairpin on\n` : '';
       await runOk(['ip', '-batch', '-'], { input: `link set dev ${hostIf} master ${BRIDGE} up\n${hairpin}` });
+    }
+    if (o.fallbackGateway && !o.gateway) {
+      const r = await run(
+        inNs(netns, ['ip', 'route', 'add', 'default', 'via', o.fallbackGateway, 'dev', dev, 'onlink']),
+      );
+      if (r.code !== 0 && !/File exists/.test(r.stderr))
+        throw new Error(`cannot add a default route via ${o.fallbackGateway}: ${r.stderr.trim()}`);
     }
     for (const c of cidrs) gratuitousArp(netns, dev, c.ip);
   } catch (err) {

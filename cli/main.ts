@@ -271,7 +271,7 @@ program
   .command('deploy')
   .description(
     'deploy a stack from a manifest (YAML: services with image, cmd, replicas, env, constraints, spread, volumes, ' +
-      'restart); again after an edit to change it',
+      'restart, ports); again after an edit to change it',
   )
   .argument('<file>', 'the manifest')
   .option('--name <stack>', "the stack's name (default: the file's name without its extension)")
@@ -358,9 +358,12 @@ program
 
 program
   .command('reset')
-  .description("hand this peer's share of the IP range to another peer, stop the router and forget its state")
+  .description(
+    "hand this peer's share of the IP range to another peer, remove the router's nftables table, stop the router and forget its state",
+  )
   .action(async () => {
     const r = await call<ResetResult>('POST', '/ipam/reset');
+    await call('POST', '/firewall/reset'); // the router's nftables table, and nothing else
     const report = await call<Report>('GET', '/report');
     await stop();
     for (const f of RESET_FILES) rmSync(join(report.dataDir, f), { force: true });

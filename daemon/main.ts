@@ -41,6 +41,9 @@ import { volumesSubsystem } from '../volumes/subsystem.js';
 import { openPool } from '../volumes/pool.js';
 import { stopVolumeUsers, volumeUsers } from '../docker/volume-users.js';
 import { readPasswordFile } from '../common/password-file.js';
+import { NftFirewall } from '../firewall/firewall.js';
+import { firewallSubsystem } from '../firewall/subsystem.js';
+import { PortPublisher } from '../docker/publish.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -129,6 +132,11 @@ async function main(given: RouterConfig): Promise<void> {
   };
 
   const containerDns = { domain: dns.domain, resolver };
+  attachments.gateway = async () => (await resolver()).ip;
+  const firewall = new NftFirewall();
+  const edges = { range: cfg.ipallocRange, bridge: BRIDGE };
+  const ports = new PortPublisher(firewall, docker, { ...edges, bridgeAddress: resolver });
+  ports.follow(attachments);
   // Membership first: volumes follow its deaths, the scheduler places on its members, replicas follow their volumes.
   const peerNet = {
     name: control.name,
@@ -167,12 +175,13 @@ async function main(given: RouterConfig): Promise<void> {
   // Every subsystem, in start order (stopped in reverse): a new one is one line here.
   const subsystems: Subsystem[] = [
     routerSubsystem(cfg, control, data),
+    firewallSubsystem(firewall, { ...edges, masquerade: cfg.masquerade }),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
-    containersSubsystem(docker, attachments, cfg.releaseGraceMs, containerDns),
+    containersSubsystem(docker, attachments, cfg.releaseGraceMs, ports, containerDns),
     ...(cfg.proxy
       ? [
-          proxySubsystem(docker, attachments, containerDns, {
+          proxySubsystem(docker, attachments, containerDns, ports, {
             dataDir: cfg.dataDir,
             tcp: cfg.proxyTcp,
             adaptersFile: cfg.proxyAdapters,

@@ -3,6 +3,7 @@ import { type ConfigOf, defaultsOf, text } from '../common/options.js';
 import { apiOptions } from '../api/options.js';
 import { gossipOptions } from '../gossip/options.js';
 import { routerOptions } from '../router/options.js';
+import { firewallOptions } from '../firewall/options.js';
 import { ipamOptions } from '../ipam/options.js';
 import { dnsOptions } from '../dns/options.js';
 import { containersOptions, networkPluginOptions } from '../docker/options.js';
@@ -30,6 +31,7 @@ export const LAUNCH_OPTIONS = {
   ...daemonOptions,
   ...gossipOptions,
   ...routerOptions,
+  ...firewallOptions,
   ...apiOptions,
   ...ipamOptions,
   ...containersOptions,

@@ -56,4 +56,9 @@ export async function ensureBridge(mtu: number): Promise<void> {
     quietIPv6(dev);
     await runOk(['ip', 'link', 'set', 'dev', dev, 'up']);
   }
+  // A bridge not given a MAC takes the lowest of its ports', so it changed as containers came and went, and a
+  // container's ARP entry for its gateway (the bridge's address) went stale: its traffic out was dropped for a
+  // while. Given its own MAC once, it keeps it.
+  const [link] = JSON.parse(await runOk(['ip', '-j', 'link', 'show', 'dev', BRIDGE])) as { address: string }[];
+  await runOk(['ip', 'link', 'set', 'dev', BRIDGE, 'address', link.address]);
 }

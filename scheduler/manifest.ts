@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { UserError } from '../common/errors.js';
+import { parsePort, type PublishSpec } from '../docker/publish.js';
 import { NAME, type Constraint, type RestartPolicy, type ServiceSpec, type Stack, type VolumeMount } from './stack.js';
 
 /** A service as written, once the schema has accepted it. */
@@ -18,6 +19,7 @@ interface RawService {
   spread?: string;
   volumes?: (string | { name: string; path: string; readonly?: boolean; replicas?: number })[];
   restart?: RestartPolicy | false;
+  ports?: string[];
 }
 
 const serviceProperties = {
@@ -48,6 +50,8 @@ const serviceProperties = {
   },
   // YAML 1.2 reads `no` as the string "no", but `false` is the boolean: both mean the same here.
   restart: { enum: ['always', 'on-failure', 'no', false] },
+  // [IP:]HOSTPORT:PORT[/tcp|/udp], as -p: published by the kernel on each replica's host.
+  ports: { type: 'array', items: { type: 'string' } },
 };
 const SERVICE_KEYS = Object.keys(serviceProperties).join(', ');
 
@@ -268,6 +272,19 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
       });
     });
 
+    const ports: string[] = [];
+    const published: PublishSpec[] = [];
+    (raw.ports ?? []).forEach((text, i) => {
+      const p = parsePort(text);
+      if (!p)
+        throw fail([name, 'ports', i], `invalid port ${JSON.stringify(text)}: expected [IP:]HOSTPORT:PORT[/tcp|/udp]`);
+      // One host port a protocol, whatever address it is on: each replica's container takes it on its host.
+      if (published.some((q) => q.hostPort === p.hostPort && q.proto === p.proto))
+        throw fail([name, 'ports', i], `host port ${p.hostPort}/${p.proto} published twice`);
+      published.push(p);
+      ports.push(`${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}:${p.port}/${p.proto}`);
+    });
+
     const spec: ServiceSpec = {
       image: raw.image,
       // Absent fields are left out, not undefined, so that deepEqual and the canonical form agree.
@@ -279,6 +296,7 @@ export function parseManifest(text: string, stackName: string, source = 'manifes
       ...(raw.spread !== undefined && { spread: raw.spread }),
       volumes,
       restart: raw.restart === false ? 'no' : (raw.restart ?? 'always'),
+      ...(ports.length && { ports }),
     };
     return [name, spec];
   });

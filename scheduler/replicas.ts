@@ -3,6 +3,7 @@ import { existingAttachment, resolveTarget } from '../attach/veth.js';
 import type { Attachments } from '../attach/attachments.js';
 import type { DockerClient } from '../docker/client.js';
 import { runAttached, type ContainerDns } from '../docker/run.js';
+import { parsePort, PUBLISH_LABEL } from '../docker/publish.js';
 import type { Placement } from './placement.js';
 import { replicaVolume, type ServiceSpec } from './stack.js';
 import { REPLICA_LABEL, VOLUME_DRIVER } from '../docker/engine.js';
@@ -108,6 +109,8 @@ export function dockerReplicas(
           [DIGEST_LABEL]: digest,
           'weave.stack': p.stack,
           'weave.service': p.service,
+          // The router's DNAT publishes them once the replica is attached (docker/publish.ts).
+          ...(s.ports && { [PUBLISH_LABEL]: JSON.stringify(s.ports.map((x) => parsePort(x))) }),
         },
         // Each replica's own weave volume, which follows it from host to host.
         HostConfig: {

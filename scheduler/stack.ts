@@ -36,6 +36,8 @@ export interface ServiceSpec {
   spread?: string;
   volumes: VolumeMount[];
   restart: RestartPolicy;
+  /** Published on the host of each replica, `[IP:]HOSTPORT:PORT/PROTO`; absent when none. */
+  ports?: string[];
 }
 
 /** A deployed manifest: services by name. */

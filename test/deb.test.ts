@@ -104,7 +104,7 @@ describe('the Debian package (make deb): its files, its dependencies, its unit r
     for (const dev of ['node_modules/mocha/', 'node_modules/typescript/', 'node_modules/tsx/', 'dist/test/'])
       assert.ok(!files.includes(`${lib}${dev}`), `${dev} is not`);
     const field = async (name: string) => (await runOk(['dpkg-deb', '-f', deb, name])).trim();
-    for (const p of ['iproute2', 'ethtool', 'libpcap0.8', 'libssl3'])
+    for (const p of ['iproute2', 'ethtool', 'nftables', 'libpcap0.8', 'libssl3'])
       assert.match(await field('Depends'), new RegExp(`\\b${p}\\b`));
     for (const p of ['docker.io', 'btrfs-progs']) assert.match(await field('Recommends'), new RegExp(`\\b${p}\\b`));
     assert.equal((await runOk(['dpkg-deb', '--info', deb, 'conffiles'])).trim(), '/etc/default/weave');

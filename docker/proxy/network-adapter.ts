@@ -1,6 +1,6 @@
 import { checkAddressSpec } from '../../common/address-spec.js';
 import type { DockerClient } from '../client.js';
-import type { PortPublisher, PublishSpec } from '../publish.js';
+import { type PortPublisher, takePortBindings } from '../publish.js';
 import { type Adapter, type HookedEndpoint, HookError } from './hooks.js';
 
 /** Where the wait program is mounted in a container: Weave's proxy did the same with weavewait. */
@@ -10,7 +10,6 @@ export const PROXY_LABEL = 'works.weave.proxy';
 
 interface Prepared {
   cidrs: string[];
-  publish: PublishSpec[];
 }
 
 export interface NetworkAdapterDeps {
@@ -18,10 +17,10 @@ export interface NetworkAdapterDeps {
   /** Attaches a running container (by full id) with Weave's address specs; returns its addresses (CIDRs). */
   attach(id: string, cidrs: string[]): Promise<{ cidrs: string[] }>;
   isAttached(id: string): boolean;
-  ports: PortPublisher;
+  ports: Pick<PortPublisher, 'settled'>;
   /** The directory holding the wait program as `w`. */
   waitDir: string;
-  /** The router's DNS for containers (an address on the bridge, which also lets the host reach published ports). */
+  /** The router's DNS for containers (an address on the bridge). */
   dns?: { domain: string; resolver(): Promise<{ ip: string }> };
 }
 
@@ -96,20 +95,17 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
       body.Cmd = cmd;
       const hc = (body.HostConfig ??= {});
       hc.Binds = [...(hc.Binds ?? []), `${d.waitDir}:${WAIT_MOUNT}:ro`];
-      const publish: PublishSpec[] = [];
-      for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {
-        const [port, proto = 'tcp'] = key.split('/');
-        for (const b of bindings ?? [])
-          publish.push({ hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort || 0), port: Number(port), proto });
+      try {
+        takePortBindings(body);
+      } catch (err) {
+        throw new HookError((err as Error).message, 400);
       }
-      if (publish.some((p) => p.proto !== 'tcp')) throw new HookError('weave publishes TCP ports only', 400);
-      delete hc.PortBindings; // the overlay publishes them, not Docker's network
       if (d.dns && !hc.Dns?.length) {
         const r = await d.dns.resolver();
         hc.Dns = [r.ip];
         hc.DnsSearch = [d.dns.domain];
       }
-      body.Labels = { ...body.Labels, [PROXY_LABEL]: JSON.stringify({ cidrs, publish } satisfies Prepared) };
+      body.Labels = { ...body.Labels, [PROXY_LABEL]: JSON.stringify({ cidrs } satisfies Prepared) };
       return { ...req, Body: JSON.stringify(body) };
     },
     async post(req, res) {
@@ -123,12 +119,9 @@ export function networkAdapter(d: NetworkAdapterDeps): { adapter: Adapter; endpo
       if (!label || d.isAttached(c.Id)) return res;
       const prepared = JSON.parse(label) as Prepared;
       try {
-        const { cidrs } = await d.attach(c.Id, prepared.cidrs);
-        const ip = cidrs[0].split('/')[0];
-        if (prepared.publish.length) await d.dns?.resolver(); // the host reaches the container over the bridge
-        for (const p of prepared.publish) await d.ports.publish(c.Id, p, ip);
+        await d.attach(c.Id, prepared.cidrs);
+        await d.ports.settled(c.Id);
       } catch (err) {
-        d.ports.unpublish(c.Id);
         await d.docker.remove(c.Id, true).catch(() => {});
         throw new HookError(
           `weave could not attach container ${c.Id.slice(0, 12)} (removed): ${(err as Error).message}`,

@@ -6,7 +6,7 @@ import { DATA_FILES } from '../../contract/files.js';
 import type { Attachments } from '../../attach/attachments.js';
 import { DEFAULT_DOCKER_HOST, type DockerClient } from '../client.js';
 import type { ContainerDns } from '../run.js';
-import { PortPublisher } from '../publish.js';
+import type { PortPublisher } from '../publish.js';
 import { networkAdapter } from './network-adapter.js';
 import { loadAdapterConfig, mergeEndpoints } from './powerstrip.js';
 import { DockerProxy, probeListen } from './proxy.js';
@@ -40,13 +40,10 @@ export function proxySubsystem(
   docker: DockerClient,
   attachments: Attachments,
   dns: ContainerDns,
+  ports: PortPublisher,
   o: ProxyOptions,
 ): Subsystem {
   const socket = join(o.dataDir, DATA_FILES.proxySocket);
-  const ports = new PortPublisher();
-  attachments.onChange(({ attached, entry }) => {
-    if (!attached) ports.unpublish(entry.ident);
-  });
   const network = networkAdapter({
     docker,
     ports,
@@ -70,7 +67,6 @@ export function proxySubsystem(
       );
     },
     async stop() {
-      ports.close();
       await proxy?.close();
     },
     report: () => ({ proxy: { socket, tcp: o.tcp, engine: docker.host, adapters, counters: proxy?.counters } }),

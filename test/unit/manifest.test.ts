@@ -212,6 +212,23 @@ describe('stack manifest', () => {
     );
   });
 
+  it('publishes ports as -p does, tcp unless told, and refuses a bad one or a host port taken twice', () => {
+    assert.deepEqual(only('web:\n  image: a\n  ports: ["8080:80", 198.18.0.1:53:5353/udp]\n').ports, [
+      '8080:80/tcp',
+      '198.18.0.1:53:5353/udp',
+    ]);
+    assert.equal('ports' in only('web:\n  image: a\n'), false, 'absent when none, so digests of older stacks stay');
+    assert.equal(
+      refusal('web:\n  image: a\n  ports: ["80"]\n'),
+      'stack.yml:3:11: services.web.ports[0]: invalid port "80": expected [IP:]HOSTPORT:PORT[/tcp|/udp]',
+    );
+    assert.match(refusal('web:\n  image: a\n  ports: ["70000:80"]\n'), /invalid port "70000:80"/);
+    assert.match(
+      refusal('web:\n  image: a\n  ports: ["8080:80", "8080:81/tcp"]\n'),
+      /services\.web\.ports\[1\]: host port 8080\/tcp published twice$/,
+    );
+  });
+
   it("takes a volume as a map too, with the copies kept of each replica's volume", () => {
     const db = only(
       'web:\n  image: a\n  volumes:\n    - name: data\n      path: /data\n      replicas: 2\n    - {name: conf, path: /etc/x, readonly: true}\n',
