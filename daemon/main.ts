@@ -41,6 +41,9 @@ import { volumesSubsystem } from '../volumes/subsystem.js';
 import { openPool } from '../volumes/pool.js';
 import { stopVolumeUsers, volumeUsers } from '../docker/volume-users.js';
 import { readPasswordFile } from '../common/password-file.js';
+import { NftFirewall } from '../firewall/firewall.js';
+import { policySubsystem, type LocalContainer } from '../policy/subsystem.js';
+import type { AttachedEntry } from '../attach/attachments.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -122,6 +125,24 @@ async function main(given: RouterConfig): Promise<void> {
         )
       : dns.unregister(entry.ident),
   );
+  // NetworkPolicy: this host's containers with their labels, covered before their interface is made.
+  const asPolicyPod = (e: AttachedEntry): LocalContainer => ({
+    ident: e.ident,
+    // a replica's label is its container's name; a Docker container's is its short id, its name the first of its names
+    name: e.container?.startsWith(e.label) ? (e.names[0] ?? e.label) : e.label,
+    ips: e.cidrs.map((c) => c.split('/')[0]),
+    labels: e.labels ?? {},
+  });
+  const { subsystem: policySub } = policySubsystem(
+    control,
+    new NftFirewall(),
+    {
+      list: () => [...attachments.attached.values()].map(asPolicyPod),
+      onChange: (l) => attachments.onChange(() => l()),
+      beforeAttach: (g) => attachments.beforeAttach((e) => g(asPolicyPod(e))),
+    },
+    { defaultDeny: cfg.defaultDeny },
+  );
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
   const resolver = async () => {
     const ip = (await bridgeAddresses()).cidrs[0]?.split('/')[0];
@@ -169,6 +190,7 @@ async function main(given: RouterConfig): Promise<void> {
     routerSubsystem(cfg, control, data),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
+    policySub,
     containersSubsystem(docker, attachments, cfg.releaseGraceMs, containerDns),
     ...(cfg.proxy
       ? [

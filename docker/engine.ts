@@ -3,7 +3,7 @@ export interface ContainerInfo {
   Id: string;
   Name: string;
   State: { Running: boolean; Pid: number; Status: string };
-  Config: { Hostname: string; Image: string };
+  Config: { Hostname: string; Image: string; Labels?: Record<string, string> | null };
 }
 
 export interface ContainerSummary {
