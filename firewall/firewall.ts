@@ -22,10 +22,11 @@ interface NftObject {
  * so the kernel has either all of the old or all of the new.
  */
 export class NftFirewall implements Firewall {
-  constructor(private readonly nft: string = NFT) {}
+  /** `nft`: the command (argv), e.g. run in another namespace. */
+  constructor(private readonly nft: readonly string[] = [NFT]) {}
 
   async list(): Promise<unknown> {
-    const r = await run([this.nft, '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: 10_000 });
+    const r = await run([...this.nft, '-j', 'list', 'table', 'inet', TABLE], { timeoutMs: 10_000 });
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr)) return { nftables: [] };
       throw new Error(`nft list: ${oneLine(r.stderr)}`);
@@ -51,7 +52,7 @@ export class NftFirewall implements Firewall {
       '}',
       '',
     ].join('\n');
-    const r = await run([this.nft, '-f', '-'], { input: script, timeoutMs: 10_000 });
+    const r = await run([...this.nft, '-f', '-'], { input: script, timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`nft refused the ${section} section: ${oneLine(r.stderr)}`);
   }
 }
