@@ -133,7 +133,7 @@ async function main(given: RouterConfig): Promise<void> {
     ips: e.cidrs.map((c) => c.split('/')[0]),
     labels: e.labels ?? {},
   });
-  const { subsystem: policySub } = policySubsystem(
+  const { subsystem: policySub, stacks: stackPolicies } = policySubsystem(
     control,
     new NftFirewall(),
     {
@@ -177,6 +177,7 @@ async function main(given: RouterConfig): Promise<void> {
   const replicaEngine = dockerReplicas(docker, attachments, cfg.nickname, containerDns);
   const scheduler = new Scheduler(peerNet, membership, ipam, replicaEngine, {
     file: join(cfg.dataDir, DATA_FILES.scheduler),
+    policies: stackPolicies,
     volumes: {
       home: (v) => volumes.home(v),
       ensure: async (v, n) => {

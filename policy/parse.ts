@@ -37,6 +37,8 @@ export interface Policy {
   policyTypes: Direction[];
   ingress: Rule[];
   egress: Rule[];
+  /** The stack whose manifest carried it (it goes with the stack). */
+  stack?: string;
 }
 
 export const policyKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;
@@ -299,7 +301,7 @@ export function validPolicy(json: string): Policy | undefined {
       },
       p.namespace,
     );
-    return again;
+    return typeof p.stack === 'string' && p.stack ? { ...again, stack: p.stack } : again;
   } catch {
     return undefined;
   }

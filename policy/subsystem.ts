@@ -38,6 +38,13 @@ export interface PolicyOptions {
   defaultDeny: boolean;
 }
 
+/** A manifest's NetworkPolicy documents (the scheduler's interface, by shape). */
+export interface StackPolicies {
+  check(text: string, stack: string, source: string): void;
+  apply(text: string, stack: string, source: string): void;
+  remove(stack: string): void;
+}
+
 /** The name of the policy `--default-deny` gives every namespace. */
 export const DEFAULT_DENY = 'weave-default-deny';
 const COUNTERS_MS = 2000;
@@ -63,7 +70,7 @@ export function policySubsystem(
   firewall: Firewall,
   local: LocalContainers,
   o: PolicyOptions,
-): { subsystem: Subsystem; recompile(): Promise<void> } {
+): { subsystem: Subsystem; recompile(): Promise<void>; stacks: StackPolicies } {
   let dirty = true;
   let running: Promise<void> | undefined;
   const channel = new GossipChannel(POLICY, (emit) => new PolicyState(control.name, Date.now, () => emit()));
@@ -169,6 +176,32 @@ export function policySubsystem(
       changed();
     };
   });
+
+  /** A manifest's policies: the stack is their namespace, and they go with it. */
+  const ofStack = (text: string, stack: string, source: string): Policy[] =>
+    parsePolicies(text, { file: source, namespace: stack, others: 'skip' }).map((p, i) => {
+      if (p.namespace !== stack)
+        throw new UserError(
+          `${source}: policy ${i + 1} (${p.name}): metadata.namespace: a stack's policies are in its namespace ${stack}`,
+        );
+      return { ...p, stack };
+    });
+  const dropStack = (stack: string, keep: Set<string>) => {
+    for (const p of state.live())
+      if (p.stack === stack && !keep.has(policyKey(p))) publish(state.put(policyKey(p), undefined));
+  };
+  const stacks: StackPolicies = {
+    check: (text, stack, source) => void ofStack(text, stack, source),
+    apply: (text, stack, source) => {
+      const ps = ofStack(text, stack, source);
+      for (const p of ps) {
+        const cur = state.policies.get(policyKey(p));
+        if (!cur || cur.deleted || cur.spec !== JSON.stringify(p)) publish(state.put(policyKey(p), p));
+      }
+      dropStack(stack, new Set(ps.map(policyKey)));
+    },
+    remove: (stack) => dropStack(stack, new Set()),
+  };
 
   const counts = (): { rule: CountedRule; packets: number; bytes: number }[] => {
     const keys = new Map<string, CountedRule>();
@@ -326,7 +359,7 @@ export function policySubsystem(
       await running?.catch(() => {});
     },
   };
-  return { subsystem, recompile };
+  return { subsystem, recompile, stacks };
 }
 
 /**

@@ -4,6 +4,7 @@ import { compile } from '../../policy/compile.js';
 import { matches, type Pod, why } from '../../policy/model.js';
 import { parsePolicies, type Policy, parseSelector } from '../../policy/parse.js';
 import { PolicyState } from '../../policy/state.js';
+import { parseManifest, servicesOf } from '../../scheduler/manifest.js';
 
 const doc = (spec: string, name = 'p', extra = '') =>
   `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: ${name}\n${extra}spec:\n${spec}`;
@@ -214,6 +215,23 @@ describe('network policy', () => {
       // a policy that does not parse is refused
       b.merge({ policies: [{ key: 'default/q', spec: '{"name":"q"}', version: 5000, author: 'a' }] }, undefined);
       assert.equal(b.rejected, 2);
+    });
+  });
+
+  describe('in a manifest', () => {
+    const manifest = `web:\n  image: busybox\n---\n${doc('  podSelector: {}\n', 'web')}---\ndb:\n  image: busybox\n  replicas: -1\n`;
+    it('the services are the rest of the file, its lines and columns its own; the policies are read as the stack namespace', () => {
+      const { services, policies } = servicesOf(manifest);
+      assert.ok(policies);
+      assert.throws(
+        () => parseManifest(services, 'shop', 'm.yml'),
+        /m\.yml:14:13: services\.db\.replicas: must be >= 0/,
+      );
+      const ok = servicesOf(`web:\n  image: busybox\n---\n${doc('  podSelector: {}\n', 'web')}`);
+      assert.deepEqual(Object.keys(parseManifest(ok.services, 'shop').services), ['web']);
+      const [p] = parsePolicies(manifest, { file: 'm.yml', namespace: 'shop', others: 'skip' });
+      assert.equal(p.namespace, 'shop');
+      assert.equal(servicesOf('web:\n  image: busybox\n').policies, false);
     });
   });
 });
