@@ -225,7 +225,7 @@ describe('network policy', () => {
       assert.ok(policies);
       assert.throws(
         () => parseManifest(services, 'shop', 'm.yml'),
-        /m\.yml:14:13: services\.db\.replicas: must be >= 0/,
+        /m\.yml:13:13: services\.db\.replicas: must be >= 0/,
       );
       const ok = servicesOf(`web:\n  image: busybox\n---\n${doc('  podSelector: {}\n', 'web')}`);
       assert.deepEqual(Object.keys(parseManifest(ok.services, 'shop').services), ['web']);
