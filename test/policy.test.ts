@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { Lab, waitFor } from '../lab/lab.js';
 import { dockerOk, launchAll, report, waitForMesh, weave, weaveOk } from '../lab/weave.js';
 import { labHttp } from './fixtures/lab-http.js';
+import { NftFirewall } from '../firewall/firewall.js';
+import { compile, SECTION } from '../policy/compile.js';
+import type { Pod } from '../policy/model.js';
+import { parsePolicies } from '../policy/parse.js';
 
 const WEB = ['sh', '-c', 'echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'];
 const HOSTS = ['h1', 'h2'];
@@ -248,11 +252,20 @@ spec:
     await weaveOk(lab, 'h1', ['policy', 'rm', 'shop/locked']);
   });
 
-  it('a change (wider, then removed) applies within 1 s on all hosts', async () => {
+  /** shop/web's drops on a host, from /metrics. */
+  const dropped = async (h: string) => {
+    const r = await labHttp(lab, h, 'http://127.0.0.1:6784/metrics');
+    const m = /weave_policy_packets_total\{policy="shop\/web",rule="ingress drop",verdict="drop"\} (\d+)/.exec(r.body);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('a change (wider, then removed) applies within 1 s on all hosts; drop counts survive the rebuild', async () => {
+    const before = await waitFor('h1 counted drops', async () => (await dropped('h1')) || undefined);
     const ms = await timed(['policy', 'apply', file('wider.yaml', WIDER)], '"shop/web ingress[1]"', true);
     assert.ok(ms < 1000, `${ms} ms`);
     assert.ok(await fetches('intruder2', 'web1'), 'the default namespace is allowed now');
     assert.ok(!(await fetches('web2', 'web1')));
+    assert.ok((await dropped('h1')) > before, 'counted across the rebuild, and the new drop too');
     const rm = await timed(['policy', 'rm', 'shop/web'], '"shop/web', false);
     assert.ok(rm < 1000, `${rm} ms`);
     assert.ok(await fetches('web2', 'web1'), 'open again');
@@ -367,5 +380,54 @@ spec:
       'shop/web-from-ops gone on h2',
       async () => !(await weaveOk(lab, 'h2', ['policy', 'ls'])).includes('web-from-ops'),
     );
+  });
+});
+
+describe("the firewall's policy section in a lab host's kernel", function () {
+  this.timeout(60_000);
+  let lab: Lab;
+  let fw: NftFirewall;
+  const nft = (args: string[]) => lab.execOk('h1', ['/usr/sbin/nft', ...args]);
+  before(async () => {
+    lab = await Lab.create({ hosts: 1 });
+    fw = new NftFirewall(['ip', 'netns', 'exec', lab.host('h1').netns, '/usr/sbin/nft']);
+  });
+  after(async () => {
+    await lab?.down();
+  });
+
+  it('replaces its own objects in one transaction, leaves the rest of the table and a refused body without effect', async () => {
+    await nft(['add', 'table', 'inet', 'weave']);
+    await nft(['add', 'chain', 'inet', 'weave', 'other_keep', '{ type filter hook input priority 0; policy accept; }']);
+    const pods: Pod[] = [
+      { ip: '10.32.0.1', namespace: 'shop', labels: { app: 'web' }, name: 'web' },
+      { ip: '10.32.0.2', namespace: 'shop', labels: { app: 'client' }, name: 'client' },
+    ];
+    const [p] = parsePolicies(
+      'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - from:\n    - podSelector: {}\n    - ipBlock: {cidr: 192.168.0.0/16, except: [192.168.1.0/24]}\n    ports: [{port: 80}, {protocol: UDP, port: 53, endPort: 60}, {protocol: SCTP}]\n  egress:\n  - {}\n',
+      { file: 'p.yaml', namespace: 'default' },
+    );
+    const c = compile([p], pods, pods);
+    await fw.replace(SECTION, c.body);
+    let text = await nft(['list', 'table', 'inet', 'weave']);
+    assert.match(text, /tcp dport 80 counter packets 0 bytes 0 accept comment "shop\/web ingress\[0\]"/);
+    assert.match(text, /udp dport 53-60 /);
+    assert.match(text, /10\.32\.0\.1-10\.32\.0\.2, 192\.168\.0\.0\/24,\s+192\.168\.2\.0-192\.168\.255\.255/);
+    assert.doesNotMatch(text, /192\.168\.1\./, 'the except is cut out');
+    assert.match(text, /chain other_keep/);
+    // again, with fewer objects: the old ones are gone, not left beside
+    await fw.replace(SECTION, compile([], pods, pods).body);
+    text = await nft(['list', 'table', 'inet', 'weave']);
+    assert.doesNotMatch(text, /policy_p0/);
+    assert.match(text, /chain policy_forward/);
+    // a body the kernel refuses: one line, and what was there stays
+    await fw.replace(SECTION, c.body);
+    await assert.rejects(
+      fw.replace(SECTION, `${c.body}\n  chain policy_bad { ip saddr @policy_nosuch drop; }`),
+      (err: Error) => !err.message.includes('\n') && /nft refused the policy section/.test(err.message),
+    );
+    assert.match(await nft(['list', 'table', 'inet', 'weave']), /comment "shop\/web ingress\[0\]"/);
+    const listed = (await fw.list()) as { nftables: { chain?: { name: string } }[] };
+    assert.ok(listed.nftables.some((o) => o.chain?.name === 'policy_ingress'));
   });
 });
