@@ -38,239 +38,246 @@ const WIDER = `${POLICY}  - from:
     - port: 80
 `;
 
-describe('NetworkPolicy on the overlay: two hosts, a namespace of web and client containers, intruders outside it', function () {
-  this.timeout(240_000);
-  let lab: Lab;
-  const ip = new Map<string, string>();
-  const dir = mkdtempSync(join(tmpdir(), 'weave-policy-'));
-  const file = (name: string, text: string) => {
-    const f = join(dir, name);
-    writeFileSync(f, text);
-    return f;
-  };
+for (const datapath of ['fastdp', 'sleeve'])
+  describe(`NetworkPolicy on the overlay (${datapath}): two hosts, a namespace of web and client containers, intruders outside it`, function () {
+    this.timeout(240_000);
+    let lab: Lab;
+    const ip = new Map<string, string>();
+    const dir = mkdtempSync(join(tmpdir(), 'weave-policy-'));
+    const file = (name: string, text: string) => {
+      const f = join(dir, name);
+      writeFileSync(f, text);
+      return f;
+    };
 
-  after(async () => {
-    await lab?.down();
-  });
-
-  before(async () => {
-    lab = await Lab.create({ hosts: 2 });
-    await Promise.all(HOSTS.map((h) => lab.startDockerd(h)));
-    await launchAll(lab, HOSTS);
-    await waitForMesh(lab);
-    for (const [i, h] of HOSTS.entries()) {
-      const n = i + 1;
-      const shop = ['-l', 'weave.namespace=shop'];
-      await weaveOk(lab, h, [
-        'run',
-        '-d',
-        '--name',
-        `web${n}`,
-        '-h',
-        `web${n}`,
-        ...shop,
-        '-l',
-        'app=web',
-        'busybox',
-        ...WEB,
-      ]);
-      await weaveOk(lab, h, [
-        'run',
-        '-d',
-        '--name',
-        `client${n}`,
-        ...shop,
-        '-l',
-        'app=client',
-        'busybox',
-        'sleep',
-        '3600',
-      ]);
-      await weaveOk(lab, h, ['run', '-d', '--name', `intruder${n}`, '-l', 'app=client', 'busybox', 'sleep', '3600']);
-      for (const c of [`web${n}`, `client${n}`, `intruder${n}`]) {
-        const line = (await weaveOk(lab, h, ['ps', c])).trim();
-        ip.set(c, line.split(' ')[2].split('/')[0]);
-      }
-    }
-  });
-
-  const hostOf = (c: string) => `h${c.slice(-1)}`;
-  /** Whether `from` fetches web page `to` (a denied one times out: SYNs dropped). */
-  const fetches = async (from: string, to: string): Promise<boolean> => {
-    const r = await lab.exec(
-      hostOf(from),
-      ['docker', 'exec', from, 'timeout', '3', 'wget', '-qO-', `http://${ip.get(to)}/`],
-      { env: { DOCKER_HOST: `unix://${lab.host(hostOf(from)).dataDir}/docker.sock` }, timeoutMs: 10_000 },
-    );
-    if (r.code === 0) assert.equal(r.stdout, `hello from ${to}\n`);
-    return r.code === 0;
-  };
-  const nftHas = async (h: string, text: string) =>
-    (await lab.execOk(h, ['/usr/sbin/nft', 'list', 'table', 'inet', 'weave'])).includes(text);
-  /** Applies a policy file on h1 and polls every host's kernel for `text`: the ms until the last has it. */
-  const timed = async (cmd: string[], text: string, present: boolean): Promise<number> => {
-    const t0 = Date.now();
-    await weaveOk(lab, 'h1', cmd);
-    const answered = Date.now();
-    let last = 0;
-    await Promise.all(
-      HOSTS.map(async (h) => {
-        await waitFor(
-          `${h}'s kernel ${present ? 'has' : 'lost'} ${text}`,
-          async () => (await nftHas(h, text)) === present,
-          5000,
-          10,
-        );
-        last = Math.max(last, Date.now() - t0);
-      }),
-    );
-    console.log(
-      `      weave ${cmd.slice(0, 2).join(' ')} on h1: ${last} ms from the command's start to both kernels (the command itself took ${answered - t0} ms, h1's kernel has it before it returns)`,
-    );
-    return last;
-  };
-
-  it('everything is open before any policy', async () => {
-    assert.ok(await fetches('intruder2', 'web1'));
-    assert.ok(await fetches('client1', 'web2'));
-  });
-
-  it('a policy applied on h1 reaches both kernels in under 1 s; allowed flows connect, denied ones time out, on both hosts', async () => {
-    // an established connection from an intruder, made while it was allowed, must survive the policy
-    await dockerOk(lab, 'h1', ['exec', '-d', 'web1', 'sh', '-c', 'sleep 3600 | nc -l -p 9000 > /tmp/got']);
-    await waitFor('web1 listens on 9000', async () =>
-      (await dockerOk(lab, 'h1', ['exec', 'web1', 'netstat', '-ltn'])).includes(':9000'),
-    );
-    await dockerOk(lab, 'h2', [
-      'exec',
-      '-d',
-      'intruder2',
-      'sh',
-      '-c',
-      `while true; do echo tick; sleep 0.1; done | nc ${ip.get('web1')} 9000`,
-    ]);
-    const got = async () =>
-      Number((await dockerOk(lab, 'h1', ['exec', 'web1', 'wc', '-c', '/tmp/got'])).trim().split(' ')[0]);
-    await waitFor('the long connection carries data', async () => (await got()) > 0);
-
-    const ms = await timed(['policy', 'apply', file('web.yaml', POLICY)], '"shop/web ingress[0]"', true);
-    assert.ok(ms < 1000, `${ms} ms`);
-
-    for (const [from, to] of [
-      ['client1', 'web1'],
-      ['client2', 'web1'],
-      ['client1', 'web2'],
-      ['client2', 'web2'],
-    ])
-      assert.ok(await fetches(from, to), `${from} → ${to} is allowed`);
-    for (const [from, to] of [
-      ['intruder1', 'web1'],
-      ['intruder2', 'web1'],
-      ['intruder1', 'web2'],
-      ['web2', 'web1'],
-    ])
-      assert.ok(!(await fetches(from, to)), `${from} → ${to} is dropped`);
-    // what is not selected stays open
-    assert.ok((await fetches('web1', 'web2')) === false, 'web pods are isolated from each other too (not clients)');
-    const before = await got();
-    await waitFor('the established connection still carries data', async () => (await got()) > before + 20);
-  });
-
-  it('counts the drops by policy and rule, in /metrics and the report', async () => {
-    await waitFor('h1 counts drops', async () => {
-      const r = await labHttp(lab, 'h1', 'http://127.0.0.1:6784/metrics');
-      const m = /weave_policy_packets_total\{policy="shop\/web",rule="ingress drop",verdict="drop"\} (\d+)/.exec(
-        r.body,
-      );
-      return m && Number(m[1]) > 0;
+    after(async () => {
+      await lab?.down();
     });
-    const r = (await report(lab, 'h2')) as unknown as { policy: { policies: { name: string; dropped: number }[] } };
-    assert.ok(r.policy.policies.find((p) => p.name === 'shop/web')!.dropped > 0);
-    assert.match(await weaveOk(lab, 'h1', ['policy', 'ls']), /shop\/web\s+Ingress\s+1\s+1\s+\d+/);
-  });
 
-  it('weave policy why answers which rule allows or drops a flow', async () => {
-    assert.match(
-      await weaveOk(lab, 'h1', ['policy', 'why', 'client2', 'web1', '80']),
-      /^allow: .*ingress allowed by shop\/web ingress\[0\]/,
-    );
-    assert.match(
-      await weaveOk(lab, 'h2', ['policy', 'why', 'intruder2', ip.get('web1')!, '80/tcp']),
-      /^drop: .*isolated by shop\/web/,
-    );
-    assert.match(await weaveOk(lab, 'h2', ['policy', 'why', 'client2', 'web1', '81']), /^drop:/);
-    assert.match(
-      await weaveOk(lab, 'h1', ['policy', 'why', 'web1', 'intruder2', '80']),
-      /^open: no policy selects DST/,
-    );
-  });
+    before(async () => {
+      lab = await Lab.create({ hosts: 2 });
+      await Promise.all(HOSTS.map((h) => lab.startDockerd(h)));
+      await launchAll(lab, HOSTS, ['--datapath', datapath]);
+      await waitForMesh(lab);
+      for (const h of HOSTS) assert.equal((await report(lab, h)).datapath, datapath);
+      for (const [i, h] of HOSTS.entries()) {
+        const n = i + 1;
+        const shop = ['-l', 'weave.namespace=shop'];
+        await weaveOk(lab, h, [
+          'run',
+          '-d',
+          '--name',
+          `web${n}`,
+          '-h',
+          `web${n}`,
+          ...shop,
+          '-l',
+          'app=web',
+          'busybox',
+          ...WEB,
+        ]);
+        await weaveOk(lab, h, [
+          'run',
+          '-d',
+          '--name',
+          `client${n}`,
+          ...shop,
+          '-l',
+          'app=client',
+          'busybox',
+          'sleep',
+          '3600',
+        ]);
+        await weaveOk(lab, h, ['run', '-d', '--name', `intruder${n}`, '-l', 'app=client', 'busybox', 'sleep', '3600']);
+        for (const c of [`web${n}`, `client${n}`, `intruder${n}`]) {
+          const line = (await weaveOk(lab, h, ['ps', c])).trim();
+          ip.set(c, line.split(' ')[2].split('/')[0]);
+        }
+      }
+    });
 
-  it('a bad policy is refused with the place, and what is in force stays', async () => {
-    const bad = file(
-      'bad.yaml',
-      `${POLICY}---\n${POLICY.replace('port: 80', 'port: 70000').replace('name: web', 'name: other')}`,
-    );
-    const r = await weave(lab, 'h1', ['policy', 'apply', bad]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr.trim(), /bad\.yaml: document 2: spec\.ingress\[0\]\.ports\[0\]\.port: 70000 is not a port$/);
-    assert.ok(await nftHas('h2', '"shop/web ingress[0]"'));
-    assert.ok(!(await fetches('intruder2', 'web1')));
-  });
+    const hostOf = (c: string) => `h${c.slice(-1)}`;
+    /** Whether `from` fetches web page `to` (a denied one times out: SYNs dropped). */
+    const fetches = async (from: string, to: string): Promise<boolean> => {
+      const r = await lab.exec(
+        hostOf(from),
+        ['docker', 'exec', from, 'timeout', '3', 'wget', '-qO-', `http://${ip.get(to)}/`],
+        { env: { DOCKER_HOST: `unix://${lab.host(hostOf(from)).dataDir}/docker.sock` }, timeoutMs: 10_000 },
+      );
+      if (r.code === 0) assert.equal(r.stdout, `hello from ${to}\n`);
+      return r.code === 0;
+    };
+    const nftHas = async (h: string, text: string) =>
+      (await lab.execOk(h, ['/usr/sbin/nft', 'list', 'table', 'inet', 'weave'])).includes(text);
+    /** Applies a policy file on h1 and polls every host's kernel for `text`: the ms until the last has it. */
+    const timed = async (cmd: string[], text: string, present: boolean): Promise<number> => {
+      const t0 = Date.now();
+      await weaveOk(lab, 'h1', cmd);
+      const answered = Date.now();
+      let last = 0;
+      await Promise.all(
+        HOSTS.map(async (h) => {
+          await waitFor(
+            `${h}'s kernel ${present ? 'has' : 'lost'} ${text}`,
+            async () => (await nftHas(h, text)) === present,
+            5000,
+            10,
+          );
+          last = Math.max(last, Date.now() - t0);
+        }),
+      );
+      console.log(
+        `      weave ${cmd.slice(0, 2).join(' ')} on h1: ${last} ms from the command's start to both kernels (the command itself took ${answered - t0} ms, h1's kernel has it before it returns)`,
+      );
+      return last;
+    };
 
-  it('a container that starts isolated is covered before its first packet', async () => {
-    const lock = `apiVersion: networking.k8s.io/v1
+    it('everything is open before any policy', async () => {
+      assert.ok(await fetches('intruder2', 'web1'));
+      assert.ok(await fetches('client1', 'web2'));
+    });
+
+    it('a policy applied on h1 reaches both kernels in under 1 s; allowed flows connect, denied ones time out, on both hosts', async () => {
+      // an established connection from an intruder, made while it was allowed, must survive the policy
+      await dockerOk(lab, 'h1', ['exec', '-d', 'web1', 'sh', '-c', 'sleep 3600 | nc -l -p 9000 > /tmp/got']);
+      await waitFor('web1 listens on 9000', async () =>
+        (await dockerOk(lab, 'h1', ['exec', 'web1', 'netstat', '-ltn'])).includes(':9000'),
+      );
+      await dockerOk(lab, 'h2', [
+        'exec',
+        '-d',
+        'intruder2',
+        'sh',
+        '-c',
+        `while true; do echo tick; sleep 0.1; done | nc ${ip.get('web1')} 9000`,
+      ]);
+      const got = async () =>
+        Number((await dockerOk(lab, 'h1', ['exec', 'web1', 'wc', '-c', '/tmp/got'])).trim().split(' ')[0]);
+      await waitFor('the long connection carries data', async () => (await got()) > 0);
+
+      const ms = await timed(['policy', 'apply', file('web.yaml', POLICY)], '"shop/web ingress[0]"', true);
+      assert.ok(ms < 1000, `${ms} ms`);
+
+      for (const [from, to] of [
+        ['client1', 'web1'],
+        ['client2', 'web1'],
+        ['client1', 'web2'],
+        ['client2', 'web2'],
+      ])
+        assert.ok(await fetches(from, to), `${from} → ${to} is allowed`);
+      for (const [from, to] of [
+        ['intruder1', 'web1'],
+        ['intruder2', 'web1'],
+        ['intruder1', 'web2'],
+        ['web2', 'web1'],
+      ])
+        assert.ok(!(await fetches(from, to)), `${from} → ${to} is dropped`);
+      // what is not selected stays open
+      assert.ok((await fetches('web1', 'web2')) === false, 'web pods are isolated from each other too (not clients)');
+      const before = await got();
+      await waitFor('the established connection still carries data', async () => (await got()) > before + 20);
+    });
+
+    it('counts the drops by policy and rule, in /metrics and the report', async () => {
+      await waitFor('h1 counts drops', async () => {
+        const r = await labHttp(lab, 'h1', 'http://127.0.0.1:6784/metrics');
+        const m = /weave_policy_packets_total\{policy="shop\/web",rule="ingress drop",verdict="drop"\} (\d+)/.exec(
+          r.body,
+        );
+        return m && Number(m[1]) > 0;
+      });
+      const r = (await report(lab, 'h2')) as unknown as { policy: { policies: { name: string; dropped: number }[] } };
+      assert.ok(r.policy.policies.find((p) => p.name === 'shop/web')!.dropped > 0);
+      assert.match(await weaveOk(lab, 'h1', ['policy', 'ls']), /shop\/web\s+Ingress\s+1\s+1\s+\d+/);
+    });
+
+    it('weave policy why answers which rule allows or drops a flow', async () => {
+      assert.match(
+        await weaveOk(lab, 'h1', ['policy', 'why', 'client2', 'web1', '80']),
+        /^allow: .*ingress allowed by shop\/web ingress\[0\]/,
+      );
+      assert.match(
+        await weaveOk(lab, 'h2', ['policy', 'why', 'intruder2', ip.get('web1')!, '80/tcp']),
+        /^drop: .*isolated by shop\/web/,
+      );
+      assert.match(await weaveOk(lab, 'h2', ['policy', 'why', 'client2', 'web1', '81']), /^drop:/);
+      assert.match(
+        await weaveOk(lab, 'h1', ['policy', 'why', 'web1', 'intruder2', '80']),
+        /^open: no policy selects DST/,
+      );
+    });
+
+    it('a bad policy is refused with the place, and what is in force stays', async () => {
+      const bad = file(
+        'bad.yaml',
+        `${POLICY}---\n${POLICY.replace('port: 80', 'port: 70000').replace('name: web', 'name: other')}`,
+      );
+      const r = await weave(lab, 'h1', ['policy', 'apply', bad]);
+      assert.notEqual(r.code, 0);
+      assert.match(
+        r.stderr.trim(),
+        /bad\.yaml: document 2: spec\.ingress\[0\]\.ports\[0\]\.port: 70000 is not a port$/,
+      );
+      assert.ok(await nftHas('h2', '"shop/web ingress[0]"'));
+      assert.ok(!(await fetches('intruder2', 'web1')));
+    });
+
+    it('a container that starts isolated is covered before its first packet', async () => {
+      const lock = `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: locked, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: locked}}
   policyTypes: [Egress]
 `;
-    await weaveOk(lab, 'h1', ['policy', 'apply', file('locked.yaml', lock)]);
-    const out = await weaveOk(lab, 'h2', [
-      'run',
-      '--name',
-      'locked2',
-      '-l',
-      'weave.namespace=shop',
-      '-l',
-      'app=locked',
-      'busybox',
-      'sh',
-      '-c',
-      `timeout 2 wget -qO- http://${ip.get('web2')}/ >/dev/null 2>&1; echo rc=$?; sleep 3600`,
-    ]);
-    assert.match(out.trim(), /^[0-9a-f]{64}$/);
-    const logs = await waitFor(
-      'locked2 tried',
-      async () => {
-        const l = await dockerOk(lab, 'h2', ['logs', 'locked2']);
-        return l.includes('rc=') && l;
-      },
-      15_000,
-    );
-    assert.match(logs, /rc=[1-9]/, 'its very first connection was dropped');
-    await weaveOk(lab, 'h1', ['policy', 'rm', 'shop/locked']);
-  });
+      await weaveOk(lab, 'h1', ['policy', 'apply', file('locked.yaml', lock)]);
+      const out = await weaveOk(lab, 'h2', [
+        'run',
+        '--name',
+        'locked2',
+        '-l',
+        'weave.namespace=shop',
+        '-l',
+        'app=locked',
+        'busybox',
+        'sh',
+        '-c',
+        `timeout 2 wget -qO- http://${ip.get('web2')}/ >/dev/null 2>&1; echo rc=$?; sleep 3600`,
+      ]);
+      assert.match(out.trim(), /^[0-9a-f]{64}$/);
+      const logs = await waitFor(
+        'locked2 tried',
+        async () => {
+          const l = await dockerOk(lab, 'h2', ['logs', 'locked2']);
+          return l.includes('rc=') && l;
+        },
+        15_000,
+      );
+      assert.match(logs, /rc=[1-9]/, 'its very first connection was dropped');
+      await weaveOk(lab, 'h1', ['policy', 'rm', 'shop/locked']);
+    });
 
-  /** shop/web's drops on a host, from /metrics. */
-  const dropped = async (h: string) => {
-    const r = await labHttp(lab, h, 'http://127.0.0.1:6784/metrics');
-    const m = /weave_policy_packets_total\{policy="shop\/web",rule="ingress drop",verdict="drop"\} (\d+)/.exec(r.body);
-    return m ? Number(m[1]) : 0;
-  };
+    /** shop/web's drops on a host, from /metrics. */
+    const dropped = async (h: string) => {
+      const r = await labHttp(lab, h, 'http://127.0.0.1:6784/metrics');
+      const m = /weave_policy_packets_total\{policy="shop\/web",rule="ingress drop",verdict="drop"\} (\d+)/.exec(
+        r.body,
+      );
+      return m ? Number(m[1]) : 0;
+    };
 
-  it('a change (wider, then removed) applies within 1 s on all hosts; drop counts survive the rebuild', async () => {
-    const before = await waitFor('h1 counted drops', async () => (await dropped('h1')) || undefined);
-    const ms = await timed(['policy', 'apply', file('wider.yaml', WIDER)], '"shop/web ingress[1]"', true);
-    assert.ok(ms < 1000, `${ms} ms`);
-    assert.ok(await fetches('intruder2', 'web1'), 'the default namespace is allowed now');
-    assert.ok(!(await fetches('web2', 'web1')));
-    assert.ok((await dropped('h1')) > before, 'counted across the rebuild, and the new drop too');
-    const rm = await timed(['policy', 'rm', 'shop/web'], '"shop/web', false);
-    assert.ok(rm < 1000, `${rm} ms`);
-    assert.ok(await fetches('web2', 'web1'), 'open again');
+    it('a change (wider, then removed) applies within 1 s on all hosts; drop counts survive the rebuild', async () => {
+      const before = await waitFor('h1 counted drops', async () => (await dropped('h1')) || undefined);
+      const ms = await timed(['policy', 'apply', file('wider.yaml', WIDER)], '"shop/web ingress[1]"', true);
+      assert.ok(ms < 1000, `${ms} ms`);
+      assert.ok(await fetches('intruder2', 'web1'), 'the default namespace is allowed now');
+      assert.ok(!(await fetches('web2', 'web1')));
+      assert.ok((await dropped('h1')) > before, 'counted across the rebuild, and the new drop too');
+      const rm = await timed(['policy', 'rm', 'shop/web'], '"shop/web', false);
+      assert.ok(rm < 1000, `${rm} ms`);
+      assert.ok(await fetches('web2', 'web1'), 'open again');
+    });
   });
-});
 
 interface Replica {
   replica: string;
