@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { intArg } from './args.js';
 import { Lab, waitFor } from '../lab/lab.js';
 import { iperf } from '../lab/iperf.js';
-import { attachEach, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
+import { attachEach, keepLogs, launchAll, report, waitForMesh, waitForPing, weaveOk } from '../lab/weave.js';
 
 const USAGE = 'usage: node dist/bench/policy.js [--rules N] [--seconds S] [--runs N] [--json]';
 
@@ -102,6 +102,7 @@ async function main(): Promise<void> {
           `compile and load on h2: ${out.compileAndLoadMs} ms; weave policy apply on h1 to h2's kernel: ${out.applyToH2KernelMs} ms\n`,
       );
   } finally {
+    await keepLogs(lab); // WEAVE_LAB_LOGS=DIR keeps the routers' logs
     await lab.down();
   }
 }

@@ -141,7 +141,7 @@ async function main(given: RouterConfig): Promise<void> {
       onChange: (l) => attachments.onChange(() => l()),
       beforeAttach: (g) => attachments.beforeAttach((e) => g(asPolicyPod(e))),
     },
-    { defaultDeny: cfg.defaultDeny },
+    { defaultDeny: cfg.defaultDeny, file: join(cfg.dataDir, DATA_FILES.policy) },
   );
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
   const resolver = async () => {

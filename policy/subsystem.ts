@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { NotFound, UserError } from '../common/errors.js';
 import { run } from '../common/exec.js';
+import { JsonFile } from '../common/json-file.js';
 import { log } from '../common/log.js';
 import { route } from '../common/route.js';
 import type { Subsystem } from '../common/subsystem.js';
@@ -36,6 +37,8 @@ export interface LocalContainers {
 
 export interface PolicyOptions {
   defaultDeny: boolean;
+  /** Where the policies (and this host's containers as last said) are kept across restarts. */
+  file?: string;
 }
 
 /** A manifest's NetworkPolicy documents (the scheduler's interface, by shape). */
@@ -48,6 +51,11 @@ export interface StackPolicies {
 /** The name of the policy `--default-deny` gives every namespace. */
 export const DEFAULT_DENY = 'weave-default-deny';
 const COUNTERS_MS = 2000;
+/**
+ * After a restart, this host's containers as it last said are covered until the attachments and the
+ * container watcher have taken them back (a container gone meanwhile only keeps a rule for a while).
+ */
+const RESTORED_MS = 30_000;
 const BRIDGE_NF = '/proc/sys/net/bridge/bridge-nf-call-iptables';
 
 /** `--default-deny`: each namespace takes traffic only from itself, unless a policy allows more. */
@@ -71,11 +79,27 @@ export function policySubsystem(
   local: LocalContainers,
   o: PolicyOptions,
 ): { subsystem: Subsystem; recompile(): Promise<void>; stacks: StackPolicies } {
-  let dirty = true;
+  let asked = 0,
+    done = 0;
   let running: Promise<void> | undefined;
   const channel = new GossipChannel(POLICY, (emit) => new PolicyState(control.name, Date.now, () => emit()));
   const state = channel.crdt as PolicyState;
   const pending = new Map<string, LocalContainer>();
+  const file = new JsonFile<weave.IPolicyState>(o.file);
+  let restored: Pod[] = [];
+  file.load((saved) => {
+    state.merge({ policies: saved.policies }, undefined);
+    restored = (saved.hosts ?? [])
+      .filter((h) => h.peer === control.name)
+      .flatMap((h) => h.pods ?? [])
+      .map((p) => ({
+        ip: p.address ?? '',
+        namespace: p.namespace ?? 'default',
+        labels: { ...(p.labels ?? {}) },
+        name: p.name ?? '',
+      }));
+  });
+  const save = () => file.write(state.state());
   const publish = (d: weave.IPolicyState) => channel.publish(d);
   let compiled: { rules: CountedRule[]; size: number; at: number; ms: number } = { rules: [], size: 0, at: 0, ms: 0 };
   let lastError = '';
@@ -93,7 +117,8 @@ export function policySubsystem(
   const localPods = (): Pod[] => {
     const byIdent = new Map(local.list().map((c) => [c.ident, c]));
     for (const [k, c] of pending) if (!byIdent.has(k)) byIdent.set(k, c);
-    return podsOf(byIdent.values());
+    const now = podsOf(byIdent.values());
+    return [...now, ...restored.filter((r) => !now.some((p) => p.ip === r.ip))];
   };
   /** Every container the cluster knows (ours as we know them now, the others' as they said). */
   const allPods = (): Pod[] => {
@@ -134,9 +159,15 @@ export function policySubsystem(
   const once = async () => {
     const t0 = Date.now();
     const c = compile(policies(), localPods(), allPods());
+    const t1 = Date.now();
     // The kernel's counts so far go into the base before their rules are replaced.
     const now = await readCounters().catch(() => new Map<string, { packets: number; bytes: number }>());
+    const t2 = Date.now();
     await firewall.replace(SECTION, c.body);
+    if (Date.now() - t0 > 200)
+      log.info(
+        `policy: ${c.size} rules: compiled in ${t1 - t0} ms, counters read in ${t2 - t1} ms, loaded in ${Date.now() - t2} ms`,
+      );
     for (const [k, v] of now) {
       const b = base.get(k) ?? { packets: 0, bytes: 0 };
       base.set(k, { packets: b.packets + v.packets, bytes: b.bytes + v.bytes });
@@ -145,25 +176,39 @@ export function policySubsystem(
     compiled = { rules: c.rules, size: c.size, at: Date.now(), ms: Date.now() - t0 };
     lastError = '';
   };
-  /** Compiles and applies until nothing changed meanwhile; one at a time. */
-  const recompile = async (): Promise<void> => {
-    dirty = true;
-    while (running) await running.catch(() => {});
-    if (!dirty || stopped) return;
-    dirty = false;
-    running = once()
-      .catch((err: Error) => {
-        lastError = err.message;
-        log.warn(`policy: ${err.message}`);
-      })
-      .finally(() => {
-        running = undefined;
-      });
-    await running;
-    if (dirty) await recompile();
+  /**
+   * Compiles and applies, one at a time, until the kernel has every change made before the call
+   * (a change is counted in `asked`; a compile covers the changes counted when it started).
+   */
+  const settle = async (): Promise<void> => {
+    const want = asked;
+    while (done < want && !stopped) {
+      if (running) {
+        await running;
+        continue;
+      }
+      const covers = asked;
+      running = once()
+        .catch((err: Error) => {
+          lastError = err.message;
+          log.warn(`policy: ${err.message}`);
+        })
+        .finally(() => {
+          running = undefined;
+          done = covers;
+        });
+      await running;
+    }
+  };
+  const recompile = (): Promise<void> => {
+    asked++;
+    return settle();
   };
   const changed = () => void recompile();
-  channel.on(changed);
+  channel.on(() => {
+    save();
+    changed();
+  });
   local.onChange(() => {
     for (const c of local.list()) pending.delete(c.ident);
     publish(state.putSelf(podsOf(local.list())));
@@ -261,7 +306,7 @@ export function policySubsystem(
         handle: async ({ body }): Promise<PolicyApplyResult> => {
           const ps = parsePolicies(body.yaml, { file: body.file, namespace: body.namespace ?? 'default' });
           for (const p of ps) publish(state.put(policyKey(p), p));
-          await recompile();
+          await settle();
           if (lastError) throw new UserError(lastError);
           return { applied: ps.map(policyKey) };
         },
@@ -288,7 +333,7 @@ export function policySubsystem(
           const cur = state.policies.get(key);
           if (!cur || cur.deleted) throw new NotFound(`no policy ${key}`);
           publish(state.put(key, undefined));
-          await recompile();
+          await settle();
           return { removed: key };
         },
       }),
@@ -352,6 +397,11 @@ export function policySubsystem(
         if (!stopped) timer = setTimeout(() => void tick(), COUNTERS_MS);
       };
       timer = setTimeout(() => void tick(), COUNTERS_MS);
+      if (restored.length)
+        setTimeout(() => {
+          restored = [];
+          changed();
+        }, RESTORED_MS).unref();
     },
     stop: async () => {
       stopped = true;

@@ -189,6 +189,8 @@ for (const datapath of ['fastdp', 'sleeve'])
       const r = (await report(lab, 'h2')) as unknown as { policy: { policies: { name: string; dropped: number }[] } };
       assert.ok(r.policy.policies.find((p) => p.name === 'shop/web')!.dropped > 0);
       assert.match(await weaveOk(lab, 'h1', ['policy', 'ls']), /shop\/web\s+Ingress\s+1\s+1\s+\d+/);
+      // weave status (and the status page, which shows every section) has the drops by policy
+      assert.match(await weaveOk(lab, 'h1', ['status']), /Dropped: .*shop\/web: [1-9]/);
     });
 
     it('weave policy why answers which rule allows or drops a flow', async () => {
@@ -220,6 +222,37 @@ for (const datapath of ['fastdp', 'sleeve'])
       );
       assert.ok(await nftHas('h2', '"shop/web ingress[0]"'));
       assert.ok(!(await fetches('intruder2', 'web1')));
+    });
+
+    it('a router that restarts leaves no window: the rule stays in the kernel throughout', async () => {
+      const rule = '"shop/web ingress[0]"';
+      const old = await report(lab, 'h1');
+      let polling = true,
+        polls = 0,
+        missing = 0;
+      const poller = (async () => {
+        while (polling) {
+          polls++;
+          if (!(await nftHas('h1', rule))) missing++;
+        }
+      })();
+      process.kill(old.pid, 'SIGKILL');
+      await waitFor(
+        "h1's router is back with web1 taken back",
+        async () => {
+          const r = (await report(lab, 'h1').catch(() => undefined)) as
+            | (Awaited<ReturnType<typeof report>> & { policy: { policies: { name: string; selectedHere: number }[] } })
+            | undefined;
+          return r && r.pid !== old.pid && r.policy.policies.find((p) => p.name === 'shop/web')?.selectedHere === 1;
+        },
+        30_000,
+      );
+      polling = false;
+      await poller;
+      assert.equal(missing, 0, `the rule was missing in ${missing} of ${polls} looks`);
+      assert.ok(polls > 5);
+      assert.ok(!(await fetches('intruder2', 'web1')));
+      assert.ok(await fetches('client2', 'web1'));
     });
 
     it('a container that starts isolated is covered before its first packet', async () => {
