@@ -266,7 +266,13 @@ export function parsePolicies(
   list.forEach((d, i) => {
     const where = `${o.file}: document ${i + 1}`;
     if (d.errors.length) throw new PolicyError(`${where}: ${d.errors[0].message.split('\n')[0]}`);
-    const js = d.toJS() as unknown;
+    let js: unknown;
+    // Aliases are resolved here: an unknown anchor or an alias bomb fails, at no one place.
+    try {
+      js = d.toJS() as unknown;
+    } catch (err) {
+      throw new PolicyError(`${where}: ${(err as Error).message.split('\n')[0].slice(0, 200)}`);
+    }
     if (js === null || js === undefined) return;
     if (o.others === 'skip' && (js as Obj).kind !== 'NetworkPolicy') return;
     try {

@@ -76,6 +76,8 @@ describe('network policy', () => {
         /matchLabels: "bad key!" is not a label key/,
       );
       assert.match(refusal('kind: Service\n'), /document 1: .*apiVersion/);
+      assert.match(refusal('spec: *nowhere\n'), /^policy\.yaml: document 1: .*alias/i);
+      assert.match(refusal('a: [1\n'), /^policy\.yaml: document 1: /);
     });
     it('fills policyTypes as Kubernetes does, and takes the namespace from metadata or the default', () => {
       assert.deepEqual(one('  podSelector: {}\n').policyTypes, ['Ingress']);
