@@ -305,9 +305,17 @@ export function policySubsystem(
         text: (r: PolicyApplyResult) => r.applied.map((n) => `applied ${n}`).join('\n'),
         handle: async ({ body }): Promise<PolicyApplyResult> => {
           const ps = parsePolicies(body.yaml, { file: body.file, namespace: body.namespace ?? 'default' });
+          const before = new Map(ps.map((p) => [policyKey(p), state.policies.get(policyKey(p))]));
           for (const p of ps) publish(state.put(policyKey(p), p));
           await settle();
-          if (lastError) throw new UserError(lastError);
+          if (lastError) {
+            // The kernel refused them: they are taken back everywhere, and what was in force stays.
+            const refused = lastError;
+            for (const [k, r] of before)
+              publish(state.put(k, r && !r.deleted ? (JSON.parse(r.spec) as Policy) : undefined));
+            await settle();
+            throw new UserError(`${body.file}: not applied: ${refused}`);
+          }
           return { applied: ps.map(policyKey) };
         },
       }),
