@@ -6,7 +6,7 @@ import '../common/polyfill.js';
 // ingress has RULES rules (each its own interval set and port), the one that lets iperf3 in being the last:
 // a new flow walks every rule, an established one is accepted by the first. Prints Gbit/s of each, the
 // compile-and-load time of the rules (h2's report) and the ms from `weave policy apply` on h1 to the rule
-// in h2's kernel; then removes the policy and measures again (the spread of the two without is the noise).
+// in h2's kernel. Without and with alternate, RUNS pairs, so that both see the same load on a shared machine.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,56 +60,58 @@ async function main(): Promise<void> {
     await waitForMesh(lab);
     const [c1, c2] = await attachEach(lab, ['h1', 'h2']);
     await waitForPing(lab, c1.netns, '10.32.0.2');
-    const gbits = async () => {
-      const xs: number[] = [];
-      for (let i = 0; i < o.runs; i++)
-        xs.push(
-          (await iperf(lab, c1.netns, c2.netns, '10.32.0.2', { seconds: o.seconds })).sum_received.bits_per_second /
-            1e9,
-        );
-      return median(xs);
-    };
-    const before = await gbits();
+    const gbits = async () =>
+      (await iperf(lab, c1.netns, c2.netns, '10.32.0.2', { seconds: o.seconds })).sum_received.bits_per_second / 1e9;
     const file = join(mkdtempSync(join(tmpdir(), 'weave-bench-policy-')), 'bench.yaml');
     writeFileSync(file, policyOf(o.rules));
-    const t0 = Date.now();
-    await weaveOk(lab, 'h1', ['policy', 'apply', file]);
     const last = `"default/bench ingress[${o.rules - 1}]"`;
-    await waitFor(
-      "the last rule in h2's kernel",
-      async () =>
-        (await lab.execOk('h2', ['/usr/sbin/nft', 'list', 'chain', 'inet', 'weave', 'policy_ingress'])).includes(last),
-      30_000,
-      20,
-    );
-    const propagateMs = Date.now() - t0;
-    const r = (await report(lab, 'h2')) as unknown as { policy: { rules: number; compileMs: number } };
-    const after = await gbits();
-    await weaveOk(lab, 'h1', ['policy', 'rm', 'bench']);
-    await waitFor(
-      "the rules gone from h2's kernel",
-      async () =>
-        !(await lab.execOk('h2', ['/usr/sbin/nft', 'list', 'table', 'inet', 'weave'])).includes('policy_ingress'),
-      30_000,
-      20,
-    );
-    const again = await gbits();
+    const inH2 = async (present: boolean) =>
+      waitFor(
+        `the rules ${present ? 'in' : 'gone from'} h2's kernel`,
+        async () =>
+          (await lab.execOk('h2', ['/usr/sbin/nft', 'list', 'table', 'inet', 'weave'])).includes(last) === present,
+        30_000,
+        20,
+      );
+    // Interleaved (without, with, without, with, …) so that both see the same load on a shared machine.
+    const without: number[] = [],
+      within: number[] = [],
+      ratios: number[] = [],
+      propagate: number[] = [],
+      load: number[] = [];
+    let kernelRules = 0;
+    for (let i = 0; i < o.runs; i++) {
+      const a = await gbits();
+      const t0 = Date.now();
+      await weaveOk(lab, 'h1', ['policy', 'apply', file]);
+      await inH2(true);
+      propagate.push(Date.now() - t0);
+      const r = (await report(lab, 'h2')) as unknown as { policy: { rules: number; compileMs: number } };
+      kernelRules = r.policy.rules;
+      load.push(r.policy.compileMs);
+      const b = await gbits();
+      await weaveOk(lab, 'h1', ['policy', 'rm', 'bench']);
+      await inH2(false);
+      without.push(a);
+      within.push(b);
+      ratios.push(b / a);
+    }
     const out = {
       rules: o.rules,
-      kernelRules: r.policy.rules,
-      gbitsNoPolicy: +before.toFixed(2),
-      gbitsWithPolicy: +after.toFixed(2),
-      gbitsNoPolicyAgain: +again.toFixed(2),
-      costPercent: +((100 * ((before + again) / 2 - after)) / ((before + again) / 2)).toFixed(1),
-      compileAndLoadMs: r.policy.compileMs,
-      applyToH2KernelMs: propagateMs,
+      kernelRules,
+      gbitsNoPolicy: +median(without).toFixed(2),
+      gbitsWithPolicy: +median(within).toFixed(2),
+      costPercent: +(100 * (1 - median(ratios))).toFixed(1),
+      pairs: without.map((w, i) => [+w.toFixed(2), +within[i].toFixed(2)]),
+      compileAndLoadMs: median(load),
+      applyToH2KernelMs: median(propagate),
     };
     if (o.json) process.stdout.write(`${JSON.stringify(out)}\n`);
     else
       process.stdout.write(
-        `fastdp, iperf3 h1 → h2 (median of ${o.runs} × ${o.seconds} s): ${out.gbitsNoPolicy} Gbit/s with no policy, ` +
-          `${out.gbitsWithPolicy} Gbit/s with ${o.rules} rules (${out.kernelRules} in the kernel), ${out.gbitsNoPolicyAgain} Gbit/s with none again: ` +
-          `cost ${out.costPercent}% of the mean of the two without\n` +
+        `fastdp, iperf3 h1 → h2 (medians of ${o.runs} interleaved pairs × ${o.seconds} s): ${out.gbitsNoPolicy} Gbit/s with no policy, ` +
+          `${out.gbitsWithPolicy} Gbit/s with ${o.rules} rules (${out.kernelRules} in the kernel); cost (median of the pairs' ratios) ` +
+          `${out.costPercent}%; pairs ${out.pairs.map(([a, b]) => `${a}/${b}`).join(' ')}\n` +
           `compile and load on h2: ${out.compileAndLoadMs} ms; weave policy apply on h1 to h2's kernel: ${out.applyToH2KernelMs} ms\n`,
       );
   } finally {
