@@ -107,6 +107,8 @@ export function policySubsystem(
   /** Counts from rules already replaced, plus the kernel's now: by comment. */
   const base = new Map<string, { packets: number; bytes: number }>();
   let live = new Map<string, { packets: number; bytes: number }>();
+  /** Section loads so far: a counter reading begun before a load is of rules now gone. */
+  let loads = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -173,6 +175,7 @@ export function policySubsystem(
       base.set(k, { packets: b.packets + v.packets, bytes: b.bytes + v.bytes });
     }
     live = new Map();
+    loads++;
     compiled = { rules: c.rules, size: c.size, at: Date.now(), ms: Date.now() - t0 };
     lastError = '';
   };
@@ -401,7 +404,9 @@ export function policySubsystem(
       publish(state.putSelf(podsOf(local.list())));
       await recompile();
       const tick = async () => {
-        live = await readCounters().catch(() => live);
+        const at = loads;
+        const read = await readCounters().catch(() => undefined);
+        if (read && at === loads) live = read;
         if (!stopped) timer = setTimeout(() => void tick(), COUNTERS_MS);
       };
       timer = setTimeout(() => void tick(), COUNTERS_MS);
