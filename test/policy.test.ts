@@ -38,7 +38,7 @@ const WIDER = `${POLICY}  - from:
     - port: 80
 `;
 
-for (const datapath of ['fastdp', 'sleeve'])
+for (const datapath of ['fastdp', 'sleeve', 'sleeve-pcap'])
   describe(`NetworkPolicy on the overlay (${datapath}): two hosts, a namespace of web and client containers, intruders outside it`, function () {
     this.timeout(240_000);
     let lab: Lab;
