@@ -2,9 +2,10 @@ import type http from 'node:http';
 import { UserError } from '../common/errors.js';
 import type { BodySpec } from '../common/route.js';
 
-const MAX_BODY = 64 * 1024;
+/** A manifest or a file of NetworkPolicies (a thousand rules is some 100 KiB) fits. */
+const MAX_BODY = 1024 * 1024;
 
-/** Reads a JSON object body (empty means {}), at most 64 KiB. */
+/** Reads a JSON object body (empty means {}), at most 1 MiB. */
 export function readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let body = '';

@@ -22,6 +22,7 @@ export interface Resolved {
   label: string;
   container?: string;
   names?: string[];
+  labels?: Record<string, string>;
 }
 export interface AttachedEntry {
   ident: string;
@@ -32,7 +33,14 @@ export interface AttachedEntry {
   names: string[];
   nsTarget?: string;
   ifname?: string;
+  labels?: Record<string, string>;
 }
+
+/**
+ * Awaited before an attachment's interface is made, with its addresses (network policy covers it
+ * before its first packet); returns what undoes it when the attach fails.
+ */
+export type AttachGuard = (e: AttachedEntry & { ips: string[] }) => Promise<() => void>;
 
 /** Told of every attachment made and gone (DNS registers the names). */
 export type AttachmentListener = (e: { attached: boolean; entry: AttachedEntry }) => void;
@@ -51,6 +59,7 @@ export class Attachments {
    * gets its default route through it, so it reaches what is outside the overlay through the host.
    */
   gateway?: () => Promise<string>;
+  private readonly guards: AttachGuard[] = [];
 
   /** `file`: where attachments are kept, so that a router that died (and was restarted) takes them back. */
   constructor(
@@ -130,8 +139,18 @@ export class Attachments {
   async attachResolved(t: Resolved, specs: string[], o: AttachOptions = {}): Promise<AttachResult> {
     const fallbackGateway = t.container && !o.gateway ? await this.gateway?.() : undefined;
     const cidrs = await this.addresses(t.ident, specs, !!t.container);
+    const undo: (() => void)[] = [];
+    const g = {
+      ...t,
+      mac: '',
+      names: t.names ?? [],
+      cidrs: cidrs.all.map(formatCidr),
+      ips: cidrs.all.map((c) => c.ip),
+    };
+    for (const guard of this.guards) undo.push(await guard(g));
     const a = await attach(t.nsTarget, cidrs.all, this.mtu, { ...o, fallbackGateway }).catch(async (err) => {
       await this.releaseAll(t.ident, cidrs.taken); // nothing left half-attached
+      for (const u of undo) u();
       throw err;
     });
     this.register(t, a.mac, a.cidrs, o.ifname);
@@ -141,6 +160,11 @@ export class Attachments {
 
   onChange(l: AttachmentListener): void {
     this.listeners.push(l);
+  }
+
+  /** Adds a guard every attachment awaits before its interface is made. */
+  beforeAttach(g: AttachGuard): void {
+    this.guards.push(g);
   }
 
   /** Records an attachment and tells every peer where its MAC lives. */
@@ -154,6 +178,7 @@ export class Attachments {
       names: t.names ?? [],
       nsTarget: t.nsTarget,
       ifname,
+      ...(t.labels ? { labels: t.labels } : {}),
     };
     this.attached.set(t.ident, entry);
     this.save();
@@ -267,6 +292,7 @@ export class Attachments {
       label: c.id.slice(0, 12),
       container: c.id,
       names: containerNames(c),
+      ...(c.labels ? { labels: c.labels } : {}),
     };
   }
 

@@ -8,6 +8,8 @@ export interface ContainerRef {
   status: string;
   name: string;
   hostname: string;
+  /** Its labels (Docker's); NetworkPolicies select containers by them. */
+  labels?: Record<string, string>;
 }
 
 /** Containers by id, id prefix or name; docker/ implements it over the Engine API. */

@@ -8,6 +8,8 @@ import type {
   AttachResult,
   DetachResult,
   ExposeResult,
+  PolicyApplyRequest,
+  PolicyWhyRequest,
   PsRow,
   ResetResult,
   RmpeerResult,
@@ -301,6 +303,43 @@ stack
   .argument('<name>')
   .action(async (name: string) => {
     await call('DELETE', `/stacks/${encodeURIComponent(name)}`);
+  });
+
+const policy = program
+  .command('policy')
+  .description('Kubernetes NetworkPolicies on the overlay: weave policy apply FILE | ls | rm NAME | why SRC DST PORT');
+policy
+  .command('apply')
+  .description('apply the NetworkPolicies of a YAML file (one or several documents), all or none')
+  .argument('<file>')
+  .option('--namespace <name>', 'the namespace of policies whose metadata names none', 'default')
+  .action(async (file: string, o: { namespace: string }) => {
+    const yaml = readText(file, 'the policy file', 'give the path of a YAML file of NetworkPolicies');
+    const body: PolicyApplyRequest = { file, yaml, namespace: o.namespace };
+    out(await callText('/policy/apply', 'POST', body));
+  });
+policy
+  .command('ls')
+  .description('the policies in force: name, types, rules, containers they isolate here, packets dropped here')
+  .action(async () => {
+    out(await callText('/policy'));
+  });
+policy
+  .command('rm')
+  .description('remove a policy (NAME in the default namespace, or NAMESPACE/NAME)')
+  .argument('<name>')
+  .action(async (name: string) => {
+    await call('POST', '/policy/rm', { name });
+  });
+policy
+  .command('why')
+  .description('which policy and rule allows or drops a new flow from SRC to DST (addresses or container names)')
+  .argument('<src>')
+  .argument('<dst>')
+  .argument('<port>', 'PORT or PORT/PROTO (tcp, udp, sctp)')
+  .action(async (src: string, dst: string, port: string) => {
+    const body: PolicyWhyRequest = { src, dst, port };
+    out(await callText('/policy/why', 'POST', body));
   });
 
 const volume = program

@@ -98,3 +98,12 @@ export function takeSelfAuthored<W, T extends { peer: string; version: number }>
   }
   return { taken, rejected };
 }
+
+/**
+ * Whether a record of a last-writer-wins register that any peer may write (a stack, a policy)
+ * replaces the one held: a higher version, or the same version from a higher author.
+ */
+export const newerRegister = (
+  a: { version: number; author: string },
+  b: { version: number; author: string } | undefined,
+): boolean => !b || a.version > b.version || (a.version === b.version && a.author > b.author);

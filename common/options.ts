@@ -95,6 +95,11 @@ export function switchOff(flag: string, help: string) {
   return option<boolean>({ flag, help, default: true, parse: () => false });
 }
 
+/** `--thing`: off unless given. */
+export function switchOn(flag: string, help: string) {
+  return option<boolean>({ flag, help, default: false, parse: () => true });
+}
+
 /** A flag given any number of times, each value checked by `check`. */
 export function repeated(flag: string, help: string, check: (v: string) => void = () => {}) {
   return option<string[]>({ flag, help, default: [], parse: (v, prev) => (check(v), [...(prev ?? []), v]) });

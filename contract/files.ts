@@ -22,6 +22,8 @@ export const DATA_FILES = {
   attachments: 'attachments.json',
   /** Deployed stacks. */
   scheduler: 'scheduler.json',
+  /** NetworkPolicies, and the containers this host last said it had (covered again at once after a restart). */
+  policy: 'policy.json',
   /** The cluster's hosts and the deaths a majority declared. */
   membership: 'membership.json',
   /** Volumes owned and copied here. */
@@ -38,6 +40,7 @@ export const RESET_FILES: readonly string[] = [
   DATA_FILES.attachments,
   DATA_FILES.scheduler,
   DATA_FILES.membership,
+  DATA_FILES.policy,
 ];
 
 /** The programs of the compiled tree (dist/), by role. */

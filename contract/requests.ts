@@ -76,3 +76,44 @@ export interface CniCheckResult {
 export interface CniGcRequest {
   valid: string[];
 }
+
+/** POST /policy/apply: a YAML file of NetworkPolicies (`file` names it in messages); answers the namespace/names applied. */
+export interface PolicyApplyRequest {
+  file: string;
+  yaml: string;
+  namespace?: string;
+}
+export interface PolicyApplyResult {
+  applied: string[];
+}
+/** GET /policy: one row per policy in force (namespace/name). */
+export interface PolicyRow {
+  name: string;
+  types: string[];
+  rules: number;
+  /** This host's containers it isolates. */
+  selectedHere: number;
+  /** Packets it dropped on this host. */
+  dropped: number;
+}
+/** POST /policy/why: which rule allows or drops a new flow (src, dst: addresses or container names; port: PORT[/PROTO]). */
+export interface PolicyWhyRequest {
+  src: string;
+  dst: string;
+  port: string;
+}
+export interface PolicyWhyDirection {
+  verdict: 'open' | 'allow' | 'drop';
+  isolatedBy: string[];
+  rule?: string;
+}
+export interface PolicyWhy {
+  src: string;
+  dst: string;
+  port: number;
+  protocol: string;
+  verdict: 'open' | 'allow' | 'drop';
+  egress: PolicyWhyDirection;
+  ingress: PolicyWhyDirection;
+  text: string;
+}

@@ -44,6 +44,8 @@ import { readPasswordFile } from '../common/password-file.js';
 import { NftFirewall } from '../firewall/firewall.js';
 import { firewallSubsystem } from '../firewall/subsystem.js';
 import { PortPublisher } from '../docker/publish.js';
+import { policySubsystem, type LocalContainer } from '../policy/subsystem.js';
+import type { AttachedEntry } from '../attach/attachments.js';
 
 // The composition root: the only place that knows every part. Ports are taken before the
 // bridge is touched, so a launch that cannot run changes nothing on the host.
@@ -125,6 +127,26 @@ async function main(given: RouterConfig): Promise<void> {
         )
       : dns.unregister(entry.ident),
   );
+  // NetworkPolicy: this host's containers with their labels, covered before their interface is made.
+  const asPolicyPod = (e: AttachedEntry): LocalContainer => ({
+    ident: e.ident,
+    // a replica's label is its container's name; a Docker container's is its short id, its name the first of its names
+    name: e.container?.startsWith(e.label) ? (e.names[0] ?? e.label) : e.label,
+    ips: e.cidrs.map((c) => c.split('/')[0]),
+    labels: e.labels ?? {},
+  });
+  // One table for all: its sections are the published ports', the masquerade's and the policies'.
+  const firewall = new NftFirewall();
+  const { subsystem: policySub, stacks: stackPolicies } = policySubsystem(
+    control,
+    firewall,
+    {
+      list: () => [...attachments.attached.values()].map(asPolicyPod),
+      onChange: (l) => attachments.onChange(() => l()),
+      beforeAttach: (g) => attachments.beforeAttach((e) => g(asPolicyPod(e))),
+    },
+    { defaultDeny: cfg.defaultDeny, file: join(cfg.dataDir, DATA_FILES.policy) },
+  );
   // Containers ask the router's DNS on the bridge: give the bridge an overlay address when it has none.
   const resolver = async () => {
     const ip = (await bridgeAddresses()).cidrs[0]?.split('/')[0];
@@ -133,7 +155,6 @@ async function main(given: RouterConfig): Promise<void> {
 
   const containerDns = { domain: dns.domain, resolver };
   attachments.gateway = async () => (await resolver()).ip;
-  const firewall = new NftFirewall();
   const edges = { range: cfg.ipallocRange, bridge: BRIDGE };
   const ports = new PortPublisher(firewall, docker, { ...edges, bridgeAddress: resolver });
   ports.follow(attachments);
@@ -164,6 +185,7 @@ async function main(given: RouterConfig): Promise<void> {
   const replicaEngine = dockerReplicas(docker, attachments, cfg.nickname, containerDns);
   const scheduler = new Scheduler(peerNet, membership, ipam, replicaEngine, {
     file: join(cfg.dataDir, DATA_FILES.scheduler),
+    policies: stackPolicies,
     volumes: {
       home: (v) => volumes.home(v),
       ensure: async (v, n) => {
@@ -178,6 +200,7 @@ async function main(given: RouterConfig): Promise<void> {
     firewallSubsystem(firewall, { ...edges, masquerade: cfg.masquerade }),
     ipamSubsystem(ipam),
     attachmentsSubsystem(attachments),
+    policySub,
     containersSubsystem(docker, attachments, cfg.releaseGraceMs, ports, containerDns),
     ...(cfg.proxy
       ? [

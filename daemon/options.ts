@@ -11,6 +11,7 @@ import { proxyOptions } from '../docker/proxy/options.js';
 import { membershipOptions } from '../membership/options.js';
 import { schedulerOptions } from '../scheduler/options.js';
 import { volumesOptions } from '../volumes/options.js';
+import { policyOptions } from '../policy/options.js';
 
 /** The router process's own: who it is and where it keeps its state. */
 const daemonOptions = {
@@ -41,6 +42,7 @@ export const LAUNCH_OPTIONS = {
   ...membershipOptions,
   ...volumesOptions,
   ...networkPluginOptions,
+  ...policyOptions,
 };
 
 /** Everything `weave launch` decides; the launcher hands it to the daemon as JSON (secrets by environment). */

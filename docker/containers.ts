@@ -17,6 +17,7 @@ export function dockerContainers(docker: DockerClient): ContainerLookup {
           status: c.State.Status,
           name: c.Name.replace(/^\//, ''),
           hostname: c.Config.Hostname,
+          labels: { ...(c.Config.Labels ?? {}) },
         };
       } catch (err) {
         if (err instanceof NoDockerEngine) throw new ContainersUnavailable(err.message);

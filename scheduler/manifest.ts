@@ -148,6 +148,34 @@ function locate(root: YamlNode, path: Path): Place {
   return place;
 }
 
+/** Whether a document of a manifest is a NetworkPolicy (carried beside the services, applied with the stack as namespace). */
+const POLICY_DOC = /^kind:\s*["']?NetworkPolicy["']?\s*(#.*)?$/m;
+
+/**
+ * A manifest's services document: the text with its NetworkPolicy documents and the `---` lines
+ * blanked, so that what is left is one document whose lines and columns are the file's own.
+ */
+export function servicesOf(text: string): { services: string; policies: boolean } {
+  const lines = text.split('\n');
+  const chunks: { from: number; to: number }[] = [];
+  let from = 0;
+  for (const [i, l] of lines.entries())
+    if (/^---(\s|$)/.test(l) || /^\.\.\.\s*$/.test(l)) {
+      chunks.push({ from, to: i });
+      from = i + 1;
+    }
+  if (chunks.length === 0) return { services: text, policies: false };
+  chunks.push({ from, to: lines.length });
+  let policies = false;
+  const out = lines.map((l) => (/^---(\s|$)/.test(l) || /^\.\.\.\s*$/.test(l) ? '' : l));
+  for (const c of chunks) {
+    if (!POLICY_DOC.test(lines.slice(c.from, c.to).join('\n'))) continue;
+    policies = true;
+    for (let i = c.from; i < c.to; i++) out[i] = '';
+  }
+  return { services: out.join('\n'), policies };
+}
+
 /**
  * The stack `stackName` from manifest text: a YAML map of service name to service. `source` names
  * the text in messages (a file name). Throws a one-line UserError on the first mistake.

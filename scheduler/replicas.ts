@@ -54,6 +54,13 @@ export const replicaMac = (ident: string): string => {
 };
 
 /** DNS names: the service (every replica answers) and the replica itself, in the stack: web.shop, web-3.shop. */
+/** A replica's labels: its stack and service (NetworkPolicies select by them; the stack is its namespace). */
+const replicaLabels = (p: ReplicaName) => ({
+  'weave.stack': p.stack,
+  'weave.service': p.service,
+  stack: p.stack,
+  service: p.service,
+});
 const names = (p: ReplicaName) => [`${p.service}.${p.stack}`, `${p.service}-${p.index}.${p.stack}`];
 
 export function dockerReplicas(
@@ -68,6 +75,7 @@ export function dockerReplicas(
     label: containerName(p),
     container: id,
     names: names(p),
+    labels: replicaLabels(p),
   });
   /**
    * A container that already finished (a job, or one that crashed at once) is left for its restart policy, not
@@ -105,10 +113,9 @@ export function dockerReplicas(
           `WEAVE_HOST=${nickname}`,
         ],
         Labels: {
+          ...replicaLabels(p),
           [REPLICA_LABEL]: p.ident,
           [DIGEST_LABEL]: digest,
-          'weave.stack': p.stack,
-          'weave.service': p.service,
           // The router's DNAT publishes them once the replica is attached (docker/publish.ts).
           ...(s.ports && { [PUBLISH_LABEL]: JSON.stringify(s.ports.map((x) => parsePort(x))) }),
         },

@@ -7,7 +7,7 @@ import type { IpamService } from '../ipam/service.js';
 import type { Members } from '../membership/members.js';
 import type { weave } from '../proto/gen/weave.js';
 import { Cluster, type ReplicaVolumes } from './cluster.js';
-import { canonicalStack, parseManifest } from './manifest.js';
+import { canonicalStack, parseManifest, servicesOf } from './manifest.js';
 import { unplaceable } from './placement.js';
 import { Reconciler } from './reconciler.js';
 import type { ReplicaEngine } from './replicas.js';
@@ -29,6 +29,18 @@ export interface SchedulerOptions {
   file?: string;
   /** Replicas' volumes: where each is, and making one (here) the first time its replica starts. */
   volumes?: ReplicaVolumes;
+  /** The NetworkPolicies a manifest carries beside its services (the policy subsystem's). */
+  policies?: StackPolicies;
+}
+
+/** A manifest's NetworkPolicy documents, in force for its stack (the stack is their namespace). */
+export interface StackPolicies {
+  /** Throws a one-line UserError naming the document and place of a bad one; changes nothing. */
+  check(text: string, stack: string, source: string): void;
+  /** Puts them in force, and takes away the stack's earlier ones that the manifest no longer has. */
+  apply(text: string, stack: string, source: string): void;
+  /** The stack is gone: so are its policies. */
+  remove(stack: string): void;
 }
 
 /**
@@ -47,6 +59,7 @@ export class Scheduler {
   private readonly cluster: Cluster;
   private readonly loop: Reconciler;
   private readonly file: JsonFile<weave.ISchedulerState>;
+  private readonly policies?: StackPolicies;
 
   constructor(
     private readonly net: SchedulerNet,
@@ -55,6 +68,7 @@ export class Scheduler {
     engine: ReplicaEngine,
     o: SchedulerOptions,
   ) {
+    this.policies = o.policies;
     const state = (this.state = new SchedulerState(net.name, Date.now, () => this.loop.kick()));
     this.channel = new GossipChannel(SCHEDULER, () => ({
       merge: (m, from, sender) => {
@@ -93,7 +107,8 @@ export class Scheduler {
    * again changes nothing.
    */
   deploy(text: string, name: string, source: string): { stack: string; changed: boolean; replicas: number } {
-    const stack = parseManifest(text, name, source);
+    const stack = parseManifest(servicesOf(text).services, name, source);
+    this.policies?.check(text, name, source);
     const hosts = this.cluster.hosts();
     if (hosts.length === 0) {
       const why = this.here.engineError ? ` (here: ${this.here.engineError})` : '';
@@ -105,6 +120,7 @@ export class Scheduler {
     }
     const spec = canonicalStack(stack);
     const replicas = Object.values(stack.services).reduce((n, s) => n + s.replicas, 0);
+    this.policies?.apply(text, name, source);
     const cur = this.state.stacks.get(name);
     if (cur && !cur.deleted && cur.spec === spec) return { stack: name, changed: false, replicas };
     this.channel.publish(this.state.putStack(name, spec));
@@ -116,6 +132,7 @@ export class Scheduler {
     const cur = this.state.stacks.get(name);
     if (!cur || cur.deleted) throw new NotFound(`no stack "${name}" is deployed`);
     this.channel.publish(this.state.putStack(name, undefined));
+    this.policies?.remove(name);
     log.info(`stack ${name} removed`);
     return { stack: name };
   }

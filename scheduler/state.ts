@@ -1,5 +1,5 @@
 import { weave } from '../proto/gen/weave.js';
-import { MAX_CLOCK_SKEW_MS, nextVersion, takeSelfAuthored } from '../common/channel.js';
+import { MAX_CLOCK_SKEW_MS, newerRegister, nextVersion, takeSelfAuthored } from '../common/channel.js';
 import { channelSpec, type Crdt } from '../gossip/typed-channel.js';
 import type { Stack } from './stack.js';
 
@@ -32,9 +32,6 @@ export interface HostReport {
 
 /** The most stacks and hosts a router keeps, whatever gossip says. */
 const MAX_ENTRIES = 4096;
-
-const newerStack = (a: StackEntry, b: StackEntry | undefined) =>
-  !b || a.version > b.version || (a.version === b.version && a.author > b.author);
 
 /**
  * The scheduler's replicated state. Stacks: a last-writer-wins register per name that any peer may
@@ -98,7 +95,7 @@ export class SchedulerState implements Crdt<weave.ISchedulerState> {
         this.rejected++;
         continue;
       }
-      if (!newerStack(e, this.stacks.get(e.name))) continue;
+      if (!newerRegister(e, this.stacks.get(e.name))) continue;
       if (!this.stacks.has(e.name) && this.stacks.size >= MAX_ENTRIES) {
         this.rejected++;
         continue;

@@ -12,6 +12,8 @@ import { MACS, MacsChannel, type MacChange } from '../../gossip/macs.js';
 import { TOPOLOGY, TopologyChannel } from '../../gossip/topology.js';
 import { GossipChannel } from '../../gossip/typed-channel.js';
 import { weave } from '../../proto/gen/weave.js';
+import { parsePolicies, PolicyError } from '../../policy/parse.js';
+import { POLICY, PolicyState } from '../../policy/state.js';
 import { decode, encode, encodeRelay } from '../../router/vxlan.js';
 import { seededRandom } from './rand.js';
 
@@ -88,7 +90,24 @@ export function fuzzDecoders(n: number, seed: number): DoorResult[] {
   const topo = new GossipChannel(TOPOLOGY, () => new TopologyChannel('me'));
   const macs = new GossipChannel(MACS, (emit: (c: MacChange) => void) => new MacsChannel('me', Date.now, emit));
   const dns = new GossipChannel(DNS, () => new DnsRecords('me'));
+
   const peer = 'p';
+  const policy = new GossipChannel(POLICY, () => new PolicyState('me'));
+  const policyYaml =
+    'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from: [{podSelector: {}}, {ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]\n    ports: [{port: 80, endPort: 90}]\n';
+  const validPolicy = weave.PolicyState.encode({
+    policies: [
+      {
+        key: 'default/p',
+        spec: JSON.stringify(parsePolicies(policyYaml, { file: 'f', namespace: 'default' })[0]),
+        version: Date.now(),
+        author: peer,
+      },
+    ],
+    hosts: [
+      { peer: peer, version: Date.now(), pods: [{ address: '10.32.0.1', namespace: 'default', labels: { a: 'b' } }] },
+    ],
+  }).finish();
   const validTopo = weave.Topology.encode({
     peers: [
       {
@@ -167,6 +186,27 @@ export function fuzzDecoders(n: number, seed: number): DoorResult[] {
           }).finish(),
         dns,
       ),
+    ),
+    door(
+      'policy gossip',
+      n,
+      seed,
+      [validPolicy],
+      (b) => policy.merge(b, peer, peer),
+      decodeError,
+      fresh(
+        () => weave.PolicyState.encode({ hosts: [{ peer: 'q', version: Date.now() + 1, pods: [] }] }).finish(),
+        policy,
+      ),
+    ),
+    door(
+      'NetworkPolicy YAML',
+      n,
+      seed,
+      [Buffer.from(policyYaml)],
+      (b) => parsePolicies(b.toString('utf8'), { file: 'f', namespace: 'default' }),
+      (e) => e instanceof PolicyError,
+      () => parsePolicies(policyYaml, { file: 'f', namespace: 'default' }).length === 1,
     ),
     door(
       'API query strings',
