@@ -32,7 +32,7 @@ export class NftFirewall implements Firewall {
   ensure(): Promise<void> {
     return this.serial(async () => {
       this.removed = false;
-      await this.apply(`table ${TABLE} {}\n`);
+      await this.apply(`table ${TABLE} {}\n`, `the table ${TABLE}`);
     });
   }
 
@@ -50,7 +50,7 @@ export class NftFirewall implements Firewall {
         '}',
         '',
       ].join('\n');
-      await this.apply(script);
+      await this.apply(script, `the ${section} section`);
     });
   }
 
@@ -85,11 +85,12 @@ export class NftFirewall implements Firewall {
     );
   }
 
-  private async apply(script: string): Promise<void> {
+  /** what: the change, for its error ("the policy section"). */
+  private async apply(script: string, what: string): Promise<void> {
     const r = await run([...this.nft, '-f', '-'], { input: script });
     if (r.code === 127)
       throw new Error('nft is not installed: the router needs nftables (Debian: apt install nftables)');
-    if (r.code !== 0) throw new Error(`nft refused the change: ${firstError(r.stderr)}`);
+    if (r.code !== 0) throw new Error(`nft refused ${what}: ${firstError(r.stderr)}`);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

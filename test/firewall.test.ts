@@ -58,7 +58,7 @@ describe("the firewall: the router's own nftables table, one transaction per sec
     const before = await ruleset();
     await assert.rejects(
       fw.replace('policy', 'chain policy_fwd { ip saddr @nowhere accept; }'),
-      (err: Error) => /^nft refused the change: /.test(err.message) && !err.message.includes('\n'),
+      (err: Error) => /^nft refused the policy section: /.test(err.message) && !err.message.includes('\n'),
     );
     assert.equal(await ruleset(), before);
     await assert.rejects(fw.replace('Bad-Name', ''), /invalid firewall section "Bad-Name"/);

@@ -95,8 +95,10 @@ describe('Docker Swarm on the overlay: the managed plugin weave-net:latest on 3 
         '{{.CurrentState}} {{.Error}}',
         service,
       ]);
+      const log = await lab.execOk('h1', ['cat', join(lab.host('h1').dataDir, 'dockerd.log')]);
+      const allocErrors = log.split('\n').filter((l) => /level=error.*alloc/i.test(l));
       throw new Error(
-        `${(err as Error).message}: last seen ${seen}; swarm says ${states.split('\n').slice(0, 12).join(' | ')}`,
+        `${(err as Error).message}: last seen ${seen}; swarm says ${states.split('\n').slice(0, 12).join(' | ')}; the manager's last allocation errors: ${allocErrors.slice(-3).join(' | ') || 'none'}`,
       );
     }
   };
