@@ -131,7 +131,7 @@ describe('observability: status page, /report and /metrics on a live cluster', f
     assert.match(first.ipam, /10\.32\.0\.1\/12/, 'and the allocation on this host');
     assert.deepEqual(
       Object.keys(first.services),
-      ['router', 'ipam', 'proxy', 'dns', 'scheduler', 'volumes'],
+      ['router', 'firewall', 'ipam', 'policy', 'proxy', 'dns', 'scheduler', 'volumes'],
       'a section for every subsystem that has one, in order',
     );
     assert.equal(first.services.volumes.Pool, 'not opened (no volume here yet)');
