@@ -57,6 +57,8 @@ describe("Docker's network API on the overlay: the weavemesh plugin, docker run 
 
   it('has the network weave on each host, on the weavemesh network and IPAM drivers, over our range', async () => {
     for (const h of ['h1', 'h2']) {
+      // `weave launch` returns once the router answers; its subsystems (this one makes the network) start after
+      await waitFor(`the network weave on ${h}`, async () => (await weaveNetworks(h)).length > 0, 30_000);
       assert.deepEqual(await weaveNetworks(h), ['weave weavemesh']);
       const ipam = await docker(h, [
         'network',
